@@ -1,0 +1,127 @@
+"""The two checkpoint formats of BRD Edge.
+
+- **student** (`save`/`load`): the model's weights and its `meta`, nothing else; what `export` reads.
+- **training** (`save_training`/`load_training`): everything a resumed run needs (student,
+  connectors, optimizer, scheduler, scaler, step, RNG states), for `distill.run` only.
+
+Both are plain `torch.save` dicts of tensors and plain types, loaded with `weights_only=True`,
+and written atomically (temp file in the same folder, then rename).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .models import build_model
+
+STUDENT_FORMAT = "brd-edge/student"
+TRAINING_FORMAT = "brd-edge/training"
+FORMAT_VERSION = 1
+
+# The metadata contract shared with export/ and runtime/ (see README "Metadata").
+META_KEYS = ("arch", "arch_kwargs", "num_classes", "classes", "palette", "mean", "std", "input_size",
+             "dataset", "version")
+
+
+class CheckpointError(ValueError):
+    """A file that is not the checkpoint the caller needs; the message names the file."""
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_meta(arch: str, arch_kwargs: dict, num_classes: int, classes: list[str], palette: list[list[int]],
+              mean: list[float], std: list[float], input_size: list[int], dataset: str,
+              config: dict | None = None, metrics: dict | None = None) -> dict:
+    """Build the metadata dict. mean/std are on the 0-255 RGB scale: x = (rgb - mean) / std."""
+    if len(classes) != num_classes or len(palette) != num_classes:
+        raise ValueError(f"meta: {num_classes} classes but {len(classes)} names and {len(palette)} colours")
+    return {
+        "arch": arch, "arch_kwargs": dict(arch_kwargs), "num_classes": int(num_classes),
+        "classes": [str(c) for c in classes], "palette": [[int(v) for v in c] for c in palette],
+        "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        "input_size": [int(v) for v in input_size], "dataset": dataset, "version": __version__,
+        "git_commit": git_commit(), "config": config or {}, "metrics": metrics or {},
+    }
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: str | os.PathLike, expected: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle of foreign objects, random bytes...
+        raise CheckpointError(f"{path}: not a readable BRD Edge checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if fmt != expected:
+        hint = {TRAINING_FORMAT: " (a training checkpoint: use the run folder's student.pt or best.pt)",
+                STUDENT_FORMAT: " (a student checkpoint, not a resumable training state)"}.get(fmt, "")
+        raise CheckpointError(f"{path}: expected a {expected!r} checkpoint, found {fmt or 'an unknown file'}{hint}")
+    if obj.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {obj['format_version']} is newer than this BRD Edge ({FORMAT_VERSION})")
+    return obj
+
+
+def save(path: str | os.PathLike, model: nn.Module, meta: dict) -> None:
+    """Write a student checkpoint: weights + meta, nothing else."""
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"meta for {path} lacks {', '.join(missing)}")
+    model = getattr(model, "module", model)  # DDP
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save({"format": STUDENT_FORMAT, "format_version": FORMAT_VERSION, "meta": meta, "state_dict": state}, path)
+
+
+def load(path: str | os.PathLike, num_classes: int | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model from the checkpoint's meta alone and load its weights (eval mode)."""
+    obj = _read(path, STUDENT_FORMAT)
+    meta = obj["meta"]
+    if num_classes is not None and meta["num_classes"] != num_classes:
+        raise CheckpointError(f"{path}: model has {meta['num_classes']} classes, expected {num_classes}")
+    try:
+        model = build_model(meta["arch"], meta["num_classes"], **meta["arch_kwargs"])
+        model.load_state_dict(obj["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit {meta.get('arch')!r}: {str(e)[:300]}") from e
+    return model.eval(), meta
+
+
+def load_meta(path: str | os.PathLike) -> dict:
+    return _read(path, STUDENT_FORMAT)["meta"]
+
+
+def save_training(path: str | os.PathLike, state: dict) -> None:
+    atomic_save({"format": TRAINING_FORMAT, "format_version": FORMAT_VERSION, **state}, path)
+
+
+def load_training(path: str | os.PathLike) -> dict:
+    return _read(path, TRAINING_FORMAT)

@@ -1,0 +1,138 @@
+"""Backbone + head. `forward` is what gets exported; `forward_features` is what distillation taps."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .heads import ASPPHead, FCNHead, LRASPPHead, PSPHead
+from .mobilenetv2 import MobileNetV2
+from .registry import register_model
+from .resnet import resnet
+
+
+class Segmentor(nn.Module):
+    """`model(x)` -> logits (N, C, H, W) at input size, nothing else.
+
+    `model.forward_features(x)` -> dict with
+      - `stages`: the 4 backbone stage features (strides `self.backbone.strides`),
+      - `feat`: the head's pre-classifier feature,
+      - `logits`: logits at the head's stride (before upsampling),
+      - `aux`: auxiliary-head logits at the head's stride, or None.
+    This is the single place where the distillation taps of every architecture are declared.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None,
+                 head_input: str = "last"):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.aux_head = aux_head
+        self.head_input = head_input
+
+    @property
+    def stage_channels(self) -> list[int]:
+        return list(self.backbone.channels)
+
+    @property
+    def feat_channels(self) -> int:
+        return self.head.channels
+
+    def forward_features(self, x: torch.Tensor) -> dict:
+        stages = self.backbone(x)
+        if self.head_input == "low_high":
+            feat, logits = self.head(stages[1], stages[3])
+        else:
+            feat, logits = self.head(stages[3])
+        aux = self.aux_head(stages[2]) if self.aux_head is not None and self.training else None
+        return {"stages": stages, "feat": feat, "logits": logits, "aux": aux}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.forward_features(x)["logits"]
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def _resnet_seg(head: str, depth: int, num_classes: int, width=64, head_channels=None, aux=True,
+                deep_stem=True, output_stride=8) -> Segmentor:
+    backbone = resnet(depth, width=width, deep_stem=deep_stem, output_stride=output_stride)
+    c3, c4 = backbone.channels[2], backbone.channels[3]
+    if head == "deeplabv3":
+        # mmseg's ASPP rates are for OS8; halve them for OS16
+        dil = (1, 12, 24, 36) if output_stride == 8 else (1, 6, 12, 18)
+        head_mod = ASPPHead(c4, num_classes, channels=head_channels or min(512, c4 // 4 * 2), dilations=dil)
+    else:
+        head_mod = PSPHead(c4, num_classes, channels=head_channels or min(512, c4 // 4 * 2))
+    aux_mod = FCNHead(c3, num_classes, channels=max(32, c3 // 4)) if aux else None
+    return Segmentor(backbone, head_mod, aux_mod)
+
+
+@register_model
+def deeplabv3_resnet101(num_classes, **kw):
+    """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101 v1c, OS8."""
+    return _resnet_seg("deeplabv3", 101, num_classes, **kw)
+
+
+@register_model
+def deeplabv3_resnet50(num_classes, **kw):
+    return _resnet_seg("deeplabv3", 50, num_classes, **kw)
+
+
+@register_model
+def deeplabv3_resnet18(num_classes, **kw):
+    """The standard student: DeepLabV3, ResNet-18 v1c, OS8."""
+    return _resnet_seg("deeplabv3", 18, num_classes, **kw)
+
+
+@register_model
+def pspnet_resnet18(num_classes, **kw):
+    return _resnet_seg("pspnet", 18, num_classes, **kw)
+
+
+@register_model
+def deeplabv3_mobilenetv2(num_classes, width_mult=1.0, head_channels=256, aux=True, output_stride=8):
+    backbone = MobileNetV2(width_mult=width_mult, output_stride=output_stride)
+    c3, c4 = backbone.channels[2], backbone.channels[3]
+    dil = (1, 12, 24, 36) if output_stride == 8 else (1, 6, 12, 18)
+    aux_mod = FCNHead(c3, num_classes, channels=max(32, c3)) if aux else None
+    return Segmentor(backbone, ASPPHead(c4, num_classes, channels=head_channels, dilations=dil), aux_mod)
+
+
+@register_model
+def lraspp_mobilenetv2(num_classes, width_mult=1.0, head_channels=128, output_stride=8):
+    backbone = MobileNetV2(width_mult=width_mult, output_stride=output_stride)
+    head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
+    return Segmentor(backbone, head, None, head_input="low_high")
+
+
+# Small variants that train in minutes on 2 CPU cores (the built-in demo). ASPP rates are
+# scaled to the small crops they see (a 128x256 crop is a 16x32 map at OS8).
+@register_model
+def deeplabv3_resnet18_w32(num_classes, **kw):
+    """Demo teacher: ResNet-18 layout at half width."""
+    kw = {"width": 32, "head_channels": 128, **kw}
+    model = _resnet_seg("deeplabv3", 18, num_classes, **kw)
+    _rescale_aspp(model.head, (1, 3, 6, 9))
+    return model
+
+
+@register_model
+def deeplabv3_resnet10_w16(num_classes, **kw):
+    """Demo student: one block per stage, quarter width."""
+    kw = {"width": 16, "head_channels": 64, **kw}
+    model = _resnet_seg("deeplabv3", 10, num_classes, **kw)
+    _rescale_aspp(model.head, (1, 3, 6, 9))
+    return model
+
+
+@register_model
+def lraspp_mobilenetv2_w035(num_classes, **kw):
+    """Demo student: MobileNetV2 x0.35 with a Lite R-ASPP head."""
+    kw = {"width_mult": 0.35, "head_channels": 64, **kw}
+    return lraspp_mobilenetv2(num_classes, **kw)
+
+
+def _rescale_aspp(head: ASPPHead, dilations):
+    for branch, d in zip(head.branches, dilations):
+        conv = branch[0]
+        if conv.kernel_size[0] == 3:
+            conv.dilation, conv.padding = (d, d), (d, d)

@@ -1,0 +1,1 @@
+"""BRD Edge runtime: segmentation on a device with numpy, OpenCV and one backend (no torch)."""

@@ -1,0 +1,45 @@
+"""Reading and checking the metadata that every exported model carries (Python 3.8 compatible).
+
+The same dict everywhere: a checkpoint's `meta`, one JSON string under META_KEY in ONNX
+`metadata_props` and OpenVINO `rt_info`, and the `meta` field of a TensorRT engine's JSON sidecar.
+mean/std are on the 0-255 RGB scale: the model input is (rgb - mean) / std, NCHW float32.
+"""
+import json
+
+META_KEY = "brd_edge_meta"
+REQUIRED = ("arch", "num_classes", "classes", "palette", "mean", "std", "input_size")
+INPUT_NAME = "image"
+OUTPUT_LOGITS = "logits"
+OUTPUT_LABELS = "labels"
+
+
+class MetadataError(ValueError):
+    pass
+
+
+def check(meta, source):
+    """Validate a metadata dict; `source` (a file name) goes into every error."""
+    if not isinstance(meta, dict):
+        raise MetadataError("{}: metadata is not a JSON object".format(source))
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise MetadataError("{}: metadata lacks {}".format(source, ", ".join(missing)))
+    n = meta["num_classes"]
+    if len(meta["classes"]) != n or len(meta["palette"]) != n:
+        raise MetadataError("{}: metadata has {} classes but {} names and {} colours".format(
+            source, n, len(meta["classes"]), len(meta["palette"])))
+    if len(meta["mean"]) != 3 or len(meta["std"]) != 3 or len(meta["input_size"]) != 2:
+        raise MetadataError("{}: metadata mean/std need 3 values and input_size 2 ([H, W])".format(source))
+    return meta
+
+
+def loads(text, source):
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        raise MetadataError("{}: metadata is not valid JSON ({})".format(source, e)) from None
+    return check(meta, source)
+
+
+def dumps(meta):
+    return json.dumps(meta, sort_keys=True)

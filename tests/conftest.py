@@ -1,0 +1,37 @@
+"""Shared fixtures: small real student checkpoints written by the tests themselves."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+SMALL_STUDENTS = ("deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035")
+CLASSES = ["road", "building", "vegetation", "car", "pole"]
+PALETTE = [[128, 64, 128], [70, 70, 70], [107, 142, 35], [0, 0, 142], [153, 153, 153]]
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+
+def write_student(path, arch="deeplabv3_resnet10_w16", input_size=(64, 128), seed=0):
+    """A real student checkpoint with random (seeded) weights and non-trivial BN statistics."""
+    from distill import checkpoint
+    from distill.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch, len(CLASSES))
+    model.train()
+    with torch.no_grad():  # populate BN running stats so eval mode is not an identity
+        for _ in range(3):
+            model(torch.randn(2, 3, *input_size))
+    meta = checkpoint.make_meta(arch, {}, len(CLASSES), CLASSES, PALETTE, MEAN, STD, list(input_size), "synthetic")
+    checkpoint.save(path, model.eval(), meta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def student_ckpt(tmp_path_factory):
+    return write_student(tmp_path_factory.mktemp("ckpt") / "student.pt")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_ckpt(tmp_path_factory):
+    return write_student(tmp_path_factory.mktemp("ckpt") / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
