@@ -1,0 +1,271 @@
+"""Run configuration: typed dataclasses that YAML files map onto one-to-one.
+
+`load_config(path, overrides)` reads a YAML file, rejects unknown keys and wrong types with an
+error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,
+values parsed as YAML: `train.lr=0.01`, `data.crop_size=[256,512]`, `teacher.ckpt=null`).
+Every field has the field's recipe as default, so a file only says what differs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the key and where it came from."""
+
+
+@dataclass
+class ModelCfg:
+    arch: str = "deeplabv3_resnet18"
+    kwargs: dict = field(default_factory=dict)      # architecture keyword arguments (stored as arch_kwargs)
+    pretrained: Optional[str] = None                # ImageNet backbone weights file (never downloaded)
+
+
+@dataclass
+class TeacherCfg:
+    ckpt: Optional[str] = None                      # student-format checkpoint of the trained teacher
+    config: Optional[str] = None                    # the config that trains it (named in the missing-file error)
+
+
+@dataclass
+class DataCfg:
+    dataset: str = "cityscapes"
+    root: str = "data/cityscapes"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: list[int] = field(default_factory=lambda: [512, 1024])
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    flip: bool = True
+    jitter: bool = True
+    num_workers: int = 4
+    kwargs: dict = field(default_factory=dict)      # extra build_dataset arguments for the train split
+    val_kwargs: dict = field(default_factory=dict)  # ... and for the val split
+
+
+@dataclass
+class TrainCfg:
+    iters: int = 40000
+    batch_size: int = 16                            # global batch (split over torchrun processes)
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    aux_weight: float = 0.4                         # auxiliary CE, where the model has an aux head
+    amp: bool = True                                # mixed precision on GPU; always off on CPU
+    sync_bn: bool = True                            # SyncBatchNorm under torchrun
+    device: str = "auto"                            # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    threads: int = 0                                # torch CPU threads (0: torch's default)
+    log_every: int = 50
+    ckpt_every: int = 1000                          # last.pt (resume point)
+    val_every: int = 4000                           # validation, best.pt
+
+
+@dataclass
+class EvalCfg:
+    mode: str = "whole"                             # whole | slide
+    crop_size: Optional[list[int]] = None           # slide window
+    stride: Optional[list[int]] = None
+    flip: bool = False
+    max_images: Optional[int] = None
+    size: Optional[list[int]] = None                # resize val images to this (H, W) (EvalTransform size)
+    input_size: Optional[list[int]] = None          # meta input_size for export; default data.crop_size
+
+
+@dataclass
+class KDCfg:
+    weight: float = 0.0
+    temperature: float = 1.0
+
+
+@dataclass
+class CWDCfg:
+    weight: float = 0.0
+    temperature: float = 4.0
+    tap: str = "logits"
+
+
+@dataclass
+class SKDCfg:
+    weight: float = 0.0
+    max_tokens: int = 512
+    tap: str = "feat"
+    connector: bool = False
+
+
+@dataclass
+class BoundaryCfg:
+    weight: float = 0.0
+    stages: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    kernel: int = 3
+    edge_weight: float = 4.0
+
+
+@dataclass
+class RelationCfg:
+    weight: float = 0.0
+    temperature: float = 0.1
+    max_tokens: int = 2048
+    tap: str = "feat"
+    connector: bool = False
+
+
+@dataclass
+class DistillCfg:
+    kd: KDCfg = field(default_factory=KDCfg)
+    cwd: CWDCfg = field(default_factory=CWDCfg)
+    skd: SKDCfg = field(default_factory=SKDCfg)
+    boundary: BoundaryCfg = field(default_factory=BoundaryCfg)
+    relation: RelationCfg = field(default_factory=RelationCfg)
+
+    def active(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name).weight]
+
+
+@dataclass
+class Config:
+    name: str = ""                                  # default: the config file's stem
+    out_dir: str = ""                               # default: runs/<name>
+    model: ModelCfg = field(default_factory=ModelCfg)
+    teacher: TeacherCfg = field(default_factory=TeacherCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+    eval: EvalCfg = field(default_factory=EvalCfg)
+    distill: DistillCfg = field(default_factory=DistillCfg)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp, value: Any, key: str, source: str):
+    """Check `value` against the annotation `tp`; return it (ints widen to floats). Raise ConfigError."""
+    def bad(expected=None):
+        return ConfigError(f"{source}: {key}: expected {expected or _type_name(tp)}, got "
+                           f"{type(value).__name__} {value!r}")
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, source)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad(f"a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}")
+        return _build(tp, value, key, source)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise bad(f"a list ({_type_name(tp)})")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise bad("a mapping")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    raise TypeError(f"config field {key}: unsupported annotation {tp}")
+
+
+def _build(cls, data: dict, prefix: str, source: str):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(f"{source}: unknown key {where!r} (known in {prefix or 'the top level'}: {', '.join(names)})")
+    kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k, source) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def apply_override(cfg: Config, item: str, source: str = "command line") -> None:
+    """Apply one `dotted.key=value` override in place; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"{source}: {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: {key}: value {raw!r} is not valid YAML ({e})") from None
+    parts = key.strip().split(".")
+    obj, path = cfg, []
+    for i, part in enumerate(parts):
+        path.append(part)
+        if isinstance(obj, dict):  # free-form mapping (model.kwargs, data.kwargs): set deeper keys as given
+            if i == len(parts) - 1:
+                obj[part] = value
+            else:
+                obj = obj.setdefault(part, {})
+            continue
+        names = [f.name for f in dataclasses.fields(obj)]
+        if part not in names:
+            raise ConfigError(f"{source}: unknown key {'.'.join(path)!r} (known: {', '.join(names)})")
+        if i == len(parts) - 1:
+            tp = typing.get_type_hints(type(obj))[part]
+            setattr(obj, part, _convert(tp, value, key, source))
+        else:
+            obj = getattr(obj, part)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    cfg = _build(Config, data, "", str(path))
+    for item in overrides:
+        apply_override(cfg, item)
+    cfg.name = cfg.name or path.stem
+    cfg.out_dir = cfg.out_dir or str(Path("runs") / cfg.name)
+    _check(cfg, str(path))
+    return cfg
+
+
+def _check(cfg: Config, source: str) -> None:
+    """Value checks a type cannot express."""
+    def need(ok, key, what):
+        if not ok:
+            raise ConfigError(f"{source}: {key}: {what}")
+    need(len(cfg.data.crop_size) == 2, "data.crop_size", f"expected [H, W], got {cfg.data.crop_size}")
+    need(len(cfg.data.scale_range) == 2, "data.scale_range", f"expected [min, max], got {cfg.data.scale_range}")
+    need(cfg.train.iters > 0, "train.iters", "must be > 0")
+    need(cfg.train.batch_size > 0, "train.batch_size", "must be > 0")
+    need(cfg.eval.mode in ("whole", "slide"), "eval.mode", f"expected whole or slide, got {cfg.eval.mode!r}")
+    need(all(1 <= s <= 4 for s in cfg.distill.boundary.stages), "distill.boundary.stages", "stages are 1..4")
+    if cfg.distill.active():
+        need(cfg.teacher.ckpt, "teacher.ckpt", f"distillation losses {cfg.distill.active()} need a teacher checkpoint")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
