@@ -1,0 +1,158 @@
+"""What every exporter shares: the one-line CLI error, atomic outputs, reading the metadata of
+an ONNX file, and turning images into model input exactly as the runtime does.
+
+Python 3.8 compatible and torch-free (export.trt imports it on JetPack).
+"""
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime import metadata
+from runtime.formats import MissingDependency, require
+
+MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
+
+
+class ExportError(ValueError):
+    """Bad input to an exporter; the message is one line naming the file and what was expected."""
+
+
+def cli(main):
+    """Run `main(argv)`; known input errors become `error: ...` on stderr and exit status 2.
+
+    Errors are the exporters' own (ExportError), a missing optional dependency, a bad checkpoint
+    (distill.checkpoint.CheckpointError is a ValueError) or bad metadata. Anything else is a bug
+    and keeps its traceback.
+    """
+    def run(argv=None):
+        try:
+            code = main(argv)
+        except (ExportError, MissingDependency, metadata.MetadataError, ValueError, OSError) as e:
+            print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
+            sys.exit(2)
+        sys.exit(code or 0)
+    return run
+
+
+def check_writable(out):
+    """Fail before any work if `out` cannot be written (missing permission, a folder in the way)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError("{}: output path is a directory".format(out))
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError("{}: cannot create output folder ({})".format(out, e.strerror or e)) from None
+    if not os.access(str(parent), os.W_OK | os.X_OK):
+        raise ExportError("{}: output folder {} is not writable".format(out, parent))
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(out, suffix=None):
+    """Yield a temporary path next to `out`; rename it to `out` only if the block succeeds."""
+    out = Path(out)
+    suffix = out.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=".{}.".format(out.stem), suffix=".tmp" + suffix, dir=str(out.parent))
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(str(tmp), str(out))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path, obj):
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def sibling(path, suffix):
+    """student.onnx + '.parity.json' -> student.onnx.parity.json (the convention for side files)."""
+    return Path(str(path) + suffix)
+
+
+def onnx_meta(path):
+    """The metadata dict stored in an ONNX file's metadata_props (ExportError if absent)."""
+    onnx = require("onnx", "export", "reading ONNX models")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ExportError("{}: not a readable ONNX model ({})".format(path, str(e).splitlines()[0][:200])) from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if metadata.META_KEY not in props:
+        raise ExportError("{}: no '{}' metadata; export it with `python -m export.onnx student.pt`".format(
+            path, metadata.META_KEY))
+    return metadata.loads(props[metadata.META_KEY], str(path))
+
+
+def set_onnx_meta(model, meta):
+    """Store `meta` as one JSON string under META_KEY, plus a few readable single-value props."""
+    props = {metadata.META_KEY: metadata.dumps(meta), "brd_edge_arch": meta["arch"],
+             "brd_edge_classes": ",".join(meta["classes"]),
+             "brd_edge_input_size": "x".join(str(v) for v in meta["input_size"])}
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for p in keep:
+        model.metadata_props.add(key=p.key, value=p.value)
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+    return model
+
+
+def preprocess(images, meta):
+    """uint8 RGB HxWx3 images -> float32 NCHW at meta input_size, (rgb - mean) / std (as runtime does)."""
+    import cv2
+
+    h, w = meta["input_size"]
+    mean = np.asarray(meta["mean"], np.float32)
+    std = np.asarray(meta["std"], np.float32)
+    out = np.empty((len(images), 3, h, w), np.float32)
+    for i, img in enumerate(images):
+        if img.shape[:2] != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        out[i] = ((img.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+    return out
+
+
+def synthetic_images(n, size, seed=0):
+    """Deterministic street-like test images: smooth colour regions with edges, not white noise
+    (white noise makes every logit near-tied and argmax agreement meaningless)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    images = []
+    for _ in range(n):
+        coarse = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
+        img = cv2.GaussianBlur(img, (0, 0), 1.5)
+        noise = rng.normal(0, 6, img.shape)
+        images.append(np.clip(img + noise, 0, 255).astype(np.uint8))
+    return images
+
+
+def is_checkpoint(path):
+    return Path(path).suffix.lower() in (".pt", ".pth", ".ckpt")
+
+
+def source_kind(path):
+    """'checkpoint' or 'onnx' from the suffix; ExportError for anything else or a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError("{}: no such file".format(path))
+    if is_checkpoint(path):
+        return "checkpoint"
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    raise ExportError("{}: expected a student checkpoint (.pt) or an ONNX model (.onnx)".format(path))

@@ -1,0 +1,99 @@
+"""Images for calibration, parity and the accuracy gate: from the dataset the student was trained
+on (distill.data.build_dataset), from a folder of image files, or deterministic synthetic images.
+
+Images are uint8 RGB HxWx3; `common.preprocess` turns them into model input as the runtime does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .common import ExportError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+DEFAULT_CALIB = {"synthetic": 32}  # anything else (real data): 300
+
+
+def add_data_args(p, calibration=True):
+    g = p.add_argument_group("data (calibration, parity images, accuracy gate)")
+    g.add_argument("--data-root", help="dataset root; the dataset name defaults to the checkpoint's")
+    g.add_argument("--dataset", help="dataset name for --data-root (cityscapes, voc, ade20k, cocostuff10k, synthetic)")
+    if calibration:
+        g.add_argument("--calib-dir", help="a folder of calibration images (png/jpg) instead of a dataset")
+        g.add_argument("--num-calib", type=int, help="calibration images (default 300; 32 for synthetic data)")
+
+
+def default_num_calib(dataset: str | None) -> int:
+    return DEFAULT_CALIB.get(dataset or "", 300)
+
+
+def build(name: str, root, split: str, meta: dict):
+    """distill.data.build_dataset without transforms: items (image uint8 HxWx3 RGB, label uint8 HxW)."""
+    try:
+        from distill.data import build_dataset
+    except ImportError as e:
+        raise ExportError(f"reading dataset {name!r} needs distill.data (the training install): {e}") from None
+    root = Path(root)
+    kw = {}
+    if name == "synthetic":  # generated into root on first use, at the model's input size
+        kw = {"size": tuple(meta["input_size"]), "seed": 0 if split == "train" else 1}
+    elif not root.is_dir():
+        raise ExportError(f"{root}: dataset folder not found")
+    try:
+        return build_dataset(name, str(root), split, **kw)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        raise ExportError(f"{root}: cannot read the {name!r} {split} split ({str(e).splitlines()[0]})") from None
+
+
+def folder_images(folder, n: int) -> list[np.ndarray]:
+    import cv2
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"{folder}: calibration folder not found")
+    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ExportError(f"{folder}: no calibration images ({', '.join(IMAGE_SUFFIXES)}) found")
+    images = []
+    for f in files[:n]:
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ExportError(f"{f}: not a readable image")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return images
+
+
+def dataset_images(dataset, n: int, desc: str, with_labels=False) -> list:
+    """The first n items of a dataset (evenly spread over it), with a progress bar."""
+    from tqdm import tqdm
+
+    idx = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int) if len(dataset) else []
+    items = []
+    for i in tqdm(idx, desc=desc, unit="img", leave=False):
+        img, label = dataset[int(i)]
+        items.append((np.asarray(img), np.asarray(label)) if with_labels else np.asarray(img))
+    return items
+
+
+def calibration_images(meta: dict, data_root=None, dataset=None, calib_dir=None, num_calib=None) -> list:
+    """Calibration images from --calib-dir or --data-root (train split); a clear error if neither."""
+    name = dataset or meta.get("dataset")
+    n = num_calib or default_num_calib(name)
+    if calib_dir:
+        return folder_images(calib_dir, n)
+    if data_root:
+        return dataset_images(build(name, data_root, "train", meta), n, "calibration")
+    raise ExportError("INT8 needs calibration images: pass --data-root DIR (the training dataset) or --calib-dir DIR")
+
+
+def parity_images(meta: dict, n: int, data_root=None, dataset=None, calib_dir=None) -> tuple[list, str]:
+    """A few images for parity: the validation split or calibration folder if given, else synthetic."""
+    from .common import synthetic_images
+
+    if data_root:
+        name = dataset or meta.get("dataset")
+        return dataset_images(build(name, data_root, "val", meta), n, "parity"), f"{name} val"
+    if calib_dir:
+        return folder_images(calib_dir, n), f"folder {calib_dir}"
+    return synthetic_images(n, meta["input_size"]), "synthetic (deterministic, seed 0)"

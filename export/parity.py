@@ -1,0 +1,151 @@
+"""Does the exported model still compute what was trained? Run the reference (the PyTorch model,
+or the FP32 ONNX model when exporting from .onnx without torch) and the export on the same images;
+report max/mean abs logit difference and argmax agreement, write `<output>.parity.json`.
+
+Default tolerances on argmax agreement: FP32 99.9%, FP16 99.5%. INT8 is reported here and judged
+by the accuracy gate (mIoU on the validation split, export.quantize.accuracy_gate).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime import metadata
+from runtime.formats import require
+
+from .common import preprocess, sibling, write_json
+
+MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": None}
+
+
+def onnx_runner(path):
+    ort = require("onnxruntime", "export", "running ONNX models")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_outputs()[0].name
+    return lambda x: sess.run([name], {metadata.INPUT_NAME: x})[0]
+
+
+def openvino_runner(path):
+    ov = require("openvino", "openvino", "running OpenVINO models")
+    # f32 execution: the CPU plugin would otherwise pick bf16 on AMX/AVX512-BF16 machines
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    out = compiled.outputs[0]
+    return lambda x: compiled(x)[out]
+
+
+def runner_for(path):
+    """A function batch -> output for a model file, by suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return onnx_runner(path)
+    if suffix == ".xml":
+        return openvino_runner(path)
+    from runtime.formats import backend_class, format_for  # TensorRT: the runtime's backend
+
+    backend = backend_class(format_for(path))(str(path))
+    return backend.infer
+
+
+def torch_runner(model, argmax=False):
+    import torch
+
+    def run(x):
+        with torch.no_grad():
+            y = model(torch.from_numpy(x))
+        return (y.argmax(1) if argmax else y).numpy()
+    return run
+
+
+def compare(reference, candidate, inputs, labels_output: bool) -> dict:
+    """Per-image comparison; logits diffs are skipped when the export outputs labels."""
+    agree = total = 0
+    max_abs, abs_sum, n_vals = 0.0, 0.0, 0
+    for x in inputs:
+        ref, out = reference(x[None]), candidate(x[None])
+        ref_labels = ref if labels_output else ref.argmax(1)
+        out_labels = out if labels_output else out.argmax(1)
+        agree += int((ref_labels.astype(np.int64) == out_labels.astype(np.int64)).sum())
+        total += ref_labels.size
+        if not labels_output:
+            d = np.abs(ref.astype(np.float64) - out.astype(np.float64))
+            max_abs, abs_sum, n_vals = max(max_abs, float(d.max())), abs_sum + float(d.sum()), n_vals + d.size
+    res = {"argmax_agreement": agree / max(total, 1), "pixels": total}
+    if not labels_output:
+        res.update(max_abs_diff=max_abs, mean_abs_diff=abs_sum / max(n_vals, 1))
+    return res
+
+
+def check_parity(model_path, precision: str, reference, reference_name: str, images, images_source: str,
+                 min_agreement: float | None = None, meta: dict | None = None, write=True) -> dict:
+    """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON.
+
+    Returns the report; report["passed"] is False when agreement < the tolerance.
+    """
+    from .common import onnx_meta
+
+    model_path = Path(model_path)
+    meta = meta or onnx_meta(model_path)
+    labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
+    inputs = preprocess(images, meta)
+    res = compare(reference, runner_for(model_path), inputs, labels_output)
+    tol = MIN_AGREEMENT.get(precision) if min_agreement is None else min_agreement
+    report = {"model": model_path.name, "precision": precision, "reference": reference_name,
+              "images": len(images), "images_source": images_source, "input_size": list(meta["input_size"]),
+              "output": "labels" if labels_output else "logits", **res,
+              "min_argmax_agreement": tol, "passed": tol is None or res["argmax_agreement"] >= tol}
+    print(format_report(report))
+    if write:
+        write_json(sibling(model_path, ".parity.json"), report)
+    return report
+
+
+def format_report(r: dict) -> str:
+    diffs = (f"max |diff| {r['max_abs_diff']:.3g}, mean |diff| {r['mean_abs_diff']:.3g}, "
+             if "max_abs_diff" in r else "")
+    tol = "" if r["min_argmax_agreement"] is None else f" (need >= {100 * r['min_argmax_agreement']:.1f}%)"
+    verdict = "ok" if r["passed"] else "FAILED"
+    return (f"parity {r['model']} [{r['precision']}] vs {r['reference']} on {r['images']} {r['images_source']} "
+            f"images: {diffs}argmax agreement {100 * r['argmax_agreement']:.3f}%{tol}: {verdict}")
+
+
+def add_parity_args(p):
+    g = p.add_argument_group("parity")
+    g.add_argument("--parity-images", type=int, default=4, help="images for the parity check (default 4)")
+    g.add_argument("--min-agreement", type=float,
+                   help="argmax agreement needed, 0..1 (default 0.999 FP32, 0.995 FP16, report-only INT8)")
+    g.add_argument("--skip-parity", action="store_true", help="no parity check (not recommended)")
+
+
+def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx=None) -> int:
+    """The CLI's last step: 0 if parity passed (or was skipped), 1 if it failed."""
+    from .data import parity_images
+
+    if args.skip_parity:
+        return 0
+    meta = _meta_of(out)
+    images, source = parity_images(meta, args.parity_images, getattr(args, "data_root", None),
+                                   getattr(args, "dataset", None), getattr(args, "calib_dir", None))
+    labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
+    if torch_model is not None:
+        reference, name = torch_runner(torch_model, argmax=labels_output), "pytorch"
+    else:
+        reference, name = onnx_runner(reference_onnx), f"onnxruntime {Path(reference_onnx).name} (no torch)"
+    report = check_parity(out, precision, reference, name, images, source, args.min_agreement, meta)
+    return 0 if report["passed"] else 1
+
+
+def _meta_of(path):
+    from .common import onnx_meta
+
+    if Path(path).suffix.lower() == ".xml":
+        from .openvino import openvino_meta
+
+        return openvino_meta(path)
+    if Path(path).suffix.lower() == ".engine":
+        from runtime.trt_sidecar import read_sidecar
+
+        return read_sidecar(path)["meta"]
+    return onnx_meta(path)
