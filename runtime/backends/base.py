@@ -1,0 +1,97 @@
+"""The one backend interface: load a model file, read its metadata, run a batch.
+
+A backend takes a float32 NCHW batch (RGB, already normalised with the metadata's mean/std) and
+returns either logits (N, C, H, W) or a class map (N, H, W), saying which in `output_kind`.
+`start()` / `Pending.wait()` is the asynchronous form the pipeline uses to keep several requests in
+flight; the default runs `infer` at once, backends with real async requests (OpenVINO) override it.
+Python 3.8 compatible; imports no torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import formats, metadata
+
+
+class Pending:
+    """A request in flight; `wait()` returns its output."""
+
+    def __init__(self, output):
+        self._output = output
+
+    def wait(self):
+        return self._output
+
+
+class Backend:
+    """Base class. Subclasses set: meta, input_shape, input_dtype, output_kind, name, precision,
+    device, threads, and implement `infer`."""
+
+    name = "base"
+    max_in_flight = 1  # how many start()ed requests may usefully overlap
+
+    def __init__(self, path, device="auto", **kw):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError("{}: no such model file".format(self.path))
+        self.meta = {}
+        self.input_shape = (1, 3, None, None)  # ints, None where the model is dynamic
+        self.input_dtype = np.dtype("float32")
+        self.output_kind = metadata.OUTPUT_LOGITS
+        self.precision = "fp32"
+        self.device = str(device)
+        self.threads = None
+
+    def infer(self, batch):
+        raise NotImplementedError
+
+    def start(self, batch):
+        return Pending(self.infer(batch))
+
+    def close(self):
+        pass
+
+    def describe(self):
+        """What reports print next to the numbers."""
+        return {"backend": self.name, "model": str(self.path), "precision": self.precision,
+                "device": self.device, "threads": self.threads, "input_shape": list(self.input_shape),
+                "output": self.output_kind, "arch": self.meta.get("arch")}
+
+    def _check_batch(self, batch):
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4:
+            raise ValueError("{}: infer expects an NCHW numpy array, got {}".format(
+                self.path, getattr(batch, "shape", type(batch).__name__)))
+        if batch.dtype != self.input_dtype:
+            batch = batch.astype(self.input_dtype)
+        return np.ascontiguousarray(batch)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def output_kind_for(name, is_integer):
+    """'labels' when the graph already does the argmax (named so, or an integer output)."""
+    return metadata.OUTPUT_LABELS if (name == metadata.OUTPUT_LABELS or is_integer) else metadata.OUTPUT_LOGITS
+
+
+def static_dims(shape):
+    """Model-reported shape -> tuple of ints, None for dynamic dims (strings, -1, 0, None)."""
+    out = []
+    for d in shape:
+        try:
+            d = int(d)
+        except (TypeError, ValueError):
+            d = None
+        out.append(d if d is not None and d > 0 else None)
+    return tuple(out)
+
+
+def load_backend(path, **kw):
+    """Open a model file with the backend its suffix names in runtime.formats.FORMATS."""
+    fmt = formats.format_for(path)
+    return formats.backend_class(fmt)(path, **kw)

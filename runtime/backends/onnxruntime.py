@@ -1,0 +1,61 @@
+"""ONNX Runtime backend (.onnx): CPU, CUDA or TensorRT execution providers, whichever is present."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import formats, metadata
+from .base import Backend, output_kind_for, static_dims
+
+_EXTRA = formats.format_for("x.onnx").extra
+
+# --device -> providers to ask for, best first; CPU is always the last resort.
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path, device="auto", threads=None, **kw):
+        super().__init__(path, device)
+        ort = formats.require("onnxruntime", _EXTRA, "the ONNX Runtime backend")
+        device = str(device).lower()
+        if device not in PROVIDERS:
+            raise ValueError("{}: unknown ONNX Runtime device {!r}; expected one of {}".format(
+                path, device, ", ".join(PROVIDERS)))
+        available = ort.get_available_providers()
+        providers = [p for p in PROVIDERS[device] if p in available]
+        if device != "auto" and PROVIDERS[device][0] not in available:
+            raise RuntimeError("{}: --device {} needs {}, but this onnxruntime has only {} "
+                               "(install onnxruntime-gpu for CUDA/TensorRT)".format(
+                                   path, device, PROVIDERS[device][0], ", ".join(available)))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise RuntimeError("{}: ONNX Runtime cannot load it ({}: {})".format(
+                path, type(e).__name__, str(e)[:300])) from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if metadata.META_KEY not in props:
+            raise metadata.MetadataError("{}: no {!r} entry in the ONNX metadata_props (export it with "
+                                         "python -m export.onnx)".format(path, metadata.META_KEY))
+        self.meta = metadata.loads(props[metadata.META_KEY], str(path))
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        self.input_shape = static_dims(inp.shape)
+        self.input_dtype = np.dtype("float16" if "float16" in inp.type else "float32")
+        self.output_kind = output_kind_for(out.name, "int" in out.type)
+        self.precision = self.meta.get("precision", "fp16" if self.input_dtype == np.float16 else "fp32")
+        self.device = self.session.get_providers()[0].replace("ExecutionProvider", "")
+        self.threads = int(threads) if threads else opts.intra_op_num_threads or "auto"
+
+    def infer(self, batch):
+        batch = self._check_batch(batch)
+        return self.session.run([self.output_name], {self.input_name: batch})[0]

@@ -1,0 +1,83 @@
+"""OpenVINO backend (.xml + .bin): device CPU/GPU/NPU/AUTO, async infer requests for throughput."""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from .. import formats, metadata
+from .base import Backend, Pending, output_kind_for, static_dims
+
+_EXTRA = formats.format_for("x.xml").extra
+HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+
+
+class _Request(Pending):
+    def __init__(self, backend, request):
+        self._backend, self._request = backend, request
+
+    def wait(self):
+        self._request.wait()
+        out = self._request.get_output_tensor(0).data.copy()  # the tensor is reused by the next request
+        self._backend._idle.append(self._request)
+        return out
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, path, device="auto", threads=None, hint="latency", requests=None, **kw):
+        super().__init__(path, device)
+        ov = formats.require("openvino", _EXTRA, "the OpenVINO backend")
+        device = {"auto": "AUTO", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}.get(str(device).lower(), str(device))
+        if hint not in HINTS:
+            raise ValueError("{}: unknown OpenVINO hint {!r}; expected latency or throughput".format(path, hint))
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:
+            raise RuntimeError("{}: OpenVINO cannot read it ({}: {})".format(
+                path, type(e).__name__, str(e)[:300])) from None
+        if not model.has_rt_info(metadata.META_KEY):
+            raise metadata.MetadataError("{}: no {!r} entry in the OpenVINO rt_info (export it with "
+                                         "python -m export.openvino)".format(path, metadata.META_KEY))
+        self.meta = metadata.loads(model.get_rt_info(metadata.META_KEY).astype(str), str(path))
+        config = {"PERFORMANCE_HINT": HINTS[hint]}
+        if threads and device in ("CPU", "AUTO"):
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = core.compile_model(model, device, config)
+        except Exception as e:
+            raise RuntimeError("{}: OpenVINO cannot compile it for {} (available: {}; {})".format(
+                path, device, ", ".join(core.available_devices), str(e)[:300])) from None
+        inp, out = self.compiled.input(0), self.compiled.output(0)
+        self.input_name = inp.get_any_name()
+        self.input_shape = static_dims(d.get_length() if d.is_static else None for d in inp.get_partial_shape())
+        self.input_dtype = np.dtype(inp.get_element_type().to_dtype())
+        names = out.get_names()
+        self.output_kind = output_kind_for(metadata.OUTPUT_LABELS if metadata.OUTPUT_LABELS in names else None,
+                                           out.get_element_type().is_integral())
+        self.device = device if device != "AUTO" else "AUTO:" + ",".join(self._property("EXECUTION_DEVICES", ["?"]))
+        hint_precision = str(self._property("INFERENCE_PRECISION_HINT", "f32"))
+        self.precision = self.meta.get("precision") or {"f32": "fp32", "f16": "fp16"}.get(hint_precision, hint_precision)
+        self.threads = self._property("INFERENCE_NUM_THREADS", threads or "auto")
+        n = int(requests or self._property("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
+        self.max_in_flight = max(1, n)
+        self._idle = deque(self.compiled.create_infer_request() for _ in range(self.max_in_flight))
+
+    def _property(self, name, default):
+        try:
+            return self.compiled.get_property(name)
+        except Exception:  # not every device reports every property
+            return default
+
+    def start(self, batch):
+        if not self._idle:
+            raise RuntimeError("{}: more than {} requests in flight; wait() one first".format(
+                self.path, self.max_in_flight))
+        request = self._idle.popleft()
+        request.start_async({0: self._check_batch(batch)})
+        return _Request(self, request)
+
+    def infer(self, batch):
+        return self.start(batch).wait()

@@ -1,0 +1,101 @@
+"""The model alone: `python -m runtime.bench --model student.xml [--iters 200 --warmup 20 --shape 512x1024]`.
+
+Warm-up iterations first (allocations, kernel selection, caches), then `--iters` timed calls on one
+fixed random input; p50/p90/p99 latency and throughput, printed with the backend, precision,
+device and thread count they were measured with. `--requests K` keeps K async requests in flight
+(OpenVINO) and reports throughput over the whole run instead of per-call latency.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import deque
+
+import numpy as np
+
+from . import formats
+from .backends import load_backend
+from .preprocess import ShapeError, resolve_size
+from .stats import percentiles, table
+
+
+def parse_shape(text):
+    """'HxW' or 'NxCxHxW' -> tuple."""
+    parts = text.lower().replace(",", "x").split("x")
+    if len(parts) not in (2, 4) or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError("expected HxW or NxCxHxW, got {!r}".format(text))
+    return tuple(int(p) for p in parts)
+
+
+def bench(backend, shape=None, iters=100, warmup=10, requests=1, seed=0):
+    """Time backend.infer on one random input; returns a dict of results (latencies in ms)."""
+    if shape is None or len(shape) == 2:
+        hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path))
+        shape = (1, 3) + tuple(hw)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(backend.input_dtype)
+    for _ in range(warmup):
+        backend.infer(x)
+    times = []
+    t_start = time.perf_counter()
+    if requests <= 1:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            backend.infer(x)
+            times.append(time.perf_counter() - t0)
+    else:
+        requests = min(requests, backend.max_in_flight)
+        pending = deque()
+        for _ in range(iters):
+            if len(pending) >= requests:
+                handle, t0 = pending.popleft()
+                handle.wait()
+                times.append(time.perf_counter() - t0)
+            pending.append((backend.start(x), time.perf_counter()))
+        while pending:
+            handle, t0 = pending.popleft()
+            handle.wait()
+            times.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - t_start
+    result = backend.describe()
+    result.update({"shape": list(shape), "iters": iters, "warmup": warmup, "requests": requests,
+                   "latency_ms": percentiles(times), "throughput_fps": iters * shape[0] / wall, "wall_s": wall})
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--shape", type=parse_shape, default=None, help="HxW or NxCxHxW (default: the model's)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO hint")
+    p.add_argument("--requests", type=int, default=1, help="async requests in flight (OpenVINO)")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0:
+        p.error("--iters must be >= 1 and --warmup >= 0")
+    try:
+        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
+                               requests=args.requests if args.requests > 1 else None)
+        r = bench(backend, args.shape, args.iters, args.warmup, args.requests)
+    except (formats.MissingDependency, ShapeError, FileNotFoundError, ValueError, RuntimeError) as e:
+        print("error: {}".format(e), file=sys.stderr)
+        return 2
+    print("{} | {} {} on {} ({} threads) | input {} | {} iters after {} warm-up, {} in flight".format(
+        r["model"], r["backend"], r["precision"], r["device"], r["threads"], "x".join(map(str, r["shape"])),
+        r["iters"], r["warmup"], r["requests"]))
+    print(table({"infer": r["latency_ms"]}))
+    print("throughput {:.1f} images/s".format(r["throughput_fps"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

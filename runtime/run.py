@@ -1,0 +1,85 @@
+"""Live segmentation: `python -m runtime.run --model student.onnx --source 0`.
+
+--source: camera index | video | image | folder | glob | rtsp:// or http:// URL | GStreamer pipeline
+(contains '!') | csi://N[?width=..&height=..&fps=..]. --sink: window | out.mp4 | frames/ | none
+(default: window when a display exists, else none). The summary (frames, FPS, per-stage p50/p90/p99)
+is printed at the end, every N seconds with --stats-every, and written as JSON with --stats.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import formats
+from .backends import load_backend
+from .overlay import Overlay
+from .pipeline import Pipeline
+from .preprocess import ShapeError
+from .sinks import SinkError, has_display, open_sink
+from .sources import SourceError, open_source
+from .stats import format_summary
+
+
+def parse_size(text):
+    """'HxW' or 'H,W' -> (H, W)."""
+    parts = text.lower().replace(",", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError("expected HxW, e.g. 512x1024, got {!r}".format(text))
+    return int(parts[0]), int(parts[1])
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m runtime.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS))
+    p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N")
+    p.add_argument("--sink", default=None, help="window | out.mp4 | frames/ | none")
+    p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu")
+    p.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: the runtime's)")
+    p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO performance hint")
+    p.add_argument("--input-size", type=parse_size, default=None, help="run a dynamic model at HxW")
+    p.add_argument("--keep-size", action="store_true", help="run a dynamic model at the frame size")
+    p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
+    p.add_argument("--no-overlay", action="store_true", help="send the raw frames to the sink (for timing)")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
+    p.add_argument("--stats", default=None, help="write the summary as JSON here")
+    p.add_argument("--stats-every", type=float, default=None, metavar="SECONDS")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    sink_spec = args.sink or ("window" if has_display() else "none")
+    if args.sink is None and sink_spec == "none":
+        logging.getLogger("runtime.run").info("no display: showing nothing (use --sink out.mp4 to keep the result)")
+    source = backend = None
+    try:
+        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint)
+        source = open_source(args.source, reconnect=not args.no_reconnect)
+        sink = open_sink(sink_spec, fps=getattr(source, "fps", None))
+        overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
+        pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
+                            input_size=args.input_size, max_frames=args.max_frames, stats_every=args.stats_every)
+        stats = pipeline.run()
+    except (formats.MissingDependency, ShapeError, SourceError, SinkError, FileNotFoundError, ValueError,
+            RuntimeError) as e:
+        if source is not None:
+            source.close()
+        print("error: {}".format(e), file=sys.stderr)
+        return 2
+    info = backend.describe()
+    info["source"] = args.source
+    print(format_summary(stats.summary(), info))
+    if args.stats:
+        stats.write_json(args.stats, {"backend": info})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

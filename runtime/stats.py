@@ -1,0 +1,86 @@
+"""Per-stage latency (p50/p90/p99) and frame counters for the loop and the bench."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sink", "total")
+
+
+def percentiles(values_s):
+    """Seconds -> dict of milliseconds (p50/p90/p99/mean/max), or {} when there is nothing."""
+    if len(values_s) == 0:
+        return {}
+    ms = np.asarray(values_s, np.float64) * 1000.0
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(ms.mean()),
+            "max": float(ms.max()), "n": int(ms.size)}
+
+
+class Stats:
+    """Per-frame stage times (seconds) and counts. One writer per stage; the summary is read at the
+    end or by the periodic printer (list appends are atomic under the GIL)."""
+
+    def __init__(self, stages=STAGES):
+        self.stages = tuple(stages)
+        self.samples = {s: [] for s in self.stages}
+        self.processed = 0   # frames that went through the whole loop
+        self.skipped = 0     # frames that could not be decoded/read
+        self.dropped = 0     # live frames replaced by a newer one before the loop took them
+        self.reconnects = 0
+        self.started = time.perf_counter()
+        self.ended = None
+        self._mark = (self.started, 0, {s: 0 for s in self.stages})
+
+    def add(self, stage, seconds):
+        self.samples[stage].append(seconds)
+
+    def elapsed(self):
+        return (self.ended or time.perf_counter()) - self.started
+
+    def summary(self):
+        wall = self.elapsed()
+        return {
+            "frames": {"processed": self.processed, "skipped": self.skipped, "dropped": self.dropped,
+                       "reconnects": self.reconnects},
+            "wall_s": wall, "fps": self.processed / wall if wall > 0 else 0.0,
+            "latency_ms": {s: percentiles(self.samples[s]) for s in self.stages},
+        }
+
+    def recent(self):
+        """The summary of the frames since the previous call (for --stats-every)."""
+        now = time.perf_counter()
+        t0, n0, idx = self._mark
+        self._mark = (now, self.processed, {s: len(self.samples[s]) for s in self.stages})
+        return {"frames": self.processed - n0, "fps": (self.processed - n0) / max(now - t0, 1e-9),
+                "latency_ms": {s: percentiles(self.samples[s][idx[s]:]) for s in self.stages}}
+
+    def write_json(self, path, extra=None):
+        out = dict(extra or {})
+        out.update(self.summary())
+        with open(str(path), "w") as f:
+            json.dump(out, f, indent=2)
+
+
+def table(latency_ms, title=""):
+    """Stage | p50 | p90 | p99 | mean in milliseconds, as plain text."""
+    lines = [title] if title else []
+    lines.append("{:<14}{:>9}{:>9}{:>9}{:>9}{:>7}".format("stage (ms)", "p50", "p90", "p99", "mean", "n"))
+    for stage, p in latency_ms.items():
+        if p:
+            lines.append("{:<14}{:>9.2f}{:>9.2f}{:>9.2f}{:>9.2f}{:>7d}".format(
+                stage, p["p50"], p["p90"], p["p99"], p["mean"], p["n"]))
+    return "\n".join(lines)
+
+
+def format_summary(summary, backend=None):
+    f = summary["frames"]
+    head = "{} frames in {:.2f} s = {:.1f} FPS (skipped {}, dropped {}, reconnects {})".format(
+        f["processed"], summary["wall_s"], summary["fps"], f["skipped"], f["dropped"], f["reconnects"])
+    if backend:
+        head = "{} | {} {} on {} ({} threads)\n".format(
+            backend.get("model"), backend.get("backend"), backend.get("precision"), backend.get("device"),
+            backend.get("threads")) + head
+    return head + "\n" + table(summary["latency_ms"])
