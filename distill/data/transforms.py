@@ -1,0 +1,108 @@
+"""The field's standard segmentation recipe (mmseg/torchvision references), on numpy arrays.
+
+Both transforms map (image HxWx3 uint8 RGB, label HxW uint8) -> (float32 tensor 3xHxW normalised as
+(rgb - mean) / std on the 0-255 scale, int64 tensor HxW). Labels are only ever resized with nearest
+neighbour, and padded with 255 (ignore).
+
+Randomness comes from torch's generator, which DataLoader seeds per worker (numpy's is not reseeded
+in every setting), so `torch.manual_seed` makes a run's augmentation reproducible.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .base import IGNORE_INDEX
+
+
+def _pair(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand(()).item()
+
+
+def _coin(p: float = 0.5) -> bool:
+    return torch.rand(()).item() < p
+
+
+def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    x = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def photometric_jitter(image: np.ndarray) -> np.ndarray:
+    """mmseg's PhotoMetricDistortion: brightness, contrast, saturation, hue, each with probability 1/2."""
+    img = image.astype(np.float32)
+    if _coin():
+        img += _uniform(-32, 32)
+    contrast_first = _coin()
+    if contrast_first and _coin():
+        img *= _uniform(0.5, 1.5)
+    img = np.clip(img, 0, 255)
+    if _coin() or _coin():
+        hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.int16)
+        if _coin():  # saturation
+            hsv[..., 1] = np.clip(hsv[..., 1] * _uniform(0.5, 1.5), 0, 255)
+        if _coin():  # hue (OpenCV's 8-bit hue is 0..179)
+            hsv[..., 0] = (hsv[..., 0] + int(round(_uniform(-18, 18)))) % 180
+        img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    if not contrast_first and _coin():
+        img *= _uniform(0.5, 1.5)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+class TrainTransform:
+    """Random scale (relative to the input size), random crop (label padded with 255), horizontal flip,
+    photometric jitter, normalisation."""
+
+    def __init__(self, crop_size, mean, std, scale_range=(0.5, 2.0), flip=True, jitter=True,
+                 ignore_index=IGNORE_INDEX):
+        self.crop = _pair(crop_size)
+        self.mean, self.std = list(mean), list(std)
+        self.scale_range = tuple(scale_range)
+        self.flip, self.jitter, self.ignore_index = flip, jitter, ignore_index
+
+    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        s = _uniform(*self.scale_range)
+        h, w = label.shape
+        nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+        if (nh, nw) != (h, w):
+            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
+        ch, cw = self.crop
+        ph, pw = max(ch - nh, 0), max(cw - nw, 0)
+        if ph or pw:  # image padded with 0, label with ignore: padding is never scored
+            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index)
+        y = int(torch.randint(0, label.shape[0] - ch + 1, ()).item())
+        x = int(torch.randint(0, label.shape[1] - cw + 1, ()).item())
+        image, label = image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
+        if self.flip and _coin():
+            image, label = image[:, ::-1], label[:, ::-1]
+        if self.jitter:
+            image = photometric_jitter(np.ascontiguousarray(image))
+        return normalize(image, self.mean, self.std), torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+
+
+class EvalTransform:
+    """Optional resize to `size` (H, W) (label nearest), then normalisation. Without `size` the image keeps
+    its resolution, which is how results are reported."""
+
+    def __init__(self, mean, std, size=None):
+        self.mean, self.std = list(mean), list(std)
+        self.size = _pair(size) if size is not None else None
+
+    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.size is not None and label.shape != self.size:
+            h, w = self.size
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+            label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+        return normalize(image, self.mean, self.std), torch.from_numpy(label.astype(np.int64))
