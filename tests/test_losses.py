@@ -1,0 +1,110 @@
+"""Distillation losses: scalar and finite, ~0 at the teacher, larger when further away, gradients reach
+the student only, connectors stay out of the student, and the relation loss stays in its memory bound."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill.config import DistillCfg
+from distill.losses import (CWD, BoundaryLoss, Distiller, LogitKD, PairwiseLoss, RelationLoss, boundary_map,
+                            relation_memory_bound)
+from distill.models import build_model
+
+
+def _feats(seed, shapes):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g) for s in shapes]
+
+
+STAGES = [(2, 16, 32, 64), (2, 32, 16, 32), (2, 64, 16, 32), (2, 128, 16, 32)]
+# name -> (loss, student shape(s), teacher shape(s)); teacher widths differ where the loss allows it
+CASES = {
+    "boundary": (lambda: BoundaryLoss(), STAGES, [(n, c * 2, h, w) for n, c, h, w in STAGES]),
+    "relation": (lambda: RelationLoss(temperature=0.1, max_tokens=128), [(2, 32, 16, 32)], [(2, 64, 16, 32)]),
+    "kd": (lambda: LogitKD(temperature=2.0), [(2, 5, 16, 32)], [(2, 5, 16, 32)]),
+    "cwd": (lambda: CWD(temperature=4.0), [(2, 5, 16, 32)], [(2, 5, 16, 32)]),
+    "skd": (lambda: PairwiseLoss(max_tokens=128), [(2, 32, 16, 32)], [(2, 64, 16, 32)]),
+}
+
+
+def _call(loss, s, t):
+    return loss(s, t) if isinstance(loss, BoundaryLoss) else loss(s[0], t[0])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_loss_scalar_zero_at_teacher_and_grows_with_distance(name):
+    make, s_shapes, t_shapes = CASES[name]
+    loss = make()
+    teacher = _feats(0, t_shapes)
+    far = _feats(1, s_shapes)
+    value = _call(loss, far, teacher)
+    assert value.dim() == 0 and torch.isfinite(value) and value > 0
+    # the teacher's own features (same widths) give ~0
+    assert _call(loss, [t.clone() for t in teacher], teacher).abs() < 1e-5
+    # closer to the teacher => smaller loss (interpolate between a random point and the teacher)
+    same = _feats(1, t_shapes)
+    near = [0.9 * t + 0.1 * s for t, s in zip(teacher, same)]
+    mid = [0.5 * t + 0.5 * s for t, s in zip(teacher, same)]
+    assert _call(loss, near, teacher) < _call(loss, mid, teacher) < _call(loss, same, teacher)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradients_reach_student_never_teacher(name):
+    make, s_shapes, t_shapes = CASES[name]
+    student = [t.requires_grad_() for t in _feats(1, s_shapes)]
+    teacher = [t.requires_grad_() for t in _feats(0, t_shapes)]
+    _call(make(), student, teacher).backward()
+    for s in student:
+        assert s.grad is not None and torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+    assert all(t.grad is None for t in teacher)
+
+
+def test_boundary_map_sees_edges_not_flat_regions():
+    feat = torch.zeros(1, 8, 32, 32)
+    feat[:, :, :, 16:] = 3.0  # one vertical edge
+    b = boundary_map(feat)[0, 0]
+    assert b.max() == pytest.approx(1.0, abs=1e-4) and b.min() >= 0
+    assert b[:, 15:17].min() > 0.5 and b[:, :13].max() < 1e-6 and b[:, 20:].max() < 1e-6
+
+
+def test_relation_memory_stays_within_bound_on_a_512x1024_crop():
+    """A 512x1024 crop at output stride 8 is a 64x128 feature map: 8192 pixels, an 8192^2 float32
+    matrix is 256 MiB per copy. Pooled to <= 2048 tokens, forward + backward must stay in the bound."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import MemoryProfileTimeline  # the profiler's memory timeline
+
+    max_tokens = 2048
+    student = torch.randn(1, 64, 64, 128, requires_grad=True)
+    teacher = torch.randn(1, 128, 64, 128)
+    loss = RelationLoss(max_tokens=max_tokens)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        loss(student, teacher).backward()
+    _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(torch.device("cpu"))
+    peak = max(sum(row) for row in sizes)
+    bound = relation_memory_bound(1, max_tokens)
+    assert bound == 8 * 2048 * 2048 * 4 < 8192 * 8192 * 4  # the bound is below ONE unpooled matrix
+    assert max_tokens * max_tokens * 4 < peak <= bound, f"peak {peak / 2**20:.1f} MiB, bound {bound / 2**20:.0f} MiB"
+    assert student.grad is not None
+
+
+def test_distiller_builds_weighted_terms_and_connectors_that_stay_out_of_the_student():
+    cfg = DistillCfg()
+    cfg.boundary.weight, cfg.relation.weight, cfg.kd.weight = 2.0, 1.0, 0.5
+    cfg.relation.connector, cfg.relation.max_tokens = True, 64
+    cfg.cwd.weight, cfg.cwd.tap = 1.0, "feat"  # CWD on features needs a connector: widths differ
+    teacher = build_model("deeplabv3_resnet18_w32", 3).eval()
+    student = build_model("deeplabv3_resnet10_w16", 3).train()
+    distiller = Distiller(cfg, student, teacher)
+    assert set(distiller.losses) == {"kd", "cwd", "relation", "boundary"}
+    assert set(distiller.connectors) == {"cwd", "relation"}
+    assert distiller.connectors["relation"][0].in_channels == student.feat_channels == 64
+    assert distiller.connectors["relation"][0].out_channels == teacher.feat_channels == 128
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        t_out = teacher.forward_features(x)
+    terms = distiller(student.forward_features(x), t_out)
+    assert set(terms) == set(distiller.losses) and all(torch.isfinite(v) and v > 0 for v in terms.values())
+    sum(distiller.weights[k] * v for k, v in terms.items()).backward()
+    assert all(p.grad is not None for p in distiller.connectors.parameters() if p.dim() > 1)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not any(k.startswith(("connectors", "losses")) for k in student.state_dict())
