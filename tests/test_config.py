@@ -1,0 +1,104 @@
+"""Config files map one-to-one onto dataclasses: unknown keys and wrong types name the key and the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distill.config import ConfigError, load_config
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def _write(tmp_path, text, name="run.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_the_field_recipe_and_name_comes_from_the_file(tmp_path):
+    cfg = load_config(_write(tmp_path, "model: {arch: deeplabv3_resnet18}\n", "cityscapes_plain.yaml"))
+    t = cfg.train
+    assert (t.lr, t.momentum, t.weight_decay, t.poly_power, t.iters, t.batch_size, t.aux_weight) == \
+        (0.02, 0.9, 1e-4, 0.9, 40000, 16, 0.4)
+    assert cfg.data.crop_size == [512, 1024]
+    assert cfg.name == "cityscapes_plain" and cfg.out_dir == str(Path("runs/cityscapes_plain"))
+    assert cfg.distill.active() == []
+
+
+def test_unknown_key_is_an_error_naming_key_and_file(tmp_path):
+    p = _write(tmp_path, "train:\n  lr: 0.01\n  lr_sheduler: poly\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(p) in str(e.value) and "train.lr_sheduler" in str(e.value)
+    with pytest.raises(ConfigError, match="unknown key 'distil'"):
+        load_config(_write(tmp_path, "distil: {kd: {weight: 1}}\n"))
+
+
+@pytest.mark.parametrize("text, key", [
+    ("train: {lr: fast}\n", "train.lr"),
+    ("train: {iters: 10.5}\n", "train.iters"),
+    ("train: {amp: 1}\n", "train.amp"),
+    ("data: {crop_size: 512}\n", "data.crop_size"),
+    ("data: {crop_size: [512, big]}\n", "data.crop_size[1]"),
+    ("distill: {relation: 3}\n", "distill.relation"),
+    ("model: {kwargs: [1]}\n", "model.kwargs"),
+])
+def test_wrong_type_is_an_error_naming_key_and_file(tmp_path, text, key):
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(p) in str(e.value) and f"{key}:" in str(e.value) and "expected" in str(e.value)
+
+
+def test_ints_widen_to_floats_and_optional_accepts_null(tmp_path):
+    cfg = load_config(_write(tmp_path, "train: {lr: 1}\neval: {max_images: null}\n"))
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float) and cfg.eval.max_images is None
+
+
+def test_cli_overrides_with_dotted_keys(tmp_path):
+    p = _write(tmp_path, "train: {lr: 0.02}\nteacher: {ckpt: t.pt}\n")
+    cfg = load_config(p, ["train.lr=0.01", "data.crop_size=[128,256]", "distill.kd.weight=1",
+                          "data.kwargs.num_images=8", "out_dir=elsewhere"])
+    assert cfg.train.lr == 0.01 and cfg.data.crop_size == [128, 256] and cfg.distill.kd.weight == 1.0
+    assert cfg.data.kwargs == {"num_images": 8} and cfg.out_dir == "elsewhere"
+    assert cfg.distill.active() == ["kd"]
+    with pytest.raises(ConfigError, match="command line: unknown key 'train.lrr'"):
+        load_config(p, ["train.lrr=1"])
+    with pytest.raises(ConfigError, match="command line: train.iters: expected an integer"):
+        load_config(p, ["train.iters=many"])
+    with pytest.raises(ConfigError, match="not key=value"):
+        load_config(p, ["train.lr"])
+
+
+def test_distillation_without_a_teacher_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="teacher.ckpt"):
+        load_config(_write(tmp_path, "distill: {boundary: {weight: 1}}\n"))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "train: {lr: [\n"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    if path.stem.endswith(("_teacher", "_plain")):
+        assert cfg.distill.active() == []
+    else:
+        assert cfg.distill.active() and cfg.teacher.config and Path(cfg.teacher.config).name.endswith("_teacher.yaml")
+
+
+def test_shipped_config_set_is_complete():
+    names = {p.stem for p in CONFIGS}
+    for ds in ("cityscapes", "voc", "ade20k", "cocostuff10k"):
+        assert {ds, f"{ds}_teacher", f"{ds}_plain"} <= names
+    assert {f"synthetic{s}" for s in ("", "_teacher", "_plain", "_kd", "_cwd", "_skd", "_boundary", "_relation")} <= names
+    brd = load_config(Path(__file__).parent.parent / "configs" / "cityscapes.yaml")
+    assert brd.model.arch == "deeplabv3_resnet18" and set(brd.distill.active()) == {"kd", "boundary", "relation"}
+    teacher = load_config(Path(__file__).parent.parent / "configs" / "cityscapes_teacher.yaml")
+    assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "student.pt")
