@@ -1,0 +1,401 @@
+"""Training: one step (`StudentStep`), the data stream, and the loop with checkpoints and resume.
+
+A teacher run, a plain student and a distilled student are the same loop; what differs is the
+config (no `teacher`, no `distill` weights => plain supervised training).
+
+Resume is exact: the batch of step k and the augmentation of every sample are functions of
+(seed, k) only (`StepBatchSampler`, `SeededTransform`), and `last.pt` holds model, connectors,
+optimizer, scheduler, scaler, step and the global RNG states, so killing a run and rerunning the
+same command reaches the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import Config, save_config
+from .losses import Distiller
+from .models import build_model, load_pretrained
+
+IGNORE_INDEX = 255
+VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "fragmentation")
+
+
+class TeacherMissing(FileNotFoundError):
+    """The config distils from a teacher checkpoint that does not exist (the message says how to make one)."""
+
+
+# ---------------------------------------------------------------------------------------- data
+@contextmanager
+def seeded(seed: int):
+    """Run a block with python/numpy/torch RNGs seeded, then put the caller's states back."""
+    py, npy, pt = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(pt)
+
+
+class SeededTransform(torch.utils.data.Dataset):
+    """Dataset view whose keys are (index, seed): the augmentation of a sample depends on its seed only,
+    not on which worker draws it or how many samples came before (what makes resume exact)."""
+
+    def __init__(self, dataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        image, label = self.dataset[index]
+        with seeded(seed):
+            return self.transform(image, label)
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields this rank's batch of (index, seed) keys for steps start..iters-1.
+
+    Epoch e is a permutation seeded by (seed, e); step k takes the k-th slice of batch*world
+    indices (dropping the tail), and rank r takes every world-th of them (as DistributedSampler).
+    """
+
+    def __init__(self, num_items: int, batch_per_rank: int, seed: int, start: int, iters: int,
+                 rank: int = 0, world: int = 1):
+        self.global_batch = batch_per_rank * world
+        if num_items < self.global_batch:
+            raise ValueError(f"the training set has {num_items} images, fewer than one batch ({self.global_batch})")
+        self.n, self.seed, self.start, self.iters, self.rank, self.world = num_items, seed, start, iters, rank, world
+        self.steps_per_epoch = num_items // self.global_batch
+
+    def __len__(self):
+        return max(0, self.iters - self.start)
+
+    def __iter__(self):
+        perm_epoch, perm = -1, None
+        for step in range(self.start, self.iters):
+            epoch, k = divmod(step, self.steps_per_epoch)
+            if epoch != perm_epoch:
+                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                perm, perm_epoch = torch.randperm(self.n, generator=g).tolist(), epoch
+            chunk = perm[k * self.global_batch:(k + 1) * self.global_batch]
+            yield [(chunk[j], (self.seed * 1_000_003 + step) * 1024 + j)
+                   for j in range(self.rank, self.global_batch, self.world)]
+
+
+def build_data(cfg: Config, rank: int, world: int, start: int):
+    from .data import DATASETS, MEAN, STD, build_dataset
+    from .data.transforms import EvalTransform, TrainTransform
+
+    d = cfg.data
+    train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
+    train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
+    if cfg.train.batch_size % world:
+        raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
+    sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)
+    loader = torch.utils.data.DataLoader(SeededTransform(train_raw, train_tf), batch_sampler=sampler,
+                                         num_workers=d.num_workers, pin_memory=torch.cuda.is_available())
+    val = None
+    if rank == 0:
+        val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
+                            **d.val_kwargs)
+    return loader, val, DATASETS[d.dataset], MEAN, STD
+
+
+# ---------------------------------------------------------------------------------------- models
+def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
+    if not cfg.distill.active():
+        return None
+    path = Path(cfg.teacher.ckpt)
+    if not path.is_file():
+        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's student.pt)"
+               if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
+        raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
+                             f"or put a BRD Edge student-format checkpoint there, or pass teacher.ckpt=PATH")
+    teacher, _ = checkpoint.load(path, num_classes=num_classes)
+    teacher.requires_grad_(False)
+    return teacher.to(device).eval()
+
+
+def build_student(cfg: Config, num_classes: int) -> nn.Module:
+    model = build_model(cfg.model.arch, num_classes, **cfg.model.kwargs)
+    if cfg.model.pretrained:
+        print(f"pretrained backbone {cfg.model.pretrained}: {load_pretrained(model, cfg.model.pretrained)}")
+    return model
+
+
+class StudentStep(nn.Module):
+    """Everything trained in one module (student + connectors), so DDP syncs all of it.
+
+    forward(images, labels, teacher_out) -> (total loss, {term: unweighted value}).
+    """
+
+    def __init__(self, student: nn.Module, distiller: Distiller, aux_weight: float):
+        super().__init__()
+        self.student, self.distiller, self.aux_weight = student, distiller, aux_weight
+
+    def forward(self, images, labels, teacher_out=None):
+        out = self.student.forward_features(images)
+        size = labels.shape[-2:]
+        logits = F.interpolate(out["logits"], size=size, mode="bilinear", align_corners=False)
+        terms = {"ce": F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)}
+        total = terms["ce"]
+        if out["aux"] is not None and self.aux_weight:
+            aux = F.interpolate(out["aux"], size=size, mode="bilinear", align_corners=False)
+            terms["aux"] = F.cross_entropy(aux.float(), labels, ignore_index=IGNORE_INDEX)
+            total = total + self.aux_weight * terms["aux"]
+        if teacher_out is not None and self.distiller:
+            for name, value in self.distiller(out, teacher_out).items():
+                terms[name] = value
+                total = total + self.distiller.weights[name] * value
+        return total, terms
+
+
+# ---------------------------------------------------------------------------------------- state
+def rng_state() -> dict:
+    py = random.getstate()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": [py[0], list(py[1]), py[2]],
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    v, keys, g = state["python"]
+    random.setstate((v, tuple(keys), g))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def setup_distributed(cfg: Config):
+    """(rank, world, device). Process groups only under torchrun with WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want = cfg.train.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if want.startswith("cuda"):
+            torch.cuda.set_device(local)
+            device = torch.device("cuda", local)
+        else:
+            device = torch.device("cpu")
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return dist.get_rank(), world, device
+    return 0, 1, torch.device(want)
+
+
+class CSVLog:
+    """Append rows to a CSV; on resume drop rows past the resumed step (they belong to a lost future)."""
+
+    def __init__(self, path: Path, columns: list[str], resume_step: int | None):
+        self.path, self.columns = path, columns
+        rows = []
+        if resume_step is not None and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, row: dict):
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _tensorboard(out_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
+    except Exception:
+        return None
+    return SummaryWriter(str(out_dir / "tb"))
+
+
+# ---------------------------------------------------------------------------------------- loop
+def validate(cfg: Config, model: nn.Module, val, num_classes: int, device) -> dict:
+    from .evaluate import evaluate
+
+    was_training = model.training
+    metrics = evaluate(model.eval(), val, num_classes, mode=cfg.eval.mode,
+                       crop_size=tuple(cfg.eval.crop_size) if cfg.eval.crop_size else None,
+                       stride=tuple(cfg.eval.stride) if cfg.eval.stride else None,
+                       flip=cfg.eval.flip, device=device, max_images=cfg.eval.max_images)
+    model.train(was_training)
+    return metrics
+
+
+def _plain(metrics: dict) -> dict:
+    """Scalars only (the per-class IoU list stays out of the CSV but goes into meta)."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (int, float, np.floating, np.integer)):
+            out[k] = float(v)
+        elif isinstance(v, (list, tuple, np.ndarray)):
+            out[k] = [float(x) for x in np.asarray(v).ravel()]
+    return out
+
+
+def train(cfg: Config) -> dict:
+    """Run (or resume) the training the config describes; return the final validation metrics."""
+    rank, world, device = setup_distributed(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    use_amp = cfg.train.amp and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    out_dir = Path(cfg.out_dir)
+    last_path = out_dir / "last.pt"
+
+    from .data import DATASETS
+    info = DATASETS[cfg.data.dataset]
+    num_classes = info.num_classes
+    teacher = load_teacher(cfg, num_classes, device)
+
+    torch.manual_seed(cfg.train.seed)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    student = build_student(cfg, num_classes)
+    distiller = Distiller(cfg.distill, student, teacher) if teacher is not None else Distiller(cfg.distill, student, student)
+    stepper = StudentStep(student, distiller, cfg.train.aux_weight).to(device).train()
+    optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
+                                weight_decay=cfg.train.weight_decay)
+    iters, power = cfg.train.iters, cfg.train.poly_power
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+
+    start, best = 0, -1.0
+    if last_path.is_file():
+        state = checkpoint.load_training(last_path)
+        stepper.student.load_state_dict(state["student"])
+        stepper.distiller.load_state_dict(state["connectors"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start, best = int(state["step"]), float(state["best_miou"])
+        set_rng_state(state["rng"])
+        if rank == 0:
+            print(f"resuming {out_dir} from step {start}/{iters}")
+
+    model = stepper
+    if world > 1:
+        if cfg.train.sync_bn and device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    loader, val, info, mean, std = build_data(cfg, rank, world, start)
+    terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + list(distiller.losses)
+    log = val_log = tb = None
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        resume_step = start if start else None
+        log = CSVLog(out_dir / "train_log.csv", ["step", "lr", "total"] + terms_cols + ["sec_per_iter"], resume_step)
+        val_log = CSVLog(out_dir / "val_log.csv", ["step", *VAL_KEYS], resume_step)
+        tb = _tensorboard(out_dir)
+
+    def meta(metrics):
+        return checkpoint.make_meta(cfg.model.arch, cfg.model.kwargs, num_classes, list(info.classes),
+                                    [list(c) for c in info.palette], list(mean), list(std),
+                                    cfg.eval.input_size or cfg.data.crop_size, cfg.data.dataset,
+                                    config=cfg.to_dict(), metrics=metrics)
+
+    metrics: dict = {}
+    window: dict[str, float] = {}
+    n_window, t0 = 0, time.perf_counter()
+    bar = tqdm(total=iters, initial=start, desc=cfg.name, disable=rank != 0, dynamic_ncols=True)
+    step = start
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        autocast = torch.autocast(device.type, dtype=torch.float16) if use_amp else nullcontext()
+        with autocast:
+            t_out = None
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher.forward_features(images)
+            total, terms = model(images, labels, t_out)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        step += 1
+
+        if not math.isfinite(total.item()):
+            raise FloatingPointError(f"step {step}: loss is {total.item()} ({ {k: v.item() for k, v in terms.items()} })")
+        for k, v in [("total", total), *terms.items()]:
+            window[k] = window.get(k, 0.0) + float(v)
+        n_window += 1
+        bar.update(1)
+        if rank == 0 and (step % cfg.train.log_every == 0 or step == iters):
+            row = {"step": step, "lr": lr, **{k: v / n_window for k, v in window.items()},
+                   "sec_per_iter": (time.perf_counter() - t0) / n_window}
+            log.write(row)
+            bar.set_postfix(loss=f"{row['total']:.3f}")
+            if tb:
+                for k, v in row.items():
+                    if k != "step":
+                        tb.add_scalar(f"train/{k}", v, step)
+            window, n_window, t0 = {}, 0, time.perf_counter()
+
+        if step % cfg.train.val_every == 0 or step == iters:
+            if rank == 0:
+                metrics = _plain(validate(cfg, student, val, num_classes, device))
+                val_log.write({"step": step, **metrics})
+                if tb:
+                    for k in VAL_KEYS:
+                        if k in metrics:
+                            tb.add_scalar(f"val/{k}", metrics[k], step)
+                tqdm.write(f"[{cfg.name}] step {step}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in VAL_KEYS if k in metrics))
+                if metrics.get("mIoU", -1.0) > best:
+                    best = metrics["mIoU"]
+                    checkpoint.save(out_dir / "best.pt", student, meta({**metrics, "step": step}))
+            if world > 1:
+                dist.barrier()
+        if rank == 0 and (step % cfg.train.ckpt_every == 0 or step == iters):
+            checkpoint.save_training(last_path, {
+                "student": student.state_dict(), "connectors": distiller.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
+                "config": cfg.to_dict()})
+    bar.close()
+
+    if rank == 0:
+        if not metrics:  # resumed a finished run: evaluate the final weights again
+            metrics = _plain(validate(cfg, student, val, num_classes, device))
+        checkpoint.save(out_dir / "student.pt", student, meta({**metrics, "step": step}))
+        print(f"[{cfg.name}] done: {out_dir / 'student.pt'} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
+        if tb:
+            tb.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics

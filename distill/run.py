@@ -1,0 +1,35 @@
+"""`python -m distill.run --cfg configs/synthetic.yaml [key=value ...]`: train a teacher, a plain student,
+or distil a student, as the config says. Rerunning the same command resumes from the run folder's last.pt.
+Multi-GPU: `torchrun --nproc_per_node=N -m distill.run --cfg ...` (DDP on the student only)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, load_config
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", required=True, help="YAML config file (configs/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.cfg, args.overrides)
+        from .engine import TeacherMissing, train
+        try:
+            train(cfg)
+        except TeacherMissing as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    except (ConfigError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
