@@ -1,0 +1,249 @@
+"""Evaluate a segmentation model: whole-image or sliding-window inference, optional flip, `SegMetric`.
+
+    python -m distill.evaluate --ckpt student.pt --cfg configs/demo.yaml [--out metrics.json]
+    python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes --split val \\
+        --mode slide --crop 512 1024 --stride 341 683 --flip
+
+`evaluate(model, dataset, ...)` takes a dataset whose items are already `EvalTransform`ed (normalised
+tensor, long label); `evaluate_predictions(predict_fn, raw_dataset, ...)` scores any predictor of
+uint8 RGB images (ONNX Runtime, OpenVINO, ...) with the same metric.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .metrics import SegMetric
+
+
+def _pair(v):
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return v, v
+    h, w = v
+    return int(h), int(w)
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    logits = model(x)
+    if logits.shape[-2:] != x.shape[-2:]:
+        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return logits
+
+
+def slide_logits(model: nn.Module, x: torch.Tensor, crop_size, stride) -> torch.Tensor:
+    """Logits of overlapping crop_size windows taken every `stride`, averaged where windows overlap.
+    An image smaller than the window is zero-padded (the normalised mean colour) and cropped back."""
+    (ch, cw), (sh, sw) = _pair(crop_size), _pair(stride)
+    n, _, h, w = x.shape
+    ph, pw = max(ch - h, 0), max(cw - w, 0)
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    H, W = x.shape[-2:]
+    rows = max(H - ch + sh - 1, 0) // sh + 1
+    cols = max(W - cw + sw - 1, 0) // sw + 1
+    total = count = None
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * sh + ch, H), min(c * sw + cw, W)
+            y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
+            out = _forward(model, x[:, :, y1:y2, x1:x2])
+            if total is None:
+                total = x.new_zeros((n, out.shape[1], H, W))
+                count = x.new_zeros((1, 1, H, W))
+            total[:, :, y1:y2, x1:x2] += out
+            count[:, :, y1:y2, x1:x2] += 1
+    return (total / count)[:, :, :h, :w]
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size=None, stride=None,
+                   flip: bool = False) -> torch.Tensor:
+    """(N,3,H,W) normalised images -> (N,C,H,W) logits; with flip, averaged with the mirrored pass."""
+    if mode == "whole":
+        run = lambda t: _forward(model, t)  # noqa: E731
+    elif mode == "slide":
+        if crop_size is None:
+            raise ValueError("slide inference needs crop_size (and stride, default 2/3 of it)")
+        crop = _pair(crop_size)
+        step = _pair(stride) if stride is not None else (max(1, crop[0] * 2 // 3), max(1, crop[1] * 2 // 3))
+        run = lambda t: slide_logits(model, t, crop, step)  # noqa: E731
+    else:
+        raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
+    logits = run(x)
+    if flip:
+        logits = (logits + run(x.flip(-1)).flip(-1)) / 2
+    return logits
+
+
+def evaluate(model: nn.Module, dataset, num_classes: int, mode: str = "whole", crop_size=None, stride=None,
+             flip: bool = False, device="cpu", max_images: int | None = None, ignore_index: int = 255,
+             progress: bool = False) -> dict:
+    """Score `model` on a dataset of (normalised 3xHxW tensor, HxW label) items; returns SegMetric's dict.
+    The model's train/eval mode is restored afterwards."""
+    metric = SegMetric(num_classes, ignore_index)
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    was_training = model.training
+    model.eval()
+    indices = range(n)
+    if progress:
+        from tqdm import tqdm
+        indices = tqdm(indices, desc="evaluate", unit="img")
+    try:
+        with torch.no_grad():
+            for i in indices:
+                image, label = dataset[i]
+                image = torch.as_tensor(image).to(device)[None]
+                logits = predict_logits(model, image, mode, crop_size, stride, flip)
+                if logits.shape[1] != num_classes:
+                    raise ValueError(f"model gives {logits.shape[1]} classes, dataset has {num_classes}")
+                pred = logits.argmax(1)[0].cpu().numpy()
+                metric.update(pred, np.asarray(label))
+    finally:
+        model.train(was_training)
+    return metric.compute()
+
+
+def evaluate_predictions(predict_fn: Callable[[np.ndarray], np.ndarray], dataset, num_classes: int,
+                         max_images: int | None = None, ignore_index: int = 255) -> dict:
+    """Score any predictor: `predict_fn(HxWx3 uint8 RGB) -> HxW integer labels`, on a dataset without
+    transforms (raw uint8 image, uint8 label) items."""
+    metric = SegMetric(num_classes, ignore_index)
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    for i in range(n):
+        image, label = dataset[i]
+        pred = np.asarray(predict_fn(image))
+        if pred.ndim == 3 and pred.shape[0] == 1:
+            pred = pred[0]
+        if pred.shape != np.asarray(label).shape:
+            raise ValueError(f"predictor returned shape {pred.shape} for an image whose label is {np.shape(label)}")
+        metric.update(pred, label)
+    return metric.compute()
+
+
+def format_table(results: dict, classes: list[str] | None = None) -> str:
+    """Per-class IoU / boundary IoU / boundary F1 / fragmentation and the means, as plain text (percent)."""
+    iou = results["IoU"]
+    classes = classes or [str(i) for i in range(len(iou))]
+    cols = [("IoU", "IoU", 100), ("Acc", "Acc", 100), ("bIoU", "boundary_iou_per_class", 100),
+            ("bF1", "boundary_f1_per_class", 100), ("frag", "fragmentation_per_class", 1)]
+    cols = [c for c in cols if c[1] in results]
+    width = max(12, *(len(c) for c in classes))
+
+    def fmt(v, scale):
+        return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else \
+            (f"{v * scale:5.1f}" if scale == 100 else f"{v:5.2f}")
+
+    lines = [f"{'class':<{width}} " + " ".join(f"{h:>6}" for h, _, _ in cols)]
+    for i, name in enumerate(classes):
+        lines.append(f"{name:<{width}} " + " ".join(f"{fmt(results[k][i], s):>6}" for _, k, s in cols))
+    lines.append("-" * len(lines[0]))
+    summary = [("mIoU", 100), ("mAcc", 100), ("aAcc", 100), ("boundary_iou", 100), ("boundary_f1", 100),
+               ("fragmentation", 1)]
+    lines.append("  ".join(f"{k} {fmt(results[k], s).strip()}" for k, s in summary if k in results))
+    return "\n".join(lines)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(results: dict, path: str | Path) -> None:
+    """Strict JSON: NaN (a class absent from both prediction and label) is written as null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", required=True, help="student checkpoint (student.pt / best.pt)")
+    p.add_argument("--cfg", help="run config YAML: its data and eval sections say what and how to evaluate")
+    p.add_argument("--dataset", help="dataset name (overrides the config's data.dataset)")
+    p.add_argument("--root", help="dataset root (overrides data.root)")
+    p.add_argument("--split", help="split to evaluate (default: the config's data.val_split, else val)")
+    p.add_argument("--data-kwargs", default=None,
+                   help='extra build_dataset arguments as JSON, e.g. \'{"num_images": 60, "size": [128, 256]}\'')
+    p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: eval.mode or whole)")
+    p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="sliding window size")
+    p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="sliding window stride")
+    p.add_argument("--flip", action="store_true", default=None, help="average with the mirrored image")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize images to H W before inference")
+    p.add_argument("--max-images", type=int, help="evaluate the first N images only")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("override", nargs="*", help="config overrides key=value (with --cfg)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from . import checkpoint
+    from .data import DATASETS, build_dataset
+    from .data.transforms import EvalTransform
+
+    data = {"dataset": None, "root": None, "split": "val", "kwargs": {}}
+    ev = {"mode": "whole", "crop_size": None, "stride": None, "flip": False, "max_images": None, "size": None}
+    if args.cfg:
+        from .config import load_config
+        cfg = load_config(args.cfg, args.override)
+        data.update(dataset=cfg.data.dataset, root=cfg.data.root, split=cfg.data.val_split,
+                    kwargs=dict(cfg.data.val_kwargs))
+        ev.update(mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, flip=cfg.eval.flip,
+                  max_images=cfg.eval.max_images, size=cfg.eval.size)
+    elif args.override:
+        sys.exit(f"config overrides {args.override} need --cfg")
+    for key, value in (("dataset", args.dataset), ("root", args.root), ("split", args.split)):
+        if value is not None:
+            data[key] = value
+    if args.data_kwargs:
+        try:
+            data["kwargs"].update(json.loads(args.data_kwargs))
+        except (ValueError, AttributeError) as e:
+            sys.exit(f"--data-kwargs: expected a JSON object, got {args.data_kwargs!r} ({e})")
+    for key, value in (("mode", args.mode), ("crop_size", args.crop), ("stride", args.stride),
+                       ("flip", args.flip), ("max_images", args.max_images), ("size", args.size)):
+        if value is not None:
+            ev[key] = value
+    if not data["dataset"] or not data["root"]:
+        sys.exit("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
+
+    model, meta = checkpoint.load(args.ckpt)
+    model.to(args.device)
+    info = DATASETS.get(data["dataset"])
+    if info is not None and info.num_classes != meta["num_classes"]:
+        sys.exit(f"{args.ckpt}: model has {meta['num_classes']} classes but {data['dataset']} has {info.num_classes}")
+    dataset = build_dataset(data["dataset"], data["root"], data["split"],
+                            transforms=EvalTransform(meta["mean"], meta["std"], size=ev["size"]), **data["kwargs"])
+    results = evaluate(model, dataset, meta["num_classes"], mode=ev["mode"], crop_size=ev["crop_size"],
+                       stride=ev["stride"], flip=ev["flip"], device=args.device, max_images=ev["max_images"],
+                       progress=sys.stderr.isatty())
+    results["classes"] = list(meta["classes"])
+    results["settings"] = {"ckpt": str(args.ckpt), "dataset": data["dataset"], "root": str(data["root"]),
+                           "split": data["split"], **ev}
+    print(f"{args.ckpt} on {data['dataset']}/{data['split']} ({results['num_images']} images, {ev['mode']}"
+          f"{', flip' if ev['flip'] else ''})")
+    print(format_table(results, meta["classes"]))
+    if args.out:
+        write_json(results, args.out)
+        print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
