@@ -54,8 +54,6 @@ class Preprocessor:
         self.dtype = np.dtype(dtype)
         self.mean = np.asarray(meta["mean"], np.float32)
         self.inv_std = 1.0 / np.asarray(meta["std"], np.float32)
-        # letterbox padding is the mean colour, i.e. zero after normalisation; BGR for cv2
-        self.pad_bgr = tuple(float(v) for v in self.mean[::-1])
 
     def geometry(self, frame_hw):
         h, w = frame_hw
@@ -76,12 +74,13 @@ class Preprocessor:
         ih, iw = self.input_hw
         img = frame_bgr if frame_bgr.shape[:2] == (ch, cw) else cv2.resize(
             frame_bgr, (cw, ch), interpolation=cv2.INTER_LINEAR)
-        if (ch, cw) != (ih, iw):
-            img = cv2.copyMakeBorder(img, top, ih - ch - top, left, iw - cw - left, cv2.BORDER_CONSTANT,
-                                     value=self.pad_bgr)
         x = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
         x -= self.mean
         x *= self.inv_std
+        if (ch, cw) != (ih, iw):  # letterbox: the padding is the mean colour, i.e. exactly 0
+            padded = np.zeros((ih, iw, 3), np.float32)
+            padded[top:top + ch, left:left + cw] = x
+            x = padded
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=self.dtype), geo
 
 

@@ -1,0 +1,326 @@
+"""TensorRT backend (.engine + JSON sidecar `<engine>.json`).
+
+An engine only runs on the TensorRT version and GPU architecture it was built for, so the sidecar
+written by export.trt records both (with the metadata) and the engine is refused up front, with
+a clear message, when they differ from this machine. Two tensor APIs: the TensorRT >= 8.5
+name-based one (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3) and the
+8.x binding one (get_binding_index, set_binding_shape, execute_async_v2). Device memory through
+pycuda, or cuda-python (cudart) where pycuda is absent. Python 3.8 compatible (JetPack 5).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import formats, metadata
+from .base import Backend, output_kind_for, static_dims
+
+_EXTRA = formats.format_for("x.engine").extra
+
+
+class EngineMismatch(RuntimeError):
+    """The engine was built for another TensorRT version or GPU."""
+
+
+# -- the sidecar ------------------------------------------------------------------------------
+def sidecar_path(engine):
+    """`model.engine` -> `model.engine.json` (preferred) or `model.json`, whichever exists."""
+    engine = Path(engine)
+    first = engine.with_name(engine.name + ".json")
+    second = engine.with_suffix(".json")
+    return first if first.exists() or not second.exists() else second
+
+
+def read_sidecar(engine):
+    """The sidecar dict of an engine, its metadata checked; a clear error when it is missing."""
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise metadata.MetadataError("{}: no sidecar {} (the engine's metadata and build info; "
+                                     "build engines with python -m export.trt)".format(engine, path.name))
+    try:
+        side = json.loads(path.read_text())
+    except ValueError as e:
+        raise metadata.MetadataError("{}: not valid JSON ({})".format(path, e)) from None
+    if not isinstance(side, dict) or "meta" not in side:
+        raise metadata.MetadataError("{}: sidecar lacks the 'meta' object".format(path))
+    metadata.check(side["meta"], str(path))
+    for key in ("tensorrt_version", "compute_capability"):
+        if key not in side:
+            raise metadata.MetadataError("{}: sidecar lacks {!r}".format(path, key))
+    return side
+
+
+def parse_capability(value):
+    """'8.7', '87', 'sm_87', [8, 7] or (8, 7) -> (8, 7)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    text = str(value).lower().replace("sm_", "").replace("sm", "").strip()
+    if "." in text:
+        major, minor = text.split(".", 1)
+        return int(major), int(minor)
+    if text.isdigit() and len(text) >= 2:
+        return int(text[:-1]), int(text[-1])
+    raise ValueError("compute capability {!r}: expected like '8.7'".format(value))
+
+
+def _version(text):
+    return tuple(int(p) for p in str(text).split(".")[:3] if p.isdigit())
+
+
+def check_sidecar(side, trt_version, capability, source="engine"):
+    """Refuse an engine built for another TensorRT or GPU. A 'version_compatible' engine (TRT >= 8.6)
+    runs on the same or a newer TensorRT of the same major; a 'hardware_compatible' one (Ampere+)
+    on any GPU of compute capability >= 8.0."""
+    built, here = _version(side["tensorrt_version"]), _version(trt_version)
+    if side.get("version_compatible"):
+        ok = here[:1] == built[:1] and here >= built
+    else:
+        ok = here == built
+    if not ok:
+        raise EngineMismatch("{}: built with TensorRT {} but this machine has TensorRT {}; rebuild the engine "
+                             "here (python -m export.trt model.onnx)".format(source, side["tensorrt_version"],
+                                                                             trt_version))
+    want, have = parse_capability(side["compute_capability"]), parse_capability(capability)
+    ok = have >= (8, 0) if side.get("hardware_compatible") else have == want
+    if not ok:
+        raise EngineMismatch("{}: built for a GPU of compute capability {}.{} but this GPU is {}.{}; rebuild the "
+                             "engine on this device (python -m export.trt model.onnx)".format(
+                                 source, want[0], want[1], have[0], have[1]))
+    return side
+
+
+def tensor_api(trt_version):
+    """'tensors' (name-based, TensorRT >= 8.5; the only one in 10) or 'bindings' (TensorRT < 8.5)."""
+    return "tensors" if _version(trt_version) >= (8, 5) else "bindings"
+
+
+# -- device memory ----------------------------------------------------------------------------
+class _PyCuda:
+    """pycuda: a retained primary context pushed around every call (the loop infers on its own thread)."""
+
+    name = "pycuda"
+
+    def __init__(self, cuda, device=0):
+        self.cuda = cuda
+        cuda.init()
+        self.device = cuda.Device(device)
+        self.context = self.device.retain_primary_context()
+        self.context.push()
+        try:
+            self.stream = cuda.Stream()
+        finally:
+            self.context.pop()
+
+    def capability(self):
+        return self.device.compute_capability()
+
+    def __enter__(self):
+        self.context.push()
+
+    def __exit__(self, *exc):
+        self.context.pop()
+
+    @property
+    def stream_handle(self):
+        return self.stream.handle
+
+    def alloc(self, nbytes):
+        return self.cuda.mem_alloc(max(1, int(nbytes)))
+
+    def pinned(self, shape, dtype):
+        return self.cuda.pagelocked_empty(tuple(shape), dtype)
+
+    def htod(self, dst, host):
+        self.cuda.memcpy_htod_async(dst, host, self.stream)
+
+    def dtoh(self, host, src):
+        self.cuda.memcpy_dtoh_async(host, src, self.stream)
+
+    def sync(self):
+        self.stream.synchronize()
+
+    def free(self, ptr):
+        ptr.free()
+
+
+class _CudaPython:
+    """cuda-python's runtime API (the primary context is current on every thread by itself)."""
+
+    name = "cuda-python"
+
+    def __init__(self, cudart, device=0):
+        self.cudart = cudart
+        self._check(cudart.cudaSetDevice(device))
+        self.device_index = device
+        self.stream = self._check(cudart.cudaStreamCreate())
+
+    def _check(self, result):
+        err, rest = result[0], result[1:]
+        if int(err) != 0:
+            raise RuntimeError("CUDA error {}".format(err))
+        return rest[0] if len(rest) == 1 else (rest or None)
+
+    def capability(self):
+        props = self._check(self.cudart.cudaGetDeviceProperties(self.device_index))
+        return props.major, props.minor
+
+    def __enter__(self):
+        self._check(self.cudart.cudaSetDevice(self.device_index))
+
+    def __exit__(self, *exc):
+        pass
+
+    @property
+    def stream_handle(self):
+        return int(self.stream)
+
+    def alloc(self, nbytes):
+        return self._check(self.cudart.cudaMalloc(max(1, int(nbytes))))
+
+    def pinned(self, shape, dtype):
+        return np.empty(tuple(shape), dtype)
+
+    def htod(self, dst, host):
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._check(self.cudart.cudaMemcpyAsync(dst, host.ctypes.data, host.nbytes, kind, self.stream))
+
+    def dtoh(self, host, src):
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._check(self.cudart.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes, kind, self.stream))
+
+    def sync(self):
+        self._check(self.cudart.cudaStreamSynchronize(self.stream))
+
+    def free(self, ptr):
+        self.cudart.cudaFree(ptr)
+
+
+def open_cuda(device=0):
+    """pycuda when installed, else cuda-python; one clear line when neither is."""
+    try:
+        import pycuda.driver as cuda
+        return _PyCuda(cuda, device)
+    except ImportError:
+        pass
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError:
+            raise formats.MissingDependency(
+                "pycuda (or cuda-python) is not installed for the TensorRT backend's device memory: "
+                "pip install 'brd-edge[{}]'".format(_EXTRA)) from None
+    return _CudaPython(cudart, device)
+
+
+# -- the backend ------------------------------------------------------------------------------
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, path, device="auto", gpu=0, **kw):
+        super().__init__(path, "cuda:{}".format(gpu))
+        side = read_sidecar(path)  # before importing anything: a wrong file fails the same everywhere
+        trt = formats.require("tensorrt", _EXTRA, "the TensorRT backend")
+        self.cuda = open_cuda(gpu)
+        check_sidecar(side, trt.__version__, self.cuda.capability(), str(path))
+        self.meta, self.sidecar = side["meta"], side
+        self.precision = side.get("precision", self.meta.get("precision", "fp32"))
+        self.trt = trt
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        with self.cuda:
+            self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.path.read_bytes())
+            if self.engine is None:
+                raise RuntimeError("{}: TensorRT could not deserialize the engine (see the log above)".format(path))
+            self.context = self.engine.create_execution_context()
+        use_names = tensor_api(trt.__version__) == "tensors" and hasattr(self.context, "execute_async_v3")
+        self.api = "tensors" if use_names else "bindings"
+        self.io = self._io_tensors()
+        inputs = [t for t in self.io if t["input"]]
+        outputs = [t for t in self.io if not t["input"]]
+        if len(inputs) != 1 or not outputs:
+            raise RuntimeError("{}: expected one input and at least one output, found {}".format(
+                path, [t["name"] for t in self.io]))
+        self.input, self.output = inputs[0], outputs[0]
+        self.input_shape = static_dims(self.input["shape"])
+        self.input_dtype = np.dtype(self.input["dtype"])
+        self.output_kind = output_kind_for(self.output["name"], np.issubdtype(self.output["dtype"], np.integer))
+        self.device = "cuda:{} (TensorRT {}, {})".format(gpu, trt.__version__, self.cuda.name)
+        self._buffers = {}  # input shape -> (device ptrs by name, host output arrays by name)
+
+    def _io_tensors(self):
+        engine, trt = self.engine, self.trt
+        io = []
+        if self.api == "tensors":
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                io.append({"name": name, "index": i,
+                           "input": engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                           "shape": tuple(engine.get_tensor_shape(name)),
+                           "dtype": trt.nptype(engine.get_tensor_dtype(name))})
+        else:
+            for i in range(engine.num_bindings):
+                name = engine.get_binding_name(i)
+                io.append({"name": name, "index": engine.get_binding_index(name),
+                           "input": engine.binding_is_input(i), "shape": tuple(engine.get_binding_shape(i)),
+                           "dtype": trt.nptype(engine.get_binding_dtype(i))})
+        return io
+
+    def _prepare(self, shape):
+        """Set the input shape and (re)use device buffers sized for it."""
+        if shape in self._buffers:
+            return self._buffers[shape]
+        for ptrs, _ in self._buffers.values():
+            for p in ptrs.values():
+                self.cuda.free(p)
+        self._buffers.clear()
+        ctx = self.context
+        if self.api == "tensors":
+            ctx.set_input_shape(self.input["name"], shape)
+        else:
+            ctx.set_binding_shape(self.input["index"], shape)
+        ptrs, hosts = {}, {}
+        for t in self.io:
+            if t["input"]:
+                tshape = shape
+            elif self.api == "tensors":
+                tshape = tuple(ctx.get_tensor_shape(t["name"]))
+            else:
+                tshape = tuple(ctx.get_binding_shape(t["index"]))
+            nbytes = int(np.prod(tshape)) * np.dtype(t["dtype"]).itemsize
+            ptrs[t["name"]] = self.cuda.alloc(nbytes)
+            if not t["input"]:
+                hosts[t["name"]] = self.cuda.pinned(tshape, t["dtype"])
+            if self.api == "tensors":
+                ctx.set_tensor_address(t["name"], int(ptrs[t["name"]]))
+        self._buffers[shape] = (ptrs, hosts)
+        return ptrs, hosts
+
+    def infer(self, batch):
+        batch = self._check_batch(batch)
+        with self.cuda:
+            ptrs, hosts = self._prepare(tuple(batch.shape))
+            self.cuda.htod(ptrs[self.input["name"]], batch)
+            if self.api == "tensors":
+                ok = self.context.execute_async_v3(self.cuda.stream_handle)
+            else:
+                bindings = [0] * len(self.io)
+                for t in self.io:
+                    bindings[t["index"]] = int(ptrs[t["name"]])
+                ok = self.context.execute_async_v2(bindings=bindings, stream_handle=self.cuda.stream_handle)
+            if not ok:
+                raise RuntimeError("{}: TensorRT execution failed (see the log above)".format(self.path))
+            out = hosts[self.output["name"]]
+            self.cuda.dtoh(out, ptrs[self.output["name"]])
+            self.cuda.sync()
+        return out.copy()
+
+    def close(self):
+        if getattr(self, "_buffers", None):
+            with self.cuda:
+                for ptrs, _ in self._buffers.values():
+                    for p in ptrs.values():
+                        self.cuda.free(p)
+            self._buffers.clear()

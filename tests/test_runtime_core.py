@@ -1,0 +1,318 @@
+"""runtime/ without a model: import hygiene (no torch, Python 3.8), metadata-driven preprocessing,
+the newest-frame and reconnect policies of live sources, file sources, sinks, TensorRT sidecar checks."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime import formats, metadata
+from runtime.overlay import Overlay
+from runtime.preprocess import Preprocessor, ShapeError, postprocess, resolve_size
+from runtime.sinks import ImageFolderSink, NullSink, SinkError, VideoSink, open_sink
+from runtime.sources import (ImageSource, LiveSource, SourceError, VideoFileSource, csi_pipeline, open_source)
+from runtime.backends import tensorrt as trt_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+META = {"arch": "x", "num_classes": 3, "classes": ["a", "b", "c"], "palette": [[255, 0, 0], [0, 255, 0], [0, 0, 255]],
+        "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "input_size": [8, 16]}
+RUNTIME_MODULES = ["runtime", "runtime.formats", "runtime.metadata", "runtime.preprocess", "runtime.stats",
+                   "runtime.sources", "runtime.sinks", "runtime.overlay", "runtime.pipeline", "runtime.run",
+                   "runtime.bench", "runtime.backends", "runtime.backends.base", "runtime.backends.onnxruntime",
+                   "runtime.backends.openvino", "runtime.backends.tensorrt"]
+
+
+# -- import hygiene ---------------------------------------------------------------------------
+BLOCKER = r"""
+import sys
+BLOCKED = {blocked!r}
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError("blocked for this test: " + name)
+        return None
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def run_blocked(code, blocked, tmp_path):
+    script = BLOCKER.format(blocked=sorted(blocked)) + code
+    return subprocess.run([sys.executable, "-c", script], cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_runtime_imports_without_torch_or_distill(tmp_path):
+    code = "import importlib\nfor m in {!r}:\n    importlib.import_module(m)\n".format(RUNTIME_MODULES)
+    code += "assert 'torch' not in sys.modules and 'distill' not in sys.modules\nprint('ok')\n"
+    r = run_blocked(code, {"torch", "distill"}, tmp_path)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_missing_backend_dependency_is_one_line_naming_the_extra(tmp_path):
+    model = tmp_path / "m.xml"
+    model.write_text("<net/>")
+    code = ("from runtime.backends import load_backend\nfrom runtime.formats import MissingDependency\n"
+            "try:\n    load_backend({!r})\nexcept MissingDependency as e:\n    print('MSG', e)\n").format(str(model))
+    r = run_blocked(code, {"torch", "distill", "openvino"}, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "pip install 'brd-edge[openvino]'" in r.stdout
+
+
+def test_runtime_is_python38_compatible():
+    vermin = shutil.which("vermin") or str(Path(sys.executable).with_name("vermin"))
+    if not Path(vermin).exists():
+        pytest.skip("vermin is not installed")
+    r = subprocess.run([vermin, "-t=3.8-", "--violations", "--no-tips", str(ROOT / "runtime")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- preprocessing from metadata --------------------------------------------------------------
+def test_preprocess_matches_hand_computation():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)  # BGR, already at the model size
+    x, geo = Preprocessor(META, (8, 16))(frame)
+    rgb = frame[:, :, ::-1].astype(np.float64)
+    expected = ((rgb - np.array(META["mean"])) / np.array(META["std"])).transpose(2, 0, 1)[None]
+    assert x.dtype == np.float32 and x.shape == (1, 3, 8, 16) and x.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+    assert geo.content == (0, 0, 8, 16)
+
+
+def test_preprocess_resizes_and_postprocess_maps_back_to_the_frame():
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, 32:] = 255  # right half white
+    pre = Preprocessor(META, (8, 16))
+    x, geo = pre(frame)
+    assert x.shape == (1, 3, 8, 16)
+    white = (255 - np.array(META["mean"])) / np.array(META["std"])
+    np.testing.assert_allclose(x[0, :, 0, -1], white, rtol=1e-5)
+    logits = np.zeros((1, 3, 8, 16), np.float32)
+    logits[0, 2, :, 8:] = 1.0  # class 2 on the right half, class 0 elsewhere
+    labels = postprocess(logits, geo)
+    assert labels.shape == (32, 64) and labels.dtype == np.uint8
+    assert (labels[:, :32] == 0).all() and (labels[:, 32:] == 2).all()
+    labels2 = postprocess(np.argmax(logits, 1), geo, metadata.OUTPUT_LABELS)
+    assert (labels2 == labels).all()
+
+
+def test_letterbox_pads_with_the_mean_and_is_undone():
+    frame = np.full((16, 16, 3), 200, np.uint8)  # square frame into a 8x16 input: pillarbox
+    x, geo = Preprocessor(META, (8, 16), letterbox=True)(frame)
+    assert geo.content == (0, 4, 8, 8)
+    assert np.abs(x[0, :, :, :4]).max() < 1e-4 and np.abs(x[0, :, :, 12:]).max() < 1e-4  # mean -> 0
+    logits = np.zeros((1, 3, 8, 16), np.float32)
+    logits[0, 1, :, 4:12] = 1.0  # class 1 exactly on the image part
+    assert (postprocess(logits, geo) == 1).all()
+
+
+def test_resolve_size_policy():
+    dynamic, fixed = (None, 3, None, None), (1, 3, 8, 16)
+    assert resolve_size(META, dynamic, (30, 40)) == (8, 16)               # metadata size by default
+    assert resolve_size(META, dynamic, (30, 40), keep_size=True) == (30, 40)
+    assert resolve_size(META, dynamic, (30, 40), size=(64, 64)) == (64, 64)
+    assert resolve_size(META, fixed, (30, 40)) == (8, 16)                 # resized to the fixed shape
+    assert resolve_size(META, fixed, (8, 16), keep_size=True) == (8, 16)
+    with pytest.raises(ShapeError, match="fixed input of 8x16"):
+        resolve_size(META, fixed, (30, 40), keep_size=True, source="m.onnx")
+    with pytest.raises(ShapeError, match="fixed batch of 4"):
+        resolve_size(META, (4, 3, 8, 16), (8, 16))
+    with pytest.raises(ShapeError, match="1 channels"):
+        resolve_size(META, (1, 1, 8, 16), (8, 16))
+
+
+def test_overlay_blends_palette_and_draws_legend():
+    frame = np.zeros((40, 120, 3), np.uint8)
+    labels = np.zeros((40, 120), np.uint8)
+    labels[:, 60:] = 2
+    out = Overlay(META["classes"], META["palette"], alpha=1.0, legend=False).draw(frame, labels)
+    assert tuple(out[20, 10]) == (0, 0, 255)   # class 0 is RGB red -> BGR (0, 0, 255)
+    assert tuple(out[20, 100]) == (255, 0, 0)  # class 2 is RGB blue
+    with_text = Overlay(META["classes"], META["palette"], alpha=0.5).draw(frame, labels, fps=30.0, latency_ms=5.0)
+    assert with_text.shape == frame.shape and not np.array_equal(with_text, out)
+
+
+# -- live sources: newest frame only, reconnect with backoff ----------------------------------
+class FakeCamera:
+    """A cv2.VideoCapture stand-in for a camera: frames every `period` s carrying their number,
+    `frames` of them, then failed reads (an unplugged device). The source is what is simulated."""
+
+    def __init__(self, frames=10 ** 6, period=0.005, opened=True):
+        self.frames, self.period, self.opened = frames, period, opened
+        self.produced = 0
+
+    def isOpened(self):
+        return self.opened
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 8, cv2.CAP_PROP_FRAME_HEIGHT: 4}.get(prop, 0)
+
+    def read(self):
+        time.sleep(self.period)
+        if self.produced >= self.frames:
+            return False, None
+        image = np.full((4, 8, 3), self.produced % 256, np.uint8)
+        self.produced += 1
+        return True, image
+
+    def release(self):
+        self.opened = False
+
+
+def test_live_source_keeps_only_the_newest_frame():
+    cam = FakeCamera(period=0.002)
+    src = LiveSource(lambda: cam, "fake camera", reconnect=False)
+    taken = []
+    try:
+        for _ in range(6):
+            time.sleep(0.03)  # a slow consumer: ~15 frames arrive meanwhile
+            frame = src.read()
+            # the frame handed out is the newest one (one more may have arrived during the read)
+            assert frame.index >= cam.produced - 2
+            taken.append(frame.index)
+    finally:
+        src.close()
+    assert taken == sorted(taken) and len(set(taken)) == len(taken)
+    assert src.dropped > 0
+    pending = 1 if src._newest is not None else 0
+    assert len(taken) + src.dropped + pending == cam.produced  # every frame is either used or counted
+
+
+def test_live_source_reconnects_with_backoff_then_gives_up(caplog):
+    cams = iter([FakeCamera(frames=3), FakeCamera(opened=False), FakeCamera(frames=3),
+                 FakeCamera(opened=False), FakeCamera(opened=False), FakeCamera(opened=False)])
+    caplog.set_level(logging.WARNING, logger="runtime.sources")
+    src = LiveSource(lambda: next(cams), "fake stream", backoff=(0.01, 0.02), max_reconnects=2,
+                     failures_before_reconnect=2)
+    frames = list(src)  # ends by itself once reconnecting fails twice in a row
+    src.close()
+    assert src.reconnects == 1
+    assert len(frames) + src.dropped == 6
+    assert "reconnecting" in caplog.text and "reconnected" in caplog.text and "gave up" in caplog.text
+
+
+def test_live_source_that_cannot_open_is_a_clear_error():
+    with pytest.raises(SourceError, match="cannot open"):
+        LiveSource(lambda: FakeCamera(opened=False), "camera 7")
+
+
+# -- file sources ----------------------------------------------------------------------------
+def test_image_folder_and_glob_skip_unreadable_files(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "img{}.png".format(i)), np.full((10, 20, 3), i * 50, np.uint8))
+    (tmp_path / "img1b.png").write_bytes(b"not a png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    src = open_source(str(tmp_path))
+    assert isinstance(src, ImageSource)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 1, 3] and src.skipped == 1
+    assert len(list(open_source(str(tmp_path / "img[02].png")))) == 2
+    single = list(open_source(str(tmp_path / "img2.png")))
+    assert len(single) == 1 and single[0].image.shape == (10, 20, 3)
+
+
+def test_source_spec_errors_and_csi_pipeline(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        open_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path))
+    pipe = csi_pipeline(1, 640, 480, 15)
+    assert pipe.startswith("nvarguscamerasrc sensor-id=1") and "nvvidconv" in pipe and pipe.endswith(
+        "appsink drop=true max-buffers=1 sync=false") and "width=640, height=480, framerate=15/1" in pipe
+    with pytest.raises(SourceError, match="unknown CSI option"):
+        open_source("csi://0?zoom=2")
+    (tmp_path / "bad.avi").write_bytes(b"\x00" * 100)
+    with pytest.raises(SourceError, match="cannot open"):
+        VideoFileSource(tmp_path / "bad.avi")
+
+
+# -- sinks -----------------------------------------------------------------------------------
+def test_sink_specs(tmp_path, monkeypatch):
+    assert isinstance(open_sink("none"), NullSink)
+    assert isinstance(open_sink(str(tmp_path / "out.mp4")), VideoSink)
+    assert isinstance(open_sink(str(tmp_path / "frames") + "/"), ImageFolderSink)
+    with pytest.raises(SinkError, match="expected window, none"):
+        open_sink(str(tmp_path / "out.txt"))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        with pytest.raises(SinkError, match="needs a display"):
+            open_sink("window")
+
+
+def test_image_folder_sink_writes_numbered_frames(tmp_path):
+    sink = open_sink(str(tmp_path / "frames") + "/")
+    for i in range(3):
+        assert sink.write(np.full((6, 9, 3), i, np.uint8))
+    sink.close()
+    files = sorted((tmp_path / "frames").iterdir())
+    assert [f.name for f in files] == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
+    assert cv2.imread(str(files[2])).shape == (6, 9, 3)
+
+
+# -- formats / TensorRT pure parts -----------------------------------------------------------
+def test_backend_is_picked_by_suffix():
+    assert formats.format_for("a/b.ONNX").name == "onnx"
+    assert formats.backend_class(formats.format_for("m.xml")).__name__ == "OpenVINOBackend"
+    assert formats.backend_class(formats.format_for("m.engine")) is trt_backend.TensorRTBackend
+    with pytest.raises(ValueError, match="unknown model format"):
+        formats.format_for("m.pt")
+
+
+def write_sidecar(engine, **over):
+    side = {"meta": META, "tensorrt_version": "10.3.0", "compute_capability": "8.7", "precision": "fp16"}
+    side.update(over)
+    Path(str(engine) + ".json").write_text(__import__("json").dumps(side))
+    return side
+
+
+def test_trt_sidecar_is_read_and_checked(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0")
+    with pytest.raises(metadata.MetadataError, match="no sidecar m.engine.json"):
+        trt_backend.read_sidecar(engine)
+    side = write_sidecar(engine)
+    assert trt_backend.read_sidecar(engine)["meta"]["classes"] == ["a", "b", "c"]
+    assert trt_backend.check_sidecar(side, "10.3.0.26", (8, 7))  # build number does not matter
+    with pytest.raises(trt_backend.EngineMismatch, match="TensorRT 10.3.0 but this machine has TensorRT 10.7.0"):
+        trt_backend.check_sidecar(side, "10.7.0", (8, 7))
+    with pytest.raises(trt_backend.EngineMismatch, match="compute capability 8.7 but this GPU is 8.6"):
+        trt_backend.check_sidecar(side, "10.3.0", "8.6")
+    compat = dict(side, version_compatible=True, hardware_compatible=True)
+    assert trt_backend.check_sidecar(compat, "10.7.0", (9, 0))
+    with pytest.raises(trt_backend.EngineMismatch):
+        trt_backend.check_sidecar(compat, "11.0.0", (9, 0))
+    write_sidecar(engine, meta={"arch": "x"})
+    with pytest.raises(metadata.MetadataError, match="metadata lacks"):
+        trt_backend.read_sidecar(engine)
+    write_sidecar(engine, compute_capability=None)
+    assert trt_backend.parse_capability("sm_87") == (8, 7) == trt_backend.parse_capability([8, 7])
+
+
+def test_trt_api_dispatch_by_version():
+    assert trt_backend.tensor_api("10.3.0") == "tensors"
+    assert trt_backend.tensor_api("8.6.2") == "tensors"
+    assert trt_backend.tensor_api("8.4.1.5") == "bindings"
+    assert trt_backend.tensor_api("7.1.3") == "bindings"
+
+
+def test_trt_backend_without_tensorrt_names_the_extra(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed: this checks the message shown where it is not")
+    except ImportError:
+        pass
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0")
+    write_sidecar(engine)
+    with pytest.raises(formats.MissingDependency, match=r"brd-edge\[tensorrt\]"):
+        trt_backend.TensorRTBackend(engine)
