@@ -61,6 +61,7 @@ def atomic_path(out, suffix=None):
     suffix = out.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=".{}.".format(out.stem), suffix=".tmp" + suffix, dir=str(out.parent))
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
     tmp = Path(tmp)
     try:
         yield tmp
@@ -68,6 +69,12 @@ def atomic_path(out, suffix=None):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, obj):
@@ -111,18 +118,14 @@ def set_onnx_meta(model, meta):
 
 
 def preprocess(images, meta):
-    """uint8 RGB HxWx3 images -> float32 NCHW at meta input_size, (rgb - mean) / std (as runtime does)."""
-    import cv2
+    """uint8 RGB HxWx3 images -> float32 NCHW at meta input_size: the runtime's own Preprocessor, so
+    calibration and parity see exactly what a deployed model sees."""
+    from runtime.preprocess import Preprocessor
 
-    h, w = meta["input_size"]
-    mean = np.asarray(meta["mean"], np.float32)
-    std = np.asarray(meta["std"], np.float32)
-    out = np.empty((len(images), 3, h, w), np.float32)
-    for i, img in enumerate(images):
-        if img.shape[:2] != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-        out[i] = ((img.astype(np.float32) - mean) / std).transpose(2, 0, 1)
-    return out
+    prep = Preprocessor(meta, meta["input_size"])
+    if not len(images):
+        return np.empty((0, 3, *meta["input_size"]), np.float32)
+    return np.concatenate([prep(np.ascontiguousarray(img[..., ::-1]))[0] for img in images])
 
 
 def synthetic_images(n, size, seed=0):

@@ -36,14 +36,29 @@ def build(name: str, root, split: str, meta: dict):
         raise ExportError(f"reading dataset {name!r} needs distill.data (the training install): {e}") from None
     root = Path(root)
     kw = {}
-    if name == "synthetic":  # generated into root on first use, at the model's input size
-        kw = {"size": tuple(meta["input_size"]), "seed": 0 if split == "train" else 1}
+    if name == "synthetic":
+        kw = _synthetic_settings(root, split, meta)
     elif not root.is_dir():
         raise ExportError(f"{root}: dataset folder not found")
     try:
         return build_dataset(name, str(root), split, **kw)
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise ExportError(f"{root}: cannot read the {name!r} {split} split ({str(e).splitlines()[0]})") from None
+
+
+def _synthetic_settings(root, split, meta) -> dict:
+    """Read back the settings a synthetic split was generated with (the loader regenerates the split
+    when asked for other settings, which must not happen to a training set); a new split is generated
+    at the model's input size."""
+    import json
+
+    from distill.data import synthetic
+
+    manifest = synthetic._manifest(root, split)
+    if manifest.exists():
+        s = json.loads(manifest.read_text())
+        return {"num_images": s["num_images"], "size": tuple(s["size"]), "seed": s["seed"]}
+    return {"num_images": 32, "size": tuple(meta["input_size"]), "seed": 0 if split == "train" else 1}
 
 
 def folder_images(folder, n: int) -> list[np.ndarray]:

@@ -27,8 +27,11 @@ def check_opset(opset: int) -> int:
 
 def load_student(ckpt):
     """(model, meta) from a student checkpoint; CheckpointError (one line, names the file) otherwise."""
-    from distill import checkpoint
-
+    try:
+        from distill import checkpoint
+    except ImportError as e:
+        raise ExportError(f"{ckpt}: reading a checkpoint needs torch and the training package "
+                          f"(pip install 'brd-edge[train]'), or pass an exported .onnx instead ({e})") from None
     return checkpoint.load(ckpt)
 
 

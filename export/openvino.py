@@ -1,0 +1,130 @@
+"""Student checkpoint or ONNX -> OpenVINO IR (.xml + .bin):
+`python -m export.openvino student.pt|student.onnx [--precision fp32|fp16|int8]`.
+
+The metadata JSON goes into the IR's rt_info under META_KEY. FP32 stays FP32 (save_model would
+compress weights to FP16 by default); FP16 stores FP16 weights; INT8 is NNCF post-training
+quantisation calibrated on the dataset (optionally accuracy-controlled to meet --max-drop).
+Given an .onnx this module needs neither torch nor distill (the accuracy gate aside).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+from runtime import metadata
+from runtime.formats import require
+
+from .common import ExportError, check_writable, cli, current_umask, onnx_meta, source_kind
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def openvino_meta(xml) -> dict:
+    ov = require("openvino", "openvino", "reading OpenVINO models")
+    model = ov.Core().read_model(str(xml))
+    if not model.has_rt_info([metadata.META_KEY]):
+        raise ExportError(f"{xml}: no '{metadata.META_KEY}' in rt_info; export it with `python -m export.openvino`")
+    return metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(xml))
+
+
+def save_ir(model, out: Path, compress_to_fp16: bool):
+    """ov.save_model to temporary names in the output folder, then rename .bin and .xml into place."""
+    ov = require("openvino", "openvino")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.xml", dir=str(out.parent))
+    os.close(fd)
+    tmp_xml = Path(tmp)
+    mode = 0o666 & ~current_umask()
+    tmp_bin = tmp_xml.with_suffix(".bin")
+    try:
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+        for f in (tmp_xml, tmp_bin):
+            os.chmod(f, mode)
+        os.replace(tmp_bin, out.with_suffix(".bin"))
+        os.replace(tmp_xml, out)
+    finally:
+        for f in (tmp_xml, tmp_bin):
+            if f.exists():
+                f.unlink()
+
+
+def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, validation=None,
+                     max_drop: float | None = None) -> Path:
+    """Convert an FP32 ONNX model (with BRD Edge metadata) to IR at `precision`; returns the .xml.
+
+    int8 needs `calib_images` (uint8 RGB); with `validation` [(image, label)] and `max_drop` it uses
+    NNCF's accuracy-controlled quantisation.
+    """
+    ov = require("openvino", "openvino", "OpenVINO export")
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    src = Path(src)
+    out = Path(out) if out else src.with_suffix(".xml") if precision == "fp32" else src.with_name(
+        f"{src.stem}.{precision}.xml")
+    if out.suffix != ".xml":
+        raise ExportError(f"{out}: OpenVINO IR output must end in .xml")
+    check_writable(out)
+    meta = copy.deepcopy(onnx_meta(src))
+    try:
+        model = ov.convert_model(str(src))
+    except Exception as e:
+        raise ExportError(f"{src}: OpenVINO cannot convert it ({str(e).splitlines()[0][:200]})") from None
+    export = meta.setdefault("export", {})
+    export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0])
+    if precision == "int8":
+        from .quantize import quantize_openvino_int8
+
+        model = quantize_openvino_int8(model, calib_images, meta, validation, max_drop)
+        export["quantization"] = {"tool": "nncf", "accuracy_control": validation is not None,
+                                  "calibration_images": len(calib_images)}
+    model.set_rt_info(metadata.dumps(meta), [metadata.META_KEY])
+    save_ir(model, out, compress_to_fp16=precision == "fp16")
+    return out
+
+
+def main(argv=None) -> int:
+    from .data import add_data_args, calibration_images
+    from .parity import add_parity_args, parity_from_args
+
+    p = argparse.ArgumentParser(prog="python -m export.openvino", description=__doc__.splitlines()[0])
+    p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
+    p.add_argument("-o", "--output", help="output .xml (default: next to the source; .fp16/.int8 infix)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the intermediate export (.pt source)")
+    p.add_argument("--max-drop", type=float, default=1.0, help="INT8 accuracy gate: max mIoU drop (points)")
+    p.add_argument("--accuracy-control", action="store_true",
+                   help="INT8: NNCF accuracy-controlled quantisation to stay within --max-drop (needs --data-root)")
+    add_data_args(p)
+    add_parity_args(p)
+    args = p.parse_args(argv)
+    source_kind(args.source)
+    src = Path(args.source)
+    out = Path(args.output) if args.output else (
+        src.with_suffix(".xml") if args.precision == "fp32" else src.with_name(f"{src.stem}.{args.precision}.xml"))
+    check_writable(out)
+    with tempfile.TemporaryDirectory(prefix="brd-export-") as tmpdir:
+        from .quantize import accuracy_gate, fp32_onnx, validation_items
+
+        src_onnx, torch_model = fp32_onnx(src, tmpdir, args)
+        meta = onnx_meta(src_onnx)
+        images = validation = None
+        if args.precision == "int8":
+            images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
+            validation = validation_items(args, meta)
+            if args.accuracy_control and not validation:
+                raise ExportError("--accuracy-control needs a labelled validation split: pass --data-root")
+        out = onnx_to_openvino(src_onnx, out, args.precision, images,
+                               validation if args.accuracy_control else None, args.max_drop)
+        size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
+        print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision})")
+        code = parity_from_args(args, out, args.precision, torch_model, reference_onnx=src_onnx)
+        if args.precision == "int8" and validation:
+            fp32_xml = onnx_to_openvino(src_onnx, Path(tmpdir) / "fp32.xml", "fp32")
+            code = code or (0 if accuracy_gate(fp32_xml, out, validation, args.max_drop)["passed"] else 1)
+    return code
+
+
+if __name__ == "__main__":
+    cli(main)()

@@ -1,0 +1,200 @@
+"""INT8: post-training static quantisation calibrated on real images, and the accuracy gate.
+
+- ONNX Runtime: Q/DQ ONNX (symmetric INT8 activations and per-channel weights, the explicit
+  quantisation TensorRT 10+ builds from), `python -m export.quantize student.pt|.onnx`.
+- OpenVINO: NNCF post-training quantisation of the IR (export.openvino --precision int8), or
+  NNCF's accuracy-controlled quantisation when a labelled validation split is given.
+- The gate: FP32 vs INT8 mIoU on the validation split; fails when the drop exceeds --max-drop.
+
+Calibration images go through exactly the runtime's preprocessing (common.preprocess).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime import metadata
+from runtime.formats import require
+
+from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, set_onnx_meta,
+                     source_kind)
+
+
+def _reader(images, meta):
+    quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
+    inputs = preprocess(images, meta)
+
+    class Reader(quant.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(inputs)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {metadata.INPUT_NAME: x[None]}
+
+        def rewind(self):
+            self.it = iter(inputs)
+
+    return Reader()
+
+
+def quantize_onnx_int8(src, out, images, for_tensorrt=True, preprocess_model=True) -> Path:
+    """FP32 ONNX -> Q/DQ INT8 ONNX with ONNX Runtime's static quantiser, calibrated on `images`.
+
+    Symmetric activations and weights (zero point 0) with per-channel weight scales: what
+    TensorRT's explicit quantisation expects; ONNX Runtime runs the same file on CPU.
+    """
+    quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
+    if not images:
+        raise ExportError("INT8 calibration needs at least one image")
+    src, out = Path(src), check_writable(out)
+    meta = onnx_meta(src)
+    if meta.get("export", {}).get("opset", 17) < 13:
+        raise ExportError(f"{src}: per-channel INT8 needs opset >= 13; re-export with --opset 17")
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    if for_tensorrt:
+        extra["QuantizeBias"] = False  # TensorRT fuses FP32 bias into the INT8 conv itself
+    with tempfile.TemporaryDirectory(prefix="brd-quant-") as tmpdir, atomic_path(out) as tmp:
+        model_in = src
+        if preprocess_model:  # shape inference + graph optimisation, as ORT recommends before quantising
+            model_in = Path(tmpdir) / "pre.onnx"
+            quant.quant_pre_process(str(src), str(model_in), skip_symbolic_shape=False)
+        quant.quantize_static(str(model_in), str(tmp), _reader(images, meta),
+                              quant_format=quant.QuantFormat.QDQ, per_channel=True,
+                              activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
+                              calibrate_method=quant.CalibrationMethod.MinMax, extra_options=extra)
+        onnx = require("onnx", "export")
+        model = onnx.load(str(tmp))
+        meta = copy.deepcopy(meta)
+        meta.setdefault("export", {}).update(precision="int8", quantization={
+            "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "symmetric": True,
+            "per_channel": True, "calibration_images": len(images)})
+        set_onnx_meta(model, meta)
+        onnx.save(model, str(tmp))
+    return out
+
+
+def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=None):
+    """NNCF post-training quantisation of an OpenVINO model; with `validation` (list of (image, label))
+    and `max_drop` (mIoU points), NNCF's accuracy-controlled variant keeps the drop within bounds."""
+    nncf = require("nncf", "openvino", "OpenVINO INT8 quantisation")
+    if not images:
+        raise ExportError("INT8 calibration needs at least one image")
+    inputs = [x[None] for x in preprocess(images, meta)]
+    calib = nncf.Dataset(inputs)
+    if validation is None:
+        return nncf.quantize(ov_model, calib, subset_size=len(inputs))
+
+    val_inputs = [(preprocess([img], meta), label) for img, label in validation]
+
+    def validate(compiled, data):
+        return miou(lambda x: compiled(x)[compiled.outputs[0]], data, meta) / 100.0
+
+    return nncf.quantize_with_accuracy_control(
+        ov_model, calib, nncf.Dataset(val_inputs), validation_fn=validate, max_drop=max_drop / 100.0,
+        drop_type=nncf.DropType.ABSOLUTE, subset_size=len(inputs))
+
+
+def miou(run, items, meta) -> float:
+    """mIoU (percent) of `run` (batch -> logits or labels) over preprocessed (input, label) pairs."""
+    import cv2
+
+    from distill.metrics import SegMetric
+
+    metric = SegMetric(meta["num_classes"], ignore_index=255)
+    for x, label in items:
+        out = run(x)
+        pred = (out.argmax(1) if out.ndim == 4 else out)[0].astype(np.uint8)
+        if pred.shape != label.shape:  # back to the label's resolution, as the runtime's overlay does
+            pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
+        metric.update(pred.astype(np.int64), label.astype(np.int64))
+    return 100.0 * float(metric.compute()["mIoU"])
+
+
+def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0) -> dict:
+    """FP32 vs INT8 mIoU on the labelled `validation` items; prints the table, returns the verdict."""
+    from .common import sibling, write_json
+    from .parity import runner_for
+
+    meta = onnx_meta(fp32_path) if Path(fp32_path).suffix == ".onnx" else None
+    if meta is None:
+        from .openvino import openvino_meta
+        meta = openvino_meta(fp32_path)
+    items = [(preprocess([img], meta), label) for img, label in validation]
+    fp32 = miou(runner_for(fp32_path), items, meta)
+    int8 = miou(runner_for(int8_path), items, meta)
+    drop = fp32 - int8
+    report = {"fp32_model": Path(fp32_path).name, "int8_model": Path(int8_path).name, "images": len(items),
+              "fp32_miou": fp32, "int8_miou": int8, "drop": drop, "max_drop": max_drop, "passed": drop <= max_drop}
+    print(f"{'model':<28} {'mIoU':>7}\n{report['fp32_model'] + ' (FP32)':<28} {fp32:7.2f}\n"
+          f"{report['int8_model'] + ' (INT8)':<28} {int8:7.2f}\n{'drop':<28} {drop:7.2f}  "
+          f"(max {max_drop:.2f}): {'ok' if report['passed'] else 'FAILED'}")
+    write_json(sibling(int8_path, ".gate.json"), report)
+    return report
+
+
+def validation_items(args, meta, n=None):
+    """Labelled validation images for the gate (None when no dataset was given)."""
+    from .data import build, dataset_images
+
+    if not getattr(args, "data_root", None):
+        return None
+    name = args.dataset or meta.get("dataset")
+    dataset = build(name, args.data_root, "val", meta)
+    return dataset_images(dataset, n or len(dataset), "validation", with_labels=True)
+
+
+def quantize_int8(src, out=None, backend: str = "onnxruntime", images=None, for_tensorrt=True, **kw) -> Path:
+    """INT8 from an FP32 ONNX model: `backend` "onnxruntime" (Q/DQ ONNX) or "openvino" (NNCF IR)."""
+    if backend == "onnxruntime":
+        out = out or Path(src).with_suffix(".int8.onnx")
+        return quantize_onnx_int8(src, out, images, for_tensorrt=for_tensorrt)
+    if backend == "openvino":
+        from .openvino import onnx_to_openvino
+        return onnx_to_openvino(src, out, precision="int8", calib_images=images, **kw)
+    raise ExportError(f"unknown INT8 backend {backend!r}: onnxruntime or openvino")
+
+
+def fp32_onnx(src, tmpdir, args=None):
+    """(onnx path, torch model or None): the source itself if .onnx, else a fresh FP32 export."""
+    if source_kind(src) == "onnx":
+        return Path(src), None
+    from .onnx import load_student, torch_to_onnx
+
+    model, meta = load_student(src)
+    opset = getattr(args, "opset", 17) if args is not None else 17
+    onnx_path = torch_to_onnx(src, Path(tmpdir) / (Path(src).stem + ".onnx"), opset=opset, model_meta=(model, meta))
+    return onnx_path, model
+
+
+def main(argv=None) -> int:
+    from .data import add_data_args, calibration_images
+    from .parity import add_parity_args, parity_from_args
+
+    p = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
+    p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
+    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy gate: max mIoU drop in points (default 1.0)")
+    add_data_args(p)
+    add_parity_args(p)
+    args = p.parse_args(argv)
+    out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(".int8.onnx"))
+    with tempfile.TemporaryDirectory(prefix="brd-export-") as tmpdir:
+        src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
+        meta = onnx_meta(src_onnx)
+        images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
+        quantize_onnx_int8(src_onnx, out, images)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {len(images)} images")
+        code = parity_from_args(args, out, "int8", torch_model, reference_onnx=src_onnx)
+        validation = validation_items(args, meta)
+        if validation:
+            code = code or (0 if accuracy_gate(src_onnx, out, validation, args.max_drop)["passed"] else 1)
+    return code
+
+
+if __name__ == "__main__":
+    cli(main)()

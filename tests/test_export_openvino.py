@@ -1,0 +1,116 @@
+"""OpenVINO IR export: FP32 really FP32, FP16 weights, NNCF INT8; parity and metadata in rt_info;
+the .onnx path with torch and distill genuinely unimportable."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+
+from export.common import ExportError, onnx_meta, synthetic_images
+from export.onnx import torch_to_onnx
+from export.openvino import onnx_to_openvino, openvino_meta
+from export.parity import check_parity, onnx_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs a module with torch and distill absent, as on a device.
+NO_TORCH = """
+import runpy, sys
+for name in ('torch', 'distill'):  # None in sys.modules: `import` fails and find_spec says absent
+    sys.modules[name] = None
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+
+
+def run_without_torch(module, *args):
+    return subprocess.run([sys.executable, "-c", NO_TORCH, module, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def constant_types(xml):
+    model = ov.Core().read_model(str(xml))
+    return {op.get_output_element_type(0).get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"
+            and op.get_output_size() and len(op.get_output_partial_shape(0)) == 4}  # conv weights
+
+
+@pytest.fixture(scope="module")
+def onnx_model(student_ckpt, tmp_path_factory):
+    return torch_to_onnx(student_ckpt, tmp_path_factory.mktemp("ov") / "student.onnx")
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    import cv2
+
+    d = tmp_path_factory.mktemp("calib")
+    for i, img in enumerate(synthetic_images(8, (64, 128), seed=3)):
+        cv2.imwrite(str(d / f"{i:02d}.png"), img[..., ::-1])
+    return d
+
+
+def test_fp32_from_checkpoint_is_really_fp32(student_ckpt, onnx_model, tmp_path):
+    out = tmp_path / "student.xml"
+    r = subprocess.run([sys.executable, "-m", "export.openvino", str(student_ckpt), "-o", str(out)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(Path(str(out) + ".parity.json").read_text())
+    assert report["passed"] and report["reference"] == "pytorch" and report["max_abs_diff"] < 1e-4
+    assert constant_types(out) == {"f32"}
+    # the weights are stored at 4 bytes each: the .bin is as large as the FP32 ONNX file's weights
+    assert out.with_suffix(".bin").stat().st_size > 0.9 * onnx_model.stat().st_size
+    meta = openvino_meta(out)
+    assert meta["export"]["format"] == "openvino" and meta["export"]["precision"] == "fp32"
+    assert {k: meta[k] for k in ("classes", "mean", "std", "input_size")} == \
+        {k: onnx_meta(onnx_model)[k] for k in ("classes", "mean", "std", "input_size")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student.bin", "student.xml", "student.xml.parity.json"]
+
+
+def test_fp16_weights_and_parity(onnx_model, tmp_path):
+    out = onnx_to_openvino(onnx_model, tmp_path / "s16.xml", precision="fp16")
+    assert constant_types(out) == {"f16"}
+    fp32_bin = onnx_to_openvino(onnx_model, tmp_path / "s32.xml").with_suffix(".bin").stat().st_size
+    assert out.with_suffix(".bin").stat().st_size < 0.6 * fp32_bin
+    images = synthetic_images(3, (64, 128), seed=11)
+    report = check_parity(out, "fp16", onnx_runner(onnx_model), "onnx fp32", images, "synthetic")
+    assert report["passed"] and report["argmax_agreement"] >= 0.995
+    assert json.loads(Path(str(out) + ".parity.json").read_text())["precision"] == "fp16"
+
+
+def test_int8_from_onnx_without_torch(onnx_model, calib_dir, tmp_path):
+    out = tmp_path / "s8.xml"
+    r = run_without_torch("export.openvino", str(onnx_model), "--precision", "int8", "--calib-dir", str(calib_dir),
+                          "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(Path(str(out) + ".parity.json").read_text())
+    assert "no torch" in report["reference"] and report["precision"] == "int8"
+    assert report["argmax_agreement"] > 0.9
+    model = ov.Core().read_model(str(out))
+    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    assert {"i8"} <= constant_types(out) or {"u8"} <= constant_types(out)
+    meta = openvino_meta(out)
+    assert meta["export"]["quantization"]["tool"] == "nncf" and meta["export"]["quantization"]["calibration_images"] == 8
+
+
+def test_fp32_from_onnx_without_torch(onnx_model, tmp_path):
+    out = tmp_path / "plain.xml"
+    r = run_without_torch("export.openvino", str(onnx_model), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(Path(str(out) + ".parity.json").read_text())["max_abs_diff"] < 1e-4
+
+
+def test_errors_are_one_line_and_leave_nothing(student_ckpt, onnx_model, tmp_path):
+    out = tmp_path / "x.xml"
+    for args, expected in [((str(onnx_model), "--precision", "int8", "-o", str(out)), "INT8 needs calibration images"),
+                           ((str(tmp_path / "nope.onnx"), "-o", str(out)), "no such file"),
+                           ((str(onnx_model), "-o", str(tmp_path / "x.onnx")), "must end in .xml")]:
+        r = run_without_torch("export.openvino", *args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and expected in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    r = run_without_torch("export.openvino", str(student_ckpt), "-o", str(out))
+    assert r.returncode == 2 and "needs torch" in r.stderr and "or pass an exported .onnx" in r.stderr, r.stderr
+    with pytest.raises(ExportError, match="unknown precision"):
+        onnx_to_openvino(onnx_model, tmp_path / "y.xml", precision="int4")
