@@ -112,7 +112,10 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
         raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
     sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)
     loader = torch.utils.data.DataLoader(SeededTransform(train_raw, train_tf), batch_sampler=sampler,
-                                         num_workers=d.num_workers, pin_memory=torch.cuda.is_available())
+                                         num_workers=d.num_workers, pin_memory=torch.cuda.is_available(),
+                                         # its own generator: starting an iterator draws a base seed, which must
+                                         # not come from the global RNG (a resumed run starts it at another step)
+                                         generator=torch.Generator().manual_seed(cfg.train.seed))
     val = None
     if rank == 0:
         val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
@@ -262,8 +265,11 @@ def _plain(metrics: dict) -> dict:
     return out
 
 
-def train(cfg: Config) -> dict:
-    """Run (or resume) the training the config describes; return the final validation metrics."""
+def train(cfg: Config, stop_at: int | None = None) -> dict | None:
+    """Run (or resume) the training the config describes; return the final validation metrics.
+
+    `stop_at`: return after that step's checkpoint as if the process had been killed there
+    (for tests and time-sliced jobs; rerunning resumes)."""
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -352,7 +358,7 @@ def train(cfg: Config) -> dict:
         if not math.isfinite(total.item()):
             raise FloatingPointError(f"step {step}: loss is {total.item()} ({ {k: v.item() for k, v in terms.items()} })")
         for k, v in [("total", total), *terms.items()]:
-            window[k] = window.get(k, 0.0) + float(v)
+            window[k] = window.get(k, 0.0) + v.detach().item()
         n_window += 1
         bar.update(1)
         if rank == 0 and (step % cfg.train.log_every == 0 or step == iters):
@@ -386,6 +392,9 @@ def train(cfg: Config) -> dict:
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
                 "config": cfg.to_dict()})
+        if stop_at is not None and step >= stop_at and step < iters:
+            bar.close()
+            return None
     bar.close()
 
     if rank == 0:

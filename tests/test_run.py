@@ -1,0 +1,109 @@
+"""The runner end to end on tiny synthetic data (CPU): run folder contents, student checkpoint format,
+exact resume, and the missing-teacher error."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from distill import checkpoint
+from distill.config import load_config
+from distill.data import DATASETS, MEAN, STD
+from distill.engine import train
+from distill.models import build_model
+
+ROOT = Path(__file__).parent.parent
+SIZE = [64, 128]
+
+
+def _teacher(path):
+    """A small real teacher checkpoint for the synthetic classes (random weights: the runner only needs its outputs)."""
+    info = DATASETS["synthetic"]
+    torch.manual_seed(1)
+    model = build_model("deeplabv3_resnet10_w16", info.num_classes, width=8, head_channels=32)
+    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", {"width": 8, "head_channels": 32}, info.num_classes,
+                                list(info.classes), [list(c) for c in info.palette], MEAN, STD, SIZE, "synthetic")
+    checkpoint.save(path, model.eval(), meta)
+    return path
+
+
+def _tiny(tmp_path, out, teacher=None, extra=()):
+    over = [f"out_dir={out}", f"data.root={tmp_path / 'data'}", "data.crop_size=[64,128]",
+            "data.kwargs={num_images: 6, size: [64, 128], seed: 0}",
+            "data.val_kwargs={num_images: 2, size: [64, 128], seed: 0}",
+            "train.iters=6", "train.batch_size=2", "train.ckpt_every=3", "train.val_every=100", "train.log_every=1",
+            "train.threads=1", "eval.input_size=[64,128]", *extra]
+    if teacher:
+        over.append(f"teacher.ckpt={teacher}")
+    return over
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    return _teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+
+
+def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
+    cfg_path = ROOT / "configs" / "synthetic.yaml"
+    straight = load_config(cfg_path, _tiny(tmp_path, tmp_path / "straight", teacher_file))
+    metrics = train(straight)
+
+    run = tmp_path / "straight"
+    for name in ("config.yaml", "train_log.csv", "val_log.csv", "last.pt", "best.pt", "student.pt"):
+        assert (run / name).is_file(), name
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["iters"] == 6
+    with open(run / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for term in ("total", "ce", "aux", "kd", "boundary", "relation", "lr"):
+        assert all(float(r[term]) >= 0 for r in rows), term
+    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[-1]["lr"]) < 0.02  # poly decay
+    with open(run / "val_log.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["6"]
+
+    # student.pt: the project's student format, synthetic meta, final metrics, no connector weights
+    model, meta = checkpoint.load(run / "student.pt")
+    assert meta["arch"] == "deeplabv3_resnet10_w16" and meta["classes"] == list(DATASETS["synthetic"].classes)
+    assert meta["input_size"] == SIZE and meta["metrics"]["mIoU"] == pytest.approx(metrics["mIoU"])
+    assert not any("connector" in k for k in model.state_dict())
+    training = checkpoint.load_training(run / "last.pt")
+    assert training["step"] == 6 and any(k.startswith("connectors.") for k in training["connectors"])
+
+    # kill after step 3 (the checkpoint), rerun the same config: same weights as the straight run
+    resumed_cfg = load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file))
+    assert train(resumed_cfg, stop_at=3) is None
+    assert checkpoint.load_training(tmp_path / "resumed" / "last.pt")["step"] == 3
+    assert not (tmp_path / "resumed" / "student.pt").exists()
+    train(load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file)))
+    a = checkpoint.load_training(run / "last.pt")
+    b = checkpoint.load_training(tmp_path / "resumed" / "last.pt")
+    for part in ("student", "connectors"):
+        for k, v in a[part].items():
+            assert torch.allclose(v.float(), b[part][k].float(), atol=1e-6), f"{part}.{k} differs after resume"
+    with open(tmp_path / "resumed" / "train_log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_cli_plain_student_and_missing_teacher_error(tmp_path):
+    cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"),
+           *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, meta = checkpoint.load(tmp_path / "plain" / "student.pt")
+    assert "mIoU" in meta["metrics"] and meta["config"]["distill"]["kd"]["weight"] == 0
+
+    missing = tmp_path / "no_teacher.pt"
+    cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
+           *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert str(missing) in done.stderr and "python -m distill.run --cfg configs/synthetic_teacher.yaml" in done.stderr
+
+    bad = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
+                          "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "train.lrr" in bad.stderr
