@@ -75,13 +75,16 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO hint")
     p.add_argument("--requests", type=int, default=1, help="async requests in flight (OpenVINO)")
+    p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
+                   help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     if args.iters < 1 or args.warmup < 0:
         p.error("--iters must be >= 1 and --warmup >= 0")
     try:
         backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
-                               requests=args.requests if args.requests > 1 else None)
+                               requests=args.requests if args.requests > 1 else None,
+                               inference_precision=args.ov_precision)
         r = bench(backend, args.shape, args.iters, args.warmup, args.requests)
     except (formats.MissingDependency, ShapeError, FileNotFoundError, ValueError, RuntimeError) as e:
         print("error: {}".format(e), file=sys.stderr)

@@ -38,6 +38,8 @@ def build_parser():
     p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu")
     p.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: the runtime's)")
     p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO performance hint")
+    p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
+                   help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
     p.add_argument("--input-size", type=parse_size, default=None, help="run a dynamic model at HxW")
     p.add_argument("--keep-size", action="store_true", help="run a dynamic model at the frame size")
     p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
@@ -60,7 +62,8 @@ def main(argv=None):
         logging.getLogger("runtime.run").info("no display: showing nothing (use --sink out.mp4 to keep the result)")
     source = backend = None
     try:
-        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint)
+        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
+                               inference_precision=args.ov_precision)
         source = open_source(args.source, reconnect=not args.no_reconnect)
         sink = open_sink(sink_spec, fps=getattr(source, "fps", None))
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)

@@ -26,7 +26,8 @@ class _Request(Pending):
 class OpenVINOBackend(Backend):
     name = "openvino"
 
-    def __init__(self, path, device="auto", threads=None, hint="latency", requests=None, **kw):
+    def __init__(self, path, device="auto", threads=None, hint="latency", requests=None, inference_precision=None,
+                 **kw):
         super().__init__(path, device)
         ov = formats.require("openvino", _EXTRA, "the OpenVINO backend")
         device = {"auto": "AUTO", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}.get(str(device).lower(), str(device))
@@ -43,6 +44,9 @@ class OpenVINOBackend(Backend):
                                          "python -m export.openvino)".format(path, metadata.META_KEY))
         self.meta = metadata.loads(model.get_rt_info(metadata.META_KEY).astype(str), str(path))
         config = {"PERFORMANCE_HINT": HINTS[hint]}
+        if inference_precision:  # e.g. f32 on a CPU that would otherwise run bf16
+            config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "fp16": "f16"}.get(inference_precision,
+                                                                                   inference_precision)
         if threads and device in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
@@ -58,8 +62,12 @@ class OpenVINOBackend(Backend):
         self.output_kind = output_kind_for(metadata.OUTPUT_LABELS if metadata.OUTPUT_LABELS in names else None,
                                            out.get_element_type().is_integral())
         self.device = device if device != "AUTO" else "AUTO:" + ",".join(self._property("EXECUTION_DEVICES", ["?"]))
-        hint_precision = str(self._property("INFERENCE_PRECISION_HINT", "f32"))
-        self.precision = self.meta.get("precision") or {"f32": "fp32", "f16": "fp16"}.get(hint_precision, hint_precision)
+        # what the device computes in (CPUs with bf16 support default to bf16), not just the file's weights
+        computed = self._property("INFERENCE_PRECISION_HINT", None)
+        computed = computed.get_type_name() if hasattr(computed, "get_type_name") else str(computed or "f32")
+        computed = {"f32": "fp32", "f16": "fp16"}.get(computed, computed)
+        weights = self.meta.get("precision")
+        self.precision = computed if not weights or weights == computed else "{} (compute {})".format(weights, computed)
         self.threads = self._property("INFERENCE_NUM_THREADS", threads or "auto")
         n = int(requests or self._property("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
         self.max_in_flight = max(1, n)

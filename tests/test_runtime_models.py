@@ -1,0 +1,245 @@
+"""runtime/ on real models: small students exported to ONNX and OpenVINO here, run on videos
+written here with OpenCV (one with damaged frames) through the backends, the loop and the CLIs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from .conftest import write_student
+from runtime import metadata
+from runtime.backends import load_backend
+from runtime.bench import bench
+from runtime.bench import main as bench_main
+from runtime.overlay import Overlay
+from runtime.pipeline import Pipeline
+from runtime.preprocess import Preprocessor, ShapeError, postprocess
+from runtime.run import main as run_main
+from runtime.sinks import Sink, VideoSink
+from runtime.sources import LiveSource, VideoFileSource
+
+H, W, FRAMES = 128, 256, 20  # the test videos
+INPUT = (64, 128)            # the students' input size
+DAMAGED = (5, 6, 12, 19)     # frames whose JPEG data the damaged video loses (19 is the last)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """fixed/dynamic/argmax ONNX exports of one student and an OpenVINO IR of the fixed one."""
+    from export.onnx import torch_to_onnx
+    ov = pytest.importorskip("openvino")
+
+    root = tmp_path_factory.mktemp("models")
+    ckpt = write_student(root / "student.pt", input_size=INPUT)
+    out = {"fixed": torch_to_onnx(ckpt, root / "fixed.onnx", simplify=False),
+           "dynamic": torch_to_onnx(ckpt, root / "dynamic.onnx", dynamic=True, simplify=False),
+           "argmax": torch_to_onnx(ckpt, root / "argmax.onnx", argmax=True, simplify=False)}
+    meta = load_backend(out["fixed"], device="cpu").meta
+    ir = ov.convert_model(str(out["fixed"]))
+    ir.set_rt_info(metadata.dumps(meta), metadata.META_KEY)
+    ov.save_model(ir, str(root / "fixed.xml"), compress_to_fp16=False)
+    out["openvino"] = root / "fixed.xml"
+    return out
+
+
+def write_video(path, frames=FRAMES, damaged=()):
+    """An MJPG AVI of textured frames; `damaged` frames get their JPEG header zeroed in the file, so
+    the decoder cannot read them (as with a truncated or bit-flipped recording)."""
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for i in range(frames):
+        frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        frame[: H // 2, : W // 2] = (40 + 10 * i, 90, 160)
+        writer.write(frame)
+    writer.release()
+    if damaged:
+        data = bytearray(Path(path).read_bytes())
+        starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+        assert len(starts) == frames
+        for k in damaged:
+            data[starts[k]:starts[k] + 400] = bytes(400)
+        Path(path).write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    return {"good": write_video(root / "good.avi"), "damaged": write_video(root / "damaged.avi", damaged=DAMAGED)}
+
+
+def frames_of(path):
+    cap = cv2.VideoCapture(str(path))
+    count, size = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        count, size = count + 1, frame.shape[:2]
+    cap.release()
+    return count, size
+
+
+# -- backends -------------------------------------------------------------------------------
+def test_backends_read_metadata_and_agree(models, videos):
+    onnx = load_backend(models["fixed"], device="cpu", threads=1)
+    ir = load_backend(models["openvino"], device="cpu", inference_precision="f32")  # not bf16: compare closely
+    labels_model = load_backend(models["argmax"], device="cpu")
+    assert onnx.name == "onnxruntime" and ir.name == "openvino" and onnx.device == "CPU" and ir.device == "CPU"
+    assert onnx.meta["classes"] == ir.meta["classes"] and onnx.meta["input_size"] == list(INPUT)
+    assert onnx.input_shape == (None, 3) + INPUT == ir.input_shape
+    assert onnx.output_kind == "logits" and labels_model.output_kind == "labels"
+    assert onnx.threads == 1 and onnx.describe()["precision"] == "fp32" == ir.precision
+    frame = VideoFileSource(videos["good"]).read().image
+    x, geo = Preprocessor(onnx.meta, INPUT)(frame)
+    a, b, c = onnx.infer(x), ir.infer(x), labels_model.infer(x)
+    assert a.shape == (1, 5) + INPUT and c.shape == (1,) + INPUT
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    la, lc = postprocess(a, geo), postprocess(c, geo, labels_model.output_kind)
+    assert la.shape == (H, W) and (la == lc).mean() > 0.99  # argmax in the graph = argmax here
+    assert len(np.unique(la)) > 1  # a real (seeded, random-weight) model, not a constant map
+
+
+def test_openvino_async_requests_return_each_its_own_result(models):
+    ir = load_backend(models["openvino"], device="cpu", hint="throughput", requests=3, inference_precision="f32")
+    assert ir.max_in_flight == 3
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((1, 3) + INPUT).astype(np.float32) for _ in range(3)]
+    pending = [ir.start(x) for x in xs]
+    outs = [p.wait() for p in pending]
+    for x, out in zip(xs, outs):
+        np.testing.assert_allclose(out, ir.infer(x), rtol=1e-4, atol=1e-4)
+
+
+def test_model_without_metadata_is_refused(models, tmp_path):
+    import onnx
+    m = onnx.load(str(models["fixed"]))
+    del m.metadata_props[:]
+    onnx.save(m, str(tmp_path / "bare.onnx"))
+    with pytest.raises(metadata.MetadataError, match="bare.onnx: no 'brd_edge_meta'"):
+        load_backend(tmp_path / "bare.onnx")
+    with pytest.raises(FileNotFoundError):
+        load_backend(tmp_path / "missing.onnx")
+
+
+def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
+    r = bench(load_backend(models["dynamic"], device="cpu", threads=1), shape=(32, 64), iters=3, warmup=1)
+    assert r["shape"] == [1, 3, 32, 64] and r["latency_ms"]["n"] == 3 and r["throughput_fps"] > 0
+    assert r["backend"] == "onnxruntime" and r["threads"] == 1
+    out = tmp_path / "bench.json"
+    assert bench_main(["--model", str(models["openvino"]), "--iters", "3", "--warmup", "1", "--requests", "2",
+                       "--hint", "throughput", "--ov-precision", "f32", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "openvino" in printed and "p99" in printed and "throughput" in printed
+    saved = json.loads(out.read_text())
+    assert saved["latency_ms"]["n"] == 3 and saved["shape"] == [1, 3, 64, 128] and saved["precision"] == "fp32"
+    assert bench_main(["--model", str(models["fixed"]), "--shape", "32x64", "--iters", "1"]) == 2  # fixed shape
+
+
+# -- the loop ------------------------------------------------------------------------------
+def test_run_writes_every_frame_of_a_video(models, videos, tmp_path):
+    out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
+    assert run_main(["--model", str(models["openvino"]), "--source", str(videos["good"]), "--sink", str(out),
+                     "--stats", str(stats), "-q"]) == 0
+    assert frames_of(out) == (FRAMES, (H, W))
+    s = json.loads(stats.read_text())
+    assert s["frames"] == {"processed": FRAMES, "skipped": 0, "dropped": 0, "reconnects": 0}
+    for stage in ("capture_wait", "preprocess", "infer", "postprocess", "total"):
+        assert s["latency_ms"][stage]["n"] == FRAMES and s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
+    assert s["backend"]["backend"] == "openvino"
+
+
+def test_damaged_frames_are_skipped_and_counted(models, videos, tmp_path):
+    out = tmp_path / "out.avi"
+    assert VideoFileSource(videos["damaged"]).frame_count == FRAMES
+    sink = VideoSink(out, fps=10)
+    backend = load_backend(models["fixed"], device="cpu")
+    overlay = Overlay(backend.meta["classes"], backend.meta["palette"])
+    stats = Pipeline(backend, VideoFileSource(videos["damaged"]), sink, overlay).run()
+    assert stats.skipped == len(DAMAGED) > 0
+    assert stats.processed + stats.skipped == FRAMES
+    assert frames_of(out) == (FRAMES - len(DAMAGED), (H, W))
+
+
+def test_frame_order_is_kept(models, videos, tmp_path):
+    """Frames come out in the order they were decoded, although three threads handle them."""
+    seen = []
+
+    class Recorder(VideoSink):
+        def write(self, image):
+            seen.append(int(image[5, 5, 0]))  # the frame-specific colour of the top-left block (alpha 0)
+            return True
+
+    backend = load_backend(models["dynamic"], device="cpu")
+    Pipeline(backend, VideoFileSource(videos["good"]), Recorder(tmp_path / "x.mp4"),
+             Overlay(backend.meta["classes"], backend.meta["palette"], alpha=0.0, legend=False)).run()
+    assert len(seen) == FRAMES and (np.diff(seen) > 5).all()  # 40, 50, 60, ... up to JPEG noise
+
+
+def test_dynamic_model_runs_at_frame_size_with_keep_size(models, videos, tmp_path):
+    backend = load_backend(models["dynamic"], device="cpu")
+    pipe = Pipeline(backend, VideoFileSource(videos["good"]), VideoSink(tmp_path / "o.mp4"), keep_size=True,
+                    max_frames=3)
+    stats = pipe.run()
+    assert pipe.preprocessor.input_hw == (H, W) and stats.processed == 3
+
+
+def test_fixed_shape_model_that_cannot_take_the_frames_fails_at_start_up(models, videos, tmp_path, capsys):
+    backend = load_backend(models["fixed"], device="cpu")
+    out = tmp_path / "never.mp4"
+    sink = VideoSink(out)
+    with pytest.raises(ShapeError, match=r"fixed input of 64x128 but --keep-size \(frame size\) asks for 128x256"):
+        Pipeline(backend, VideoFileSource(videos["good"]), sink, keep_size=True).run()
+    assert sink.frames == 0 and not out.exists()
+    assert run_main(["--model", str(models["fixed"]), "--source", str(videos["good"]), "--sink", "none",
+                     "--input-size", "96x96", "-q"]) == 2
+    assert "fixed input of 64x128" in capsys.readouterr().err
+
+
+class _CountingSink(Sink):
+    def __init__(self):
+        self.frames = 0
+
+    def write(self, image):
+        self.frames += 1
+        return True
+
+
+def test_live_source_through_the_loop_drops_instead_of_lagging(models):
+    """A fake camera (the source is what is simulated) faster than the model: the loop takes the
+    newest frame each time, so frames are dropped and counted rather than queued."""
+    from .test_runtime_core import FakeCamera
+
+    cam = FakeCamera(frames=60, period=0.002)
+    source = LiveSource(lambda: cam, "fake camera", reconnect=False, failures_before_reconnect=2)
+    sink = _CountingSink()
+    stats = Pipeline(load_backend(models["fixed"], device="cpu"), source, sink).run()
+    assert stats.dropped > 0 and stats.processed == sink.frames > 0
+    assert stats.processed + stats.dropped == cam.produced == 60  # every frame used or counted
+
+
+def test_stats_every_prints_periodic_tables(models, videos):
+    printed = []
+    backend = load_backend(models["fixed"], device="cpu")
+    Pipeline(backend, VideoFileSource(videos["good"]), _CountingSink(), stats_every=1e-9,
+             report=printed.append).run()
+    assert printed and "p50" in printed[0] and "FPS" in printed[0]
+
+
+def test_max_frames_stops_cleanly(models, videos):
+    backend = load_backend(models["fixed"], device="cpu")
+    stats = Pipeline(backend, VideoFileSource(videos["good"]), _CountingSink(), max_frames=5).run()
+    assert stats.processed == 5
+
+
+def test_tensorrt_engine_matches_onnxruntime(models, tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (needs an NVIDIA GPU machine)")
+    export_trt = pytest.importorskip("export.trt")
+    engine = export_trt.onnx_to_trt(models["fixed"], tmp_path / "m.engine")
+    trt_model, onnx = load_backend(engine), load_backend(models["fixed"], device="cpu")
+    x = np.random.default_rng(0).standard_normal((1, 3) + INPUT).astype(np.float32)
+    assert trt_model.meta["classes"] == onnx.meta["classes"]
+    assert (trt_model.infer(x).argmax(1) == onnx.infer(x).argmax(1)).mean() > 0.98
