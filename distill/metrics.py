@@ -10,8 +10,8 @@
   true connected components (8-connectivity), averaged; 1.0 is ideal, > 1 means split or speckled
   objects, < 1 merged or missed ones.
 
-Pixels labelled `ignore_index` count nowhere (boundaries and components are restricted to labelled
-pixels). A class absent from both prediction and label has no value (NaN in per-class lists) and is
+Pixels labelled `ignore_index` count nowhere: masks are restricted to labelled pixels, and boundary
+pixels within d of an ignored pixel are not counted (the ignore region's edge is no object boundary). A class absent from both prediction and label has no value (NaN in per-class lists) and is
 left out of the means. Scalars are fractions (0..1), except `fragmentation` which is a ratio.
 """
 from __future__ import annotations
@@ -88,14 +88,21 @@ class SegMetric:
         d_iou = max(1, int(round(self.boundary_ratio * diag)))
         d_f1 = max(1, int(round(self.f1_ratio * diag)))
         tol = np.ones((2 * d_f1 + 1, 2 * d_f1 + 1), np.uint8)
+        # Masks are cut where the label is ignore, which draws the same artificial edge into label and
+        # prediction; boundary pixels are only counted farther than d from any ignored pixel.
+        core_iou = core_f1 = valid
+        if self.with_boundary and not valid.all():
+            v = valid.astype(np.uint8)
+            core_iou = cv2.erode(v, np.ones((2 * d_iou + 1,) * 2, np.uint8)).astype(bool)
+            core_f1 = cv2.erode(v, np.ones((2 * d_f1 + 1,) * 2, np.uint8)).astype(bool)
         for c in np.flatnonzero(in_label | in_pred):
             g = ((label == c) & valid).astype(np.uint8)
             p = ((pred == c) & valid).astype(np.uint8)
             if self.with_boundary:
-                gb, pb = _boundary(g, d_iou) & valid, _boundary(p, d_iou) & valid
+                gb, pb = _boundary(g, d_iou) & core_iou, _boundary(p, d_iou) & core_iou
                 self.b_inter[c] += np.count_nonzero(gb & pb)
                 self.b_union[c] += np.count_nonzero(gb | pb)
-                gc, pc = _contour(g) & valid, _contour(p) & valid
+                gc, pc = _contour(g) & core_f1, _contour(p) & core_f1
                 near_g = cv2.dilate(gc.astype(np.uint8), tol).astype(bool)
                 near_p = cv2.dilate(pc.astype(np.uint8), tol).astype(bool)
                 self.f1_counts[c] += (np.count_nonzero(pc & near_g), np.count_nonzero(pc),
