@@ -2,6 +2,7 @@
 the newest-frame and reconnect policies of live sources, file sources, sinks, TensorRT sidecar checks."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -269,33 +270,22 @@ def test_backend_is_picked_by_suffix():
 
 
 def write_sidecar(engine, **over):
-    side = {"meta": META, "tensorrt_version": "10.3.0", "compute_capability": "8.7", "precision": "fp16"}
+    side = {"format": "brd-edge/tensorrt-sidecar", "meta": META, "tensorrt_version": "10.3.0",
+            "compute_capability": "8.7", "gpu": "Orin", "precision": "fp16",
+            "inputs": [{"name": "image", "dtype": "float32"}], "outputs": [{"name": "logits"}]}
     side.update(over)
-    Path(str(engine) + ".json").write_text(__import__("json").dumps(side))
+    Path(str(engine) + ".json").write_text(json.dumps(side))
     return side
 
 
-def test_trt_sidecar_is_read_and_checked(tmp_path):
+def test_trt_backend_reads_the_sidecar_before_anything_else(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0")
-    with pytest.raises(metadata.MetadataError, match="no sidecar m.engine.json"):
-        trt_backend.read_sidecar(engine)
-    side = write_sidecar(engine)
-    assert trt_backend.read_sidecar(engine)["meta"]["classes"] == ["a", "b", "c"]
-    assert trt_backend.check_sidecar(side, "10.3.0.26", (8, 7))  # build number does not matter
-    with pytest.raises(trt_backend.EngineMismatch, match="TensorRT 10.3.0 but this machine has TensorRT 10.7.0"):
-        trt_backend.check_sidecar(side, "10.7.0", (8, 7))
-    with pytest.raises(trt_backend.EngineMismatch, match="compute capability 8.7 but this GPU is 8.6"):
-        trt_backend.check_sidecar(side, "10.3.0", "8.6")
-    compat = dict(side, version_compatible=True, hardware_compatible=True)
-    assert trt_backend.check_sidecar(compat, "10.7.0", (9, 0))
-    with pytest.raises(trt_backend.EngineMismatch):
-        trt_backend.check_sidecar(compat, "11.0.0", (9, 0))
+    with pytest.raises(trt_backend.SidecarError, match="no sidecar m.engine.json"):
+        trt_backend.TensorRTBackend(engine)
     write_sidecar(engine, meta={"arch": "x"})
     with pytest.raises(metadata.MetadataError, match="metadata lacks"):
-        trt_backend.read_sidecar(engine)
-    write_sidecar(engine, compute_capability=None)
-    assert trt_backend.parse_capability("sm_87") == (8, 7) == trt_backend.parse_capability([8, 7])
+        trt_backend.TensorRTBackend(engine)
 
 
 def test_trt_api_dispatch_by_version():

@@ -2,98 +2,29 @@
 
 An engine only runs on the TensorRT version and GPU architecture it was built for, so the sidecar
 written by export.trt records both (with the metadata) and the engine is refused up front, with
-a clear message, when they differ from this machine. Two tensor APIs: the TensorRT >= 8.5
-name-based one (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3) and the
+a clear message, when they differ from this machine (runtime/trt_sidecar.py). Two tensor APIs:
+the TensorRT >= 8.5 name-based one (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3) and the
 8.x binding one (get_binding_index, set_binding_shape, execute_async_v2). Device memory through
 pycuda, or cuda-python (cudart) where pycuda is absent. Python 3.8 compatible (JetPack 5).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
-from .. import formats, metadata
+from .. import formats
+from ..trt_sidecar import SidecarError, check_sidecar, read_sidecar
 from .base import Backend, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.engine").extra
 
 
-class EngineMismatch(RuntimeError):
-    """The engine was built for another TensorRT version or GPU."""
-
-
-# -- the sidecar ------------------------------------------------------------------------------
-def sidecar_path(engine):
-    """`model.engine` -> `model.engine.json` (preferred) or `model.json`, whichever exists."""
-    engine = Path(engine)
-    first = engine.with_name(engine.name + ".json")
-    second = engine.with_suffix(".json")
-    return first if first.exists() or not second.exists() else second
-
-
-def read_sidecar(engine):
-    """The sidecar dict of an engine, its metadata checked; a clear error when it is missing."""
-    path = sidecar_path(engine)
-    if not path.is_file():
-        raise metadata.MetadataError("{}: no sidecar {} (the engine's metadata and build info; "
-                                     "build engines with python -m export.trt)".format(engine, path.name))
-    try:
-        side = json.loads(path.read_text())
-    except ValueError as e:
-        raise metadata.MetadataError("{}: not valid JSON ({})".format(path, e)) from None
-    if not isinstance(side, dict) or "meta" not in side:
-        raise metadata.MetadataError("{}: sidecar lacks the 'meta' object".format(path))
-    metadata.check(side["meta"], str(path))
-    for key in ("tensorrt_version", "compute_capability"):
-        if key not in side:
-            raise metadata.MetadataError("{}: sidecar lacks {!r}".format(path, key))
-    return side
-
-
-def parse_capability(value):
-    """'8.7', '87', 'sm_87', [8, 7] or (8, 7) -> (8, 7)."""
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    text = str(value).lower().replace("sm_", "").replace("sm", "").strip()
-    if "." in text:
-        major, minor = text.split(".", 1)
-        return int(major), int(minor)
-    if text.isdigit() and len(text) >= 2:
-        return int(text[:-1]), int(text[-1])
-    raise ValueError("compute capability {!r}: expected like '8.7'".format(value))
-
-
-def _version(text):
-    return tuple(int(p) for p in str(text).split(".")[:3] if p.isdigit())
-
-
-def check_sidecar(side, trt_version, capability, source="engine"):
-    """Refuse an engine built for another TensorRT or GPU. A 'version_compatible' engine (TRT >= 8.6)
-    runs on the same or a newer TensorRT of the same major; a 'hardware_compatible' one (Ampere+)
-    on any GPU of compute capability >= 8.0."""
-    built, here = _version(side["tensorrt_version"]), _version(trt_version)
-    if side.get("version_compatible"):
-        ok = here[:1] == built[:1] and here >= built
-    else:
-        ok = here == built
-    if not ok:
-        raise EngineMismatch("{}: built with TensorRT {} but this machine has TensorRT {}; rebuild the engine "
-                             "here (python -m export.trt model.onnx)".format(source, side["tensorrt_version"],
-                                                                             trt_version))
-    want, have = parse_capability(side["compute_capability"]), parse_capability(capability)
-    ok = have >= (8, 0) if side.get("hardware_compatible") else have == want
-    if not ok:
-        raise EngineMismatch("{}: built for a GPU of compute capability {}.{} but this GPU is {}.{}; rebuild the "
-                             "engine on this device (python -m export.trt model.onnx)".format(
-                                 source, want[0], want[1], have[0], have[1]))
-    return side
+__all__ = ["TensorRTBackend", "SidecarError", "tensor_api", "open_cuda"]
 
 
 def tensor_api(trt_version):
-    """'tensors' (name-based, TensorRT >= 8.5; the only one in 10) or 'bindings' (TensorRT < 8.5)."""
-    return "tensors" if _version(trt_version) >= (8, 5) else "bindings"
+    """'tensors' (name-based, TensorRT >= 8.5; the only one from 10) or 'bindings' (TensorRT < 8.5)."""
+    version = tuple(int(p) for p in str(trt_version).split(".")[:2] if p.isdigit())
+    return "tensors" if version >= (8, 5) else "bindings"
 
 
 # -- device memory ----------------------------------------------------------------------------
