@@ -1,0 +1,109 @@
+"""INT8: calibration data from the dataset, ONNX Runtime Q/DQ quantisation in the form TensorRT
+wants, and the FP32-vs-INT8 accuracy gate on a validation split written in its on-disk format."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from export.common import ExportError, onnx_meta, preprocess, synthetic_images
+from export.data import calibration_images
+from export.onnx import torch_to_onnx
+from export.parity import onnx_runner
+from export.quantize import quantize_onnx_int8
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data") / "synthetic"
+
+
+@pytest.fixture(scope="module")
+def synthetic_student(tmp_path_factory):
+    """A student with the synthetic dataset's classes, so the gate's labels fit its outputs."""
+    import torch
+
+    from distill import checkpoint
+    from distill.data import DATASETS, MEAN, STD
+    from distill.models import build_model
+
+    info = DATASETS["synthetic"]
+    torch.manual_seed(0)
+    model = build_model("lraspp_mobilenetv2_w035", info.num_classes)
+    with torch.no_grad():
+        model.train()(torch.randn(2, 3, 64, 128))
+    meta = checkpoint.make_meta("lraspp_mobilenetv2_w035", {}, info.num_classes, list(info.classes),
+                                [list(c) for c in info.palette], MEAN, STD, [64, 128], "synthetic")
+    path = tmp_path_factory.mktemp("syn") / "student.pt"
+    checkpoint.save(path, model.eval(), meta)
+    return path
+
+
+def test_preprocess_is_the_runtime_formula():
+    meta = {"arch": "a", "num_classes": 1, "classes": ["x"], "palette": [[0, 0, 0]], "mean": [10.0, 20.0, 30.0],
+            "std": [2.0, 4.0, 5.0], "input_size": [32, 48]}
+    img = synthetic_images(1, (32, 48), seed=4)[0]
+    x = preprocess([img], meta)
+    expected = ((img.astype(np.float32) - [10, 20, 30]) / [2, 4, 5]).transpose(2, 0, 1)[None]
+    assert x.dtype == np.float32 and x.shape == (1, 3, 32, 48)
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_calibration_images_from_dataset(synthetic_student, synthetic_root):
+    from distill import checkpoint
+
+    meta = checkpoint.load_meta(synthetic_student)
+    images = calibration_images(meta, data_root=synthetic_root, num_calib=5)
+    assert len(images) == 5 and images[0].dtype == np.uint8 and images[0].shape == (64, 128, 3)
+    assert len(calibration_images(meta, data_root=synthetic_root)) == 32  # the synthetic default
+    with pytest.raises(ExportError, match="INT8 needs calibration images"):
+        calibration_images(meta)
+    with pytest.raises(ExportError, match="calibration folder not found"):
+        calibration_images(meta, calib_dir=synthetic_root / "nope")
+
+
+def test_qdq_int8_is_what_tensorrt_wants(mobilenet_ckpt, tmp_path):
+    fp32 = torch_to_onnx(mobilenet_ckpt, tmp_path / "m.onnx")
+    images = synthetic_images(8, (64, 128), seed=2)
+    int8 = quantize_onnx_int8(fp32, tmp_path / "m.int8.onnx", images)
+    model = onnx.load(str(int8))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                   and len(n.input) > 2 and n.input[2] in inits]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)  # symmetric
+    per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits
+                   and inits[n.input[1]].size > 1]
+    assert per_channel  # per-channel weight scales
+    meta = onnx_meta(int8)
+    assert meta["export"]["precision"] == "int8" and meta["export"]["quantization"]["calibration_images"] == 8
+    x = preprocess(synthetic_images(2, (64, 128), seed=9), meta)
+    agree = (onnx_runner(int8)(x).argmax(1) == onnx_runner(fp32)(x).argmax(1)).mean()
+    assert agree > 0.9
+
+
+def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
+    out = tmp_path / "s.int8.onnx"
+    args = [sys.executable, "-m", "export.quantize", str(synthetic_student), "-o", str(out),
+            "--data-root", str(synthetic_root), "--num-calib", "8"]
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    gate = json.loads(Path(str(out) + ".gate.json").read_text())
+    assert gate["images"] == 32 and gate["passed"] and abs(gate["drop"]) <= 1.0
+    assert "(FP32)" in r.stdout and "(INT8)" in r.stdout
+    r = subprocess.run(args + ["--max-drop", str(gate["drop"] - 0.5)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "FAILED" in r.stdout
+
+
+def test_cli_missing_calibration(student_ckpt, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "export.quantize", str(student_ckpt), "-o", str(tmp_path / "q.onnx")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: INT8 needs calibration images"), r.stderr
+    assert list(tmp_path.iterdir()) == []
