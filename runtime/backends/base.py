@@ -79,6 +79,12 @@ def output_kind_for(name, is_integer):
     return metadata.OUTPUT_LABELS if (name == metadata.OUTPUT_LABELS or is_integer) else metadata.OUTPUT_LOGITS
 
 
+def file_precision(meta, default=None):
+    """The precision the exporter recorded (meta["export"]["precision"], or a top-level "precision")."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    return export.get("precision") or meta.get("precision") or default
+
+
 def static_dims(shape):
     """Model-reported shape -> tuple of ints, None for dynamic dims (strings, -1, 0, None)."""
     out = []

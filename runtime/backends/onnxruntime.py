@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import formats, metadata
-from .base import Backend, output_kind_for, static_dims
+from .base import Backend, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.onnx").extra
 
@@ -52,7 +52,7 @@ class OnnxRuntimeBackend(Backend):
         self.input_shape = static_dims(inp.shape)
         self.input_dtype = np.dtype("float16" if "float16" in inp.type else "float32")
         self.output_kind = output_kind_for(out.name, "int" in out.type)
-        self.precision = self.meta.get("precision", "fp16" if self.input_dtype == np.float16 else "fp32")
+        self.precision = file_precision(self.meta, "fp16" if self.input_dtype == np.float16 else "fp32")
         self.device = self.session.get_providers()[0].replace("ExecutionProvider", "")
         self.threads = int(threads) if threads else opts.intra_op_num_threads or "auto"
 

@@ -6,7 +6,7 @@ from collections import deque
 import numpy as np
 
 from .. import formats, metadata
-from .base import Backend, Pending, output_kind_for, static_dims
+from .base import Backend, Pending, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.xml").extra
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
@@ -64,10 +64,17 @@ class OpenVINOBackend(Backend):
         self.device = device if device != "AUTO" else "AUTO:" + ",".join(self._property("EXECUTION_DEVICES", ["?"]))
         # what the device computes in (CPUs with bf16 support default to bf16), not just the file's weights
         computed = self._property("INFERENCE_PRECISION_HINT", None)
-        computed = computed.get_type_name() if hasattr(computed, "get_type_name") else str(computed or "f32")
+        if computed is None and self.device.startswith("AUTO:"):  # AUTO does not say; its device does
+            try:
+                computed = core.get_property(self.device[5:].split(",")[0], "INFERENCE_PRECISION_HINT")
+            except Exception:
+                computed = None
+        computed = computed.get_type_name() if hasattr(computed, "get_type_name") else str(computed or "?")
         computed = {"f32": "fp32", "f16": "fp16"}.get(computed, computed)
-        weights = self.meta.get("precision")
-        self.precision = computed if not weights or weights == computed else "{} (compute {})".format(weights, computed)
+        if inference_precision:
+            computed = {"f32": "fp32", "f16": "fp16"}.get(inference_precision, inference_precision)
+        weights = file_precision(self.meta)
+        self.precision = computed if weights in (None, computed) else "{} ({} compute)".format(weights, computed)
         self.threads = self._property("INFERENCE_NUM_THREADS", threads or "auto")
         n = int(requests or self._property("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
         self.max_in_flight = max(1, n)
