@@ -100,7 +100,8 @@ class Pipeline:
                 item = self._get(self._q_in)
                 if item is _END:
                     break
-                pending.append((item, self.backend.start(item[1]), time.perf_counter()))
+                t0 = time.perf_counter()  # before start(): a synchronous backend does the work in it
+                pending.append((item, self.backend.start(item[1]), t0))
                 if len(pending) >= self.backend.max_in_flight:
                     self._finish(pending.popleft())
             while pending:
