@@ -69,7 +69,12 @@ def main(argv=None):
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
         pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
                             input_size=args.input_size, max_frames=args.max_frames, stats_every=args.stats_every)
-        stats = pipeline.run()
+        stats = pipeline.run()  # Ctrl-C inside the loop ends it with the summary
+    except KeyboardInterrupt:  # before the first frame (a camera that never delivers)
+        if source is not None:
+            source.close()
+        print("interrupted before the first frame", file=sys.stderr)
+        return 130
     except (formats.MissingDependency, ShapeError, SourceError, SinkError, FileNotFoundError, ValueError,
             RuntimeError) as e:
         if source is not None:

@@ -229,6 +229,20 @@ def test_stats_every_prints_periodic_tables(models, videos):
     assert printed and "p50" in printed[0] and "FPS" in printed[0]
 
 
+def test_ctrl_c_ends_the_loop_cleanly_with_the_summary(models, videos):
+    class InterruptedSink(_CountingSink):  # Ctrl-C arrives in the caller's thread while it shows frame 3
+        def write(self, image):
+            if self.frames == 2:
+                raise KeyboardInterrupt
+            return super().write(image)
+
+    source = VideoFileSource(videos["good"])
+    pipe = Pipeline(load_backend(models["fixed"], device="cpu"), source, InterruptedSink())
+    stats = pipe.run()
+    assert stats.processed == 2 and stats.summary()["frames"]["processed"] == 2
+    assert not source.cap.isOpened()  # the source was released
+
+
 def test_max_frames_stops_cleanly(models, videos):
     backend = load_backend(models["fixed"], device="cpu")
     stats = Pipeline(backend, VideoFileSource(videos["good"]), _CountingSink(), max_frames=5).run()
