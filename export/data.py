@@ -35,6 +35,10 @@ def build(name: str, root, split: str, meta: dict):
     except ImportError as e:
         raise ExportError(f"reading dataset {name!r} needs distill.data (the training install): {e}") from None
     root = Path(root)
+    info = _dataset_info(name)
+    if info is not None and info.num_classes != meta["num_classes"]:
+        raise ExportError(f"{root}: the {name!r} dataset has {info.num_classes} classes, the model "
+                          f"{meta['num_classes']}; pass the dataset the model was trained on (--dataset)")
     kw = {}
     if name == "synthetic":
         kw = _synthetic_settings(root, split, meta)
@@ -44,6 +48,12 @@ def build(name: str, root, split: str, meta: dict):
         return build_dataset(name, str(root), split, **kw)
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise ExportError(f"{root}: cannot read the {name!r} {split} split ({str(e).splitlines()[0]})") from None
+
+
+def _dataset_info(name):
+    from distill.data import DATASETS
+
+    return DATASETS.get(name)
 
 
 def _synthetic_settings(root, split, meta) -> dict:
