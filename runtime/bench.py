@@ -89,8 +89,8 @@ def main(argv=None):
     except (formats.MissingDependency, ShapeError, FileNotFoundError, ValueError, RuntimeError) as e:
         print("error: {}".format(e), file=sys.stderr)
         return 2
-    print("{} | {} {} on {} ({} threads) | input {} | {} iters after {} warm-up, {} in flight".format(
-        r["model"], r["backend"], r["precision"], r["device"], r["threads"], "x".join(map(str, r["shape"])),
+    print("{} | {} {} on {} ({} threads, {} CPUs) | input {} | {} iters after {} warm-up, {} in flight".format(
+        r["model"], r["backend"], r["precision"], r["device"], r["threads"], r["cpus"], "x".join(map(str, r["shape"])),
         r["iters"], r["warmup"], r["requests"]))
     print(table({"infer": r["latency_ms"]}))
     print("throughput {:.1f} images/s".format(r["throughput_fps"]))

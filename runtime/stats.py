@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+# capture_wait: time read() waited for the frame (decode, for files); infer: submit to result;
+# sink: overlay + show/write; total: frame read -> sink done, queueing between stages included.
 STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sink", "total")
 
 

@@ -8,6 +8,7 @@ Python 3.8 compatible; imports no torch.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ class Backend:
         """What reports print next to the numbers."""
         return {"backend": self.name, "model": str(self.path), "precision": self.precision,
                 "device": self.device, "threads": self.threads, "input_shape": list(self.input_shape),
-                "output": self.output_kind, "arch": self.meta.get("arch")}
+                "output": self.output_kind, "arch": self.meta.get("arch"), "cpus": os.cpu_count()}
 
     def _check_batch(self, batch):
         if not isinstance(batch, np.ndarray) or batch.ndim != 4:
