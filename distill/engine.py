@@ -265,6 +265,18 @@ def _plain(metrics: dict) -> dict:
     return out
 
 
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict) and k not in ("kwargs", "val_kwargs"):
+            out += _diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     """Run (or resume) the training the config describes; return the final validation metrics.
 
@@ -308,6 +320,9 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
         set_rng_state(state["rng"])
         if rank == 0:
             print(f"resuming {out_dir} from step {start}/{iters}")
+            changed = _diff(state.get("config", {}), cfg.to_dict())
+            if changed:
+                print(f"warning: config differs from the one {last_path} was trained with: {', '.join(changed)}")
 
     model = stepper
     if world > 1:
