@@ -36,3 +36,26 @@ def test_macs_and_params_depend_on_arch_not_weights(tmp_path):
     assert macs == count_macs(b, (64, 128))
     # doubling the pixels doubles the convolution work (up to the global-pool branch)
     assert count_macs(a, (128, 128)) == pytest.approx(2 * macs, rel=0.02)
+
+
+def test_no_added_cost_report(tmp_path):
+    """The benchmark's verdicts: identical graphs for plain/BRD, a flagged pair for a different arch."""
+    from benchmarks.no_added_cost import run_no_added_cost
+
+    plain = write_student(tmp_path / "plain.pt", seed=1)
+    brd = write_student(tmp_path / "brd.pt", seed=2)
+    out = run_no_added_cost([("r10", plain, brd)], tmp_path / "out", variants=["onnx-fp32", "openvino-fp32"],
+                            num_calib=2, iters=2, warmup=1, rounds=2, log=lambda *_: None)
+    assert {r["model"] for r in out["cost"]} == {"plain", "brd"}
+    assert out["cost"][0]["GMACs"] == out["cost"][1]["GMACs"] > 0
+    assert {(r["variant"], r["model"]) for r in out["latency"]} == {
+        ("onnx-fp32", "plain"), ("onnx-fp32", "brd"), ("openvino-fp32", "plain"), ("openvino-fp32", "brd")}
+    assert all(r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] for r in out["latency"])
+    assert any("structurally identical" in n for n in out["notes"])
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| r10 | onnx-fp32 | brd |" in text
+    assert (tmp_path / "out" / "latency.png").stat().st_size > 1000
+
+    other = write_student(tmp_path / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
+    with pytest.raises(ValueError, match="plain is deeplabv3_resnet10_w16 but BRD is lraspp_mobilenetv2_w035"):
+        run_no_added_cost([("bad", plain, other)], tmp_path / "out2", variants=["onnx-fp32"], log=lambda *_: None)

@@ -1,0 +1,212 @@
+"""`python -m benchmarks.no_added_cost --pair NAME PLAIN.pt BRD.pt [--teacher T.pt]`
+
+BRD changes a student's weights, never its architecture, so a BRD student must cost exactly what
+the plain student costs at inference. This measures it instead of claiming it: parameters, MACs,
+file size per format, structural identity of the exported graphs, and latency p50/p90 for every
+available backend x precision, with plain and BRD timed interleaved in one process so that
+machine drift (thermal, other load) hits both alike. Output: table.md, results.csv, latency.png.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .model_cost import compare_structure, count_macs, count_params, file_size
+from .report import bar_chart, markdown_table, write_csv
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str          # e.g. "openvino-int8"
+    backend: str       # runtime backend that runs it
+    precision: str
+    suffix: str
+
+
+VARIANTS = (
+    Variant("onnx-fp32", "onnxruntime", "fp32", ".onnx"),
+    Variant("onnx-int8", "onnxruntime", "int8", ".int8.onnx"),
+    Variant("openvino-fp32", "openvino", "fp32", ".xml"),
+    Variant("openvino-fp16", "openvino", "fp16", ".fp16.xml"),
+    Variant("openvino-int8", "openvino", "int8", ".int8.xml"),
+    Variant("tensorrt-fp16", "tensorrt", "fp16", ".fp16.engine"),
+    Variant("tensorrt-int8", "tensorrt", "int8", ".int8.engine"),
+)
+# ratio BRD/plain of p50 latency counted as "the same" (timing noise on a shared CPU)
+SAME_COST_TOLERANCE = 0.05
+
+
+def unavailable(variant: Variant) -> str | None:
+    """Why this machine cannot build/run a variant, or None."""
+    needs = {"onnxruntime": ["onnxruntime"], "openvino": ["openvino"] + (["nncf"] if variant.precision == "int8" else []),
+             "tensorrt": ["tensorrt", "pycuda"]}[variant.backend]
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    return f"{', '.join(missing)} not installed" if missing else None
+
+
+def export_variant(variant: Variant, onnx_path: Path, out: Path, calib: list) -> Path:
+    """Build one deployable file from the FP32 ONNX (reused when newer than the ONNX)."""
+    if out.exists() and out.stat().st_mtime >= onnx_path.stat().st_mtime:
+        return out
+    if variant.name == "onnx-int8":
+        from export.quantize import quantize_onnx_int8
+
+        return quantize_onnx_int8(onnx_path, out, calib)
+    if variant.backend == "openvino":
+        from export.openvino import onnx_to_openvino
+
+        return onnx_to_openvino(onnx_path, out, variant.precision, calib_images=calib)
+    if variant.backend == "tensorrt":
+        from export.trt import onnx_to_trt
+
+        return onnx_to_trt(onnx_path, out, fp16=True, int8=variant.precision == "int8", calib_images=calib)
+    raise ValueError(variant.name)
+
+
+def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int, rounds: int) -> dict:
+    """Per-call latencies (ms) of each backend, alternating backends round by round."""
+    for b in backends.values():
+        for _ in range(warmup):
+            b.infer(batch)
+    times = {k: [] for k in backends}
+    for r in range(rounds):
+        order = list(backends) if r % 2 == 0 else list(reversed(backends))  # neither always goes first
+        for k in order:
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                backends[k].infer(batch)
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teacher: Path | None = None,
+                      data_root: str | None = None, num_calib: int = 32, variants: list[str] | None = None,
+                      iters: int = 50, warmup: int = 10, rounds: int = 4, threads: int | None = None,
+                      log=print) -> dict:
+    from distill import checkpoint
+    from export.common import synthetic_images
+    from export.data import calibration_images
+    from export.onnx import torch_to_onnx
+    from runtime.backends import load_backend
+
+    out_dir = Path(out_dir)
+    models_dir = out_dir / "models"
+    chosen = [v for v in VARIANTS if variants is None or v.name in variants]
+    cost_rows, latency_rows, notes = [], [], []
+    for label, plain_ckpt, brd_ckpt in pairs:
+        roles = {"plain": Path(plain_ckpt), "brd": Path(brd_ckpt)}
+        if teacher:
+            roles["teacher"] = Path(teacher)
+        onnx_files, metas = {}, {}
+        for role, ckpt in roles.items():
+            model, meta = checkpoint.load(ckpt)
+            metas[role] = meta
+            name = "teacher" if role == "teacher" else f"{label}_{role}"
+            onnx_path = models_dir / f"{name}.onnx"
+            if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
+                torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
+            onnx_files[role] = onnx_path
+            cost_rows.append({"pair": label, "model": role, "arch": meta["arch"],
+                              "params_M": count_params(model) / 1e6,
+                              "GMACs": count_macs(model, meta["input_size"]) / 1e9,
+                              "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
+        if metas["plain"]["arch"] != metas["brd"]["arch"]:
+            raise ValueError(f"pair {label}: plain is {metas['plain']['arch']} but BRD is {metas['brd']['arch']}")
+        meta = metas["plain"]
+        calib = (calibration_images(meta, data_root=data_root, num_calib=num_calib) if data_root
+                 else synthetic_images(num_calib, meta["input_size"]))
+        diffs = compare_structure(onnx_files["plain"], onnx_files["brd"])
+        notes.append(f"{label}: plain and BRD ONNX graphs are "
+                     + ("structurally identical (same nodes, ops, attributes, initializer shapes, I/O)" if not diffs
+                        else "DIFFERENT: " + "; ".join(diffs[:3])))
+        h, w = meta["input_size"]
+        batch = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+        for variant in chosen:
+            reason = unavailable(variant)
+            if reason:
+                notes.append(f"{label} {variant.name}: skipped ({reason})")
+                continue
+            files = {}
+            try:
+                for role, onnx_path in onnx_files.items():
+                    base = onnx_path.with_suffix("")
+                    files[role] = export_variant(variant, onnx_path, base.with_name(base.name + variant.suffix), calib)
+            except Exception as e:  # one variant failing (e.g. no GPU for TensorRT) must not hide the others
+                notes.append(f"{label} {variant.name}: export failed ({type(e).__name__}: {str(e)[:160]})")
+                continue
+            if variant.name == "onnx-int8":
+                d = compare_structure(files["plain"], files["brd"])
+                notes.append(f"{label}: INT8 Q/DQ graphs are " + ("structurally identical" if not d else "DIFFERENT: " + d[0]))
+            kw = {"threads": threads} if threads else {}
+            if variant.backend == "openvino":
+                kw["inference_precision"] = {"fp32": "f32", "fp16": "f16"}.get(variant.precision)
+            backends = {role: load_backend(f, **kw) for role, f in files.items()}
+            log(f"[no_added_cost] {label} {variant.name}: timing {len(backends)} models x {rounds} rounds x {iters} iters")
+            times = time_interleaved(backends, batch, iters, warmup, rounds)
+            device = backends["plain"].describe()
+            for b in backends.values():
+                b.close()
+            p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
+            for role, t in times.items():
+                latency_rows.append({
+                    "pair": label, "variant": variant.name, "model": role, "device": device["device"],
+                    "threads": device["threads"], "size_MB": file_size(files[role]) / 1e6,
+                    "p50_ms": p50[role], "p90_ms": float(np.percentile(t, 90)),
+                    "BRD/plain": p50[role] / p50["plain"] if role != "teacher" else None,
+                })
+            ratio = p50["brd"] / p50["plain"]
+            if abs(ratio - 1) > SAME_COST_TOLERANCE:
+                notes.append(f"{label} {variant.name}: BRD/plain p50 ratio {ratio:.3f} is outside "
+                             f"1 +/- {SAME_COST_TOLERANCE} (same graph, so this is timing noise; rerun with more --rounds)")
+    return write_outputs(out_dir, cost_rows, latency_rows, notes)
+
+
+def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = ["# No added inference cost: plain vs BRD student", "",
+          "## Model cost", "", markdown_table(cost_rows),
+          "## Latency (interleaved, batch 1)", "", markdown_table(latency_rows),
+          "## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    (out_dir / "table.md").write_text("\n".join(md))
+    write_csv(cost_rows, out_dir / "cost.csv")
+    write_csv(latency_rows, out_dir / "results.csv")
+    if latency_rows:
+        groups = list(dict.fromkeys(f"{r['pair']} {r['variant']}" for r in latency_rows))
+        roles = list(dict.fromkeys(r["model"] for r in latency_rows))
+        series = {role: [next((r["p50_ms"] for r in latency_rows if f"{r['pair']} {r['variant']}" == g
+                               and r["model"] == role), 0.0) for g in groups] for role in roles}
+        bar_chart(groups, series, out_dir / "latency.png", "p50 latency (ms)", "Plain vs BRD student: latency")
+    (out_dir / "results.json").write_text(json.dumps({"cost": cost_rows, "latency": latency_rows, "notes": notes}, indent=1))
+    return {"cost": cost_rows, "latency": latency_rows, "notes": notes, "table": out_dir / "table.md"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.no_added_cost", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "PLAIN_PT", "BRD_PT"),
+                   help="a plain and a BRD student of the same architecture (repeatable)")
+    p.add_argument("--teacher", help="teacher checkpoint, timed for reference")
+    p.add_argument("--out", default="runs/no_added_cost")
+    p.add_argument("--data-root", help="dataset root for INT8 calibration (default: synthetic images)")
+    p.add_argument("--num-calib", type=int, default=32)
+    p.add_argument("--variants", help=f"comma list of {', '.join(v.name for v in VARIANTS)} (default: all available)")
+    p.add_argument("--iters", type=int, default=50, help="timed calls per model per round")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
+    args = p.parse_args(argv)
+    result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out), args.teacher,
+                               args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
+                               args.iters, args.warmup, args.rounds, args.threads)
+    print(result["table"].read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
