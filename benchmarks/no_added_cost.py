@@ -101,6 +101,9 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
     cost_rows, latency_rows, notes = [], [], []
     for label, plain_ckpt, brd_ckpt in pairs:
         roles = {"plain": Path(plain_ckpt), "brd": Path(brd_ckpt)}
+        archs = {role: checkpoint.load_meta(ckpt)["arch"] for role, ckpt in roles.items()}
+        if archs["plain"] != archs["brd"]:
+            raise ValueError(f"pair {label}: plain is {archs['plain']} but BRD is {archs['brd']}")
         if teacher:
             roles["teacher"] = Path(teacher)
         onnx_files, metas = {}, {}
@@ -116,8 +119,6 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
                               "params_M": count_params(model) / 1e6,
                               "GMACs": count_macs(model, meta["input_size"]) / 1e9,
                               "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
-        if metas["plain"]["arch"] != metas["brd"]["arch"]:
-            raise ValueError(f"pair {label}: plain is {metas['plain']['arch']} but BRD is {metas['brd']['arch']}")
         meta = metas["plain"]
         calib = (calibration_images(meta, data_root=data_root, num_calib=num_calib) if data_root
                  else synthetic_images(num_calib, meta["input_size"]))
