@@ -17,15 +17,13 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
     args = p.parse_args(argv)
+    from .data import DatasetError
     try:
         cfg = load_config(args.cfg, args.overrides)
-        from .engine import TeacherMissing, train
-        try:
-            train(cfg)
-        except TeacherMissing as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    except (ConfigError, CheckpointError) as e:
+        from .engine import train
+        train(cfg)
+    # a missing teacher / pretrained file, a bad dataset tree, a bad config: one line, no traceback
+    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
