@@ -92,10 +92,12 @@ def resolve_teacher(prefix: str, configs_dir, overrides, teacher_ckpt=None, trai
 
 
 def train_run(method: str, seed: int, runs_dir, prefix="synthetic", configs_dir="configs", overrides=(),
-              teacher: Path | None = None, reuse: bool = True, log=print) -> dict:
+              teacher: Path | None = None, reuse: bool = True, train: bool = True, log=print) -> dict | None:
     """Train one (method, seed) student into <runs_dir>/<method>_s<seed>/ unless it is already finished.
-    Returns {method, seed, run_dir, config, trained, train_s}."""
-    from distill.engine import train
+    Returns {method, seed, run_dir, config, trained, train_s, step_s, iters, differs}; None when the run
+    is not finished and `train` is False."""
+    from distill.checkpoint import load_meta
+    from distill.engine import train as run_training
 
     run_dir = Path(runs_dir) / f"{method}_s{seed}"
     extra = [f"train.seed={seed}", f"out_dir={run_dir}", f"name={method}_s{seed}"]
@@ -104,20 +106,24 @@ def train_run(method: str, seed: int, runs_dir, prefix="synthetic", configs_dir=
         cfg.teacher.ckpt = str(teacher)
     info = {"method": method, "seed": seed, "run_dir": str(run_dir),
             "config": str(config_path(method, prefix, configs_dir)), "trained": False, "train_s": None,
-            "step_s": None}
+            "step_s": None, "iters": cfg.train.iters, "differs": ""}
     student = run_dir / "student.pt"
-    if student.is_file() and reuse:
+    if student.is_file() and (reuse or not train):
         changed = _config_changes(student, cfg.to_dict())
         note = f" (warning: trained with other settings: {', '.join(changed)})" if changed else ""
         log(f"[{method} seed {seed}] reusing {student}{note}")
-        return {**info, "step_s": logged_step_time(run_dir)}
+        iters = load_meta(student).get("config", {}).get("train", {}).get("iters")
+        return {**info, "step_s": logged_step_time(run_dir), "iters": iters, "differs": " ".join(changed)}
+    if not train:
+        log(f"[{method} seed {seed}] no finished run in {run_dir}: left out")
+        return None
     if not reuse:  # a fresh run: the runner would otherwise resume (or just re-evaluate) the old one
         for name in ("student.pt", "last.pt", "best.pt"):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
     log(f"[{method} seed {seed}] training {info['config']} -> {run_dir}")
     t = time.perf_counter()
-    train(cfg)
+    run_training(cfg)
     info.update(trained=True, train_s=time.perf_counter() - t, step_s=logged_step_time(run_dir))
     log(f"[{method} seed {seed}] trained in {info['train_s']:.0f} s")
     return info
@@ -322,9 +328,10 @@ def markdown(rows: list[dict], runs: list[dict], settings: str, panel_caption: s
         lines += ["", "![panel](panel.png)", "", panel_caption]
     lines += ["", "## Runs", "", markdown_table([
         {"run": Path(r["run_dir"]).name, "config": r["config"], "mIoU %": f"{100 * r['mIoU']:.1f}",
-         "bF1 %": f"{100 * r['boundary_f1']:.1f}", "frag": f"{r['fragmentation']:.2f}",
+         "iters": r["iters"], "bF1 %": f"{100 * r['boundary_f1']:.1f}", "frag": f"{r['fragmentation']:.2f}",
          "train wall s": "reused" if r["train_s"] is None else f"{r['train_s']:.1f}",
-         "logged step s": "–" if r["step_s"] is None else f"{r['step_s']:.1f}"} for r in runs])]
+         "logged step s": "–" if r["step_s"] is None else f"{r['step_s']:.1f}",
+         "config differs in": r["differs"] or "–"} for r in runs])]
     return "\n".join(lines) + "\n"
 
 
@@ -428,8 +435,9 @@ def charts(rows: list[dict], out: Path) -> None:
 # ---------------------------------------------------------------------------------------- the benchmark
 def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs/distill_gain", runs_dir=None,
                      overrides=(), teacher_ckpt=None, reuse=True, prefix="synthetic", configs_dir="configs",
-                     train_teacher=False, panel_images=4, log=print) -> list[dict]:
+                     train_teacher=False, panel_images=4, train=True, log=print) -> list[dict]:
     """Train or reuse every (method, seed) run, evaluate all of them and the teacher, write the report.
+    train=False: report the finished runs that are there (others are listed as left out), train nothing.
 
     Returns the per-method rows of results.csv (method, label, seeds, {miou,bf1,biou,frag}_{mean,std,delta};
     fractions, fragmentation a ratio; std NaN with one seed; delta vs plain's mean, NaN without plain).
@@ -450,7 +458,13 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
         teacher = default if default.is_file() else None
 
     t_all = time.perf_counter()
-    runs = [train_run(m, s, runs_dir, prefix, configs_dir, overrides, teacher, reuse, log) for s in seeds for m in methods]
+    runs, missing = [], []
+    for s in seeds:  # seed-major: an interrupted benchmark has every method at the first seeds
+        for m in methods:
+            r = train_run(m, s, runs_dir, prefix, configs_dir, overrides, teacher, reuse, train, log)
+            runs.append(r) if r is not None else missing.append(f"{m}_s{s}")
+    if not runs:
+        raise BenchmarkError(f"no finished runs under {runs_dir} for methods {methods} and seeds {seeds}")
 
     val = Validation(_load(methods[0], prefix, configs_dir, overrides))
     log(f"evaluating {len(runs)} students{' and the teacher' if teacher else ''} on "
@@ -465,12 +479,14 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
 
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "results.csv")
-    write_csv([{k: r[k] for k in ("method", "seed", "run_dir", "config", "trained", "train_s", "step_s", *dict(METRICS))}
+    write_csv([{k: r[k] for k in ("method", "seed", "run_dir", "config", "iters", "trained", "train_s", "step_s",
+                                  *dict(METRICS), "differs")}
                for r in runs], out / "runs.csv")
     charts(rows, out)
     caption = None
-    if "plain" in methods and "brd" in methods:
-        seed = seeds[0]
+    both = [s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}]
+    if both:
+        seed = both[0]
         cols = {"plain": runs_dir / f"plain_s{seed}" / "student.pt", "brd": runs_dir / f"brd_s{seed}" / "student.pt"}
         if teacher is not None:
             cols["teacher"] = teacher
@@ -478,7 +494,8 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     settings = (f"Dataset configs `{configs_dir}/{prefix}*.yaml`, seeds {seeds}, overrides "
                 f"{' '.join(overrides) if overrides else '(none)'}; teacher `{teacher}`; validation "
                 f"{val.cfg.data.dataset}/{val.cfg.data.val_split}, {len(val)} images, {val.settings['mode']} inference"
-                f"{' + flip' if val.settings['flip'] else ''}. Run folders under `{runs_dir}`.")
+                f"{' + flip' if val.settings['flip'] else ''}. Run folders under `{runs_dir}`."
+                + (f" Not run (left out of the means): {', '.join(missing)}." if missing else ""))
     (out / "results.md").write_text(markdown(rows, runs, settings, caption))
     log(f"wrote {out / 'results.md'}, results.csv, runs.csv, metrics.png, fragmentation.png"
         f"{', panel.png' if caption else ''} ({time.perf_counter() - t_all:.0f} s)")
@@ -505,6 +522,8 @@ def main(argv=None) -> int:
     p.add_argument("--teacher", default=None, help="teacher checkpoint (default: the BRD config's teacher.ckpt)")
     p.add_argument("--train-teacher", action="store_true", help="train the teacher with its config if it is missing")
     p.add_argument("--no-reuse", action="store_true", help="retrain runs that already finished")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: report the finished runs found (missing ones are listed as left out)")
     p.add_argument("--panel-images", type=int, default=4, help="rows of the sample-prediction panel (default 4)")
     args = p.parse_args(argv)
     try:
@@ -516,7 +535,7 @@ def main(argv=None) -> int:
     try:
         run_distill_gain(_words(args.methods), seeds, args.out, args.runs_dir, args.overrides, args.teacher,
                          reuse=not args.no_reuse, prefix=args.prefix, configs_dir=args.configs_dir,
-                         train_teacher=args.train_teacher, panel_images=args.panel_images)
+                         train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train)
     except (BenchmarkError, ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

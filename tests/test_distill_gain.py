@@ -93,6 +93,12 @@ def test_report_from_real_runs_and_reuse(tmp_path, teacher):
     assert all(r["trained"] == "False" for r in _read_csv(out / "runs.csv"))
     assert [r["miou_mean"] for r in again] == pytest.approx([r["miou_mean"] for r in rows], nan_ok=True)
 
+    # train=False reads what is there: a method and a seed never run are left out (and said so), not trained
+    partial = run_distill_gain(**{**kwargs, "methods": ["plain", "kd", "brd"], "seeds": [0, 1, 2], "train": False})
+    assert [r["method"] for r in partial] == ["plain", "brd", "teacher"] and partial[0]["seeds"] == 2
+    assert not (runs_dir / "kd_s0").exists() and not (runs_dir / "plain_s2").exists()
+    assert "Not run (left out of the means): kd_s0, kd_s1, plain_s2, kd_s2, brd_s2." in (out / "results.md").read_text()
+
 
 def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
     missing = tmp_path / "nowhere" / "student.pt"
