@@ -39,7 +39,7 @@ LABELS = {"plain": "plain (CE only)", "kd": "KD", "cwd": "CWD", "skd": "SKD", "b
           "boundary": "boundary only (+KD)", "relation": "relation only (+KD)", "teacher": "teacher"}
 DEFAULT_METHODS = ("plain", "kd", "cwd", "brd", "boundary", "relation")
 DEFAULT_SEEDS = (0, 1, 2)
-# (key in evaluate()'s dict, column stem, higher is better); fragmentation is best at 1.0
+# (key in evaluate()'s dict, column stem); higher is better except fragmentation, best at 1.0
 METRICS = (("mIoU", "miou"), ("boundary_f1", "bf1"), ("boundary_iou", "biou"), ("fragmentation", "frag"))
 SHORT = {"miou": "mIoU", "bf1": "bF1", "biou": "bIoU", "frag": "frag"}
 
@@ -451,10 +451,10 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     runs_dir = Path(runs_dir) if runs_dir is not None else out / "runs"
     needs_teacher = any(_load(m, prefix, configs_dir, overrides, ["teacher.ckpt=x"]).distill.active() for m in methods)
     teacher = None
-    if needs_teacher or teacher_ckpt or train_teacher:
+    if train and (needs_teacher or teacher_ckpt or train_teacher):
         teacher = resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, log)
-    else:  # plain-only: the teacher row when its checkpoint is there
-        default = Path(_load("brd", prefix, configs_dir, overrides).teacher.ckpt or "")
+    else:  # nothing to distil: the teacher row when its checkpoint is there
+        default = Path(teacher_ckpt or _load("brd", prefix, configs_dir, overrides).teacher.ckpt or "")
         teacher = default if default.is_file() else None
 
     t_all = time.perf_counter()
@@ -492,7 +492,8 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
             cols["teacher"] = teacher
         caption = prediction_panel(val, cols, out / "panel.png", panel_images)
     settings = (f"Dataset configs `{configs_dir}/{prefix}*.yaml`, seeds {seeds}, overrides "
-                f"{' '.join(overrides) if overrides else '(none)'}; teacher `{teacher}`; validation "
+                f"{' '.join(overrides) if overrides else '(none)'}; "
+                + (f"teacher `{teacher}`" if teacher else "no teacher row (no teacher checkpoint found)") + "; validation "
                 f"{val.cfg.data.dataset}/{val.cfg.data.val_split}, {len(val)} images, {val.settings['mode']} inference"
                 f"{' + flip' if val.settings['flip'] else ''}. Run folders under `{runs_dir}`."
                 + (f" Not run (left out of the means): {', '.join(missing)}." if missing else ""))
