@@ -88,7 +88,9 @@ def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int,
 def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teacher: Path | None = None,
                       data_root: str | None = None, num_calib: int = 32, variants: list[str] | None = None,
                       iters: int = 50, warmup: int = 10, rounds: int = 4, threads: int | None = None,
-                      log=print) -> dict:
+                      models_dir: Path | None = None, log=print) -> dict:
+    """Export every model to every available variant (reusing up-to-date files in `models_dir`,
+    named <pair>_<plain|brd><suffix> and teacher<suffix>), then compare and time them."""
     from distill import checkpoint
     from export.common import synthetic_images
     from export.data import calibration_images
@@ -96,7 +98,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
     from runtime.backends import load_backend
 
     out_dir = Path(out_dir)
-    models_dir = out_dir / "models"
+    models_dir = Path(models_dir) if models_dir else out_dir / "models"
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
     cost_rows, latency_rows, notes = [], [], []
     for label, plain_ckpt, brd_ckpt in pairs:
