@@ -177,6 +177,8 @@ class Validation:
         self.cfg = cfg
         d = cfg.data
         self.raw = build_dataset(d.dataset, d.root, d.val_split, **d.val_kwargs)
+        if cfg.train.threads:  # as the runner does: the same CPU share for evaluation as for training
+            torch.set_num_threads(cfg.train.threads)
         want = cfg.train.device
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if want == "auto" else want
         e = cfg.eval
@@ -297,6 +299,11 @@ def _pm(mean, std, scale=100.0, digits=1):
     return s if math.isnan(std) else f"{s} ± {std * scale:.{digits}f}"
 
 
+def _pm_n(row, stem):
+    n = row["seeds"]
+    return f"{_pm(row[f'{stem}_mean'], row[f'{stem}_std'])} ({n} seed{'s' if n != 1 else ''})"
+
+
 def _signed(v, scale=100.0, digits=1):
     return "–" if math.isnan(v) else f"{v * scale:+.{digits}f}"
 
@@ -327,8 +334,9 @@ def markdown(rows: list[dict], runs: list[dict], settings: str, panel_caption: s
     if panel_caption:
         lines += ["", "![panel](panel.png)", "", panel_caption]
     lines += ["", "## Runs", "", markdown_table([
-        {"run": Path(r["run_dir"]).name, "config": r["config"], "mIoU %": f"{100 * r['mIoU']:.1f}",
-         "iters": r["iters"], "bF1 %": f"{100 * r['boundary_f1']:.1f}", "frag": f"{r['fragmentation']:.2f}",
+        {"run": Path(r["run_dir"]).name, "config": r["config"], "iters": r["iters"], "mIoU %": f"{100 * r['mIoU']:.1f}",
+         "bF1 %": f"{100 * r['boundary_f1']:.1f}", "bIoU %": f"{100 * r['boundary_iou']:.1f}",
+         "frag": f"{r['fragmentation']:.2f}",
          "train wall s": "reused" if r["train_s"] is None else f"{r['train_s']:.1f}",
          "logged step s": "–" if r["step_s"] is None else f"{r['step_s']:.1f}",
          "config differs in": r["differs"] or "–"} for r in runs])]
@@ -348,11 +356,10 @@ def _conclusion(rows: list[dict]) -> str:
     for _, stem, name in (("mIoU", "miou", "mIoU"), ("boundary_f1", "bf1", "boundary F1")):
         best = max(others, key=lambda r: r[f"{stem}_mean"])
         if best[f"{stem}_mean"] > brd[f"{stem}_mean"]:
-            out.append(f"BRD is not the best student on {name}: {best['label']} has "
-                       f"{_pm(best[f'{stem}_mean'], best[f'{stem}_std'])} vs BRD's {_pm(brd[f'{stem}_mean'], brd[f'{stem}_std'])}.")
+            out.append(f"BRD is not the best student on {name}: {best['label']} has {_pm_n(best, stem)} "
+                       f"vs BRD's {_pm_n(brd, stem)}.")
         else:
-            out.append(f"BRD has the highest student {name} ({_pm(brd[f'{stem}_mean'], brd[f'{stem}_std'])}; "
-                       f"next {best['label']} {_pm(best[f'{stem}_mean'], best[f'{stem}_std'])}).")
+            out.append(f"BRD has the highest student {name} ({_pm_n(brd, stem)}; next {best['label']} {_pm_n(best, stem)}).")
     return " ".join(out)
 
 
