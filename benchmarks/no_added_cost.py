@@ -159,6 +159,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
             for role, t in times.items():
                 latency_rows.append({
                     "pair": label, "variant": variant.name, "model": role, "device": device["device"],
+                    "runs_as": device["precision"],  # what the backend computes in (e.g. OpenVINO's bf16 on AVX512-BF16 CPUs)
                     "threads": device["threads"], "size_MB": file_size(files[role]) / 1e6,
                     "p50_ms": p50[role], "p90_ms": float(np.percentile(t, 90)),
                     "BRD/plain": p50[role] / p50["plain"] if role != "teacher" else None,
