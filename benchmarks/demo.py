@@ -1,0 +1,200 @@
+"""`python -m benchmarks.demo`: BRD Edge end to end on the built-in synthetic data, on a CPU.
+
+generate data -> train the small teacher -> train a plain and a BRD student -> export both to ONNX,
+ONNX INT8, OpenVINO FP32/FP16/INT8 (each with its parity check, INT8 with its accuracy gate) -> run
+the runtime loop on a generated street video, writing an overlay video -> both benchmarks with short
+settings -> runs/demo/report.md. Each step says what it does and how long it took; re-running
+reuses every finished step (delete its output, or the whole folder, to redo it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+# By default the configs' own iteration counts (configs/synthetic*.yaml: teacher 400, students 250), so
+# the demo's runs are seed 0 of `python -m benchmarks.distill_gain`; about 9 minutes on 2 CPU cores.
+STUDENT_PAIR = "resnet10_w16"
+
+
+class Steps:
+    """Runs named steps, reusing those whose outputs exist, and keeps their timings."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.timings: list[dict] = []
+
+    def __call__(self, name: str, outputs: list[Path], fn, *args, **kwargs):
+        if outputs and all(Path(p).exists() for p in outputs):
+            print(f"== {name}: reused ({', '.join(str(p) for p in outputs[:2])}{' ...' if len(outputs) > 2 else ''})",
+                  flush=True)
+            self.timings.append({"step": name, "seconds": 0.0, "status": "reused"})
+            return None
+        print(f"== {name} ...", flush=True)
+        t = time.perf_counter()
+        result = fn(*args, **kwargs)
+        dt = time.perf_counter() - t
+        status = result if isinstance(result, str) else "done"
+        print(f"== {name}: {status} in {dt:.1f} s", flush=True)
+        self.timings.append({"step": name, "seconds": round(dt, 1), "status": status})
+        return result
+
+
+def street_video(path: Path, size=(128, 256), scenes=3, frames_per_scene=40, fps=15) -> Path:
+    """A drive-by street video: each scene is rendered wide and panned across, so frames are continuous."""
+    import cv2
+
+    from distill.data.synthetic import render
+
+    h, w = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".tmp_" + path.name)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for s in range(scenes):
+        wide, _ = render(seed=1000 + s, split="video", index=0, size=(h, 3 * w))
+        for x in np.linspace(0, 2 * w, frames_per_scene).astype(int):
+            writer.write(cv2.cvtColor(np.ascontiguousarray(wide[:, x:x + w]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    tmp.replace(path)
+    return path
+
+
+def _cli(main, argv: list[str]) -> str:
+    """Run an export/runtime CLI in-process; its exit code becomes the step's status."""
+    print("   $ python -m", main.__module__, " ".join(argv), flush=True)
+    code = main(argv) or 0
+    if code == 2:
+        raise SystemExit(f"demo: `{main.__module__} {' '.join(argv)}` refused its input (see above)")
+    return "done" if code == 0 else "FAILED (parity/accuracy gate, see above)"
+
+
+def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
+             overrides: list[str] = (), bench_iters: int = 30) -> Path:
+    """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
+    from benchmarks.distill_gain import run_distill_gain, train_run
+    from benchmarks.no_added_cost import run_no_added_cost
+    from distill.config import load_config
+    from distill.data import build_dataset
+    from distill.engine import train
+    from export import onnx as export_onnx
+    from export import openvino as export_openvino
+    from export import quantize as export_quantize
+    from runtime import run as runtime_run
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    data = out / "data"
+    models = out / "models"
+    steps = Steps(out)
+    common = [f"data.root={data}", *overrides]
+    teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
+                              + ([f"train.iters={teacher_iters}"] if teacher_iters else []))
+    teacher = out / "teacher" / "student.pt"
+    student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
+    student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
+
+    def make_data():
+        for split, kw in (("train", teacher_cfg.data.kwargs), ("val", teacher_cfg.data.val_kwargs)):
+            ds = build_dataset("synthetic", data, split, **kw)
+            print(f"   synthetic/{split}: {len(ds)} images {kw.get('size')}")
+
+    steps("1. generate synthetic street data", [data / "synthetic_train.json", data / "synthetic_val.json"], make_data)
+    steps(f"2. train the teacher ({teacher_cfg.model.arch}, {teacher_cfg.train.iters} iters)", [teacher], train, teacher_cfg)
+    students = {}
+    for method in ("plain", "brd"):
+        run_dir = out / "runs" / f"{method}_s0"
+        students[method] = run_dir / "student.pt"
+        steps(f"3. train the {method} student ({student_iters} iters)", [students[method]], train_run, method, 0,
+              out / "runs", overrides=student_overrides, teacher=teacher)
+
+    def export(method):
+        base = models / f"{STUDENT_PAIR}_{method}"
+        onnx = base.with_suffix(".onnx")
+        gate = ["--data-root", str(data)]
+        status = [_cli(export_onnx.main, [str(students[method]), "-o", str(onnx)]),
+                  _cli(export_quantize.main, [str(onnx), *gate]),
+                  _cli(export_openvino.main, [str(onnx), "--precision", "fp32", *gate]),
+                  _cli(export_openvino.main, [str(onnx), "--precision", "fp16", *gate]),
+                  _cli(export_openvino.main, [str(onnx), "--precision", "int8", *gate])]
+        failed = [s for s in status if s != "done"]
+        return failed[0] if failed else "done"
+
+    for method in ("plain", "brd"):
+        base = models / f"{STUDENT_PAIR}_{method}"
+        outputs = [Path(str(base) + s) for s in (".onnx", ".int8.onnx", ".xml", ".fp16.xml", ".int8.xml")]
+        steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, export, method)
+
+    video = out / "street.mp4"
+    overlay = out / "overlay.mp4"
+    steps("5a. generate a street video", [video], street_video, video)
+    steps("5b. runtime loop: BRD student (OpenVINO INT8) on the video -> overlay video", [overlay], _cli,
+          runtime_run.main, ["--model", str(models / f"{STUDENT_PAIR}_brd.int8.xml"), "--source", str(video),
+                             "--sink", str(overlay), "--stats", str(out / "runtime_stats.json")])
+    nac = out / "no_added_cost"
+    steps("6. benchmark: no added inference cost", [nac / "table.md"], run_no_added_cost,
+          [(STUDENT_PAIR, students["plain"], students["brd"])], nac, teacher=teacher, data_root=str(data),
+          iters=bench_iters, warmup=5, rounds=3, models_dir=models)
+    gain = out / "distill_gain"
+    steps("7. benchmark: what BRD buys (plain vs BRD, 1 seed)", [gain / "results.md"], run_distill_gain,
+          ["plain", "brd"], [0], gain, runs_dir=out / "runs", overrides=student_overrides, teacher_ckpt=teacher)
+    total = time.perf_counter() - t_start
+    report = write_report(out, steps.timings, total)
+    print(f"\nreport: {report}   (total {total / 60:.1f} min)")
+    return report
+
+
+def write_report(out: Path, timings: list[dict], total: float) -> Path:
+    from .report import markdown_table
+
+    stats = json.loads((out / "runtime_stats.json").read_text()) if (out / "runtime_stats.json").exists() else {}
+    parts = [
+        "# BRD Edge demo report", "",
+        "Built-in synthetic street data, small teacher (DeepLabV3-ResNet18 at half width) and students "
+        "(DeepLabV3-ResNet10 at quarter width), trained on a CPU. One seed: differences of a point or two are "
+        "within seed noise; `python -m benchmarks.distill_gain` runs 3 seeds and the KD/CWD/ablation baselines.", "",
+        "## What BRD buys (benchmarks.distill_gain)", "",
+        _read(out / "distill_gain" / "results.md", strip_title=True),
+        "## No added inference cost (benchmarks.no_added_cost)", "",
+        _read(out / "no_added_cost" / "table.md", strip_title=True),
+        "![latency](no_added_cost/latency.png)", "",
+        "## Runtime loop on the street video", "",
+        f"Overlay video: [overlay.mp4](overlay.mp4) (from [street.mp4](street.mp4)); full stats in "
+        f"[runtime_stats.json](runtime_stats.json).", "",
+        "```", json.dumps({k: stats[k] for k in list(stats)[:12]}, indent=1) if stats else "(no stats)", "```", "",
+        "## Steps", "", markdown_table(timings), f"Total wall time: {total / 60:.1f} min", "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def _read(path: Path, strip_title=False) -> str:
+    """A sub-report's Markdown, with its title dropped and its relative links made relative to the demo folder."""
+    import re
+
+    if not path.exists():
+        return f"({path} missing)\n"
+    lines = path.read_text().splitlines()
+    if strip_title and lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    text = "\n".join(lines) + "\n"
+    return re.sub(r"\]\((?![a-z]+:|/)([^)]+)\)", lambda m: f"]({path.parent.name}/{m.group(1)})", text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--teacher-iters", type=int, help="default: configs/synthetic_teacher.yaml's")
+    p.add_argument("--student-iters", type=int, help="default: configs/synthetic.yaml's")
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides for every training config")
+    args = p.parse_args(argv)
+    run_demo(Path(args.out), args.teacher_iters, args.student_iters, args.set)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

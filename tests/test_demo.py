@@ -1,0 +1,34 @@
+"""The README's first command, end to end on tiny settings: every step runs, the report holds both
+benchmarks' tables, the overlay video is complete, and a re-run reuses every finished step."""
+from __future__ import annotations
+
+import cv2
+
+from benchmarks.demo import run_demo
+
+TINY = ["data.kwargs={num_images: 6, size: [64, 128], seed: 0}",
+        "data.val_kwargs={num_images: 3, size: [64, 128], seed: 0}",
+        "data.crop_size=[64,128]", "eval.input_size=[64,128]", "train.batch_size=2", "train.val_every=2",
+        "train.threads=2"]
+
+
+def test_demo_end_to_end_and_reuse(tmp_path, capsys):
+    report = run_demo(tmp_path / "demo", teacher_iters=2, student_iters=2, overrides=TINY, bench_iters=2)
+    text = report.read_text()
+    assert "| plain (CE only) | 1 |" in text and "| BRD | 1 |" in text and "| teacher |" in text
+    assert "plain and BRD ONNX graphs are structurally identical" in text
+    assert "| resnet10_w16 | openvino-int8 | brd |" in text
+    for name in ("onnx", "int8.onnx", "xml", "fp16.xml", "int8.xml"):
+        assert (tmp_path / "demo" / "models" / f"resnet10_w16_brd.{name}").exists()
+    video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
+    assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)
+    student = tmp_path / "demo" / "runs" / "brd_s0" / "student.pt"
+    mtime = student.stat().st_mtime
+    capsys.readouterr()
+
+    run_demo(tmp_path / "demo", teacher_iters=2, student_iters=2, overrides=TINY, bench_iters=2)
+    out = capsys.readouterr().out
+    assert student.stat().st_mtime == mtime
+    steps = [line for line in out.splitlines() if line.startswith("== ")]
+    assert steps and all(line.endswith(")") and ": reused (" in line for line in steps), steps
