@@ -80,6 +80,9 @@ class VideoFileSource(Source):
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0) or None
         self.decoded = 0
         self._ended = False
+        # read() runs in the pipeline's feed thread and close() in the caller's: releasing a
+        # VideoCapture during its read() deadlocks inside OpenCV, so the two never overlap
+        self._lock = threading.Lock()
 
     def read(self):
         if self._ended:
@@ -87,7 +90,10 @@ class VideoFileSource(Source):
         failures = 0
         t0 = time.perf_counter()
         while True:
-            ok, image = self.cap.read()
+            with self._lock:
+                if self._ended:  # closed meanwhile
+                    return None
+                ok, image = self.cap.read()
             if ok and _valid(image):
                 if failures:
                     log.warning("%s: skipped %d undecodable frame(s) before frame %d", self.name, failures,
@@ -110,7 +116,9 @@ class VideoFileSource(Source):
         return None
 
     def close(self):
-        self.cap.release()
+        with self._lock:
+            self._ended = True
+            self.cap.release()
 
 
 class ImageSource(Source):
