@@ -50,7 +50,9 @@ def teacher_file(tmp_path_factory):
 
 def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
     cfg_path = ROOT / "configs" / "synthetic.yaml"
-    straight = load_config(cfg_path, _tiny(tmp_path, tmp_path / "straight", teacher_file))
+    # with a relation connector, so its training, resume and absence from student.pt are covered
+    with_connector = ["distill.relation.connector=true"]
+    straight = load_config(cfg_path, _tiny(tmp_path, tmp_path / "straight", teacher_file) + with_connector)
     metrics = train(straight)
 
     run = tmp_path / "straight"
@@ -75,11 +77,11 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
     assert training["step"] == 6 and any(k.startswith("connectors.") for k in training["connectors"])
 
     # kill after step 3 (the checkpoint), rerun the same config: same weights as the straight run
-    resumed_cfg = load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file))
+    resumed_cfg = load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file) + with_connector)
     assert train(resumed_cfg, stop_at=3) is None
     assert checkpoint.load_training(tmp_path / "resumed" / "last.pt")["step"] == 3
     assert not (tmp_path / "resumed" / "student.pt").exists()
-    train(load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file)))
+    train(load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file) + with_connector))
     a = checkpoint.load_training(run / "last.pt")
     b = checkpoint.load_training(tmp_path / "resumed" / "last.pt")
     for part in ("student", "connectors"):
