@@ -180,8 +180,8 @@ def write_report(out: Path, timings: list[dict], total: float) -> Path:
         _read(out / "no_added_cost" / "table.md", strip_title=True),
         "![latency](no_added_cost/latency.png)", "",
         "## Runtime loop on the street video", "",
-        f"Overlay video: [overlay.mp4](overlay.mp4) (from [street.mp4](street.mp4)); full stats in "
-        f"[runtime_stats.json](runtime_stats.json).", "",
+        "Overlay video: [overlay.mp4](overlay.mp4) (from [street.mp4](street.mp4)); full stats in "
+        "[runtime_stats.json](runtime_stats.json).", "",
         runtime, "Stage latencies in ms; `total` is a frame's time from capture to sink, with the stages of "
         "neighbouring frames overlapping.", "",
         "## Steps", "", markdown_table(timings), f"Sum of the steps' wall times: {total / 60:.1f} min", "",

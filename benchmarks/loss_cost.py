@@ -19,7 +19,6 @@ from pathlib import Path
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from distill.config import DistillCfg  # noqa: E402
