@@ -2,6 +2,7 @@
 written here with OpenCV (one with damaged frames) through the backends, the loop and the CLIs."""
 from __future__ import annotations
 
+import time
 import json
 from pathlib import Path
 
@@ -209,13 +210,18 @@ class _CountingSink(Sink):
 
 
 def test_live_source_through_the_loop_drops_instead_of_lagging(models):
-    """A fake camera (the source is what is simulated) faster than the model: the loop takes the
+    """A fake camera (the source is what is simulated) faster than the loop: the loop takes the
     newest frame each time, so frames are dropped and counted rather than queued."""
     from .test_runtime_core import FakeCamera
 
+    class SlowSink(_CountingSink):  # 10 ms a frame: the loop is slower than the 2 ms camera on any machine
+        def write(self, image):
+            time.sleep(0.01)
+            return super().write(image)
+
     cam = FakeCamera(frames=60, period=0.002)
     source = LiveSource(lambda: cam, "fake camera", reconnect=False, failures_before_reconnect=2)
-    sink = _CountingSink()
+    sink = SlowSink()
     stats = Pipeline(load_backend(models["fixed"], device="cpu"), source, sink).run()
     assert stats.dropped > 0 and stats.processed == sink.frames > 0
     assert stats.processed + stats.dropped == cam.produced == 60  # every frame used or counted
