@@ -2,8 +2,8 @@
 written here with OpenCV (one with damaged frames) through the backends, the loop and the CLIs."""
 from __future__ import annotations
 
-import time
 import json
+import time
 from pathlib import Path
 
 import cv2
