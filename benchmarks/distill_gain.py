@@ -1,29 +1,37 @@
-"""What BRD buys: train (or reuse) plain, KD, CWD, BRD and ablation students over several seeds, evaluate
-them and the teacher the same way, and report mIoU, boundary F1 / IoU and fragmentation as mean ± std.
+"""What BRD buys: plain, KD, CWD, SKD, BRD and its two ablations, each tuned on a held-out split with the same
+small budget, then trained over several seeds and compared on val with paired (same-seed) differences.
 
-    python -m benchmarks.distill_gain                                  # synthetic configs, 6 methods x 3 seeds
-    python -m benchmarks.distill_gain --methods plain brd --seeds 0 --set train.iters=60 --out runs/quick
+    python -m benchmarks.distill_gain --out docs/results                      # the full protocol (synthetic)
+    python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune  # a quick single-seed look
+    python -m benchmarks.distill_gain --no-train --out docs/results            # report the finished runs only
 
-Run folders are <runs-dir>/<method>_s<seed>/ (the runner's own layout): a finished one (student.pt) is
-reused, an interrupted one resumes from its last.pt. Every student and the teacher are then scored by
-`distill.evaluate` on the config's validation split with the config's eval settings, so all rows come
-from one evaluation. Output in --out: results.md, results.csv (one row per method), runs.csv (one row
-per run, with its training wall time), metrics.png, fragmentation.png and panel.png (validation images
-where BRD and plain differ most in boundary F1).
+Protocol:
+1. Tuning. Every distilled method has the same number of candidate settings (`TUNING`, 2 each), trained
+   once at seed 100 and scored on the `tune` split (train-distribution images no training set contains);
+   the candidate with the best tune mIoU is kept. Val is never looked at for a choice.
+2. Final runs: every method with its chosen setting at every seed (default 0..4), scored on val by the
+   runner's own end-of-training evaluation (`distill.evaluate`, the config's eval settings).
+3. Report: mean ± std per method, BRD minus every other method per seed with a 95% t-interval, the
+   teacher's scores, charts and a prediction panel.
+
+Run folders: <runs-dir>/<method>_s<seed>/ and <runs-dir>/tune/<method>_c<k>/. A finished one is reused
+only when its config equals the one asked for (else the benchmark stops and names the keys that differ;
+`--retrain-changed` retrains it), an interrupted one resumes from last.pt: rerunning the same command
+continues where it stopped. `--jobs N` trains N runs at a time, each on cores/N threads.
+Output in --out: <prefix>.md, <prefix>.csv (one row per method x seed, teacher included),
+<prefix>_tuning.csv, <prefix>_paired.csv and the charts/panel PNGs.
 """
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
+import os
 import shutil
-import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
-
-import numpy as np
-
-from .report import bar_chart, markdown_table, write_csv
 
 # method -> config file, from the dataset prefix ("synthetic" -> configs/synthetic_kd.yaml, BRD is configs/synthetic.yaml)
 METHODS = {
@@ -35,17 +43,33 @@ METHODS = {
     "boundary": "{prefix}_boundary.yaml",
     "relation": "{prefix}_relation.yaml",
 }
-LABELS = {"plain": "plain (CE only)", "kd": "KD", "cwd": "CWD", "skd": "SKD", "brd": "BRD",
+LABELS = {"plain": "plain (CE only)", "kd": "KD", "cwd": "CWD", "skd": "SKD (KD + pairwise)", "brd": "BRD",
           "boundary": "boundary only (+KD)", "relation": "relation only (+KD)", "teacher": "teacher"}
-DEFAULT_METHODS = ("plain", "kd", "cwd", "brd", "boundary", "relation")
-DEFAULT_SEEDS = (0, 1, 2)
-# (key in evaluate()'s dict, column stem); higher is better except fragmentation, best at 1.0
-METRICS = (("mIoU", "miou"), ("boundary_f1", "bf1"), ("boundary_iou", "biou"), ("fragmentation", "frag"))
-SHORT = {"miou": "mIoU", "bf1": "bF1", "biou": "bIoU", "frag": "frag"}
+DEFAULT_METHODS = tuple(METHODS)
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+TUNE_SEED = 100
+TUNE_SPLIT = "tune"
+# The same budget for every distilled method: two candidate settings (config overrides), the first being
+# what its config file says. KD: temperature; CWD: the two settings mmrazor and the CWD paper use;
+# SKD: its pairwise weight at 1 and 10 (an MSE of cosine similarities is small in scale); BRD and its
+# ablations: their boundary/relation weights at the config's value and 3x it.
+TUNING = {
+    "kd": [["distill.kd.temperature=1.0"], ["distill.kd.temperature=4.0"]],
+    "cwd": [["distill.cwd.temperature=1.0", "distill.cwd.weight=5.0"],
+            ["distill.cwd.temperature=4.0", "distill.cwd.weight=3.0"]],
+    "skd": [["distill.skd.weight=1.0"], ["distill.skd.weight=10.0"]],
+    "brd": [["distill.boundary.weight=10.0", "distill.relation.weight=1.0"],
+            ["distill.boundary.weight=30.0", "distill.relation.weight=3.0"]],
+    "boundary": [["distill.boundary.weight=10.0"], ["distill.boundary.weight=30.0"]],
+    "relation": [["distill.relation.weight=1.0"], ["distill.relation.weight=3.0"]],
+}
+# settings that change nothing learned: a run trained with other values of these is still the same run
+NOT_LEARNED = {"name", "out_dir", "teacher.config", "train.log_every", "train.ckpt_every", "train.val_every",
+               "train.threads", "data.num_workers", "data.val_split", "eval.max_images"}
 
 
 class BenchmarkError(RuntimeError):
-    """A benchmark that cannot run as asked (missing config, missing teacher); the message says what to do."""
+    """A benchmark that cannot run as asked (missing config or teacher, a changed run); the message says what to do."""
 
 
 def config_path(method: str, prefix: str = "synthetic", configs_dir: str | Path = "configs") -> Path:
@@ -57,92 +81,36 @@ def config_path(method: str, prefix: str = "synthetic", configs_dir: str | Path 
     return path
 
 
-def _load(method, prefix, configs_dir, overrides, extra=()):
-    from distill.config import load_config
+# ---------------------------------------------------------------------------------------- run specs
+class Run:
+    """One training run: its folder, config file and overrides; `load()` gives the typed config."""
 
-    return load_config(config_path(method, prefix, configs_dir), [*overrides, *extra])
+    def __init__(self, method, seed, run_dir, config, overrides, candidate=None, split="val"):
+        self.method, self.seed, self.run_dir, self.config = method, seed, Path(run_dir), Path(config)
+        self.overrides, self.candidate, self.split = list(overrides), candidate, split
 
+    def load(self):
+        from distill.config import load_config
 
-# ---------------------------------------------------------------------------------------- training
-def resolve_teacher(prefix: str, configs_dir, overrides, teacher_ckpt=None, train_teacher=False, log=print) -> Path | None:
-    """The teacher checkpoint every distilled run uses: --teacher, else the BRD config's teacher.ckpt.
-    Missing: trained with the config's teacher.config when `train_teacher`, else an error saying how."""
-    from distill.config import load_config
-    from distill.engine import train
+        return load_config(self.config, self.overrides)
 
-    brd = _load("brd", prefix, configs_dir, overrides)
-    path = Path(teacher_ckpt or brd.teacher.ckpt or "")
-    if path.is_file():
-        return path
-    if not train_teacher:
-        how = f"`python -m distill.run --cfg {brd.teacher.config}`" if brd.teacher.config else "a *_teacher.yaml config"
-        raise BenchmarkError(f"teacher checkpoint {path} not found: train it with {how}, pass --train-teacher to "
-                             f"train it here, or give an existing one with --teacher PATH")
-    if not brd.teacher.config:
-        raise BenchmarkError(f"teacher checkpoint {path} not found and {config_path('brd', prefix, configs_dir)} "
-                             f"names no teacher.config to train it with")
-    if path.name != "student.pt":
-        raise BenchmarkError(f"--train-teacher writes <run folder>/student.pt; {path} is not such a path")
-    cfg = load_config(brd.teacher.config, [*overrides, f"out_dir={path.parent}"])
-    log(f"training the teacher: {brd.teacher.config} -> {path}")
-    t = time.perf_counter()
-    train(cfg)
-    log(f"teacher trained in {time.perf_counter() - t:.0f} s")
-    return path
+    @property
+    def student(self) -> Path:
+        return self.run_dir / "student.pt"
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
 
 
-def train_run(method: str, seed: int, runs_dir, prefix="synthetic", configs_dir="configs", overrides=(),
-              teacher: Path | None = None, reuse: bool = True, train: bool = True, log=print) -> dict | None:
-    """Train one (method, seed) student into <runs_dir>/<method>_s<seed>/ unless it is already finished.
-    Returns {method, seed, run_dir, config, trained, train_s, step_s, iters, differs}; None when the run
-    is not finished and `train` is False."""
-    from distill.checkpoint import load_meta
-    from distill.engine import train as run_training
-
-    run_dir = Path(runs_dir) / f"{method}_s{seed}"
-    extra = [f"train.seed={seed}", f"out_dir={run_dir}", f"name={method}_s{seed}"]
-    cfg = _load(method, prefix, configs_dir, overrides, extra)
-    if teacher is not None and cfg.distill.active():
-        cfg.teacher.ckpt = str(teacher)
-    info = {"method": method, "seed": seed, "run_dir": str(run_dir),
-            "config": str(config_path(method, prefix, configs_dir)), "trained": False, "train_s": None,
-            "step_s": None, "iters": cfg.train.iters, "differs": ""}
-    student = run_dir / "student.pt"
-    if student.is_file() and (reuse or not train):
-        changed = _config_changes(student, cfg.to_dict())
-        note = f" (warning: trained with other settings: {', '.join(changed)})" if changed else ""
-        log(f"[{method} seed {seed}] reusing {student}{note}")
-        iters = load_meta(student).get("config", {}).get("train", {}).get("iters")
-        return {**info, "step_s": logged_step_time(run_dir), "iters": iters, "differs": " ".join(changed)}
-    if not train:
-        log(f"[{method} seed {seed}] no finished run in {run_dir}: left out")
-        return None
-    if not reuse:  # a fresh run: the runner would otherwise resume (or just re-evaluate) the old one
-        for name in ("student.pt", "last.pt", "best.pt"):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
-    log(f"[{method} seed {seed}] training {info['config']} -> {run_dir}")
-    t = time.perf_counter()
-    run_training(cfg)
-    info.update(trained=True, train_s=time.perf_counter() - t, step_s=logged_step_time(run_dir))
-    log(f"[{method} seed {seed}] trained in {info['train_s']:.0f} s")
-    return info
-
-
-def logged_step_time(run_dir) -> float | None:
-    """Seconds the run's training steps took by its train_log.csv (window mean x steps in the window;
-    validation and checkpoint writing excluded), so reused runs have a time too."""
-    import csv
-
-    path = Path(run_dir) / "train_log.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = sorted(((int(r["step"]), float(r["sec_per_iter"])) for r in csv.DictReader(f)))
-    total, prev = 0.0, 0
-    for step, sec in rows:
-        total, prev = total + (step - prev) * sec, step
-    return total if rows else None
+def make_run(method, seed, run_dir, prefix, configs_dir, overrides, setting=(), teacher=None, candidate=None,
+             split="val") -> Run:
+    extra = [f"train.seed={seed}", f"out_dir={run_dir}", f"name={Path(run_dir).name}", *setting]
+    if split != "val":
+        extra.append(f"data.val_split={split}")
+    if teacher is not None and method != "plain":
+        extra.append(f"teacher.ckpt={teacher}")
+    return Run(method, seed, run_dir, config_path(method, prefix, configs_dir), [*overrides, *extra], candidate, split)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -155,359 +123,252 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _config_changes(student: Path, wanted: dict) -> list[str]:
-    """Keys whose values differ between the config a student was trained with and the one asked for now
-    (log settings aside, which change nothing learned)."""
-    from distill.checkpoint import load_meta
+def config_changes(trained: dict, wanted: dict) -> list[str]:
+    """Keys whose values differ between the config a run was trained with and the one asked for now
+    (settings in NOT_LEARNED aside)."""
+    from distill.config import Config
 
-    old, new = _flatten(load_meta(student).get("config", {})), _flatten(wanted)
-    skip = {"name", "out_dir", "train.log_every", "train.ckpt_every", "train.val_every", "train.threads", "data.num_workers"}
-    return sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
-
-
-# ---------------------------------------------------------------------------------------- evaluation
-class Validation:
-    """The validation split and eval settings of one config: scores checkpoints and predicts single images."""
-
-    def __init__(self, cfg):
-        import torch
-
-        from distill.data import build_dataset
-
-        self.cfg = cfg
-        d = cfg.data
-        self.raw = build_dataset(d.dataset, d.root, d.val_split, **d.val_kwargs)
-        if cfg.train.threads:  # as the runner does: the same CPU share for evaluation as for training
-            torch.set_num_threads(cfg.train.threads)
-        want = cfg.train.device
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if want == "auto" else want
-        e = cfg.eval
-        self.settings = dict(mode=e.mode, crop_size=tuple(e.crop_size) if e.crop_size else None,
-                             stride=tuple(e.stride) if e.stride else None, flip=e.flip)
-        self.max_images = e.max_images
-        self.size = e.size
-
-    def load(self, ckpt):
-        from distill import checkpoint
-        from distill.data import DATASETS
-
-        model, meta = checkpoint.load(ckpt, num_classes=DATASETS[self.cfg.data.dataset].num_classes)
-        return model.to(self.device), meta
-
-    def transformed(self, meta):
-        from distill.data import build_dataset
-        from distill.data.transforms import EvalTransform
-
-        d = self.cfg.data
-        return build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(meta["mean"], meta["std"], self.size),
-                             **d.val_kwargs)
-
-    def score(self, ckpt) -> dict:
-        """`distill.evaluate.evaluate` on the split, as the runner's validation does."""
-        from distill.evaluate import evaluate
-
-        model, meta = self.load(ckpt)
-        return evaluate(model, self.transformed(meta), meta["num_classes"], device=self.device,
-                        max_images=self.max_images, **self.settings)
-
-    def predictions(self, ckpt, indices) -> list[np.ndarray]:
-        import torch
-
-        from distill.evaluate import predict_logits
-
-        model, meta = self.load(ckpt)
-        ds = self.transformed(meta)
-        out = []
-        with torch.no_grad():
-            for i in indices:
-                image, _ = ds[i]
-                logits = predict_logits(model, image[None].to(self.device), **self.settings)
-                out.append(logits.argmax(1)[0].cpu().numpy().astype(np.uint8))
-        return out
-
-    def image_and_label(self, i):
-        import cv2
-
-        image, label = self.raw[i]
-        if self.size is not None and label.shape != tuple(self.size):
-            h, w = self.size
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-            label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
-        return image, label
-
-    def __len__(self):
-        return len(self.raw) if self.max_images is None else min(len(self.raw), self.max_images)
+    # a key the trained config lacks (added to Config since) had its default value then
+    old, new = {**_flatten(Config().to_dict()), **_flatten(trained)}, _flatten(wanted)
+    return sorted(k for k in set(old) | set(new) if k not in NOT_LEARNED and old.get(k) != new.get(k))
 
 
-def per_image_boundary_f1(preds: list[np.ndarray], labels: list[np.ndarray], num_classes: int) -> list[float]:
-    from distill.metrics import SegMetric
+def check_reuse(run: Run, retrain_changed: bool, log=print) -> str:
+    """'done' (finished, same config), 'resume' (last.pt of the same config), 'new'. A run folder trained
+    with another config is an error naming the keys, or is cleared with `retrain_changed`."""
+    from distill import checkpoint
 
-    out = []
-    for p, t in zip(preds, labels):
-        m = SegMetric(num_classes, fragmentation=False)
-        m.update(p, t)
-        out.append(m.compute()["boundary_f1"])
-    return out
-
-
-# ---------------------------------------------------------------------------------------- summary
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
-
-
-def summarize(runs: list[dict], teacher: dict | None) -> list[dict]:
-    """One row per method (mean, sample std over seeds, Δ of the mean vs plain), then the teacher's."""
-    rows = []
-    for method in dict.fromkeys(r["method"] for r in runs):
-        mine = [r for r in runs if r["method"] == method]
-        row = {"method": method, "label": LABELS.get(method, method), "seeds": len(mine)}
-        for key, stem in METRICS:
-            row[f"{stem}_mean"], row[f"{stem}_std"] = _mean_std([r[key] for r in mine])
-        rows.append(row)
-    plain = next((r for r in rows if r["method"] == "plain"), None)
-    for row in rows:
-        for _, stem in METRICS:
-            row[f"{stem}_delta"] = row[f"{stem}_mean"] - plain[f"{stem}_mean"] if plain else float("nan")
-    if teacher is not None:
-        row = {"method": "teacher", "label": LABELS["teacher"], "seeds": 1}
-        for key, stem in METRICS:
-            row[f"{stem}_mean"], row[f"{stem}_std"] = teacher[key], float("nan")
-            row[f"{stem}_delta"] = teacher[key] - plain[f"{stem}_mean"] if plain else float("nan")
-        rows.append(row)
-    return rows
+    wanted = run.load().to_dict()
+    found = None
+    if run.student.is_file():
+        found, state = run.student, "done"
+        trained = checkpoint.load_meta(run.student).get("config", {})
+    elif (run.run_dir / "last.pt").is_file():
+        found, state = run.run_dir / "last.pt", "resume"
+        trained = checkpoint.load_training(found).get("config", {})
+    else:
+        return "new"
+    changed = config_changes(trained, wanted)
+    if not changed:
+        return state
+    if not retrain_changed:
+        raise BenchmarkError(f"{found} was trained with another config ({', '.join(changed[:6])}"
+                             f"{' ...' if len(changed) > 6 else ''} differ): pass --retrain-changed to retrain it, "
+                             f"or use another --runs-dir")
+    log(f"[{run.name}] config changed ({', '.join(changed[:6])}): retraining")
+    for name in ("student.pt", "last.pt", "best.pt", "train_log.csv", "val_log.csv", "train.out"):
+        (run.run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run.run_dir / "tb", ignore_errors=True)
+    return "new"
 
 
-def _verdict(row: dict, plain: dict) -> str:
-    """Per metric: + better than plain, − worse, ≈ within one std of either (noise at this seed count)."""
-    parts = []
-    for _, stem in METRICS:
-        a, b = row[f"{stem}_mean"], plain[f"{stem}_mean"]
-        noise = max([s for s in (row[f"{stem}_std"], plain[f"{stem}_std"]) if not math.isnan(s)], default=0.0)
-        gain = (abs(b - 1) - abs(a - 1)) if stem == "frag" else (a - b)  # fragmentation: closer to 1 is better
-        sign = "≈" if abs(gain) <= noise else ("+" if gain > 0 else "−")
-        parts.append(f"{SHORT[stem]} {sign}")
-    return ", ".join(parts)
+# ---------------------------------------------------------------------------------------- jobs
+def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> float:
+    """Train one run (in this process or a pool worker); returns wall seconds. Output goes to the run's train.out
+    when quiet (several runs at once would interleave their progress bars)."""
+    from distill.config import load_config
+    from distill.engine import train
+
+    cfg = load_config(config, [*overrides, *([f"train.threads={threads}"] if threads else [])])
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    if quiet:
+        with open(Path(cfg.out_dir) / "train.out", "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            train(cfg)
+    else:
+        train(cfg)
+    return time.perf_counter() - t
 
 
-def _pm(mean, std, scale=100.0, digits=1):
-    if math.isnan(mean):
-        return "–"
-    s = f"{mean * scale:.{digits}f}"
-    return s if math.isnan(std) else f"{s} ± {std * scale:.{digits}f}"
+def run_jobs(runs: list[Run], jobs: int, threads: int, log=print) -> dict[str, float]:
+    """Train every run (resuming unfinished ones), `jobs` at a time; {run name: wall seconds}."""
+    times = {}
+    if not runs:
+        return times
+    if jobs <= 1:
+        for r in runs:
+            log(f"[{r.name}] training {r.config} -> {r.run_dir}")
+            times[r.name] = _train_job(str(r.config), r.overrides, threads, quiet=False)
+            log(f"[{r.name}] trained in {times[r.name]:.0f} s")
+        return times
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {}
+        for r in runs:
+            log(f"[{r.name}] training {r.config} -> {r.run_dir} (log: {r.run_dir / 'train.out'})")
+            futures[r.name] = pool.submit(_train_job, str(r.config), r.overrides, threads, True)
+        for name, fut in futures.items():
+            times[name] = fut.result()
+            log(f"[{name}] trained in {times[name]:.0f} s")
+    return times
 
 
-def _pm_n(row, stem):
-    n = row["seeds"]
-    return f"{_pm(row[f'{stem}_mean'], row[f'{stem}_std'])} ({n} seed{'s' if n != 1 else ''})"
+def run_metrics(run: Run) -> dict:
+    """The runner's end-of-training evaluation stored in student.pt (on the run's val split)."""
+    from distill import checkpoint
+
+    meta = checkpoint.load_meta(run.student)
+    metrics = meta.get("metrics", {})
+    missing = [k for k in ("mIoU", "boundary_f1", "split_rate") if k not in metrics]
+    if missing:
+        raise BenchmarkError(f"{run.student} holds no {', '.join(missing)} (trained by an older version): "
+                             f"pass --retrain-changed or delete the run folder")
+    return metrics
 
 
-def _signed(v, scale=100.0, digits=1):
-    return "–" if math.isnan(v) else f"{v * scale:+.{digits}f}"
+def score_checkpoint(ckpt: Path, cfg, split: str) -> dict:
+    """`distill.evaluate` on `split` with the config's eval settings (the runner's own validation)."""
+    import torch
+
+    from distill import checkpoint
+    from distill.data import DATASETS, build_dataset
+    from distill.data.transforms import EvalTransform
+    from distill.evaluate import evaluate
+
+    d, e = cfg.data, cfg.eval
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    model, meta = checkpoint.load(ckpt, num_classes=DATASETS[d.dataset].num_classes)
+    ds = build_dataset(d.dataset, d.root, split, transforms=EvalTransform(meta["mean"], meta["std"], e.size),
+                       **d.val_kwargs)
+    return evaluate(model, ds, meta["num_classes"], mode=e.mode, crop_size=tuple(e.crop_size) if e.crop_size else None,
+                    stride=tuple(e.stride) if e.stride else None, flip=e.flip, max_images=e.max_images)
 
 
-def markdown(rows: list[dict], runs: list[dict], settings: str, panel_caption: str | None) -> str:
-    plain = next((r for r in rows if r["method"] == "plain"), None)
-    table = []
-    for r in rows:
-        t = {"method": r["label"], "seeds": r["seeds"],
-             "mIoU %": _pm(r["miou_mean"], r["miou_std"]), "boundary F1 %": _pm(r["bf1_mean"], r["bf1_std"]),
-             "boundary IoU %": _pm(r["biou_mean"], r["biou_std"]),
-             "fragmentation": _pm(r["frag_mean"], r["frag_std"], 1.0, 2)}
-        if plain is not None:
-            t["Δ mIoU"] = _signed(r["miou_delta"])
-            t["Δ bF1"] = _signed(r["bf1_delta"])
-            t["Δ frag"] = _signed(r["frag_delta"], 1.0, 2)
-            t["vs plain"] = "" if r is plain or r["method"] == "teacher" else _verdict(r, plain)
-        table.append(t)
-    lines = ["# What BRD buys: distillation gain", "", settings, "",
-             "Mean ± sample std over seeds (percent, except fragmentation). Δ = mean − plain's mean. "
-             "vs plain: + better, − worse, ≈ difference within one std (noise at this many seeds); "
-             "fragmentation = predicted / true connected components per (image, class), 1.00 ideal, "
-             "so it is better when closer to 1. The teacher is one checkpoint (no std).", "",
-             markdown_table(table).rstrip("\n")]
-    if _conclusion(rows):
-        lines += ["", _conclusion(rows)]
-    lines += ["", "![metrics](metrics.png)", "", "![fragmentation](fragmentation.png)"]
-    if panel_caption:
-        lines += ["", "![panel](panel.png)", "", panel_caption]
-    lines += ["", "## Runs", "", markdown_table([
-        {"run": Path(r["run_dir"]).name, "config": r["config"], "iters": r["iters"], "mIoU %": f"{100 * r['mIoU']:.1f}",
-         "bF1 %": f"{100 * r['boundary_f1']:.1f}", "bIoU %": f"{100 * r['boundary_iou']:.1f}",
-         "frag": f"{r['fragmentation']:.2f}",
-         "train wall s": "reused" if r["train_s"] is None else f"{r['train_s']:.1f}",
-         "logged step s": "–" if r["step_s"] is None else f"{r['step_s']:.1f}",
-         "config differs in": r["differs"] or "–"} for r in runs])]
-    return "\n".join(lines) + "\n"
+def train_one(method: str, seed: int, runs_dir, overrides=(), teacher=None, prefix="synthetic",
+              configs_dir="configs", setting=()) -> Path:
+    """Train (or resume, or reuse) one run in the benchmark's layout, <runs_dir>/<method>_s<seed>; its student.pt."""
+    run = make_run(method, seed, Path(runs_dir) / f"{method}_s{seed}", prefix, configs_dir, list(overrides), setting, teacher)
+    if check_reuse(run, retrain_changed=False) != "done":
+        run_jobs([run], 1, 0)
+    return run.student
 
 
-def _conclusion(rows: list[dict]) -> str:
-    """Plain sentences on BRD against plain and against the best other student (by mean), both directions."""
-    by = {r["method"]: r for r in rows}
-    if "brd" not in by or "plain" not in by:
-        return ""
-    brd, plain = by["brd"], by["plain"]
-    out = [f"BRD vs plain: {_verdict(brd, plain)} (mIoU {_signed(brd['miou_delta'])}, boundary F1 "
-           f"{_signed(brd['bf1_delta'])}, boundary IoU {_signed(brd['biou_delta'])}, fragmentation "
-           f"{_signed(brd['frag_delta'], 1.0, 2)})."]
-    others = [r for r in rows if r["method"] not in ("brd", "teacher")]
-    for _, stem, name in (("mIoU", "miou", "mIoU"), ("boundary_f1", "bf1", "boundary F1")):
-        best = max(others, key=lambda r: r[f"{stem}_mean"])
-        if best[f"{stem}_mean"] > brd[f"{stem}_mean"]:
-            out.append(f"BRD is not the best student on {name}: {best['label']} has {_pm_n(best, stem)} "
-                       f"vs BRD's {_pm_n(brd, stem)}.")
-        else:
-            out.append(f"BRD has the highest student {name} ({_pm_n(brd, stem)}; next {best['label']} {_pm_n(best, stem)}).")
-    return " ".join(out)
+# ---------------------------------------------------------------------------------------- teacher
+def resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt=None, train_teacher=False, threads=0, log=print):
+    """The teacher every distilled run uses: --teacher, else the BRD config's teacher.ckpt. Missing: trained
+    with the config's teacher.config when `train_teacher` (resumable like any run), else an error saying how."""
+    from distill.config import load_config
 
-
-# ---------------------------------------------------------------------------------------- pictures
-def colourise(label: np.ndarray, palette) -> np.ndarray:
-    """Class ids -> RGB with the dataset palette; ignore (and any id past the palette) in black."""
-    lut = np.zeros((256, 3), np.uint8)
-    lut[:len(palette)] = np.asarray(palette, np.uint8)
-    return lut[label]
-
-
-def prediction_panel(val: Validation, columns: dict[str, Path], path: Path, num_images: int = 4) -> str:
-    """Rows: the validation images where BRD's and plain's per-image boundary F1 differ most (either sign);
-    columns: image, ground truth, then one prediction per checkpoint in `columns` (must hold plain and brd).
-    Returns the caption."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from distill.checkpoint import load_meta
-
-    meta = load_meta(columns["brd"])
-    n = len(val)
-    labels = [val.image_and_label(i)[1] for i in range(n)]
-    f1 = {name: per_image_boundary_f1(val.predictions(ckpt, range(n)), labels, meta["num_classes"])
-          for name, ckpt in columns.items() if name in ("plain", "brd")}
-    diff = np.nan_to_num(np.asarray(f1["brd"]) - np.asarray(f1["plain"]))
-    chosen = [int(i) for i in np.argsort(-np.abs(diff), kind="stable")[:num_images]]
-    preds = {name: val.predictions(ckpt, chosen) for name, ckpt in columns.items()}
-    shown = {name: dict(zip(chosen, per_image_boundary_f1(p, [labels[i] for i in chosen], meta["num_classes"])))
-             for name, p in preds.items()}
-    titles = ["image", "ground truth"] + [LABELS.get(name, name) for name in columns]
-    h, w = labels[0].shape
-    fig, axes = plt.subplots(len(chosen), len(titles), squeeze=False,
-                             figsize=(2.8 * len(titles), (2.8 * h / w + 0.5) * len(chosen) + 0.4))
-    for row, i in enumerate(chosen):
-        image, label = val.image_and_label(i)
-        cells = [image, colourise(label, meta["palette"])] + [colourise(preds[c][row], meta["palette"]) for c in columns]
-        for col, (ax, cell) in enumerate(zip(axes[row], cells)):
-            ax.imshow(cell, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            title = titles[col] if row == 0 else ""
-            name = list(columns)[col - 2] if col >= 2 else None
-            if name is not None:
-                title = f"{title}\nbF1 {100 * shown[name][i]:.1f}" if title else f"bF1 {100 * shown[name][i]:.1f}"
-            elif col == 0:
-                title = f"{title}\nval #{i}" if title else f"val #{i}"
-            ax.set_title(title, fontsize=8)
-    wins = int((diff > 0).sum())
-    losses = int((diff < 0).sum())
-    caption = (f"Validation images where BRD and plain differ most in per-image boundary F1 (|Δ|, either sign), "
-               f"from the seed-{_seed_of(columns['brd'])} students; per-image bF1 (%) above each prediction. Over all {n} "
-               f"validation images BRD's per-image boundary F1 is higher on {wins}, lower on {losses}, "
-               f"equal on {n - wins - losses}. Colours: the dataset palette (black = ignore).")
-    fig.suptitle("Sample predictions: largest per-image boundary-F1 difference, BRD vs plain", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return caption
-
-
-def _seed_of(ckpt: Path) -> str:
-    return Path(ckpt).parent.name.rsplit("_s", 1)[-1]
-
-
-def charts(rows: list[dict], out: Path) -> None:
-    methods = [r["label"] for r in rows]
-    stems = (("miou", "mIoU"), ("bf1", "boundary F1"), ("biou", "boundary IoU"))
-    bar_chart([name for _, name in stems], {r["label"]: [100 * r[f"{s}_mean"] for s, _ in stems] for r in rows},
-              out / "metrics.png", "percent", "Validation metrics (mean ± std over seeds)",
-              errors={r["label"]: [100 * np.nan_to_num(r[f"{s}_std"]) for s, _ in stems] for r in rows})
-    bar_chart(methods, {"fragmentation": [r["frag_mean"] for r in rows]}, out / "fragmentation.png",
-              "predicted / true components (1 = ideal)", "Fragmentation (mean ± std over seeds)",
-              errors={"fragmentation": [np.nan_to_num(r["frag_std"]) for r in rows]})
+    brd = load_config(config_path("brd", prefix, configs_dir), overrides)
+    path = Path(teacher_ckpt or brd.teacher.ckpt or "")
+    if path.is_file():
+        return path
+    if not train_teacher:
+        how = f"`python -m distill.run --cfg {brd.teacher.config}`" if brd.teacher.config else "a *_teacher.yaml config"
+        raise BenchmarkError(f"teacher checkpoint {path} not found: train it with {how}, pass --train-teacher to "
+                             f"train it here, or give an existing one with --teacher PATH")
+    if not brd.teacher.config:
+        raise BenchmarkError(f"teacher checkpoint {path} not found and {config_path('brd', prefix, configs_dir)} "
+                             f"names no teacher.config to train it with")
+    if path.name != "student.pt":
+        raise BenchmarkError(f"--train-teacher writes <run folder>/student.pt; {path} is not such a path")
+    log(f"training the teacher: {brd.teacher.config} -> {path}")
+    t = time.perf_counter()
+    _train_job(brd.teacher.config, [*overrides, f"out_dir={path.parent}"], threads or (os.cpu_count() or 1), quiet=False)
+    log(f"teacher trained in {time.perf_counter() - t:.0f} s")
+    return path
 
 
 # ---------------------------------------------------------------------------------------- the benchmark
 def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs/distill_gain", runs_dir=None,
-                     overrides=(), teacher_ckpt=None, reuse=True, prefix="synthetic", configs_dir="configs",
-                     train_teacher=False, panel_images=4, train=True, log=print) -> list[dict]:
-    """Train or reuse every (method, seed) run, evaluate all of them and the teacher, write the report.
-    train=False: report the finished runs that are there (others are listed as left out), train nothing.
+                     overrides=(), teacher_ckpt=None, tune=True, prefix="synthetic", configs_dir="configs",
+                     train_teacher=False, panel_images=4, train=True, retrain_changed=False, jobs=1,
+                     threads=0, argv=None, log=print) -> dict:
+    """Tune, train (or reuse) and evaluate; write the report. Returns {"runs": [...], "rows": [...],
+    "paired": [...], "tuning": [...], "teacher": {...} or None}. train=False reports the finished runs only."""
+    from .gain_report import write_report
 
-    Returns the per-method rows of results.csv (method, label, seeds, {miou,bf1,biou,frag}_{mean,std,delta};
-    fractions, fragmentation a ratio; std NaN with one seed; delta vs plain's mean, NaN without plain).
-    """
     methods, seeds, overrides = list(dict.fromkeys(methods)), list(dict.fromkeys(int(s) for s in seeds)), list(overrides)
     if not methods or not seeds:
         raise BenchmarkError("need at least one method and one seed")
     for m in methods:
         config_path(m, prefix, configs_dir)  # every config exists before hours of training start
+    if jobs < 1:
+        raise BenchmarkError(f"--jobs must be >= 1, got {jobs}")
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     out = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out / "runs"
-    needs_teacher = any(_load(m, prefix, configs_dir, overrides, ["teacher.ckpt=x"]).distill.active() for m in methods)
+    distilled = [m for m in methods if m != "plain"]
     teacher = None
-    if train and (needs_teacher or teacher_ckpt or train_teacher):
-        teacher = resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, log)
-    else:  # nothing to distil: the teacher row when its checkpoint is there
-        default = Path(teacher_ckpt or _load("brd", prefix, configs_dir, overrides).teacher.ckpt or "")
+    if train and distilled:
+        teacher = resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, threads * jobs, log)
+    else:
+        from distill.config import load_config
+        default = Path(teacher_ckpt or load_config(config_path("brd", prefix, configs_dir), overrides).teacher.ckpt or "")
         teacher = default if default.is_file() else None
-
+    if tune and distilled:
+        from distill.data import DATASETS
+        dataset = make_run("plain", 0, runs_dir / "x", prefix, configs_dir, overrides).load().data.dataset
+        if TUNE_SPLIT not in DATASETS[dataset].splits:
+            raise BenchmarkError(f"dataset {dataset!r} has no {TUNE_SPLIT!r} split to tune on; pass --no-tune")
     t_all = time.perf_counter()
+
+    # 1. tuning runs (and the plain runs, which have nothing to tune) together
+    tuning_runs = [make_run(m, TUNE_SEED, runs_dir / "tune" / f"{m}_c{k}", prefix, configs_dir, overrides, setting,
+                            teacher, candidate=k, split=TUNE_SPLIT)
+                   for m in distilled if tune for k, setting in enumerate(TUNING.get(m, [[]]))]
+    finals = {(m, s): make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, teacher=teacher)
+              for s in seeds for m in methods if m == "plain"}
+    states = {r.name: check_reuse(r, retrain_changed and train, log) for r in [*tuning_runs, *finals.values()]}
+    times = {}
+    if train:
+        times.update(run_jobs([r for r in [*tuning_runs, *finals.values()] if states[r.name] != "done"], jobs, threads, log))
+    tuning, chosen = [], {}
+    for m in distilled:
+        cands = [r for r in tuning_runs if r.method == m]
+        scored = [(r, run_metrics(r)) for r in cands if r.student.is_file()]
+        for r, metrics in scored:
+            tuning.append({"method": m, "candidate": r.candidate, "setting": " ".join(TUNING[m][r.candidate]),
+                           "tune_mIoU": metrics["mIoU"], "tune_boundary_f1": metrics["boundary_f1"],
+                           "tune_split_rate": metrics["split_rate"], "run": str(r.run_dir)})
+        if tune and len(scored) < len(cands):
+            if train:
+                raise BenchmarkError(f"tuning runs of {m} did not finish")
+            log(f"[{m}] tuning unfinished: left out")
+            continue
+        best = max(scored, key=lambda x: x[1]["mIoU"])[0].candidate if scored else 0
+        chosen[m] = TUNING.get(m, [[]])[best] if tune else []
+        for row in tuning:
+            if row["method"] == m:
+                row["chosen"] = row["candidate"] == best
+
+    # 2. final runs, seed-major: an interrupted benchmark has every method at the first seeds
+    for s in seeds:
+        for m in distilled:
+            if m in chosen:
+                finals[(m, s)] = make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, chosen[m], teacher)
+    order = [finals[(m, s)] for s in seeds for m in methods if (m, s) in finals]
+    for r in order:
+        if r.name not in states:
+            states[r.name] = check_reuse(r, retrain_changed and train, log)
+    if train:
+        times.update(run_jobs([r for r in order if states[r.name] != "done" and not r.student.is_file()], jobs, threads, log))
+
+    # 3. results
     runs, missing = [], []
-    for s in seeds:  # seed-major: an interrupted benchmark has every method at the first seeds
-        for m in methods:
-            r = train_run(m, s, runs_dir, prefix, configs_dir, overrides, teacher, reuse, train, log)
-            runs.append(r) if r is not None else missing.append(f"{m}_s{s}")
+    for r in order:
+        if not r.student.is_file():
+            missing.append(r.name)
+            continue
+        metrics = run_metrics(r)
+        runs.append({"method": r.method, "seed": r.seed, "run": str(r.run_dir), "setting": " ".join(chosen.get(r.method, [])),
+                     "iters": r.load().train.iters, "train_s": times.get(r.name),
+                     **{k: float(metrics[k]) for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate",
+                                                       "miss_rate", "spurious_rate")}})
     if not runs:
         raise BenchmarkError(f"no finished runs under {runs_dir} for methods {methods} and seeds {seeds}")
-
-    val = Validation(_load(methods[0], prefix, configs_dir, overrides))
-    log(f"evaluating {len(runs)} students{' and the teacher' if teacher else ''} on "
-        f"{val.cfg.data.dataset}/{val.cfg.data.val_split} ({len(val)} images)")
-    for r in runs:
-        scores = val.score(Path(r["run_dir"]) / "student.pt")
-        r.update({k: float(scores[k]) for k, _ in METRICS})
+    base_cfg = order[0].load()
     teacher_scores = None
     if teacher is not None:
-        teacher_scores = {k: float(v) for k, v in val.score(teacher).items() if k in dict(METRICS)}
-    rows = summarize(runs, teacher_scores)
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "results.csv")
-    write_csv([{k: r[k] for k in ("method", "seed", "run_dir", "config", "iters", "trained", "train_s", "step_s",
-                                  *dict(METRICS), "differs")}
-               for r in runs], out / "runs.csv")
-    charts(rows, out)
-    caption = None
-    both = [s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}]
-    if both:
-        seed = both[0]
-        cols = {"plain": runs_dir / f"plain_s{seed}" / "student.pt", "brd": runs_dir / f"brd_s{seed}" / "student.pt"}
-        if teacher is not None:
-            cols["teacher"] = teacher
-        caption = prediction_panel(val, cols, out / "panel.png", panel_images)
-    settings = (f"Dataset configs `{configs_dir}/{prefix}*.yaml`, seeds {seeds}, overrides "
-                f"{' '.join(overrides) if overrides else '(none)'}; "
-                + (f"teacher `{teacher}`" if teacher else "no teacher row (no teacher checkpoint found)") + "; validation "
-                f"{val.cfg.data.dataset}/{val.cfg.data.val_split}, {len(val)} images, {val.settings['mode']} inference"
-                f"{' + flip' if val.settings['flip'] else ''}. Run folders under `{runs_dir}`."
-                + (f" Not run (left out of the means): {', '.join(missing)}." if missing else ""))
-    (out / "results.md").write_text(markdown(rows, runs, settings, caption))
-    log(f"wrote {out / 'results.md'}, results.csv, runs.csv, metrics.png, fragmentation.png"
-        f"{', panel.png' if caption else ''} ({time.perf_counter() - t_all:.0f} s)")
-    return rows
+        cfg = base_cfg
+        cfg.train.threads = threads * jobs
+        log(f"evaluating the teacher {teacher} on {cfg.data.dataset}/{cfg.data.val_split}")
+        teacher_scores = score_checkpoint(teacher, cfg, cfg.data.val_split)
+    result = {"runs": runs, "tuning": tuning, "teacher": teacher_scores, "missing": missing}
+    write_report(result, out, prefix, base_cfg, teacher, runs_dir, methods, seeds, overrides, tune, panel_images,
+                 argv, log)
+    log(f"benchmark done in {time.perf_counter() - t_all:.0f} s")
+    return result
 
 
 def _words(values) -> list[str]:
@@ -518,20 +379,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.distill_gain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                   help=f"methods to compare (of {', '.join(METHODS)}; default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--seeds", nargs="+", default=[str(s) for s in DEFAULT_SEEDS], help="train.seed values (default 0 1 2)")
+                   help=f"methods to compare (default all: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--seeds", nargs="+", default=[str(s) for s in DEFAULT_SEEDS], help="train.seed values (default 0 1 2 3 4)")
+    p.add_argument("--no-tune", action="store_true", help="skip tuning: every method runs its config file's setting")
     p.add_argument("--prefix", default="synthetic",
                    help="dataset config prefix: configs/<prefix>_plain.yaml, <prefix>.yaml (BRD), ... (default synthetic)")
-    p.add_argument("--configs-dir", default="configs")
+    p.add_argument("--configs-dir", default="configs", help="folder of the configs (default configs)")
     p.add_argument("--out", default="runs/distill_gain", help="report folder (default runs/distill_gain)")
-    p.add_argument("--runs-dir", default=None, help="run folders <runs-dir>/<method>_s<seed> (default <out>/runs)")
+    p.add_argument("--runs-dir", default=None, help="run folders (default <out>/runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run, e.g. --set train.iters=60 (repeatable)")
     p.add_argument("--teacher", default=None, help="teacher checkpoint (default: the BRD config's teacher.ckpt)")
     p.add_argument("--train-teacher", action="store_true", help="train the teacher with its config if it is missing")
-    p.add_argument("--no-reuse", action="store_true", help="retrain runs that already finished")
+    p.add_argument("--retrain-changed", action="store_true",
+                   help="retrain run folders trained with another config (default: stop and name the keys)")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: report the finished runs found (missing ones are listed as left out)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at a time (default 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: cores / jobs)")
     p.add_argument("--panel-images", type=int, default=4, help="rows of the sample-prediction panel (default 4)")
     args = p.parse_args(argv)
     try:
@@ -542,8 +407,10 @@ def main(argv=None) -> int:
     from distill.config import ConfigError
     try:
         run_distill_gain(_words(args.methods), seeds, args.out, args.runs_dir, args.overrides, args.teacher,
-                         reuse=not args.no_reuse, prefix=args.prefix, configs_dir=args.configs_dir,
-                         train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train)
+                         tune=not args.no_tune, prefix=args.prefix, configs_dir=args.configs_dir,
+                         train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train,
+                         retrain_changed=args.retrain_changed, jobs=args.jobs, threads=args.threads,
+                         argv=sys.argv[1:] if argv is None else argv)
     except (BenchmarkError, ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

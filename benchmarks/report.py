@@ -55,3 +55,33 @@ def bar_chart(groups: list[str], series: dict[str, list[float]], path: Path, yla
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def provenance(module: str, argv: list[str] | None) -> str:
+    """One Markdown line: the exact command, the commit it ran at (and whether the tree had changes), the date
+    and the machine, so a result in docs/results/ says what made it."""
+    import datetime
+    import os
+    import platform
+    import shlex
+    import subprocess
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cmd = f"python -m {module} {shlex.join(args)}".strip()
+    return (f"Made by `{cmd}` at commit `{commit}`{' (with uncommitted changes)' if dirty else ''}, "
+            f"{datetime.date.today().isoformat()}, {cpu}, {os.cpu_count()} cores.")

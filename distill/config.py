@@ -106,6 +106,7 @@ class BoundaryCfg:
     stages: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     kernel: int = 3
     edge_weight: float = 4.0
+    fuse: bool = False                              # one map: stage maps averaged at stage 1's stride
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .losses import Distiller
 from .models import build_model, load_pretrained
 
 IGNORE_INDEX = 255
-VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "fragmentation")
+VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
 
 class TeacherMissing(FileNotFoundError):
@@ -166,7 +166,7 @@ class StudentStep(nn.Module):
             terms["aux"] = F.cross_entropy(aux.float(), labels, ignore_index=IGNORE_INDEX)
             total = total + self.aux_weight * terms["aux"]
         if teacher_out is not None and self.distiller:
-            for name, value in self.distiller(out, teacher_out).items():
+            for name, value in self.distiller(out, teacher_out, labels != IGNORE_INDEX).items():
                 terms[name] = value
                 total = total + self.distiller.weights[name] * value
         return total, terms

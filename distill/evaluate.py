@@ -131,24 +131,25 @@ def evaluate_predictions(predict_fn: Callable[[np.ndarray], np.ndarray], dataset
 
 
 def format_table(results: dict, classes: list[str] | None = None) -> str:
-    """Per-class IoU / boundary IoU / boundary F1 / fragmentation and the means, as plain text (percent)."""
+    """Per-class IoU / boundary IoU / boundary F1 / split, miss and spurious rates and the means, as plain
+    text (percent)."""
     iou = results["IoU"]
     classes = classes or [str(i) for i in range(len(iou))]
     cols = [("IoU", "IoU", 100), ("Acc", "Acc", 100), ("bIoU", "boundary_iou_per_class", 100),
-            ("bF1", "boundary_f1_per_class", 100), ("frag", "fragmentation_per_class", 1)]
+            ("bF1", "boundary_f1_per_class", 100), ("split", "split_rate_per_class", 100),
+            ("miss", "miss_rate_per_class", 100), ("spur", "spurious_rate_per_class", 100)]
     cols = [c for c in cols if c[1] in results]
     width = max(12, *(len(c) for c in classes))
 
     def fmt(v, scale):
-        return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else \
-            (f"{v * scale:5.1f}" if scale == 100 else f"{v:5.2f}")
+        return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * scale:5.1f}"
 
     lines = [f"{'class':<{width}} " + " ".join(f"{h:>6}" for h, _, _ in cols)]
     for i, name in enumerate(classes):
         lines.append(f"{name:<{width}} " + " ".join(f"{fmt(results[k][i], s):>6}" for _, k, s in cols))
     lines.append("-" * len(lines[0]))
     summary = [("mIoU", 100), ("mAcc", 100), ("aAcc", 100), ("boundary_iou", 100), ("boundary_f1", 100),
-               ("fragmentation", 1)]
+               ("split_rate", 100), ("miss_rate", 100), ("spurious_rate", 100)]
     lines.append("  ".join(f"{k} {fmt(results[k], s).strip()}" for k, s in summary if k in results))
     return "\n".join(lines)
 

@@ -6,13 +6,23 @@
   as in the reference `mask_to_boundary`); per class, |G_d ∩ P_d| / |G_d ∪ P_d| summed over images.
 - `boundary_f1`: boundary F-score (Csurka et al., BMVC 2013): 1-pixel contours matched within a
   tolerance of max(1, round(0.0075 * diagonal)); precision and recall counts summed over images.
-- `fragmentation`: for every (image, class present in the label), predicted connected components /
-  true connected components (8-connectivity), averaged; 1.0 is ideal, > 1 means split or speckled
-  objects, < 1 merged or missed ones.
+- Connectivity, per ground-truth region (connected components of `label == c`, 8-connectivity):
+  - `split_rate`: of the regions that at least one predicted component of class c overlaps, the share
+    overlapped by two or more (an object broken into pieces);
+  - `miss_rate`: the share of regions that no predicted component of their class overlaps;
+  - `spurious_rate`: the share of predicted components (every class, also classes absent from the
+    label) that overlap no region of their class.
+  Counts are pooled over all images and classes (and per class in `*_per_class`). Components smaller
+  than `min_area` = max(1, round(1e-4 * H * W)) pixels (3 px at 128x256, 210 px at 1024x2048) are
+  dropped from label and prediction alike before matching: single-pixel specks of label noise or
+  interpolation are not objects.
 
-Pixels labelled `ignore_index` count nowhere: masks are restricted to labelled pixels, and boundary
-pixels within d of an ignored pixel are not counted (the ignore region's edge is no object boundary). A class absent from both prediction and label has no value (NaN in per-class lists) and is
-left out of the means. Scalars are fractions (0..1), except `fragmentation` which is a ratio.
+Pixels labelled `ignore_index` count nowhere. They are left out of every mask, and for the boundary
+metrics they are "don't care" when a boundary is traced: an ignored patch inside an object (a licence
+plate) draws no boundary of its own and does not remove the object's true boundary around it (the
+ignored pixels themselves are excluded, not a margin around them). A class absent from both prediction
+and label has no value (NaN in per-class lists) and is left out of the means. All scalars are fractions
+(0..1).
 """
 from __future__ import annotations
 
@@ -22,28 +32,63 @@ import numpy as np
 _K3 = np.ones((3, 3), np.uint8)
 
 
-def _boundary(mask: np.ndarray, d: int) -> np.ndarray:
-    """Cheng et al.'s mask_to_boundary on a 0/1 uint8 mask: pad with 0, erode d times with a 3x3 square,
-    subtract. d iterations of a 3x3 erosion equal one (2d+1)x(2d+1) erosion."""
+def _boundary(mask: np.ndarray, d: int, dont_care: np.ndarray | None = None) -> np.ndarray:
+    """Cheng et al.'s mask_to_boundary on a 0/1 uint8 mask: pad with 0, erode with a (2d+1)x(2d+1) square
+    (d iterations of 3x3), subtract. `dont_care` pixels erode as if inside the mask (they draw no edge)."""
     h, w = mask.shape
-    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    filled = mask if dont_care is None else (mask | dont_care)
+    padded = cv2.copyMakeBorder(filled, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     eroded = cv2.erode(padded, np.ones((2 * d + 1, 2 * d + 1), np.uint8))[1:h + 1, 1:w + 1]
-    return (mask - eroded).astype(bool)
+    return (mask > eroded).astype(bool)
 
 
-def _contour(mask: np.ndarray) -> np.ndarray:
-    """1-pixel inner contour; the image border is not a contour (replicated border)."""
-    eroded = cv2.erode(mask, _K3, borderType=cv2.BORDER_REPLICATE)
-    return (mask - eroded).astype(bool)
+def _contour(mask: np.ndarray, dont_care: np.ndarray | None = None) -> np.ndarray:
+    """1-pixel inner contour; the image border is not a contour (replicated border), nor is the edge of a
+    `dont_care` region."""
+    filled = mask if dont_care is None else (mask | dont_care)
+    eroded = cv2.erode(filled, _K3, borderType=cv2.BORDER_REPLICATE)
+    return (mask > eroded).astype(bool)
+
+
+def _components(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
+    """(label map with components 1..n of at least min_area pixels, 0 elsewhere; n), 8-connectivity."""
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(n, np.int32)
+    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1
+    keep[big] = np.arange(1, big.size + 1)
+    return keep[cc], int(big.size)
+
+
+def connectivity_counts(g: np.ndarray, p: np.ndarray, min_area: int = 1) -> tuple[int, int, int, int, int, int]:
+    """Match the components of two 0/1 masks of one class.
+
+    Returns (regions, overlapped regions, split regions, missed regions, predicted components,
+    spurious components): a region is split when >= 2 predicted components overlap it, missed when
+    none does; a predicted component is spurious when it overlaps no region."""
+    gl, ng = _components(g, min_area)
+    pl, npc = _components(p, min_area)
+    if ng == 0 or npc == 0:
+        return ng, 0, 0, ng, npc, npc
+    both = (gl > 0) & (pl > 0)
+    pairs = np.unique(gl[both].astype(np.int64) * (npc + 1) + pl[both])
+    per_region = np.bincount(pairs // (npc + 1), minlength=ng + 1)[1:]
+    matched_pred = np.unique(pairs % (npc + 1)).size
+    overlapped = int(np.count_nonzero(per_region))
+    return ng, overlapped, int(np.count_nonzero(per_region >= 2)), ng - overlapped, npc, npc - matched_pred
+
+
+# connectivity counters, per class: regions, overlapped regions, split, missed, predicted components, spurious
+_REGIONS, _OVERLAPPED, _SPLIT, _MISSED, _PRED, _SPURIOUS = range(6)
 
 
 class SegMetric:
     def __init__(self, num_classes: int, ignore_index: int = 255, boundary_ratio: float = 0.02,
-                 f1_ratio: float = 0.0075, boundary: bool = True, fragmentation: bool = True):
+                 f1_ratio: float = 0.0075, boundary: bool = True, connectivity: bool = True,
+                 min_area_ratio: float = 1e-4):
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
-        self.boundary_ratio, self.f1_ratio = boundary_ratio, f1_ratio
-        self.with_boundary, self.with_fragmentation = boundary, fragmentation
+        self.boundary_ratio, self.f1_ratio, self.min_area_ratio = boundary_ratio, f1_ratio, min_area_ratio
+        self.with_boundary, self.with_connectivity = boundary, connectivity
         self.reset()
 
     def reset(self) -> None:
@@ -52,8 +97,7 @@ class SegMetric:
         self.b_inter = np.zeros(n, np.int64)
         self.b_union = np.zeros(n, np.int64)
         self.f1_counts = np.zeros((n, 4), np.int64)  # matched pred, pred, matched label, label contour pixels
-        self.frag_sum = np.zeros(n, np.float64)
-        self.frag_count = np.zeros(n, np.int64)
+        self.cc_counts = np.zeros((n, 6), np.int64)  # see _REGIONS.._SPURIOUS
         self.num_images = 0
 
     def update(self, pred: np.ndarray, label: np.ndarray) -> None:
@@ -80,38 +124,30 @@ class SegMetric:
         conf = np.bincount(lv * n + pv, minlength=n * n).reshape(n, n)
         self.confusion += conf
         self.num_images += 1
-        if not (self.with_boundary or self.with_fragmentation):
+        if not (self.with_boundary or self.with_connectivity):
             return
         in_label, in_pred = conf.sum(1) > 0, conf.sum(0) > 0
         h, w = label.shape
         diag = (h * h + w * w) ** 0.5
         d_iou = max(1, int(round(self.boundary_ratio * diag)))
         d_f1 = max(1, int(round(self.f1_ratio * diag)))
+        min_area = max(1, int(round(self.min_area_ratio * h * w)))
         tol = np.ones((2 * d_f1 + 1, 2 * d_f1 + 1), np.uint8)
-        # Masks are cut where the label is ignore, which draws the same artificial edge into label and
-        # prediction; boundary pixels are only counted farther than d from any ignored pixel.
-        core_iou = core_f1 = valid
-        if self.with_boundary and not valid.all():
-            v = valid.astype(np.uint8)
-            core_iou = cv2.erode(v, np.ones((2 * d_iou + 1,) * 2, np.uint8)).astype(bool)
-            core_f1 = cv2.erode(v, np.ones((2 * d_f1 + 1,) * 2, np.uint8)).astype(bool)
+        ignored = None if valid.all() else (~valid).astype(np.uint8)
         for c in np.flatnonzero(in_label | in_pred):
             g = ((label == c) & valid).astype(np.uint8)
             p = ((pred == c) & valid).astype(np.uint8)
             if self.with_boundary:
-                gb, pb = _boundary(g, d_iou) & core_iou, _boundary(p, d_iou) & core_iou
+                gb, pb = _boundary(g, d_iou, ignored), _boundary(p, d_iou, ignored)
                 self.b_inter[c] += np.count_nonzero(gb & pb)
                 self.b_union[c] += np.count_nonzero(gb | pb)
-                gc, pc = _contour(g) & core_f1, _contour(p) & core_f1
+                gc, pc = _contour(g, ignored), _contour(p, ignored)
                 near_g = cv2.dilate(gc.astype(np.uint8), tol).astype(bool)
                 near_p = cv2.dilate(pc.astype(np.uint8), tol).astype(bool)
                 self.f1_counts[c] += (np.count_nonzero(pc & near_g), np.count_nonzero(pc),
                                       np.count_nonzero(gc & near_p), np.count_nonzero(gc))
-            if self.with_fragmentation and in_label[c]:
-                n_true = cv2.connectedComponents(g, connectivity=8)[0] - 1
-                n_pred = cv2.connectedComponents(p, connectivity=8)[0] - 1 if in_pred[c] else 0
-                self.frag_sum[c] += n_pred / n_true
-                self.frag_count[c] += 1
+            if self.with_connectivity:
+                self.cc_counts[c] += connectivity_counts(g, p, min_area)
 
     def compute(self) -> dict:
         conf = self.confusion.astype(np.float64)
@@ -125,7 +161,6 @@ class SegMetric:
             recall = np.where(ng > 0, mg / ng, 0.0)
             f1 = np.where(np_ + ng > 0, np.where(precision + recall > 0,
                                                  2 * precision * recall / (precision + recall), 0.0), np.nan)
-            frag = np.where(self.frag_count > 0, self.frag_sum / self.frag_count, np.nan)
 
         def mean(x):
             x = x[~np.isnan(x)]
@@ -140,7 +175,12 @@ class SegMetric:
         if self.with_boundary:
             out.update(boundary_iou=mean(b_iou), boundary_f1=mean(f1),
                        boundary_iou_per_class=b_iou.tolist(), boundary_f1_per_class=f1.tolist())
-        if self.with_fragmentation:
-            out.update(fragmentation=float(self.frag_sum.sum() / self.frag_count.sum()) if self.frag_count.sum()
-                       else float("nan"), fragmentation_per_class=frag.tolist())
+        if self.with_connectivity:
+            cc = self.cc_counts.astype(np.float64)
+            for name, num, den in (("split_rate", _SPLIT, _OVERLAPPED), ("miss_rate", _MISSED, _REGIONS),
+                                   ("spurious_rate", _SPURIOUS, _PRED)):
+                total = cc[:, den].sum()
+                out[name] = float(cc[:, num].sum() / total) if total else float("nan")
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[f"{name}_per_class"] = np.where(cc[:, den] > 0, cc[:, num] / cc[:, den], np.nan).tolist()
         return out

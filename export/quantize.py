@@ -105,7 +105,7 @@ def miou(run, items, meta) -> float:
 
     from distill.metrics import SegMetric
 
-    metric = SegMetric(meta["num_classes"], ignore_index=255, boundary=False, fragmentation=False)
+    metric = SegMetric(meta["num_classes"], ignore_index=255, boundary=False, connectivity=False)
     for x, label in items:
         out = run(x)
         pred = (out.argmax(1) if out.ndim == 4 else out)[0].astype(np.uint8)

@@ -246,6 +246,20 @@ def test_train_transform_shapes_ignore_padding_and_nearest_labels():
     assert seen_pad  # crop larger than the scaled image: label padded with ignore
 
 
+def test_train_transform_pads_images_with_the_mean_colour_even_after_jitter():
+    # a black pad would draw a false edge into feature-based (label-free) distillation targets
+    torch.manual_seed(0)
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    lbl = np.ones((20, 30), np.uint8)
+    tf = TrainTransform((64, 48), MEAN, STD, scale_range=(0.5, 1.0), jitter=True)
+    for _ in range(10):
+        x, y = tf(img, lbl)
+        pad = y == 255
+        assert pad.any() and (~pad).any()
+        assert torch.count_nonzero(x[:, pad]) == 0          # exactly the mean colour after normalisation
+        assert torch.count_nonzero(x[:, ~pad]) > 0.9 * 3 * int((~pad).sum())
+
+
 def test_train_transform_flip_keeps_image_and_label_aligned():
     torch.manual_seed(0)
     img = np.zeros((8, 8, 3), np.uint8)

@@ -3,7 +3,6 @@ evaluation for students and teacher, the report files, reuse of finished runs, a
 from __future__ import annotations
 
 import csv
-import math
 
 import cv2
 import pytest
@@ -44,60 +43,86 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_report_from_real_runs_and_reuse(tmp_path, teacher):
+def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_path, teacher):
     out, runs_dir = tmp_path / "report", tmp_path / "runs"
-    kwargs = dict(methods=["plain", "brd"], seeds=[0, 1], out_dir=out, runs_dir=runs_dir,
+    kwargs = dict(methods=["plain", "kd", "brd"], seeds=[0, 1], out_dir=out, runs_dir=runs_dir,
                   overrides=_tiny_overrides(tmp_path), teacher_ckpt=teacher, panel_images=2, log=lambda *a: None)
-    rows = run_distill_gain(**kwargs)
+    result = run_distill_gain(**kwargs)
 
-    # one row per method plus the teacher, in the order asked
-    table = _read_csv(out / "results.csv")
-    assert [r["method"] for r in table] == ["plain", "brd", "teacher"] == [r["method"] for r in rows]
-    for r in table[:2]:
-        assert r["seeds"] == "2"
-        for stem in ("miou", "bf1", "biou"):
-            mean, std = float(r[f"{stem}_mean"]), float(r[f"{stem}_std"])
-            assert 0.0 <= mean <= 1.0 and 0.0 <= std <= 1.0, (r["method"], stem, mean, std)
-        assert float(r["frag_mean"]) >= 0.0 and float(r["frag_std"]) >= 0.0
-    assert float(table[0]["miou_delta"]) == 0.0  # plain against itself
-    brd = table[1]
-    assert float(brd["miou_delta"]) == pytest.approx(float(brd["miou_mean"]) - float(table[0]["miou_mean"]))
-    assert math.isnan(float(table[2]["miou_std"])) and 0.0 <= float(table[2]["miou_mean"]) <= 1.0
+    # tuning: two candidates per distilled method at seed 100, scored on the tune split, the best kept
+    tuning = _read_csv(out / "synthetic_tuning.csv")
+    assert [(t["method"], t["candidate"]) for t in tuning] == [("kd", "0"), ("kd", "1"), ("brd", "0"), ("brd", "1")]
+    for m in ("kd", "brd"):
+        mine = [t for t in tuning if t["method"] == m]
+        best = max(mine, key=lambda t: float(t["tune_mIoU"]))
+        assert [t["chosen"] for t in mine].count("True") == 1 and best["chosen"] == "True"
+        _, meta = checkpoint.load(runs_dir / "tune" / f"{m}_c0" / "student.pt")
+        assert meta["config"]["train"]["seed"] == 100 and meta["config"]["data"]["val_split"] == "tune"
+        assert float(mine[0]["tune_mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
+        # the final runs carry the chosen setting and were validated on val
+        _, final = checkpoint.load(runs_dir / f"{m}_s1" / "student.pt")
+        assert final["config"]["data"]["val_split"] == "val" and final["config"]["train"]["seed"] == 1
+        chosen = int(best["candidate"])
+        if m == "kd":
+            assert final["config"]["distill"]["kd"]["temperature"] == [1.0, 4.0][chosen]
+        else:
+            assert final["config"]["distill"]["boundary"]["weight"] == [10.0, 30.0][chosen]
+    assert (tmp_path / "data" / "synthetic_tune.json").is_file()
 
-    # the per-run table: mean over seeds is the mean of the runs
-    per_run = _read_csv(out / "runs.csv")
-    assert sorted((r["method"], r["seed"]) for r in per_run) == [("brd", "0"), ("brd", "1"), ("plain", "0"), ("plain", "1")]
-    plain_runs = [float(r["mIoU"]) for r in per_run if r["method"] == "plain"]
-    assert float(table[0]["miou_mean"]) == pytest.approx(sum(plain_runs) / 2)
-    assert all(r["trained"] == "True" for r in per_run)
-
-    # the students are the runner's: student format, synthetic classes, the seed they were asked for
+    # one CSV row per method x seed plus the teacher, with the columns
+    rows = _read_csv(out / "synthetic.csv")
+    assert [(r["method"], r["seed"]) for r in rows] == [("plain", "0"), ("kd", "0"), ("brd", "0"), ("plain", "1"),
+                                                        ("kd", "1"), ("brd", "1"), ("teacher", "")]
+    for key in ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate"):
+        assert all(0.0 <= float(r[key]) <= 1.0 for r in rows if r[key] not in ("", "nan")), key
     _, meta = checkpoint.load(runs_dir / "brd_s1" / "student.pt")
-    assert meta["num_classes"] == 11 and meta["config"]["train"]["seed"] == 1
-    assert meta["config"]["teacher"]["ckpt"] == str(teacher) and meta["config"]["distill"]["boundary"]["weight"] > 0
+    assert float(rows[5]["mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
 
-    md = (out / "results.md").read_text()
-    assert "| teacher |" in md and "| BRD |" in md and "Δ mIoU" in md and "BRD vs plain" in md
-    assert "panel.png" in md and "boundary F1" in md
-    for name, min_w in (("metrics.png", 400), ("fragmentation.png", 400), ("panel.png", 400)):
-        img = cv2.imread(str(out / name))
-        assert img is not None, name
-        assert img.shape[1] >= min_w and img.shape[0] >= 200, (name, img.shape)
-    panel = cv2.imread(str(out / "panel.png"))
-    assert panel.shape[1] > panel.shape[0]  # 5 columns (image, truth, plain, BRD, teacher) by 2 rows
+    # paired differences: BRD minus each method on the same seed, mean = mean of the per-seed differences
+    paired = _read_csv(out / "synthetic_paired.csv")
+    assert {(p["method"], p["metric"]) for p in paired} == {(m, k) for m in ("plain", "kd") for k in
+                                                            ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate")}
+    d = next(p for p in paired if p["method"] == "plain" and p["metric"] == "mIoU")
+    per_seed = [float(rows[2 + 3 * s]["mIoU"]) - float(rows[3 * s]["mIoU"]) for s in (0, 1)]
+    assert float(d["mean"]) == pytest.approx(sum(per_seed) / 2) and d["n"] == "2"
+    assert float(d["lo"]) <= float(d["mean"]) <= float(d["hi"])
+
+    md = (out / "synthetic.md").read_text()
+    for text in ("| teacher |", "| BRD |", "BRD against each method", "Target (BRD above KD and plain",
+                 "## Tuning", "python -m benchmarks.distill_gain", "the teacher leads by"):
+        assert text in md, text
+    for name in ("metrics", "connectivity", "paired", "panel"):
+        img = cv2.imread(str(out / f"synthetic_{name}.png"))
+        assert img is not None and img.shape[1] >= 400, name
 
     # second call: finished runs are reused, not retrained, and give the same numbers
-    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/student.pt")}
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")}
     again = run_distill_gain(**kwargs)
-    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/student.pt")} == before
-    assert all(r["trained"] == "False" for r in _read_csv(out / "runs.csv"))
-    assert [r["miou_mean"] for r in again] == pytest.approx([r["miou_mean"] for r in rows], nan_ok=True)
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")} == before
+    assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in result["runs"]]
+
+    # a run folder trained with another config is not silently reused: stop and name the key
+    with pytest.raises(BenchmarkError, match="train.lr"):
+        run_distill_gain(**{**kwargs, "overrides": [*_tiny_overrides(tmp_path), "train.lr=0.05"]})
 
     # train=False reads what is there: a method and a seed never run are left out (and said so), not trained
-    partial = run_distill_gain(**{**kwargs, "methods": ["plain", "kd", "brd"], "seeds": [0, 1, 2], "train": False})
-    assert [r["method"] for r in partial] == ["plain", "brd", "teacher"] and partial[0]["seeds"] == 2
-    assert not (runs_dir / "kd_s0").exists() and not (runs_dir / "plain_s2").exists()
-    assert "Not run (left out of the means): kd_s0, kd_s1, plain_s2, kd_s2, brd_s2." in (out / "results.md").read_text()
+    partial = run_distill_gain(**{**kwargs, "methods": ["plain", "brd"], "seeds": [0, 1, 2], "train": False})
+    assert [(r["method"], r["seed"]) for r in partial["runs"]] == [("plain", 0), ("brd", 0), ("plain", 1), ("brd", 1)]
+    assert not (runs_dir / "plain_s2").exists()
+    assert "Not run (left out of the means): plain_s2, brd_s2." in (out / "synthetic.md").read_text()
+
+
+def test_parallel_jobs_train_the_same_weights_as_one_at_a_time(tmp_path, teacher):
+    # --jobs runs each training in its own process; the weights must not depend on it
+    common = dict(methods=["brd"], seeds=[0], overrides=_tiny_overrides(tmp_path), teacher_ckpt=teacher,
+                  tune=False, panel_images=1, log=lambda *a: None)
+    run_distill_gain(out_dir=tmp_path / "a", runs_dir=tmp_path / "ra", jobs=1, threads=1, **common)
+    run_distill_gain(out_dir=tmp_path / "b", runs_dir=tmp_path / "rb", jobs=2, threads=1, **common)
+    a, _ = checkpoint.load(tmp_path / "ra" / "brd_s0" / "student.pt")
+    b, _ = checkpoint.load(tmp_path / "rb" / "brd_s0" / "student.pt")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert (tmp_path / "rb" / "brd_s0" / "train.out").stat().st_size > 0  # its output went to the run's log
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
@@ -110,3 +135,17 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
     assert main(["--methods", "plain", "nonsense", "--out", str(tmp_path / "o")]) == 2
     assert "unknown method 'nonsense'" in capsys.readouterr().err
+
+
+def test_config_changes_name_what_differs_and_accept_keys_added_since():
+    from benchmarks.distill_gain import config_changes
+    from distill.config import Config
+
+    trained = Config().to_dict()
+    del trained["distill"]["boundary"]["fuse"]          # a run made before this key existed
+    assert config_changes(trained, Config().to_dict()) == []
+    wanted = Config().to_dict()
+    wanted["train"]["lr"] = 0.5
+    wanted["train"]["threads"] = 7                        # not learned: ignored
+    wanted["distill"]["boundary"]["fuse"] = True
+    assert config_changes(trained, wanted) == ["distill.boundary.fuse", "train.lr"]

@@ -99,7 +99,7 @@ def test_evaluate_real_model_restores_train_mode(synth_root, synth_ckpt):
     r = evaluate(model, ds, meta["num_classes"], mode="slide", crop_size=(32, 32), stride=(32, 16), flip=True,
                  max_images=2)
     assert model.training and r["num_images"] == 2
-    for k in ("mIoU", "IoU", "aAcc", "boundary_iou", "boundary_f1", "fragmentation"):
+    for k in ("mIoU", "IoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate"):
         assert k in r
     assert len(r["IoU"]) == meta["num_classes"] and 0 <= r["aAcc"] <= 1
 
@@ -108,7 +108,8 @@ def test_evaluate_predictions_with_an_oracle_and_a_constant(synth_root):
     raw = build_dataset("synthetic", synth_root, "val", num_images=3, size=(32, 64), seed=0)
     n = DATASETS["synthetic"].num_classes
     oracle = evaluate_predictions(lambda img: _label_of(raw, img), raw, n)
-    assert oracle["mIoU"] == 1.0 and oracle["boundary_iou"] == 1.0 and oracle["fragmentation"] == 1.0
+    assert oracle["mIoU"] == 1.0 and oracle["boundary_iou"] == 1.0
+    assert oracle["split_rate"] == oracle["miss_rate"] == oracle["spurious_rate"] == 0.0
     sky = evaluate_predictions(lambda img: np.full(img.shape[:2], 7), raw, n)
     assert sky["mIoU"] < 0.2 and sky["IoU"][7] > 0
     with pytest.raises(ValueError, match="shape"):

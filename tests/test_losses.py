@@ -108,3 +108,63 @@ def test_distiller_builds_weighted_terms_and_connectors_that_stay_out_of_the_stu
     assert all(p.grad is not None for p in distiller.connectors.parameters() if p.dim() > 1)
     assert all(p.grad is None for p in teacher.parameters())
     assert not any(k.startswith(("connectors", "losses")) for k in student.state_dict())
+
+
+def _boundary_grad_norm(variation: float) -> float:
+    g = torch.Generator().manual_seed(0)
+    teacher = [torch.randn(1, 8, 16, 32, generator=g)]
+    student = (1.0 + variation * torch.randn(1, 8, 16, 32, generator=g)).requires_grad_()
+    BoundaryLoss()([student], teacher).backward()
+    return float(student.grad.norm())
+
+
+def test_boundary_gradient_stays_bounded_when_the_student_features_are_nearly_flat():
+    # Normalised by its own maximum, the map's gradient grew ~1e6-fold as the feature variation fell 1 -> 1e-6.
+    # With a detached quantile scale floored at 1% of the mean feature magnitude it stays bounded.
+    norms = [_boundary_grad_norm(v) for v in (1.0, 1e-2, 1e-4, 1e-6)]
+    assert all(torch.isfinite(torch.tensor(norms)))
+    # past the floor (variation ~1e-2 here) the scale stops shrinking and so does the gradient's growth
+    assert norms[-1] == pytest.approx(norms[-2], rel=0.05), norms
+    assert max(norms) < 5 * norms[1], norms
+
+
+def test_boundary_map_scale_is_not_one_pixels_maximum():
+    x = torch.zeros(1, 4, 32, 32)
+    x[..., 16:] = 1.0                     # one vertical edge
+    spike = x.clone()
+    spike[..., 5, 5] = 100.0              # plus one extreme pixel
+    edge_cells = boundary_map(x)[0, 0, :, 15:17]
+    assert edge_cells.mean() > 0.5
+    # the single spike does not crush the edge to ~0 (with max-normalisation it fell ~100-fold)
+    assert boundary_map(spike)[0, 0, 20:, 15:17].mean() > 0.5 * edge_cells[20:].mean()
+
+
+@pytest.mark.parametrize("name", ["boundary", "relation", "skd"])
+def test_feature_terms_ignore_padding_and_ignored_pixels(name):
+    # whatever the features hold over padded/ignored pixels (a black border, say), the loss is unchanged
+    make, s_shapes, t_shapes = CASES[name]
+    loss = make()
+    s, t = _feats(1, s_shapes), _feats(0, t_shapes)
+    valid = torch.ones(2, 128, 256, dtype=torch.bool)
+    valid[:, 96:, :] = False              # bottom quarter padded
+    valid[:, :, 200:] = False             # right strip padded
+    s2 = [f.clone() for f in s]
+    t2 = [f.clone() for f in t]
+    for f in s2 + t2:                     # a feature map at stride k covers valid[::k, ::k]
+        k = 128 // f.shape[-2]
+        f[..., 96 // k:, :] = 50.0
+        f[..., :, 200 // k:] = -7.0
+    call = (lambda a, b: loss(a, b, valid)) if name == "boundary" else (lambda a, b: loss(a[0], b[0], valid))
+    assert float(call(s2, t2)) == pytest.approx(float(call(s, t)), rel=1e-5)
+    assert float(call(s2, t2)) != pytest.approx(float(_call(loss, s2, t2)), rel=1e-3)  # unmasked it differs
+
+
+def test_relation_and_pairwise_similarities_stay_float32_under_autocast():
+    s, t = _feats(1, [(2, 32, 16, 32)]), _feats(0, [(2, 64, 16, 32)])
+    for loss in (RelationLoss(temperature=0.1, max_tokens=128), PairwiseLoss(max_tokens=128)):
+        exact = float(loss(s[0], t[0]))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            value = loss(s[0].bfloat16(), t[0].bfloat16())
+        assert value.dtype == torch.float32
+        # inputs rounded to bf16 move it a little; a bf16 bmm/softmax would move it far more
+        assert float(value) == pytest.approx(exact, rel=2e-2)

@@ -85,11 +85,24 @@ def test_boundary_iou_ignores_ignore_pixels():
     label[:, 10:] = 255  # only the left half is labelled
     m = SegMetric(2)
     m.update(pred, label)
-    # Masks are cut at the ignore edge (col 10) and boundary pixels within d = 1 of it (col 9) are not
-    # counted. Label ring in cols 5..8: rows 5 and 14 (4 px each) + col 5 rows 6..13 (8) = 16.
-    # Prediction ring (square from col 6): rows 5 and 14, cols 6..8 (3 each) + col 6 rows 6..13 (8) = 14.
-    # Shared: rows 5 and 14, cols 6..8 = 6. Boundary IoU = 6 / (16 + 14 - 6).
-    assert m.compute()["boundary_iou_per_class"][1] == pytest.approx(6 / 24)
+    # Ignored pixels (cols 10..) are "don't care": the cut at col 10 draws no boundary. Label ring (d = 1):
+    # rows 5 and 14, cols 5..9 (5 px each) + col 5 rows 6..13 (8) = 18. Prediction (from col 6): rows 5 and
+    # 14, cols 6..9 (4 each) + col 6 rows 6..13 (8) = 16. Shared: rows 5 and 14, cols 6..9 = 8.
+    assert m.compute()["boundary_iou_per_class"][1] == pytest.approx(8 / (18 + 16 - 8))
+
+
+@pytest.mark.parametrize("plate_pred", [1, 0])
+def test_an_ignored_patch_inside_an_object_keeps_the_objects_boundary(plate_pred):
+    # A licence plate (ignore) one pixel inside the car's top edge: the car's whole 36-pixel ring is still
+    # scored, and the plate's own edge is no boundary, whatever is predicted on it.
+    label, pred = square(), square()
+    label[6:8, 7:9] = 255
+    pred[6:8, 7:9] = plate_pred
+    m = SegMetric(2)
+    m.update(pred, label)
+    r = m.compute()
+    assert m.b_union[1] == 36 and r["boundary_iou_per_class"][1] == 1.0
+    assert r["boundary_f1_per_class"][1] == 1.0
 
 
 def test_boundary_f1_tolerance():
@@ -110,23 +123,62 @@ def test_boundary_f1_tolerance():
     assert m.compute()["boundary_f1_per_class"] == [1.0, 1.0]
 
 
-def test_fragmentation_counts_components_per_class_present():
+def street():
+    """20x20: a car (1) rows 5..14 cols 5..14 and a pole (2) at col 17 rows 2..17 on background (0)."""
     label = square()
+    label[2:18, 17] = 2
+    return label
+
+
+def test_connectivity_split_missed_and_spurious_hand_worked():
+    label = street()
     pred = square()
-    pred[5:15, 9] = 2       # a column of class 2 splits the square in two
-    label[0, :] = 255
-    pred[0, :] = 1          # predictions on ignore pixels add no component
-    m = SegMetric(3)
+    pred[5:15, 9] = 2       # a stripe of class 2 cuts the car in two, and is itself no pole
+    pred[0:2, 0:2] = 3      # a blob of class 3, which is not in the label
+    m = SegMetric(4)
     m.update(pred, label)
     r = m.compute()
-    # class 1: 2 predicted / 1 true ; class 0: 1 / 1 ; class 2 not in the label: not counted
-    assert r["fragmentation_per_class"][:2] == [1.0, 2.0] and math.isnan(r["fragmentation_per_class"][2])
-    assert r["fragmentation"] == pytest.approx(1.5)
-    missed = square(cls=0)  # second image: class 1 not predicted at all -> ratio 0
-    m.update(missed, square())
+    # regions: background, car, pole = 3; overlapped: background, car = 2; split: car; missed: pole
+    # predicted components: background 1, car halves 2, stripe 1, blob 1 = 5; spurious: stripe, blob
+    assert r["split_rate"] == pytest.approx(1 / 2)
+    assert r["miss_rate"] == pytest.approx(1 / 3)
+    assert r["spurious_rate"] == pytest.approx(2 / 5)
+    assert r["split_rate_per_class"][:2] == [0.0, 1.0] and math.isnan(r["split_rate_per_class"][2])
+    assert r["miss_rate_per_class"][:3] == [0.0, 0.0, 1.0] and math.isnan(r["miss_rate_per_class"][3])
+    assert r["spurious_rate_per_class"] == [0.0, 0.0, 1.0, 1.0]
+    m.reset()
+    m.update(label, label)
     r = m.compute()
-    assert r["fragmentation_per_class"][1] == pytest.approx(1.0)  # (2 + 0) / 2
-    assert r["fragmentation"] == pytest.approx((1 + 2 + 1 + 0) / 4)
+    assert (r["split_rate"], r["miss_rate"], r["spurious_rate"]) == (0.0, 0.0, 0.0)
+
+
+def test_connectivity_counts_pool_over_images():
+    m = SegMetric(4)
+    m.update(street(), street())           # 3 regions, all found whole
+    cut = street()
+    cut[5:15, 9] = 0                        # second image: the car split by a background column
+    m.update(cut, street())
+    r = m.compute()
+    assert r["split_rate"] == pytest.approx(1 / 6) and r["miss_rate"] == 0.0
+
+
+def test_connectivity_leaves_out_specks_and_ignored_pixels():
+    # 200x200: min_area = round(1e-4 * 40000) = 4 px, for label and prediction alike
+    label = np.zeros((200, 200), np.int64)
+    label[50:150, 50:150] = 1
+    pred = label.copy()
+    pred[10, 10] = 2                  # a 1-pixel speck: no component
+    pred[100, 10] = 1                 # nor a 1-pixel piece of the car
+    label[180:, :] = 255
+    pred[185:195, 20:40] = 3          # predictions on ignored pixels make no component
+    m = SegMetric(4)
+    m.update(pred, label)
+    r = m.compute()
+    assert (r["split_rate"], r["miss_rate"], r["spurious_rate"]) == (0.0, 0.0, 0.0)
+    pred[10:12, 10:12] = 2            # 4 px: now a spurious component
+    m.reset()
+    m.update(pred, label)
+    assert m.compute()["spurious_rate"] == pytest.approx(1 / 3)
 
 
 def test_perfect_prediction_scores_perfectly():
@@ -136,8 +188,10 @@ def test_perfect_prediction_scores_perfectly():
     m = SegMetric(4)
     m.update(np.where(label == 255, 0, label), label)
     r = m.compute()
-    for k in ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "fragmentation"):
+    for k in ("mIoU", "aAcc", "boundary_iou", "boundary_f1"):
         assert r[k] == pytest.approx(1.0), k
+    for k in ("split_rate", "miss_rate", "spurious_rate"):
+        assert r[k] == 0.0, k
 
 
 def test_bad_inputs_are_errors():

@@ -40,7 +40,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "voc": _info("voc", voc, voc.VOC, ("train", "train_aug", "val", "trainval")),
     "ade20k": _info("ade20k", ade20k, ade20k.ADE20K, ("train", "val")),
     "cocostuff10k": _info("cocostuff10k", cocostuff, cocostuff.COCOStuff10k, ("train", "val")),
-    "synthetic": _info("synthetic", synthetic, synthetic.Synthetic, ("train", "val", "test")),
+    "synthetic": _info("synthetic", synthetic, synthetic.Synthetic, ("train", "tune", "val", "test")),
 }
 
 

@@ -31,6 +31,9 @@ PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [190, 153, 153], [153, 
 ROAD, SIDEWALK, BUILDING, FENCE, POLE, SIGN, VEGETATION, SKY, PERSON, CAR, WIRE = range(len(CLASSES))
 
 CITY = "synthtown"
+# The tuning split (choosing loss weights without looking at val) is drawn from the train distribution:
+# scenes TUNE_OFFSET.. of the train stream, which no training set of fewer images ever contains.
+TUNE_SPLIT, TUNE_OFFSET = "tune", 1_000_000
 FORMAT_VERSION = 1  # bump when the generator's output changes, so cached trees are regenerated
 _CAR_COLOURS = np.array([[180, 20, 20], [20, 40, 140], [235, 235, 235], [25, 25, 28], [160, 160, 165],
                          [90, 100, 110], [200, 160, 40], [30, 90, 50], [120, 20, 30]], np.float32)
@@ -365,6 +368,8 @@ def render(seed: int, split: str, index: int, size: tuple[int, int] = (128, 256)
     h, w = int(size[0]), int(size[1])
     if h < 16 or w < 16:
         raise ValueError(f"synthetic: size {h}x{w} too small (min 16x16)")
+    if split == TUNE_SPLIT:  # held out from train: the train stream's scenes far past any training set's end
+        split, index = "train", TUNE_OFFSET + int(index)
     rng = np.random.default_rng([int(seed), zlib.crc32(split.encode()), int(index)])
     scene = _Scene(rng, h, w)
     scene.background()

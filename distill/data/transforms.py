@@ -2,7 +2,7 @@
 
 Both transforms map (image HxWx3 uint8 RGB, label HxW uint8) -> (float32 tensor 3xHxW normalised as
 (rgb - mean) / std on the 0-255 scale, int64 tensor HxW). Labels are only ever resized with nearest
-neighbour, and padded with 255 (ignore).
+neighbour, and padded with 255 (ignore); images are padded with the mean colour.
 
 Randomness comes from torch's generator, which DataLoader seeds per worker (numpy's is not reseeded
 in every setting), so `torch.manual_seed` makes a run's augmentation reproducible.
@@ -79,17 +79,28 @@ class TrainTransform:
             label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
         ch, cw = self.crop
         ph, pw = max(ch - nh, 0), max(cw - nw, 0)
-        if ph or pw:  # image padded with 0, label with ignore: padding is never scored
+        pad = None
+        if ph or pw:  # label padded with ignore (never scored); the image's padding becomes the mean colour below
             image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index)
+            pad = np.zeros(label.shape, bool)
+            pad[nh:, :] = True
+            pad[:, nw:] = True
         y = int(torch.randint(0, label.shape[0] - ch + 1, ()).item())
         x = int(torch.randint(0, label.shape[1] - cw + 1, ()).item())
         image, label = image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
+        pad = pad[y:y + ch, x:x + cw] if pad is not None else None
         if self.flip and _coin():
             image, label = image[:, ::-1], label[:, ::-1]
+            pad = pad[:, ::-1] if pad is not None else None
         if self.jitter:
             image = photometric_jitter(np.ascontiguousarray(image))
-        return normalize(image, self.mean, self.std), torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+        x = normalize(image, self.mean, self.std)
+        if pad is not None:
+            # Padding is the mean colour (0 after normalisation, as mmseg and CIRKD pad), set after the jitter so
+            # it stays flat: a black border would draw a false edge into the label-free distillation targets.
+            x[:, torch.from_numpy(np.ascontiguousarray(pad))] = 0.0
+        return x, torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
 
 
 class EvalTransform:

@@ -55,7 +55,8 @@ class Distiller(nn.Module):
                       cfg.relation.weight, cfg.relation.tap)
         if cfg.boundary.weight:
             self.boundary_stages = [int(s) for s in cfg.boundary.stages]
-            self._add("boundary", BoundaryLoss(cfg.boundary.kernel, cfg.boundary.edge_weight), cfg.boundary.weight, "stages")
+            self._add("boundary", BoundaryLoss(cfg.boundary.kernel, cfg.boundary.edge_weight, cfg.boundary.fuse),
+                      cfg.boundary.weight, "stages")
         # connectors: CWD on features needs channel correspondence; relation/skd only when asked
         wants = {"cwd": cfg.cwd.tap != "logits", "skd": cfg.skd.connector, "relation": cfg.relation.connector}
         for name, want in wants.items():
@@ -74,15 +75,17 @@ class Distiller(nn.Module):
     def __bool__(self) -> bool:
         return len(self.losses) > 0
 
-    def forward(self, s_out: dict, t_out: dict) -> dict[str, torch.Tensor]:
+    def forward(self, s_out: dict, t_out: dict, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`valid`: (N, H, W) bool, the pixels with a label (not padding, not ignore); the feature-based
+        terms (boundary, relation, skd) leave the rest out."""
         terms = {}
         for name, loss in self.losses.items():
             if name == "boundary":
                 idx = [s - 1 for s in self.boundary_stages]
-                terms[name] = loss([s_out["stages"][i] for i in idx], [t_out["stages"][i] for i in idx])
+                terms[name] = loss([s_out["stages"][i] for i in idx], [t_out["stages"][i] for i in idx], valid)
                 continue
             s, t = tap(s_out, self.taps[name]), tap(t_out, self.taps[name])
             if name in self.connectors:
                 s = self.connectors[name](s)
-            terms[name] = loss(s, t)
+            terms[name] = loss(s, t, valid) if name in ("relation", "skd") else loss(s, t)
         return terms

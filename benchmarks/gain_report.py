@@ -1,0 +1,282 @@
+"""The distillation-gain report: CSVs, Markdown with the paired comparison and its verdicts, charts and a
+prediction panel. Everything here is computed from the runs' numbers; nothing is typed by hand."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .gain_stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
+from .report import bar_chart, markdown_table, provenance, write_csv
+
+CSV_KEYS = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate", "aAcc")
+
+
+def label(method: str) -> str:
+    from .distill_gain import LABELS
+
+    return LABELS.get(method, method)
+
+
+def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, methods, seeds, overrides, tune,
+                 panel_images, argv, log=print) -> Path:
+    runs, tuning, teacher_scores = result["runs"], result["tuning"], result["teacher"]
+    out.mkdir(parents=True, exist_ok=True)
+    per_run = [{"method": r["method"], "seed": r["seed"], **{k: r[k] for k in CSV_KEYS}, "setting": r["setting"],
+                "iters": r["iters"], "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"]}
+               for r in runs]
+    if teacher_scores is not None:
+        per_run.append({"method": "teacher", "seed": "", **{k: float(teacher_scores[k]) for k in CSV_KEYS},
+                        "setting": "", "iters": "", "train_s": None, "run": str(teacher)})
+    write_csv(per_run, out / f"{prefix}.csv")
+    if tuning:
+        write_csv(tuning, out / f"{prefix}_tuning.csv")
+    rows = summarize(runs)
+    paired = paired_table(runs)
+    if paired:
+        write_csv(paired, out / f"{prefix}_paired.csv")
+    charts(rows, paired, teacher_scores, out, prefix)
+    caption = None
+    pair_seed = next((s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}), None)
+    if pair_seed is not None:
+        cols = {"plain": Path(runs_dir) / f"plain_s{pair_seed}" / "student.pt",
+                "brd": Path(runs_dir) / f"brd_s{pair_seed}" / "student.pt"}
+        if teacher is not None:
+            cols["teacher"] = Path(teacher)
+        caption = prediction_panel(cfg, cols, out / f"{prefix}_panel.png", panel_images, pair_seed)
+    text = markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv)
+    (out / f"{prefix}.md").write_text(text)
+    log(f"wrote {out / f'{prefix}.md'} and its CSVs and charts")
+    return out / f"{prefix}.md"
+
+
+def _settings_text(cfg, teacher, seeds, overrides, tune, n_val) -> str:
+    d = cfg.data
+    return (f"Dataset {d.dataset} (`{d.root}`), {d.kwargs.get('num_images', '?')} training images, val "
+            f"{n_val} images at {cfg.eval.size or d.val_kwargs.get('size', 'native size')}; student "
+            f"`{cfg.model.arch}` {cfg.model.kwargs or ''} trained {cfg.train.iters} iterations at batch "
+            f"{cfg.train.batch_size}, {d.crop_size[0]}x{d.crop_size[1]} crops; teacher `{teacher}`; seeds "
+            f"{', '.join(map(str, seeds))}; "
+            + ("loss settings tuned on the held-out `tune` split (2 candidates per distilled method, seed 100, "
+               "best tune mIoU kept)" if tune else "no tuning (each config file's own setting)")
+            + (f"; overrides {' '.join(overrides)}" if overrides else "") + ".")
+
+
+def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv) -> str:
+    runs, teacher_scores = result["runs"], result["teacher"]
+    n_val = int(cfg.data.val_kwargs.get("num_images", 0)) or "all"
+    lines = [f"# What BRD buys: distillation gain on {cfg.data.dataset}", "",
+             _settings_text(cfg, teacher, seeds, overrides, tune, n_val), ""]
+    by = {r["method"]: r for r in rows}
+    if teacher_scores is not None and "plain" in by:
+        gap = 100 * (teacher_scores["mIoU"] - by["plain"]["mIoU_mean"])
+        lines += [f"Teacher {pct(teacher_scores['mIoU'])} mIoU, plain student {pct(by['plain']['mIoU_mean'])}: "
+                  f"the teacher leads by {gap:.1f} points ({'at least' if gap >= 15 else 'less than'} the 15 "
+                  f"points this benchmark asks of a teacher with something to transfer).", ""]
+    lines += ["## Results (val)", "",
+              "Percent, mean ± sample std over seeds. split = share of ground-truth regions found in two or more "
+              "pieces (of those found), spurious = share of predicted components that touch no region of their "
+              "class, miss = share of regions not found at all: lower is better for these three.", ""]
+    table = []
+    for r in rows:
+        t = {"method": label(r["method"]), "seeds": r["seeds"]}
+        for key, short, _ in METRICS:
+            t[f"{short} %"] = pm(r[f"{key}_mean"], r[f"{key}_std"])
+        table.append(t)
+    if teacher_scores is not None:
+        table.append({"method": "teacher", "seeds": 1,
+                      **{f"{short} %": pct(teacher_scores[key]) for key, short, _ in METRICS}})
+    lines += [markdown_table(table).rstrip("\n"), ""]
+    if paired:
+        lines += ["## BRD against each method, seed by seed", "",
+                  "BRD minus the other method on the same seed, in points: mean [95% t-interval]. `better`/`worse` "
+                  "where the interval excludes zero (for split and spurious, lower is better), `unclear` where it "
+                  "does not.", ""]
+        ptab = []
+        for method in dict.fromkeys(p["method"] for p in paired):
+            row = {"BRD vs": label(method)}
+            for key in PAIRED:
+                d = next(p for p in paired if p["method"] == method and p["metric"] == key)
+                row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
+            ptab.append(row)
+        lines += [markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
+    lines += ["![metrics](" + f"{prefix}_metrics.png)", "", f"![connectivity]({prefix}_connectivity.png)", ""]
+    if paired:
+        lines += [f"![paired]({prefix}_paired.png)", ""]
+    if caption:
+        lines += [f"![panel]({prefix}_panel.png)", "", caption, ""]
+    if result["tuning"]:
+        lines += ["## Tuning (tune split, seed 100)", "", markdown_table([
+            {"method": label(t["method"]), "setting": t["setting"], "tune mIoU %": pct(t["tune_mIoU"]),
+             "tune bF1 %": pct(t["tune_boundary_f1"]), "tune split %": pct(t["tune_split_rate"]),
+             "chosen": "yes" if t.get("chosen") else ""} for t in result["tuning"]]).rstrip("\n"), ""]
+    lines += ["## Runs", "", markdown_table([
+        {"run": Path(r["run"]).name, "setting": r["setting"] or "config file", "iters": r["iters"],
+         **{f"{SHORT[k]} %": pct(r[k]) for k, _, _ in METRICS},
+         "train s": "reused" if r["train_s"] is None else f"{r['train_s']:.0f}"} for r in runs]).rstrip("\n"), ""]
+    if result["missing"]:
+        lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
+    lines += [provenance("benchmarks.distill_gain", argv), ""]
+    return "\n".join(lines)
+
+
+def conclusion(paired: list[dict]) -> str:
+    """Where BRD wins and where it does not, from the verdicts; then the benchmark's stated target."""
+    def v(method, key):
+        return next((p for p in paired if p["method"] == method and p["metric"] == key), None)
+
+    wins, losses = [], []
+    for p in paired:
+        (wins if p["verdict"] == "better" else losses if p["verdict"] == "worse" else []).append(
+            f"{SHORT[p['metric']]} vs {label(p['method'])}")
+    out = [f"BRD is better with an interval excluding zero on: {', '.join(wins) or 'nothing'}.",
+           f"BRD is worse with an interval excluding zero on: {', '.join(losses) or 'nothing'}."]
+    target = [(m, k) for m in ("kd", "plain") for k in ("boundary_f1", "split_rate")]
+    checks = [v(m, k) for m, k in target]
+    if all(c is not None for c in checks):
+        met = all(c["verdict"] == "better" for c in checks)
+        detail = "; ".join(f"{SHORT[k]} vs {label(m)}: {interval(c)} ({c['verdict']})" for (m, k), c in zip(target, checks))
+        out.append(f"Target (BRD above KD and plain on boundary F1 and split rate, intervals excluding zero): "
+                   f"{'met' if met else 'not met'} — {detail}.")
+    return " ".join(out)
+
+
+def charts(rows, paired, teacher_scores, out: Path, prefix: str) -> None:
+    def series(keys):
+        vals = {label(r["method"]): [100 * r[f"{k}_mean"] for k in keys] for r in rows}
+        errs = {label(r["method"]): [100 * np.nan_to_num(r[f"{k}_std"]) for k in keys] for r in rows}
+        if teacher_scores is not None:
+            vals["teacher"] = [100 * teacher_scores[k] for k in keys]
+            errs["teacher"] = [0.0] * len(keys)
+        return vals, errs
+
+    quality = ("mIoU", "boundary_f1", "boundary_iou")
+    vals, errs = series(quality)
+    bar_chart([SHORT[k] for k in quality], vals, out / f"{prefix}_metrics.png", "percent (higher is better)",
+              "Val metrics (mean ± std over seeds)", errors=errs)
+    conn = ("split_rate", "spurious_rate", "miss_rate")
+    vals, errs = series(conn)
+    bar_chart([SHORT[k] for k in conn], vals, out / f"{prefix}_connectivity.png", "percent (lower is better)",
+              "Connectivity per ground-truth region (mean ± std over seeds)", errors=errs)
+    if paired:
+        paired_chart(paired, out / f"{prefix}_paired.png")
+
+
+def paired_chart(paired: list[dict], path: Path) -> None:
+    """One panel per metric: BRD − method with its 95% interval, oriented so right = BRD better."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(p["method"] for p in paired))
+    fig, axes = plt.subplots(1, len(PAIRED), figsize=(3.0 * len(PAIRED), 0.45 * len(methods) + 1.4), sharey=True)
+    for ax, key in zip(axes, PAIRED):
+        sign = 1.0 if HIGHER_IS_BETTER[key] else -1.0
+        for y, m in enumerate(methods):
+            d = next(p for p in paired if p["method"] == m and p["metric"] == key)
+            mean = sign * 100 * d["mean"]
+            lo, hi = sorted((sign * 100 * d["lo"], sign * 100 * d["hi"])) if not math.isnan(d["lo"]) else (mean, mean)
+            colour = {"better": "tab:green", "worse": "tab:red"}.get(d["verdict"], "tab:gray")
+            ax.errorbar([mean], [y], xerr=[[mean - lo], [hi - mean]], fmt="o", color=colour, capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{SHORT[key]}" + ("" if HIGHER_IS_BETTER[key] else " (sign flipped)"), fontsize=9)
+        ax.set_yticks(range(len(methods)), [label(m) for m in methods], fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("BRD vs each method, same seed: difference in points, 95% interval (right of 0 = BRD better)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------- panel
+def _predict_all(ckpt, cfg, indices):
+    import torch
+
+    from distill import checkpoint
+    from distill.data import DATASETS, build_dataset
+    from distill.data.transforms import EvalTransform
+    from distill.evaluate import predict_logits
+
+    d, e = cfg.data, cfg.eval
+    model, meta = checkpoint.load(ckpt, num_classes=DATASETS[d.dataset].num_classes)
+    ds = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(meta["mean"], meta["std"], e.size),
+                       **d.val_kwargs)
+    settings = dict(mode=e.mode, crop_size=tuple(e.crop_size) if e.crop_size else None,
+                    stride=tuple(e.stride) if e.stride else None, flip=e.flip)
+    out = []
+    with torch.no_grad():
+        for i in indices:
+            image, _ = ds[i]
+            out.append(predict_logits(model.eval(), image[None], **settings).argmax(1)[0].numpy().astype(np.uint8))
+    return out, meta
+
+
+def _per_image(preds, labels, num_classes, key):
+    from distill.metrics import SegMetric
+
+    out = []
+    for p, t in zip(preds, labels):
+        m = SegMetric(num_classes)
+        m.update(p, t)
+        out.append(m.compute()[key])
+    return out
+
+
+def prediction_panel(cfg, columns: dict[str, Path], path: Path, num_images: int, seed) -> str:
+    """Rows: the val images where BRD's and plain's per-image boundary F1 differ most (either sign); columns:
+    image, ground truth, one prediction per checkpoint. Returns the caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from distill.data import build_dataset
+    from distill.data.transforms import EvalTransform
+
+    d = cfg.data
+    raw = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform([0, 0, 0], [1, 1, 1], cfg.eval.size),
+                        **d.val_kwargs)
+    n = len(raw) if cfg.eval.max_images is None else min(len(raw), cfg.eval.max_images)
+    labels = [raw[i][1].numpy() for i in range(n)]
+    preds, meta = {}, None
+    for name in ("plain", "brd"):
+        preds[name], meta = _predict_all(columns[name], cfg, range(n))
+    f1 = {name: _per_image(preds[name], labels, meta["num_classes"], "boundary_f1") for name in preds}
+    diff = np.nan_to_num(np.asarray(f1["brd"]) - np.asarray(f1["plain"]))
+    chosen = [int(i) for i in np.argsort(-np.abs(diff), kind="stable")[:num_images]]
+    shown = {name: [preds[name][i] for i in chosen] for name in preds}
+    for name in columns:
+        if name not in shown:
+            shown[name] = _predict_all(columns[name], cfg, chosen)[0]
+    lut = np.zeros((256, 3), np.uint8)
+    lut[:len(meta["palette"])] = np.asarray(meta["palette"], np.uint8)
+    titles = ["image", "ground truth"] + [label(c) for c in columns]
+    h, w = labels[0].shape
+    fig, axes = plt.subplots(len(chosen), len(titles), squeeze=False,
+                             figsize=(2.8 * len(titles), (2.8 * h / w + 0.5) * len(chosen) + 0.4))
+    for row, i in enumerate(chosen):
+        image = raw[i][0].numpy().transpose(1, 2, 0).clip(0, 255).astype(np.uint8)
+        cells = [image, lut[labels[i]]] + [lut[shown[c][row]] for c in columns]
+        for col, (ax, cell) in enumerate(zip(axes[row], cells)):
+            ax.imshow(cell, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = titles[col] if row == 0 else ""
+            if col >= 2:
+                score = _per_image([shown[list(columns)[col - 2]][row]], [labels[i]], meta["num_classes"], "boundary_f1")[0]
+                title = f"{title}\nbF1 {pct(score)}".strip()
+            elif col == 0:
+                title = f"{title}\nval #{i}".strip()
+            ax.set_title(title, fontsize=8)
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    fig.suptitle("Largest per-image boundary-F1 differences, BRD vs plain", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return (f"Val images where the seed-{seed} BRD and plain students differ most in per-image boundary F1 "
+            f"(either sign); per-image bF1 (%) above each prediction. Over all {n} val images BRD's per-image "
+            f"boundary F1 is higher on {wins}, lower on {losses}, equal on {n - wins - losses}.")

@@ -1,0 +1,105 @@
+"""Statistics and text of the distillation-gain report: per-method mean ± std over seeds, and BRD's paired
+(same-seed) differences against every other method with 95% t-intervals."""
+from __future__ import annotations
+
+import math
+import statistics
+
+# (key in evaluate()'s dict, short name, higher is better)
+METRICS = (("mIoU", "mIoU", True), ("boundary_f1", "bF1", True), ("boundary_iou", "bIoU", True),
+           ("split_rate", "split", False), ("spurious_rate", "spurious", False), ("miss_rate", "miss", False))
+# the metrics BRD's paired differences are reported for (the issue's five)
+PAIRED = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate")
+SHORT = {k: s for k, s, _ in METRICS}
+HIGHER_IS_BETTER = {k: h for k, _, h in METRICS}
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (no scipy on a device-side install)
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        return float("nan")
+    if df in _T975:
+        return _T975[df]
+    below = max(k for k in _T975 if k <= df)
+    return _T975[below] if df <= 30 else 1.96
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
+    """a - b over the seeds both have: {n, mean, lo, hi} with a 95% t-interval (NaN bounds below 2 seeds)."""
+    diffs = [a[s] - b[s] for s in sorted(set(a) & set(b)) if not (math.isnan(a[s]) or math.isnan(b[s]))]
+    n = len(diffs)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+    m = statistics.fmean(diffs)
+    if n < 2:
+        return {"n": 1, "mean": m, "lo": float("nan"), "hi": float("nan")}
+    half = t975(n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return {"n": n, "mean": m, "lo": m - half, "hi": m + half}
+
+
+def verdict(diff: dict, higher_is_better: bool) -> str:
+    """'better' / 'worse' when the interval excludes zero (in the metric's good direction), else 'unclear'."""
+    if diff["n"] < 2 or math.isnan(diff["lo"]):
+        return "too few seeds"
+    if diff["lo"] > 0:
+        return "better" if higher_is_better else "worse"
+    if diff["hi"] < 0:
+        return "worse" if higher_is_better else "better"
+    return "unclear"
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One row per method, in first-seen order: seeds and {key}_mean/{key}_std for every metric."""
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        row = {"method": method, "seeds": len(mine)}
+        for key, _, _ in METRICS:
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in mine])
+        rows.append(row)
+    return rows
+
+
+def paired_table(runs: list[dict], reference: str = "brd") -> list[dict]:
+    """For every method other than `reference`: {method, metric, n, mean, lo, hi, verdict} of reference - method."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["method"], {})[r["seed"]] = r
+    if reference not in by:
+        return []
+    out = []
+    for method, seeds in by.items():
+        if method == reference:
+            continue
+        for key in PAIRED:
+            d = paired_difference({s: r[key] for s, r in by[reference].items()}, {s: r[key] for s, r in seeds.items()})
+            out.append({"method": method, "metric": key, **d, "verdict": verdict(d, HIGHER_IS_BETTER[key])})
+    return out
+
+
+def pct(v: float, digits: int = 1) -> str:
+    return "–" if v is None or math.isnan(v) else f"{100 * v:.{digits}f}"
+
+
+def pm(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return pct(mean) if math.isnan(std) else f"{pct(mean)} ± {pct(std)}"
+
+
+def interval(d: dict) -> str:
+    if d["n"] == 0:
+        return "–"
+    if math.isnan(d["lo"]):
+        return f"{100 * d['mean']:+.1f}"
+    return f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
