@@ -168,11 +168,12 @@ def main(argv=None) -> int:
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
     p.add_argument("--split", default="tune", help="dataset split (default tune: design choices never look at val)")
     p.add_argument("--images", type=int, default=100, help="images scored (default 100)")
-    p.add_argument("--tolerance", type=int, default=1, help="match distance in map cells (default 1)")
+    p.add_argument("--tolerance", type=int, nargs="+", default=[0, 1],
+                   help="match distance(s) in map cells, one table block each (default 0 1)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
     args = p.parse_args(argv)
-    if args.images < 1 or args.tolerance < 0:
+    if args.images < 1 or min(args.tolerance) < 0:
         p.error("--images must be >= 1 and --tolerance >= 0")
 
     import torch
@@ -199,7 +200,11 @@ def main(argv=None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows, examples = measure(model, ds, args.images, args.tolerance)
+    rows, examples = [], None
+    for tol in args.tolerance:
+        found, shown = measure(model, ds, args.images, tol)
+        rows += [{"tolerance": tol, **r} for r in found]
+        examples = examples or shown
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "boundary_maps.csv")
@@ -208,7 +213,7 @@ def main(argv=None) -> int:
     table = markdown_table(rows)
     text = ["# Boundary maps against label boundaries", "",
             f"Model `{args.ckpt}` ({meta['arch']}, input {meta['input_size'][0]}x{meta['input_size'][1]}), "
-            f"{d.dataset}/{args.split}, {n} images, tolerance {args.tolerance} cell(s). Scores are fractions; "
+            f"{d.dataset}/{args.split}, {n} images, tolerance in map cells. Scores are fractions; "
             f"`boundary cell share` is the share of valid cells holding a label boundary.", "",
             table.rstrip("\n"), "", "![maps](boundary_maps.png)", "", provenance("benchmarks.boundary_maps", argv)]
     (out / "boundary_maps.md").write_text("\n".join(text) + "\n")

@@ -53,6 +53,8 @@ TUNE_SPLIT = "tune"
 # what its config file says. KD: temperature; CWD: the two settings mmrazor and the CWD paper use;
 # SKD: its pairwise weight at 1 and 10 (an MSE of cosine similarities is small in scale); BRD and its
 # ablations: their boundary/relation weights at the config's value and 3x it.
+# SKD, BRD and the ablations contain the KD term: they are tuned after KD and use KD's chosen temperature, so
+# that what they add to KD is what is compared, not a KD term worse than the KD baseline's.
 TUNING = {
     "kd": [["distill.kd.temperature=1.0"], ["distill.kd.temperature=4.0"]],
     "cwd": [["distill.cwd.temperature=1.0", "distill.cwd.weight=5.0"],
@@ -64,6 +66,7 @@ TUNING = {
     "relation": [["distill.relation.weight=1.0"], ["distill.relation.weight=3.0"]],
 }
 # settings that change nothing learned: a run trained with other values of these is still the same run
+WITH_KD = ("skd", "brd", "boundary", "relation")
 NOT_LEARNED = {"name", "out_dir", "teacher.config", "train.log_every", "train.ckpt_every", "train.val_every",
                "train.threads", "data.num_workers", "data.val_split", "eval.max_images"}
 
@@ -243,6 +246,27 @@ def train_one(method: str, seed: int, runs_dir, overrides=(), teacher=None, pref
     return run.student
 
 
+def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict], inherited=(),
+            log=print) -> list[str] | None:
+    """The tuned setting of one method (best tune-split mIoU of its candidates), recorded in `tuning`; the
+    config file's own setting without tuning; None when its tuning runs are unfinished and nothing trains."""
+    if not tune:
+        return []
+    scored = [(r, run_metrics(r)) for r in cands if r.student.is_file()]
+    if len(scored) < len(cands):
+        if train:
+            raise BenchmarkError(f"tuning runs of {method} did not finish")
+        log(f"[{method}] tuning unfinished: left out")
+        return None
+    best = max(scored, key=lambda x: x[1]["mIoU"])[0]
+    for r, metrics in scored:
+        tuning.append({"method": method, "candidate": r.candidate, "setting": " ".join(TUNING[method][r.candidate]),
+                       "inherited": " ".join(inherited),
+                       "tune_mIoU": metrics["mIoU"], "tune_boundary_f1": metrics["boundary_f1"],
+                       "tune_split_rate": metrics["split_rate"], "run": str(r.run_dir), "chosen": r is best})
+    return TUNING[method][best.candidate]
+
+
 # ---------------------------------------------------------------------------------------- teacher
 def resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt=None, train_teacher=False, threads=0, log=print):
     """The teacher every distilled run uses: --teacher, else the BRD config's teacher.ckpt. Missing: trained
@@ -303,39 +327,32 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
             raise BenchmarkError(f"dataset {dataset!r} has no {TUNE_SPLIT!r} split to tune on; pass --no-tune")
     t_all = time.perf_counter()
 
-    # 1. tuning runs (and the plain runs, which have nothing to tune) together
-    tuning_runs = [make_run(m, TUNE_SEED, runs_dir / "tune" / f"{m}_c{k}", prefix, configs_dir, overrides, setting,
-                            teacher, candidate=k, split=TUNE_SPLIT)
-                   for m in distilled if tune for k, setting in enumerate(TUNING.get(m, [[]]))]
+    # 1. tuning: KD and CWD (and the plain runs, which have nothing to tune) together, then the methods that
+    # contain the KD term, with KD's chosen temperature
     finals = {(m, s): make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, teacher=teacher)
               for s in seeds for m in methods if m == "plain"}
-    states = {r.name: check_reuse(r, retrain_changed and train, log) for r in [*tuning_runs, *finals.values()]}
-    times = {}
-    if train:
-        times.update(run_jobs([r for r in [*tuning_runs, *finals.values()] if states[r.name] != "done"], jobs, threads, log))
-    tuning, chosen = [], {}
-    for m in distilled:
-        cands = [r for r in tuning_runs if r.method == m]
-        scored = [(r, run_metrics(r)) for r in cands if r.student.is_file()]
-        for r, metrics in scored:
-            tuning.append({"method": m, "candidate": r.candidate, "setting": " ".join(TUNING[m][r.candidate]),
-                           "tune_mIoU": metrics["mIoU"], "tune_boundary_f1": metrics["boundary_f1"],
-                           "tune_split_rate": metrics["split_rate"], "run": str(r.run_dir)})
-        if tune and len(scored) < len(cands):
-            if train:
-                raise BenchmarkError(f"tuning runs of {m} did not finish")
-            log(f"[{m}] tuning unfinished: left out")
-            continue
-        best = max(scored, key=lambda x: x[1]["mIoU"])[0].candidate if scored else 0
-        chosen[m] = TUNING.get(m, [[]])[best] if tune else []
-        for row in tuning:
-            if row["method"] == m:
-                row["chosen"] = row["candidate"] == best
+    tuning, chosen, states, times = [], {}, {}, {}
+    first = [m for m in distilled if m not in WITH_KD]
+    if tune and any(m in WITH_KD for m in distilled) and "kd" not in first:
+        first.append("kd")  # its temperature is needed even when KD itself is not compared
+    for phase, group in enumerate((first, [m for m in distilled if m in WITH_KD])):
+        inherit = chosen.get("kd", []) if phase else []
+        runs_now = [make_run(m, TUNE_SEED, runs_dir / "tune" / f"{m}_c{k}", prefix, configs_dir, overrides,
+                             [*inherit, *setting], teacher, candidate=k, split=TUNE_SPLIT)
+                    for m in group if tune for k, setting in enumerate(TUNING.get(m, [[]]))]
+        todo = [*runs_now, *(finals.values() if phase == 0 else [])]
+        states.update({r.name: check_reuse(r, retrain_changed and train, log) for r in todo})
+        if train:
+            times.update(run_jobs([r for r in todo if states[r.name] != "done"], jobs, threads, log))
+        for m in group:
+            pick = _choose(m, [r for r in runs_now if r.method == m], tune, train, tuning, inherit, log)
+            if pick is not None:
+                chosen[m] = [*inherit, *pick] if m in WITH_KD else pick
 
     # 2. final runs, seed-major: an interrupted benchmark has every method at the first seeds
     for s in seeds:
         for m in distilled:
-            if m in chosen:
+            if m in chosen and m in methods:
                 finals[(m, s)] = make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, chosen[m], teacher)
     order = [finals[(m, s)] for s in seeds for m in methods if (m, s) in finals]
     for r in order:

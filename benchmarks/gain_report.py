@@ -108,7 +108,8 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
         lines += [f"![panel]({prefix}_panel.png)", "", caption, ""]
     if result["tuning"]:
         lines += ["## Tuning (tune split, seed 100)", "", markdown_table([
-            {"method": label(t["method"]), "setting": t["setting"], "tune mIoU %": pct(t["tune_mIoU"]),
+            {"method": label(t["method"]), "setting": t["setting"], "inherited from KD": t.get("inherited") or "",
+             "tune mIoU %": pct(t["tune_mIoU"]),
              "tune bF1 %": pct(t["tune_boundary_f1"]), "tune split %": pct(t["tune_split_rate"]),
              "chosen": "yes" if t.get("chosen") else ""} for t in result["tuning"]]).rstrip("\n"), ""]
     lines += ["## Runs", "", markdown_table([

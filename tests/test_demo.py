@@ -17,9 +17,9 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     text = report.read_text()
     assert "| plain (CE only) | 1 |" in text and "| BRD | 1 |" in text and "| teacher |" in text
     assert "plain and BRD ONNX graphs are structurally identical" in text
-    assert "| resnet10_w16 | openvino-int8 | brd |" in text
+    assert "| resnet10_w8 | openvino-int8 | brd |" in text
     for name in ("onnx", "int8.onnx", "xml", "fp16.xml", "int8.xml"):
-        assert (tmp_path / "demo" / "models" / f"resnet10_w16_brd.{name}").exists()
+        assert (tmp_path / "demo" / "models" / f"resnet10_w8_brd.{name}").exists()
     video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
     assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)

@@ -68,6 +68,13 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
         else:
             assert final["config"]["distill"]["boundary"]["weight"] == [10.0, 30.0][chosen]
     assert (tmp_path / "data" / "synthetic_tune.json").is_file()
+    # BRD contains the KD term: it is tuned after KD, with KD's chosen temperature, for every candidate
+    kd_t = [1.0, 4.0][int(next(t for t in tuning if t["method"] == "kd" and t["chosen"] == "True")["candidate"])]
+    for k in (0, 1):
+        _, meta = checkpoint.load(runs_dir / "tune" / f"brd_c{k}" / "student.pt")
+        assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
+    _, meta = checkpoint.load(runs_dir / "brd_s0" / "student.pt")
+    assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
 
     # one CSV row per method x seed plus the teacher, with the columns
     rows = _read_csv(out / "synthetic.csv")
