@@ -32,7 +32,7 @@ def number(kind, lo=None, hi=None, lo_open=False, hi_open=False):
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError("expected {}, got {!r}".format(
                 "an integer" if kind is int else "a number", text)) from None
-        if value != value or (lo is not None and (value < lo or (lo_open and value == lo))) or (
+        if value != value or value in (float("inf"), float("-inf")) or (lo is not None and (value < lo or (lo_open and value == lo))) or (
                 hi is not None and (value > hi or (hi_open and value == hi))):
             raise argparse.ArgumentTypeError("{} is out of range: expected {}".format(text, describe(lo, hi, lo_open, hi_open)))
         return value
@@ -41,6 +41,8 @@ def number(kind, lo=None, hi=None, lo_open=False, hi_open=False):
 
 
 def describe(lo, hi, lo_open=False, hi_open=False):
+    if lo is None and hi is None:
+        return "a finite number"
     if hi is None:
         return "{} {}".format(">" if lo_open else ">=", lo)
     if lo is None:
@@ -53,6 +55,7 @@ non_negative_int = number(int, 0)
 positive_float = number(float, 0, lo_open=True)
 non_negative_float = number(float, 0)
 fraction = number(float, 0, 1)
+finite_float = number(float)
 
 
 # ------------------------------------------------------------------------------------- outputs
