@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import signal
+
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
+from .signals import Interrupted
 
 
 def main(argv=None) -> int:
@@ -18,14 +21,23 @@ def main(argv=None) -> int:
                    help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
     args = p.parse_args(argv)
     from .data import DatasetError
+    from .engine import train
     try:
         cfg = load_config(args.cfg, args.overrides)
-        from .engine import train
         train(cfg)
-    # a missing teacher / pretrained file, a bad dataset tree, a bad config: one line, no traceback
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    # a missing teacher / pretrained file, a bad dataset tree, a bad config, an unwritable run folder
+    # or a full disk (OSError: the file and the reason): one line, no traceback
+    except (ConfigError, CheckpointError, DatasetError, OSError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGTERM/Ctrl-C in the loop: the step finished and last.pt was saved
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt as e:  # before the loop (setup, data generation) or a second signal
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted by {signal.Signals(signum).name} before a resumable state was saved "
+              f"(an earlier last.pt, if any, is intact)", file=sys.stderr)
+        return 128 + signum
     return 0
 
 
