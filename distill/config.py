@@ -340,14 +340,11 @@ def _check_crop(cfg: Config, need) -> None:
     """A crop larger than every scaled image would be mostly padding in every sample. Crops larger than
     the image at *some* scales are the field's recipe and are padded (image: the mean colour, label:
     ignore; distill.data.transforms), so only a crop that no scale can fill is an error. The image size
-    is known here only where the config gives it (the synthetic dataset's `size`)."""
-    if cfg.data.dataset != "synthetic":
+    is known here only where the config gives it (the synthetic dataset's data.kwargs.size; an
+    evaluation-only config that gives none keeps the default crop without complaint)."""
+    size = cfg.data.kwargs.get("size")
+    if cfg.data.dataset != "synthetic" or not isinstance(size, (list, tuple)) or len(size) != 2:
         return
-    import inspect
-
-    from .data.synthetic import Synthetic
-
-    size = cfg.data.kwargs.get("size") or inspect.signature(Synthetic).parameters["size"].default
     top = max(cfg.data.scale_range)
     biggest = [int(round(s * top)) for s in size]
     ch, cw = cfg.data.crop_size
