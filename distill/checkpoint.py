@@ -80,12 +80,22 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     except BaseException as e:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
-        # torch.save reports a full disk as RuntimeError("... failed writing file ...")
-        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "writ" in str(e)):
+        # torch.save reports a full disk as a RuntimeError of its zip writer raised while handling the OSError
+        os_error = _os_error_in(e)
+        if os_error is not None or (isinstance(e, RuntimeError) and "writ" in str(e)):
             free = shutil.disk_usage(path.parent).free / 1e6 if path.parent.is_dir() else float("nan")
-            reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:120]
+            reason = (os_error.strerror if os_error is not None else None) or str(e).splitlines()[0][:120]
             raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({reason}; {free:.1f} MB free there)") from e
         raise
+
+
+def _os_error_in(e: BaseException | None) -> OSError | None:
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
 
 
 def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:

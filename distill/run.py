@@ -4,9 +4,9 @@ Multi-GPU: `torchrun --nproc_per_node=N -m distill.run --cfg ...` (DDP on the st
 from __future__ import annotations
 
 import argparse
-import sys
-
+import gc
 import signal
+import sys
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
@@ -22,23 +22,28 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from .data import DatasetError
     from .engine import train
+    # the message is printed after the except block: the traceback it drops holds the progress bar,
+    # whose last redraw must come before the message
+    message, code = None, 0
     try:
         cfg = load_config(args.cfg, args.overrides)
         train(cfg)
     # a missing teacher / pretrained file, a bad dataset tree, a bad config, an unwritable run folder
     # or a full disk (OSError: the file and the reason): one line, no traceback
     except (ConfigError, CheckpointError, DatasetError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        message, code = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", 2
     except Interrupted as e:  # SIGTERM/Ctrl-C in the loop: the step finished and last.pt was saved
-        print(str(e), file=sys.stderr)
-        return e.exit_code
+        message, code = str(e), e.exit_code
     except KeyboardInterrupt as e:  # before the loop (setup, data generation) or a second signal
         signum = getattr(e, "signum", signal.SIGINT)
-        print(f"interrupted by {signal.Signals(signum).name} before a resumable state was saved "
-              f"(an earlier last.pt, if any, is intact)", file=sys.stderr)
-        return 128 + signum
-    return 0
+        message = (f"interrupted by {signal.Signals(signum).name} before a resumable state was saved "
+                   f"(an earlier last.pt, if any, is intact)")
+        code = 128 + signum
+    if message:
+        gc.collect()  # frames kept by exception cycles hold the bar too
+        sys.stderr.flush()
+        print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

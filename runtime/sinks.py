@@ -146,6 +146,10 @@ class ImageFolderSink(Sink):
 
     def write(self, image):
         path = self.folder / "frame_{:06d}{}".format(self.frames, self.ext)
+        free = _free_bytes(self.folder)
+        if free < max(MIN_FREE_BYTES // 4, 2 * image.nbytes):  # an image is at most about its raw size
+            raise SinkError("{}: the disk is full ({:.2f} MB free): stopped after {} frames".format(
+                self.folder, free / 1e6, self.frames))
         try:
             ok = cv2.imwrite(str(path), image)
         except cv2.error as e:
