@@ -25,8 +25,8 @@ from .stats import format_summary
 def parse_size(text):
     """'HxW' or 'H,W' -> (H, W)."""
     parts = text.lower().replace(",", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError("expected HxW, e.g. 512x1024, got {!r}".format(text))
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError("expected HxW with H, W >= 1, e.g. 512x1024, got {!r}".format(text))
     return int(parts[0]), int(parts[1])
 
 
