@@ -32,7 +32,8 @@ def cli(main):
     """
     def run(argv=None):
         # leftovers of killed runs (temporary work folders; their pid is in the name) go first
-        clean_stale(tempfile.gettempdir(), "brd-*pid*")
+        for pattern in ("brd-export-*", "brd-quant-*", "brd-trt-*"):  # the last two: names of older versions
+            clean_stale(tempfile.gettempdir(), pattern, max_age_without_pid=24 * 3600)
         with Signals() as signals:  # SIGTERM unwinds like Ctrl-C: temporary files and folders are removed
             try:
                 code = main(argv)

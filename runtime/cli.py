@@ -13,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -157,16 +158,25 @@ class Signals:
             self.received = signum or signal.SIGINT
 
 
-def clean_stale(folder, pattern):
+def clean_stale(folder, pattern, max_age_without_pid=None):
     """Remove leftovers of killed runs: files/folders matching `pattern` whose name carries the pid
-    (`...-pid<N>-...`) of a process that no longer exists. Returns the removed paths."""
+    (`...-pid<N>-...`) of a process that no longer exists; with `max_age_without_pid` (seconds), also
+    those without a pid (written before names carried one) untouched for that long. Returns the removed paths."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
+    now = time.time()
     for p in folder.glob(pattern):
         pid = _pid_in(p.name)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None:
+            try:
+                old = max_age_without_pid is not None and now - p.stat().st_mtime > max_age_without_pid
+            except OSError:
+                old = False
+            if not old:
+                continue
+        elif pid == os.getpid() or _alive(pid):
             continue
         try:
             shutil.rmtree(str(p)) if p.is_dir() and not p.is_symlink() else p.unlink()

@@ -349,18 +349,33 @@ def test_stale_temp_files_of_killed_exports_are_cleaned_on_the_next_start(model,
     tmp.mkdir()
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
     stale = [tmp_path / f".q.int8.pid{dead}.candidate.onnx", tmp_path / f".q.int8.pid{dead}.abc.tmp.onnx",
-             tmp / f"brd-export-pid{dead}-xyz"]
+             tmp / f"brd-export-pid{dead}-xyz", tmp / "brd-quant-old"]
     live = tmp_path / f".q.int8.pid{os.getpid()}.abc.tmp.onnx"  # a running export's file is left alone
+    recent = tmp / "brd-quant-recent"  # no pid (an older version's name), but maybe still in use: kept
     for f in stale[:2] + [live]:
         f.write_bytes(b"x" * 1000)
-    stale[2].mkdir()
-    (stale[2] / "pre.onnx").write_bytes(b"x")
+    for d in stale[2:] + [recent]:
+        d.mkdir()
+        (d / "pre.onnx").write_bytes(b"x")
+    os.utime(stale[3], (time.time() - 2 * 86400,) * 2)
     r = run(["export.quantize", model, "-o", tmp_path / "q.int8.onnx", "--calib-dir", calib],
             env=dict(ENV, TMPDIR=str(tmp)))
     assert r.returncode == 0, r.stderr
-    assert not any(f.exists() for f in stale) and live.exists() and not list(tmp.glob("brd-*"))
+    assert not any(f.exists() for f in stale) and live.exists() and list(tmp.glob("brd-*")) == [recent]
     assert (tmp_path / "q.int8.onnx").is_file() and json.loads(
         (tmp_path / "q.int8.onnx.parity.json").read_text())["file"] == "q.int8.onnx"
+
+
+def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "q.int8.onnx"
+    p = subprocess.Popen([sys.executable, "-m", "export.quantize", str(model), "-o", str(out), "--calib-dir",
+                          str(calib), "--parity-images", "64"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=dict(ENV, TMPDIR=str(tmp)))
+    rc, _, err = signal_when(p, lambda: any(tmp_path.glob(".q.int8.pid*")), signal.SIGTERM)
+    assert rc == 143 and error_lines(err) == ["interrupted by SIGTERM: nothing written under the output name"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["tmp"] and not list(tmp.glob("brd-*"))
 
 
 # ------------------------------------------------------------------------------------------ range errors
