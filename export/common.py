@@ -131,7 +131,11 @@ def publish(candidate, out, passed, keep_failed=False, why="its checks"):
         for src, dst in reversed(pairs):  # the model file last: it appears only when complete
             if src.exists():
                 os.replace(str(src), str(dst))
-    if not passed:
+    if passed:  # a failed attempt kept earlier is stale now
+        for f in [failed_path(out)] + companions(failed_path(out)):
+            if f.exists():
+                f.unlink()
+    else:
         older = " (the older {} there is left untouched)".format(out.name) if out.exists() else ""
         kept = "kept as {}".format(target.name) if target else "deleted (--keep-failed keeps it as {})".format(
             failed_path(out).name)
