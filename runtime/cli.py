@@ -95,7 +95,8 @@ def write_json_file(path, obj):
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".{}.".format(path.name), suffix=".tmp", dir=str(path.parent or "."))
+        fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(path.name, pid_tag()), suffix=".tmp",
+                                   dir=str(path.parent or "."))
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2)
             f.flush()
