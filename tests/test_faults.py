@@ -192,20 +192,25 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
     from distill import checkpoint
 
     out = tmp_path / "run"
-    args = [sys.executable, "-m", *map(str, _train_args(tmp_path, out))]
+    iters = 40  # the signal lands a step or two after the second logged step
+    args = [sys.executable, "-m", *map(str, _train_args(tmp_path, out, iters=iters))]
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     rc, _, err = signal_when(p, lambda: _logged_steps(out) >= 2, sig)
     assert rc == code, err[-2000:]
     state = checkpoint.load_training(out / "last.pt")
     step = state["step"]
-    assert step >= 2  # saved at the step the signal interrupted (ckpt_every is 1000)
+    assert 2 <= step < iters  # saved at the step the signal interrupted (ckpt_every is 1000)
     assert last_line(err) == (f"interrupted by {signal.Signals(sig).name}: {out / 'last.pt'} saved at step {step}; "
                               "rerun the same command to resume")
     assert not list(out.glob(".*.tmp")) and not (out / "student.pt").exists()
-    if sig == signal.SIGTERM:  # and it resumes from there
-        r = run(_train_args(tmp_path, out, iters=step + 1))
+    if sig == signal.SIGTERM:  # and it resumes from there, to the weights of an uninterrupted run
+        r = run(_train_args(tmp_path, out, iters=iters))
         assert r.returncode == 0, r.stderr[-2000:]
-        assert f"resuming {out} from step {step}/{step + 1}" in r.stdout and (out / "student.pt").is_file()
+        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "student.pt").is_file()
+        straight = tmp_path / "straight"
+        assert run(_train_args(tmp_path, straight, iters=iters)).returncode == 0
+        a, b = checkpoint.load(out / "student.pt")[0].state_dict(), checkpoint.load(straight / "student.pt")[0].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ------------------------------------------------------------------------------------------ full disk
