@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from runtime.cli import non_negative_int, positive_int
 
 from .model_cost import compare_structure, count_macs, count_params, file_size
 from .report import bar_chart, markdown_table, write_csv
@@ -40,6 +43,39 @@ VARIANTS = (
 )
 # ratio BRD/plain of p50 latency counted as "the same" (timing noise on a shared CPU)
 SAME_COST_TOLERANCE = 0.05
+# what must match for a plain/BRD pair to be comparable at all (checked before any export or timing)
+PAIR_KEYS = (("arch", "architecture"), ("arch_kwargs", "architecture settings"), ("num_classes", "classes"),
+             ("classes", "class names"), ("input_size", "input size"))
+
+
+class PairError(ValueError):
+    """A plain/BRD pair that cannot be compared (a missing file, another architecture, classes or input size)."""
+
+
+class GraphMismatch(RuntimeError):
+    """The exported plain and BRD graphs differ, so "no added cost" cannot be claimed for the pair."""
+
+
+def check_pairs(pairs, teacher=None) -> None:
+    """Every file exists and is a student checkpoint; plain and BRD agree on PAIR_KEYS. One sentence each."""
+    from distill import checkpoint
+
+    for label, plain, brd in pairs:
+        metas = {}
+        for role, path in (("plain", plain), ("BRD", brd)):
+            if not Path(path).is_file():
+                raise PairError(f"pair {label}: the {role} checkpoint {path} does not exist")
+            try:
+                metas[role] = checkpoint.load_meta(path)
+            except checkpoint.CheckpointError as e:
+                raise PairError(f"pair {label}: {e}") from None
+        for key, what in PAIR_KEYS:
+            a, b = metas["plain"].get(key), metas["BRD"].get(key)
+            if a != b:
+                raise PairError(f"pair {label}: the plain and BRD students differ in {what} ({key}: plain {a}, "
+                                f"BRD {b}), so their inference cost cannot be compared")
+    if teacher and not Path(teacher).is_file():
+        raise PairError(f"the teacher checkpoint {teacher} does not exist")
 
 
 def unavailable(variant: Variant) -> str | None:
@@ -97,15 +133,13 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
     from export.onnx import torch_to_onnx
     from runtime.backends import load_backend
 
+    check_pairs(pairs, teacher)  # before any export or timing
     out_dir = Path(out_dir)
     models_dir = Path(models_dir) if models_dir else out_dir / "models"
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
     cost_rows, latency_rows, notes = [], [], []
     for label, plain_ckpt, brd_ckpt in pairs:
         roles = {"plain": Path(plain_ckpt), "brd": Path(brd_ckpt)}
-        archs = {role: checkpoint.load_meta(ckpt)["arch"] for role, ckpt in roles.items()}
-        if archs["plain"] != archs["brd"]:
-            raise ValueError(f"pair {label}: plain is {archs['plain']} but BRD is {archs['brd']}")
         if teacher:
             roles["teacher"] = Path(teacher)
         onnx_files, metas = {}, {}
@@ -125,9 +159,11 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
         calib = (calibration_images(meta, data_root=data_root, num_calib=num_calib) if data_root
                  else synthetic_images(num_calib, meta["input_size"]))
         diffs = compare_structure(onnx_files["plain"], onnx_files["brd"])
-        notes.append(f"{label}: plain and BRD ONNX graphs are "
-                     + ("structurally identical (same nodes, ops, attributes, initializer shapes, I/O)" if not diffs
-                        else "DIFFERENT: " + "; ".join(diffs[:3])))
+        if diffs:  # timing two different graphs would answer another question
+            raise GraphMismatch(f"pair {label}: the plain and BRD ONNX graphs differ ({diffs[0]}; "
+                                f"{onnx_files['plain'].name} vs {onnx_files['brd'].name}), so no timing was done")
+        notes.append(f"{label}: plain and BRD ONNX graphs are structurally identical "
+                     "(same nodes, ops, attributes, initializer shapes, I/O)")
         h, w = meta["input_size"]
         batch = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
         for variant in chosen:
@@ -198,16 +234,26 @@ def main(argv=None) -> int:
     p.add_argument("--teacher", help="teacher checkpoint, timed for reference")
     p.add_argument("--out", default="runs/no_added_cost")
     p.add_argument("--data-root", help="dataset root for INT8 calibration (default: synthetic images)")
-    p.add_argument("--num-calib", type=int, default=32)
+    p.add_argument("--num-calib", type=positive_int, default=32)
     p.add_argument("--variants", help=f"comma list of {', '.join(v.name for v in VARIANTS)} (default: all available)")
-    p.add_argument("--iters", type=int, default=50, help="timed calls per model per round")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
+    p.add_argument("--iters", type=positive_int, default=50, help="timed calls per model per round")
+    p.add_argument("--warmup", type=non_negative_int, default=10)
+    p.add_argument("--rounds", type=positive_int, default=4)
+    p.add_argument("--threads", type=positive_int, help="inference threads (default: the backend's)")
     args = p.parse_args(argv)
-    result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out), args.teacher,
-                               args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
-                               args.iters, args.warmup, args.rounds, args.threads)
+    unknown = set(args.variants.split(",")) - {v.name for v in VARIANTS} if args.variants else set()
+    if unknown:
+        p.error(f"argument --variants: unknown {', '.join(sorted(unknown))}")
+    try:
+        result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out), args.teacher,
+                                   args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
+                                   args.iters, args.warmup, args.rounds, args.threads)
+    except PairError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except GraphMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(result["table"].read_text())
     return 0
 

@@ -10,6 +10,7 @@ and written atomically (temp file in the same folder, then rename).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch.nn as nn
 
 from . import __version__
 from .models import build_model
+from .signals import clean_stale, pid_tag
 
 STUDENT_FORMAT = "brd-edge/student"
 TRAINING_FORMAT = "brd-edge/training"
@@ -32,6 +34,10 @@ META_KEYS = ("arch", "arch_kwargs", "num_classes", "classes", "palette", "mean",
 
 class CheckpointError(ValueError):
     """A file that is not the checkpoint the caller needs; the message names the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, read-only); the message names the file."""
 
 
 def git_commit() -> str | None:
@@ -59,18 +65,42 @@ def make_meta(arch: str, arch_kwargs: dict, num_classes: int, classes: list[str]
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write through a temporary file (its name carries the pid, so a later run can remove a killed
+    run's leftover: `clean_stale_temps`) and rename it into place; the old file stays intact on failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{pid_tag()}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a full disk as a RuntimeError of its zip writer raised while handling the OSError
+        os_error = _os_error_in(e)
+        if os_error is not None or (isinstance(e, RuntimeError) and "writ" in str(e)):
+            free = shutil.disk_usage(path.parent).free / 1e6 if path.parent.is_dir() else float("nan")
+            reason = (os_error.strerror if os_error is not None else None) or str(e).splitlines()[0][:120]
+            raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({reason}; {free:.1f} MB free there)") from e
         raise
+
+
+def _os_error_in(e: BaseException | None) -> OSError | None:
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary checkpoint files of killed runs in `folder` (the current run's are left alone)."""
+    return clean_stale(folder, ".*.pid*.tmp")
 
 
 def _read(path: str | os.PathLike, expected: str) -> dict:

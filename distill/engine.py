@@ -29,6 +29,7 @@ from . import checkpoint
 from .config import Config, save_config
 from .losses import Distiller
 from .models import build_model, load_pretrained
+from .signals import Interrupted, StopRequest
 
 IGNORE_INDEX = 255
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
@@ -281,7 +282,42 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     """Run (or resume) the training the config describes; return the final validation metrics.
 
     `stop_at`: return after that step's checkpoint as if the process had been killed there
-    (for tests and time-sliced jobs; rerunning resumes)."""
+    (for tests and time-sliced jobs; rerunning resumes). SIGINT/SIGTERM during the loop finish the
+    step, save last.pt and raise `Interrupted`; before the loop they raise KeyboardInterrupt."""
+    with StopRequest() as stop:
+        return _train(cfg, stop_at, stop)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Before any work: the run folder must be writable (root ignores permission bits: probe it)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise checkpoint.CheckpointWriteError(f"{out_dir}: the run folder (out_dir) cannot be written "
+                                              f"({e.strerror or e})") from None
+    checkpoint.clean_stale_temps(out_dir)  # half-written checkpoints of killed runs
+
+
+def _resume(last_path: Path, cfg: Config, parts: dict) -> dict:
+    """Load last.pt into `parts`; a training state of another model is a one-line error, not a traceback."""
+    state = checkpoint.load_training(last_path)
+    arch = state.get("config", {}).get("model", {}).get("arch")
+    if arch is not None and arch != cfg.model.arch:
+        raise checkpoint.CheckpointError(f"{last_path}: a training state of {arch!r}, but this config trains "
+                                         f"{cfg.model.arch!r}; use another out_dir or remove it")
+    try:
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{last_path}: cannot resume this config from it ({type(e).__name__}: "
+                                         f"{str(e).splitlines()[0][:200]}); use another out_dir or remove it") from None
+    return state
+
+
+def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -290,6 +326,8 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
         torch.backends.cudnn.benchmark = True
     out_dir = Path(cfg.out_dir)
     last_path = out_dir / "last.pt"
+    if rank == 0:
+        _check_out_dir(out_dir)
 
     from .data import DATASETS
     info = DATASETS[cfg.data.dataset]
@@ -310,12 +348,8 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
 
     start, best = 0, -1.0
     if last_path.is_file():
-        state = checkpoint.load_training(last_path)
-        stepper.student.load_state_dict(state["student"])
-        stepper.distiller.load_state_dict(state["connectors"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        state = _resume(last_path, cfg, {"student": stepper.student, "connectors": stepper.distiller,
+                                         "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler})
         start, best = int(state["step"]), float(state["best_miou"])
         set_rng_state(state["rng"])
         if rank == 0:
@@ -352,6 +386,15 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     n_window, t0 = 0, time.perf_counter()
     bar = tqdm(total=iters, initial=start, desc=cfg.name, disable=rank != 0, dynamic_ncols=True)
     step = start
+
+    def save_last():
+        checkpoint.save_training(last_path, {
+            "student": student.state_dict(), "connectors": distiller.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
+            "config": cfg.to_dict()})
+
+    stop.deferring = True  # from here a signal ends the current step, then last.pt is saved
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -401,16 +444,19 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
                     checkpoint.save(out_dir / "best.pt", student, meta({**metrics, "step": step}))
             if world > 1:
                 dist.barrier()
-        if rank == 0 and (step % cfg.train.ckpt_every == 0 or step == iters):
-            checkpoint.save_training(last_path, {
-                "student": student.state_dict(), "connectors": distiller.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
-                "config": cfg.to_dict()})
+        saved = rank == 0 and (step % cfg.train.ckpt_every == 0 or step == iters)
+        if saved:
+            save_last()
+        if stop.requested and step < iters:
+            if rank == 0 and not saved:
+                save_last()
+            bar.close()
+            raise Interrupted(stop.signum, step, last_path if rank == 0 else None)
         if stop_at is not None and step >= stop_at and step < iters:
             bar.close()
             return None
     bar.close()
+    stop.deferring = False
 
     if rank == 0:
         if not metrics:  # resumed a finished run: evaluate the final weights again

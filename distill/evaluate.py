@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -171,6 +172,16 @@ def write_json(results: dict, path: str | Path) -> None:
     path.write_text(json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
 
 
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"{path}: --out cannot be written ({e.strerror or e})") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, help="student checkpoint (student.pt / best.pt)")
@@ -223,6 +234,10 @@ def main(argv=None) -> dict:
             ev[key] = value
     if not data["dataset"] or not data["root"]:
         sys.exit("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
+    if data["dataset"] == "synthetic":
+        data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one
+    if args.out:  # before the work: results that cannot be written would be lost at the end
+        _check_writable(Path(args.out))
 
     model, meta = checkpoint.load(args.ckpt)
     model.to(args.device)
@@ -246,5 +261,23 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv=None) -> int:
+    """`main` with the CLI contract: bad input (config, checkpoint, dataset, an unwritable --out) is one
+    `error:` line and exit 2; anything else keeps its traceback."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DatasetError
+
+    try:
+        main(argv)
+    except (ConfigError, CheckpointError, DatasetError, OSError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no results written", file=sys.stderr)
+        return 130
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

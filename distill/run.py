@@ -4,10 +4,13 @@ Multi-GPU: `torchrun --nproc_per_node=N -m distill.run --cfg ...` (DDP on the st
 from __future__ import annotations
 
 import argparse
+import gc
+import signal
 import sys
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
+from .signals import Interrupted
 
 
 def main(argv=None) -> int:
@@ -18,15 +21,29 @@ def main(argv=None) -> int:
                    help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
     args = p.parse_args(argv)
     from .data import DatasetError
+    from .engine import train
+    # the message is printed after the except block: the traceback it drops holds the progress bar,
+    # whose last redraw must come before the message
+    message, code = None, 0
     try:
         cfg = load_config(args.cfg, args.overrides)
-        from .engine import train
         train(cfg)
-    # a missing teacher / pretrained file, a bad dataset tree, a bad config: one line, no traceback
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    # a missing teacher / pretrained file, a bad dataset tree, a bad config, an unwritable run folder
+    # or a full disk (OSError: the file and the reason): one line, no traceback
+    except (ConfigError, CheckpointError, DatasetError, OSError) as e:
+        message, code = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", 2
+    except Interrupted as e:  # SIGTERM/Ctrl-C in the loop: the step finished and last.pt was saved
+        message, code = str(e), e.exit_code
+    except KeyboardInterrupt as e:  # before the loop (setup, data generation) or a second signal
+        signum = getattr(e, "signum", signal.SIGINT)
+        message = (f"interrupted by {signal.Signals(signum).name} before a resumable state was saved "
+                   f"(an earlier last.pt, if any, is intact)")
+        code = 128 + signum
+    if message:
+        gc.collect()  # frames kept by exception cycles hold the bar too
+        sys.stderr.flush()
+        print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

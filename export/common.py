@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
+from runtime.cli import OutputError, Signals, clean_stale, pid_tag
 from runtime.formats import MissingDependency, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
@@ -30,13 +31,27 @@ def cli(main):
     and keeps its traceback.
     """
     def run(argv=None):
-        try:
-            code = main(argv)
-        except (ExportError, MissingDependency, metadata.MetadataError, ValueError, OSError) as e:
-            print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
-            sys.exit(2)
+        # leftovers of killed runs (temporary work folders; their pid is in the name) go first
+        for pattern in ("brd-export-*", "brd-quant-*", "brd-trt-*"):  # the last two: names of older versions
+            clean_stale(tempfile.gettempdir(), pattern, max_age_without_pid=24 * 3600)
+        with Signals() as signals:  # SIGTERM unwinds like Ctrl-C: temporary files and folders are removed
+            try:
+                code = main(argv)
+            except KeyboardInterrupt:
+                print("interrupted by {}: nothing written under the output name".format(signals.name or "SIGINT"),
+                      file=sys.stderr)
+                sys.exit(signals.exit_code or 130)
+            except (ExportError, MissingDependency, metadata.MetadataError, ValueError, OSError) as e:
+                print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
+                sys.exit(2)
         sys.exit(code or 0)
     return run
+
+
+def work_dir():
+    """A temporary work folder whose name carries this process's pid (so a later run can tell a
+    killed run's leftover from a live one's); removed when the block ends, however it ends."""
+    return tempfile.TemporaryDirectory(prefix="brd-export-{}-".format(pid_tag()))
 
 
 def check_writable(out):
@@ -49,8 +64,15 @@ def check_writable(out):
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError("{}: cannot create output folder ({})".format(out, e.strerror or e)) from None
-    if not os.access(str(parent), os.W_OK | os.X_OK):
-        raise ExportError("{}: output folder {} is not writable".format(out, parent))
+    from runtime.cli import check_folder
+
+    try:
+        check_folder(parent, 0, "output folder", out)
+    except OutputError as e:
+        raise ExportError(str(e)) from None
+    # temporary files and unchecked candidates of killed exports (their pid is in the name)
+    clean_stale(parent, ".*.pid*.tmp*")
+    clean_stale(parent, ".*.pid*.candidate*")
     return out
 
 
@@ -59,7 +81,8 @@ def atomic_path(out, suffix=None):
     """Yield a temporary path next to `out`; rename it to `out` only if the block succeeds."""
     out = Path(out)
     suffix = out.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=".{}.".format(out.stem), suffix=".tmp" + suffix, dir=str(out.parent))
+    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(out.stem, pid_tag()), suffix=".tmp" + suffix,
+                               dir=str(out.parent))
     os.close(fd)
     os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
     tmp = Path(tmp)
@@ -69,6 +92,78 @@ def atomic_path(out, suffix=None):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def companions(path):
+    """Files that belong to a model file and move with it: an IR's .bin, an engine's JSON sidecar."""
+    path = Path(path)
+    if path.suffix == ".xml":
+        return [path.with_suffix(".bin")]
+    if path.suffix == ".engine":
+        return [Path(str(path) + ".json")]
+    return []
+
+
+def candidate_path(out):
+    """Where a model is written before its checks: a hidden name next to `out` (same disk, same
+    suffix), so that a failed check never leaves a model under the name the runtime would load."""
+    out = Path(out)
+    return out.with_name(".{}.{}.candidate{}".format(out.stem, pid_tag(), out.suffix))
+
+
+def failed_path(out):
+    out = Path(out)
+    return out.with_name("{}.FAILED{}".format(out.stem, out.suffix))
+
+
+def publish(candidate, out, passed, keep_failed=False, why="its checks"):
+    """Move a checked `candidate` (and its companions) to `out`; a failed one is deleted, or kept as
+    <name>.FAILED<suffix> with --keep-failed. Returns the path it now has (None if deleted) and
+    prints one line for a failure."""
+    candidate, out = Path(candidate), Path(out)
+    target = out if passed else failed_path(out) if keep_failed else None
+    pairs = list(zip([candidate] + companions(candidate), [] if target is None else [target] + companions(target)))
+    if target is None:
+        for f in [candidate] + companions(candidate):
+            if f.exists():
+                f.unlink()
+    else:
+        for src, dst in reversed(pairs):  # the model file last: it appears only when complete
+            if src.exists():
+                os.replace(str(src), str(dst))
+    if passed:  # a failed attempt kept earlier is stale now
+        for f in [failed_path(out)] + companions(failed_path(out)):
+            if f.exists():
+                f.unlink()
+    else:
+        older = " (the older {} there is left untouched)".format(out.name) if out.exists() else ""
+        kept = "kept as {}".format(target.name) if target else "deleted (--keep-failed keeps it as {})".format(
+            failed_path(out).name)
+        print("error: {} failed {}: not written under its name{}; {}".format(out.name, why, older, kept),
+              file=sys.stderr)
+    return target
+
+
+@contextlib.contextmanager
+def staged(out):
+    """Yield the candidate path for `out`; whatever is left under it when the block ends (an
+    exception, Ctrl-C, a check that failed and was not published) is removed."""
+    cand = candidate_path(out)
+    try:
+        yield cand
+    finally:
+        for f in [cand] + companions(cand):
+            if f.exists():
+                f.unlink()
+
+
+def record_file(report_path, kept):
+    """Add where the checked model went to its JSON report (None: deleted after a failed check)."""
+    path = Path(report_path)
+    if path.is_file():
+        report = json.loads(path.read_text())
+        report["file"] = kept.name if kept else None
+        write_json(path, report)
 
 
 def current_umask():

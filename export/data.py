@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.cli import positive_int
+
 from .common import ExportError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -21,7 +23,7 @@ def add_data_args(p, calibration=True):
     g.add_argument("--dataset", help="dataset name for --data-root (cityscapes, voc, ade20k, cocostuff10k, synthetic)")
     if calibration:
         g.add_argument("--calib-dir", help="a folder of calibration images (png/jpg) instead of a dataset")
-        g.add_argument("--num-calib", type=int, help="calibration images (default 300; 32 for synthetic data)")
+        g.add_argument("--num-calib", type=positive_int, help="calibration images (default 300; 32 for synthetic data)")
 
 
 def default_num_calib(dataset: str | None) -> int:

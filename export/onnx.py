@@ -15,7 +15,10 @@ from pathlib import Path
 from runtime import metadata
 from runtime.formats import require
 
-from .common import (MAX_OPSET, MIN_OPSET, ExportError, atomic_path, check_writable, cli, set_onnx_meta)
+from runtime.cli import positive_int
+
+from .common import (MAX_OPSET, MIN_OPSET, ExportError, atomic_path, check_writable, cli, publish, record_file,
+                     set_onnx_meta, sibling, staged)
 
 
 def check_opset(opset: int) -> int:
@@ -114,8 +117,8 @@ def main(argv=None) -> int:
     p.add_argument("checkpoint", help="student checkpoint (.pt)")
     p.add_argument("-o", "--output", help="output .onnx (default: next to the checkpoint)")
     p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default 17)")
-    p.add_argument("--height", type=int, help="fixed input height (default: the checkpoint's input size)")
-    p.add_argument("--width", type=int, help="fixed input width")
+    p.add_argument("--height", type=positive_int, help="fixed input height, a multiple of 8 (default: the checkpoint's)")
+    p.add_argument("--width", type=positive_int, help="fixed input width, a multiple of 8")
     p.add_argument("--dynamic", action="store_true", help="free input height and width")
     p.add_argument("--argmax", action="store_true", help="put the per-pixel argmax in the graph (output 'labels')")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
@@ -124,11 +127,22 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     check_opset(args.opset)
+    if (args.height is None) != (args.width is None):
+        p.error("give both --height and --width, or neither")
+    if args.height and (args.height % 8 or args.width % 8):
+        p.error(f"--height/--width must be multiples of 8 (the head's stride), got {args.height}x{args.width}")
+    out = check_writable(Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx"))
     model, meta = load_student(args.checkpoint)
-    out = torch_to_onnx(args.checkpoint, args.output, args.opset, args.height, args.width, args.dynamic,
-                        args.argmax, not args.no_simplify, model_meta=(model, meta))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
-    return parity_from_args(args, out, precision="fp32", torch_model=model)
+    with staged(out) as candidate:  # checked under a temporary name, published only if parity passes
+        torch_to_onnx(args.checkpoint, candidate, args.opset, args.height, args.width, args.dynamic,
+                      args.argmax, not args.no_simplify, model_meta=(model, meta))
+        code = parity_from_args(args, candidate, precision="fp32", torch_model=model, final=out)
+        kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
+    if not args.skip_parity:
+        record_file(sibling(out, ".parity.json"), kept)
+    if kept == out:
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return code
 
 
 if __name__ == "__main__":

@@ -15,16 +15,23 @@ import tempfile
 from pathlib import Path
 
 from runtime import metadata
+from runtime.cli import pid_tag
 from runtime.formats import require
 
-from .common import ExportError, check_writable, cli, current_umask, onnx_meta, source_kind
+from runtime.cli import finite_float
+
+from .common import (ExportError, check_writable, cli, current_umask, onnx_meta, publish, record_file, sibling,
+                     source_kind, staged, work_dir)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def openvino_meta(xml) -> dict:
     ov = require("openvino", "openvino", "reading OpenVINO models")
-    model = ov.Core().read_model(str(xml))
+    try:
+        model = ov.Core().read_model(str(xml))
+    except Exception as e:  # OpenVINO's RuntimeError/GeneralFailure for a missing .bin or broken XML
+        raise ExportError(f"{xml}: OpenVINO cannot read it ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__})") from None
     if not model.has_rt_info([metadata.META_KEY]):
         raise ExportError(f"{xml}: no '{metadata.META_KEY}' in rt_info; export it with `python -m export.openvino`")
     return metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(xml))
@@ -33,7 +40,7 @@ def openvino_meta(xml) -> dict:
 def save_ir(model, out: Path, compress_to_fp16: bool):
     """ov.save_model to temporary names in the output folder, then rename .bin and .xml into place."""
     ov = require("openvino", "openvino")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.xml", dir=str(out.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.{pid_tag()}.", suffix=".tmp.xml", dir=str(out.parent))
     os.close(fd)
     tmp_xml = Path(tmp)
     mode = 0o666 & ~current_umask()
@@ -93,7 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", help="output .xml (default: next to the source; .fp16/.int8 infix)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the intermediate export (.pt source)")
-    p.add_argument("--max-drop", type=float, default=1.0, help="INT8 accuracy gate: max mIoU drop (points)")
+    p.add_argument("--max-drop", type=finite_float, default=1.0, help="INT8 accuracy gate: max mIoU drop (points)")
     p.add_argument("--accuracy-control", action="store_true",
                    help="INT8: NNCF accuracy-controlled quantisation to stay within --max-drop (needs --data-root)")
     add_data_args(p)
@@ -104,7 +111,7 @@ def main(argv=None) -> int:
     out = Path(args.output) if args.output else (
         src.with_suffix(".xml") if args.precision == "fp32" else src.with_name(f"{src.stem}.{args.precision}.xml"))
     check_writable(out)
-    with tempfile.TemporaryDirectory(prefix="brd-export-") as tmpdir:
+    with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         from .quantize import accuracy_gate, fp32_onnx, validation_items
 
         src_onnx, torch_model = fp32_onnx(src, tmpdir, args)
@@ -115,14 +122,22 @@ def main(argv=None) -> int:
             validation = validation_items(args, meta)
             if args.accuracy_control and not validation:
                 raise ExportError("--accuracy-control needs a labelled validation split: pass --data-root")
-        out = onnx_to_openvino(src_onnx, out, args.precision, images,
-                               validation if args.accuracy_control else None, args.max_drop)
+        onnx_to_openvino(src_onnx, candidate, args.precision, images,
+                         validation if args.accuracy_control else None, args.max_drop)
+        print(f"converted {out.name} ({args.precision}); checking it")
+        code = parity_from_args(args, candidate, args.precision, torch_model, reference_onnx=src_onnx, final=out)
+        gate = None
+        if args.precision == "int8" and validation and code == 0:
+            fp32_xml = onnx_to_openvino(src_onnx, Path(tmpdir) / "fp32.xml", "fp32")
+            gate = accuracy_gate(fp32_xml, candidate, validation, args.max_drop, name=out)
+            code = 0 if gate["passed"] else 1
+        why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
+        kept = publish(candidate, out, code == 0, args.keep_failed, why)
+    for suffix in ([] if args.skip_parity else [".parity.json"]) + ([".gate.json"] if gate else []):
+        record_file(sibling(out, suffix), kept)
+    if kept == out:
         size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
         print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision})")
-        code = parity_from_args(args, out, args.precision, torch_model, reference_onnx=src_onnx)
-        if args.precision == "int8" and validation:
-            fp32_xml = onnx_to_openvino(src_onnx, Path(tmpdir) / "fp32.xml", "fp32")
-            code = code or (0 if accuracy_gate(fp32_xml, out, validation, args.max_drop)["passed"] else 1)
     return code
 
 

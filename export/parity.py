@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
+from runtime.cli import fraction, positive_int
 from runtime.formats import require
 
-from .common import preprocess, sibling, write_json
+from .common import ExportError, preprocess, sibling, write_json
 
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.95}  # INT8: a floor that catches broken calibration
 
@@ -24,7 +25,10 @@ def onnx_runner(path):
     ort = require("onnxruntime", "export", "running ONNX models")
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own Fail/InvalidGraph/NoSuchFile types
+        raise ExportError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {_first_line(e)})") from None
     name = sess.get_outputs()[0].name
     return lambda x: sess.run([name], {metadata.INPUT_NAME: x})[0]
 
@@ -32,9 +36,17 @@ def onnx_runner(path):
 def openvino_runner(path):
     ov = require("openvino", "openvino", "running OpenVINO models")
     # f32 execution: the CPU plugin would otherwise pick bf16 on AMX/AVX512-BF16 machines
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    try:
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    except Exception as e:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable IR
+        raise ExportError(f"{path}: OpenVINO cannot load it ({type(e).__name__}: {_first_line(e)})") from None
     out = compiled.outputs[0]
     return lambda x: compiled(x)[out]
+
+
+def _first_line(e):
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else ""
 
 
 def runner_for(path):
@@ -80,24 +92,26 @@ def compare(reference, candidate, inputs, labels_output: bool) -> dict:
 
 
 def check_parity(model_path, precision: str, reference, reference_name: str, images, images_source: str,
-                 min_agreement: float | None = None, meta: dict | None = None, write=True) -> dict:
-    """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON.
+                 min_agreement: float | None = None, meta: dict | None = None, write=True, name=None) -> dict:
+    """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON
+    (next to `name`, the model's final name, when the model is checked under a temporary one).
 
     Returns the report; report["passed"] is False when agreement < the tolerance.
     """
     model_path = Path(model_path)
+    final = Path(name) if name else model_path
     meta = meta or _meta_of(model_path)
     labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
     inputs = preprocess(images, meta)
     res = compare(reference, runner_for(model_path), inputs, labels_output)
     tol = MIN_AGREEMENT.get(precision) if min_agreement is None else min_agreement
-    report = {"model": model_path.name, "precision": precision, "reference": reference_name,
+    report = {"model": final.name, "precision": precision, "reference": reference_name,
               "images": len(images), "images_source": images_source, "input_size": list(meta["input_size"]),
               "output": "labels" if labels_output else "logits", **res,
               "min_argmax_agreement": tol, "passed": tol is None or res["argmax_agreement"] >= tol}
     print(format_report(report))
     if write:
-        write_json(sibling(model_path, ".parity.json"), report)
+        write_json(sibling(final, ".parity.json"), report)
     return report
 
 
@@ -112,14 +126,17 @@ def format_report(r: dict) -> str:
 
 def add_parity_args(p):
     g = p.add_argument_group("parity")
-    g.add_argument("--parity-images", type=int, default=4, help="images for the parity check (default 4)")
-    g.add_argument("--min-agreement", type=float,
+    g.add_argument("--parity-images", type=positive_int, default=4, help="images for the parity check (default 4)")
+    g.add_argument("--min-agreement", type=fraction,
                    help="argmax agreement needed, 0..1 (default 0.999 FP32, 0.995 FP16, 0.95 INT8)")
     g.add_argument("--skip-parity", action="store_true", help="no parity check (not recommended)")
+    g.add_argument("--keep-failed", action="store_true",
+                   help="keep a model that fails parity or the accuracy gate as <name>.FAILED<suffix> (default: delete it)")
 
 
-def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx=None) -> int:
-    """The CLI's last step: 0 if parity passed (or was skipped), 1 if it failed."""
+def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx=None, final=None) -> int:
+    """The CLI's check: 0 if parity passed (or was skipped), 1 if it failed. `out` is the file checked,
+    `final` the name it will have (the JSON goes next to that)."""
     from .data import parity_images
 
     if args.skip_parity:
@@ -132,7 +149,7 @@ def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx
         reference, name = torch_runner(torch_model, argmax=labels_output), "pytorch"
     else:
         reference, name = onnx_runner(reference_onnx), f"onnxruntime {Path(reference_onnx).name} (no torch)"
-    report = check_parity(out, precision, reference, name, images, source, args.min_agreement, meta)
+    report = check_parity(out, precision, reference, name, images, source, args.min_agreement, meta, name=final)
     return 0 if report["passed"] else 1
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,10 @@ import numpy as np
 from runtime import metadata
 from runtime.formats import require
 
-from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, set_onnx_meta,
-                     source_kind)
+from runtime.cli import finite_float
+
+from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, publish, record_file,
+                     set_onnx_meta, sibling, source_kind, staged, work_dir)
 
 
 def _reader(images, meta):
@@ -58,7 +59,7 @@ def quantize_onnx_int8(src, out, images, for_tensorrt=True, preprocess_model=Tru
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
     if for_tensorrt:
         extra["QuantizeBias"] = False  # TensorRT fuses FP32 bias into the INT8 conv itself
-    with tempfile.TemporaryDirectory(prefix="brd-quant-") as tmpdir, atomic_path(out) as tmp:
+    with work_dir() as tmpdir, atomic_path(out) as tmp:
         model_in = src
         if preprocess_model:  # shape inference + graph optimisation, as ORT recommends before quantising
             model_in = Path(tmpdir) / "pre.onnx"
@@ -115,8 +116,9 @@ def miou(run, items, meta) -> float:
     return 100.0 * float(metric.compute()["mIoU"])
 
 
-def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0) -> dict:
-    """FP32 vs INT8 mIoU on the labelled `validation` items; prints the table, returns the verdict."""
+def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None) -> dict:
+    """FP32 vs INT8 mIoU on the labelled `validation` items; prints the table, returns the verdict.
+    `name`: the INT8 model's final name when it is checked under a temporary one (the JSON goes there)."""
     from .common import sibling, write_json
     from .parity import runner_for
 
@@ -128,12 +130,13 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0) -> di
     fp32 = miou(runner_for(fp32_path), items, meta)
     int8 = miou(runner_for(int8_path), items, meta)
     drop = fp32 - int8
-    report = {"fp32_model": Path(fp32_path).name, "int8_model": Path(int8_path).name, "images": len(items),
+    final = Path(name) if name else Path(int8_path)
+    report = {"fp32_model": Path(fp32_path).name, "int8_model": final.name, "images": len(items),
               "fp32_miou": fp32, "int8_miou": int8, "drop": drop, "max_drop": max_drop, "passed": drop <= max_drop}
     print(f"{'model':<28} {'mIoU':>7}\n{report['fp32_model'] + ' (FP32)':<28} {fp32:7.2f}\n"
           f"{report['int8_model'] + ' (INT8)':<28} {int8:7.2f}\n{'drop':<28} {drop:7.2f}  "
           f"(max {max_drop:.2f}): {'ok' if report['passed'] else 'FAILED'}")
-    write_json(sibling(int8_path, ".gate.json"), report)
+    write_json(sibling(final, ".gate.json"), report)
     return report
 
 
@@ -178,21 +181,31 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
-    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy gate: max mIoU drop in points (default 1.0)")
+    p.add_argument("--max-drop", type=finite_float, default=1.0,
+                   help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
+    source_kind(args.source)
     out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(".int8.onnx"))
-    with tempfile.TemporaryDirectory(prefix="brd-export-") as tmpdir:
+    with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
         images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-        quantize_onnx_int8(src_onnx, out, images)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), calibrated on {len(images)} images")
-        code = parity_from_args(args, out, "int8", torch_model, reference_onnx=src_onnx)
+        quantize_onnx_int8(src_onnx, candidate, images)
+        print(f"quantised {out.name}, calibrated on {len(images)} images; checking it")
+        code = parity_from_args(args, candidate, "int8", torch_model, reference_onnx=src_onnx, final=out)
         validation = validation_items(args, meta)
-        if validation:
-            code = code or (0 if accuracy_gate(src_onnx, out, validation, args.max_drop)["passed"] else 1)
+        gate = None
+        if validation and code == 0:
+            gate = accuracy_gate(src_onnx, candidate, validation, args.max_drop, name=out)
+            code = 0 if gate["passed"] else 1
+        why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
+        kept = publish(candidate, out, code == 0, args.keep_failed, why)
+    for suffix in ([] if args.skip_parity else [".parity.json"]) + ([".gate.json"] if gate else []):
+        record_file(sibling(out, suffix), kept)
+    if kept == out:
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return code
 
 

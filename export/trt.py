@@ -22,7 +22,8 @@ from runtime import metadata
 from runtime.formats import require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import ExportError, atomic_path, check_writable, cli, onnx_meta, source_kind, write_json
+from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, publish, record_file, sibling,
+                     source_kind, staged, work_dir, write_json)
 
 DEFAULT_MAX_BATCH = 4
 
@@ -192,7 +193,7 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
     meta = onnx_meta(src)
     profile = resolve_profile(onnx_input_dims(src), meta, min_shape, opt_shape, max_shape)
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
-    with tempfile.TemporaryDirectory(prefix="brd-trt-") as tmpdir:
+    with work_dir() as tmpdir:
         parsed = src
         if int8:
             from .quantize import quantize_onnx_int8
@@ -235,7 +236,9 @@ def main(argv=None):
     for s in (args.min_shape, args.opt_shape, args.max_shape):
         if s:
             parse_shape(s)
-    with tempfile.TemporaryDirectory(prefix="brd-export-") as tmpdir:
+    out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(
+        ".int8.engine" if args.int8 else ".fp16.engine" if args.fp16 else ".engine"))
+    with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity passes
         from .quantize import fp32_onnx
 
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir, args)
@@ -243,13 +246,16 @@ def main(argv=None):
         if args.int8:
             meta = onnx_meta(src_onnx)
             images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-        out = args.output or str(Path(args.source).with_suffix(
-            ".int8.engine" if args.int8 else ".fp16.engine" if args.fp16 else ".engine"))
-        out = onnx_to_trt(src_onnx, out, args.fp16, args.int8, args.workspace, args.min_shape, args.opt_shape,
-                          args.max_shape, args.timing_cache, images)
-        print("wrote {} ({:.2f} MB) and {}".format(out, out.stat().st_size / 1e6, sidecar_path(out).name))
+        onnx_to_trt(src_onnx, candidate, args.fp16, args.int8, args.workspace, args.min_shape, args.opt_shape,
+                    args.max_shape, args.timing_cache, images)
         precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
-        return parity_from_args(args, out, precision, torch_model, reference_onnx=src_onnx)
+        code = parity_from_args(args, candidate, precision, torch_model, reference_onnx=src_onnx, final=out)
+        kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
+    if not args.skip_parity:
+        record_file(sibling(out, ".parity.json"), kept)
+    if kept == out:
+        print("wrote {} ({:.2f} MB) and {}".format(out, out.stat().st_size / 1e6, sidecar_path(out).name))
+    return code
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ device and thread count they were measured with. `--requests K` keeps K async re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import deque
@@ -17,6 +16,7 @@ import numpy as np
 
 from . import formats
 from .backends import load_backend
+from .cli import OutputError, Signals, check_output, non_negative_int, positive_int, write_json_file
 from .preprocess import ShapeError, resolve_size
 from .stats import percentiles, table
 
@@ -68,26 +68,37 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=positive_int, default=100)
+    p.add_argument("--warmup", type=non_negative_int, default=10)
     p.add_argument("--shape", type=parse_shape, default=None, help="HxW or NxCxHxW (default: the model's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO hint")
-    p.add_argument("--requests", type=int, default=1, help="async requests in flight (OpenVINO)")
+    p.add_argument("--requests", type=positive_int, default=1, help="async requests in flight (OpenVINO)")
     p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
                    help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0:
-        p.error("--iters must be >= 1 and --warmup >= 0")
+    if args.shape is not None and not all(args.shape):
+        p.error("argument --shape: every dimension must be >= 1, got {}".format("x".join(map(str, args.shape))))
+    with Signals() as signals:
+        try:
+            return _run(args)
+        except KeyboardInterrupt:  # nothing half-written: the results are only written at the end
+            print("interrupted by {}: no results written".format(signals.name or "SIGINT"), file=sys.stderr)
+            return signals.exit_code or 130
+
+
+def _run(args):
     try:
+        if args.json:  # before the timing: results that cannot be written would be lost at the end
+            check_output(args.json, 0, "--json")
         backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
                                requests=args.requests if args.requests > 1 else None,
                                inference_precision=args.ov_precision)
         r = bench(backend, args.shape, args.iters, args.warmup, args.requests)
-    except (formats.MissingDependency, ShapeError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print("error: {}".format(e), file=sys.stderr)
+    except (formats.MissingDependency, ShapeError, OutputError, FileNotFoundError, ValueError, RuntimeError) as e:
+        print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
         return 2
     print("{} | {} {} on {} ({} threads, {} CPUs) | input {} | {} iters after {} warm-up, {} in flight".format(
         r["model"], r["backend"], r["precision"], r["device"], r["threads"], r["cpus"], "x".join(map(str, r["shape"])),
@@ -95,8 +106,11 @@ def main(argv=None):
     print(table({"infer": r["latency_ms"]}))
     print("throughput {:.1f} images/s".format(r["throughput_fps"]))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+        try:
+            write_json_file(args.json, r)
+        except OutputError as e:
+            print("error: {}".format(e), file=sys.stderr)
+            return 2
     return 0
 
 

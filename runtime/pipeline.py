@@ -37,6 +37,7 @@ class Pipeline:
         self.preprocessor = None
         self._stop = threading.Event()
         self._error = None
+        self.interrupted = False  # ended by Ctrl-C/SIGTERM (runtime.cli.Signals raises KeyboardInterrupt)
         depth = max(1, int(getattr(backend, "max_in_flight", 1)))
         # live sources: keep the queues short so a frame is never processed long after capture
         self._q_in = queue.Queue(maxsize=depth if source.live else depth + 2)
@@ -159,12 +160,16 @@ class Pipeline:
                                                 .format(r["frames"], r["fps"], st.skipped, st.dropped)))
         except KeyboardInterrupt:
             log.info("interrupted")
+            self.interrupted = True
         finally:
             self._stop.set()
             self.source.close()  # also wakes a live source's read()
             for t in threads:
                 t.join(timeout=10)
-            self.sink.close()
+            try:
+                self.sink.close()  # a video sink reads its file back here
+            except Exception as e:
+                self._error = self._error or e
             st.ended = time.perf_counter()
             self._sync_counts()
         if self._error is not None:

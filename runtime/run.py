@@ -13,6 +13,7 @@ import sys
 
 from . import formats
 from .backends import load_backend
+from .cli import OutputError, Signals, check_output, fraction, positive_float, positive_int, write_json_file
 from .overlay import Overlay
 from .pipeline import Pipeline
 from .preprocess import ShapeError
@@ -24,8 +25,8 @@ from .stats import format_summary
 def parse_size(text):
     """'HxW' or 'H,W' -> (H, W)."""
     parts = text.lower().replace(",", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError("expected HxW, e.g. 512x1024, got {!r}".format(text))
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError("expected HxW with H, W >= 1, e.g. 512x1024, got {!r}".format(text))
     return int(parts[0]), int(parts[1])
 
 
@@ -36,19 +37,19 @@ def build_parser():
     p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N")
     p.add_argument("--sink", default=None, help="window | out.mp4 | frames/ | none")
     p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu")
-    p.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: the runtime's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: the runtime's)")
     p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO performance hint")
     p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
                    help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
     p.add_argument("--input-size", type=parse_size, default=None, help="run a dynamic model at HxW")
     p.add_argument("--keep-size", action="store_true", help="run a dynamic model at the frame size")
     p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
+    p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity of the class colours, 0..1")
     p.add_argument("--no-overlay", action="store_true", help="send the raw frames to the sink (for timing)")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
     p.add_argument("--stats", default=None, help="write the summary as JSON here")
-    p.add_argument("--stats-every", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--stats-every", type=positive_float, default=None, metavar="SECONDS")
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
@@ -57,36 +58,66 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    with Signals() as signals:  # SIGTERM (systemd, docker) ends the run as Ctrl-C does
+        return _run(args, signals)
+
+
+def _run(args, signals):
     sink_spec = args.sink or ("window" if has_display() else "none")
     if args.sink is None and sink_spec == "none":
         logging.getLogger("runtime.run").info("no display: showing nothing (use --sink out.mp4 to keep the result)")
-    source = backend = None
+    source = sink = None
     try:
+        if args.stats:  # before the work: results that cannot be written would be lost at the end
+            check_output(args.stats, 0, "--stats")
         backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
                                inference_precision=args.ov_precision)
         source = open_source(args.source, reconnect=not args.no_reconnect)
-        sink = open_sink(sink_spec, fps=getattr(source, "fps", None))
+        known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
+        if args.max_frames and known:
+            known = min(known, args.max_frames)
+        sink = open_sink(sink_spec, fps=getattr(source, "fps", None), expected_frames=known,
+                         frame_hw=source.frame_hw)
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
         pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
                             input_size=args.input_size, max_frames=args.max_frames, stats_every=args.stats_every)
-        stats = pipeline.run()  # Ctrl-C inside the loop ends it with the summary
+        stats = pipeline.run()  # Ctrl-C/SIGTERM inside the loop ends it with the summary, outputs closed
     except KeyboardInterrupt:  # before the first frame (a camera that never delivers)
-        if source is not None:
-            source.close()
-        print("interrupted before the first frame", file=sys.stderr)
-        return 130
-    except (formats.MissingDependency, ShapeError, SourceError, SinkError, FileNotFoundError, ValueError,
-            RuntimeError) as e:
-        if source is not None:
-            source.close()
-        print("error: {}".format(e), file=sys.stderr)
+        signals.interrupted()
+        _close(source, sink)
+        print("interrupted by {} before the first frame".format(signals.name), file=sys.stderr)
+        return signals.exit_code
+    except (formats.MissingDependency, ShapeError, SourceError, SinkError, OutputError, FileNotFoundError,
+            ValueError, RuntimeError) as e:
+        _close(source, sink)
+        print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
         return 2
+    signals.hold()  # the loop is over: a late signal must not cut the stats short
     info = backend.describe()
     info["source"] = args.source
     print(format_summary(stats.summary(), info))
+    written = [str(sink.path) if hasattr(sink, "path") else str(sink.folder)] if hasattr(sink, "frames") else []
     if args.stats:
-        stats.write_json(args.stats, {"backend": info})
+        try:
+            write_json_file(args.stats, dict(stats.summary(), backend=info, interrupted=signals.name))
+        except OutputError as e:
+            print("error: {}".format(e), file=sys.stderr)
+            return 2
+        written.append(args.stats)
+    if signals.received:
+        print("interrupted by {} after {} frames; outputs closed{}".format(
+            signals.name, stats.processed, ": " + ", ".join(written) if written else ""), file=sys.stderr)
+        return signals.exit_code
     return 0
+
+
+def _close(source, sink):
+    for thing in (source, sink):
+        if thing is not None:
+            try:
+                thing.close()
+            except Exception:  # already failing: the first error is the one to report
+                pass
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ Frame = namedtuple("Frame", "index image wait")  # wait: seconds read() waited f
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+MIN_IMAGE_SIDE = 8  # smaller images (a 1x1 thumbnail in a folder) carry nothing to segment: skipped
 
 
 class SourceError(RuntimeError):
@@ -138,9 +139,13 @@ class ImageSource(Source):
             self._next += 1
             t0 = time.perf_counter()
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if _valid(image):
+            if _valid(image) and min(image.shape[:2]) >= MIN_IMAGE_SIDE:
                 return Frame(index, image, time.perf_counter() - t0)
-            log.warning("%s: cannot read image, skipped", path)
+            if _valid(image):
+                log.warning("%s: %dx%d is too small to segment (< %d px), skipped", path, image.shape[1],
+                            image.shape[0], MIN_IMAGE_SIDE)
+            else:
+                log.warning("%s: cannot read image, skipped", path)
             self.skipped += 1
         return None
 

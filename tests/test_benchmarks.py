@@ -57,5 +57,5 @@ def test_no_added_cost_report(tmp_path):
     assert (tmp_path / "out" / "latency.png").stat().st_size > 1000
 
     other = write_student(tmp_path / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
-    with pytest.raises(ValueError, match="plain is deeplabv3_resnet10_w16 but BRD is lraspp_mobilenetv2_w035"):
+    with pytest.raises(ValueError, match="differ in architecture .arch: plain deeplabv3_resnet10_w16, BRD lraspp_mob"):
         run_no_added_cost([("bad", plain, other)], tmp_path / "out2", variants=["onnx-fp32"], log=lambda *_: None)

@@ -214,15 +214,23 @@ def test_synthetic_scenes_have_street_structure():
     assert not np.array_equal(synthetic.render(1, "train", 0, (96, 192))[1], lbl)  # splits differ
 
 
-def test_build_synthetic_generates_once_and_regenerates_on_new_settings(tmp_path):
+def test_build_synthetic_generates_once_and_refuses_other_settings(tmp_path):
     ds = build_dataset("synthetic", tmp_path, "val", num_images=3, size=(32, 64), seed=0)
     assert len(ds) == 3 and DATASETS["synthetic"].num_classes == len(synthetic.CLASSES)
     first = next((tmp_path / "leftImg8bit").rglob("*.png"))
     mtime = first.stat().st_mtime_ns
     ds = build_dataset("synthetic", tmp_path, "val", num_images=3, size=(32, 64), seed=0)
     assert first.stat().st_mtime_ns == mtime  # cached
-    ds = build_dataset("synthetic", tmp_path, "val", num_images=2, size=(40, 64), seed=0)
-    assert len(ds) == 2 and ds[1][0].shape == (40, 64, 3)
+    with pytest.raises(DatasetError, match=r"other settings: num_images 3 \(asked: 2\), size \[32, 64\] \(asked: \[40, 64\]\)"):
+        build_dataset("synthetic", tmp_path, "val", num_images=2, size=(40, 64), seed=0)
+    assert first.stat().st_mtime_ns == mtime and len(list((tmp_path / "leftImg8bit").rglob("*.png"))) == 3
+    with pytest.raises(DatasetError, match="evaluation does not generate"):
+        build_dataset("synthetic", tmp_path, "test", num_images=2, size=(32, 64), create=False)
+    assert not (tmp_path / "leftImg8bit" / "test").exists()
+    # an interrupted generation (manifest still marked incomplete) is ours to redo
+    man = tmp_path / "synthetic_val.json"
+    man.write_text(man.read_text()[:-1] + ', "complete": false}')
+    assert len(build_dataset("synthetic", tmp_path, "val", num_images=2, size=(40, 64), seed=0)) == 2
     other = tmp_path / "cs"
     make_cityscapes(other, np.zeros((4, 4), np.uint8), split="val")
     with pytest.raises(DatasetError, match="not written by the synthetic generator"):

@@ -2,6 +2,8 @@
 benchmarks' tables, the overlay video is complete, and a re-run reuses every finished step."""
 from __future__ import annotations
 
+import json
+
 import cv2
 
 from benchmarks.demo import run_demo
@@ -18,8 +20,16 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert "| plain (CE only) | 1 |" in text and "| BRD | 1 |" in text and "| teacher |" in text
     assert "plain and BRD ONNX graphs are structurally identical" in text
     assert "| resnet10_w8 | openvino-int8 | brd |" in text
+    models = tmp_path / "demo" / "models"
     for name in ("onnx", "int8.onnx", "xml", "fp16.xml", "int8.xml"):
-        assert (tmp_path / "demo" / "models" / f"resnet10_w8_brd.{name}").exists()
+        # two training steps make a near-random student, whose INT8 may fail its parity floor: then it is
+        # kept only as *.FAILED.* (the demo passes --keep-failed) and its report says so
+        stem, suffix = name.rsplit(".", 1) if "." in name else ("", name)
+        failed = models / f"resnet10_w8_brd.{stem + '.' if stem else ''}FAILED.{suffix}"
+        # (no_added_cost, step 6, exports its own timing copies under the plain names, without checks)
+        assert (models / f"resnet10_w8_brd.{name}").exists() or failed.exists(), name
+        if failed.exists():
+            assert json.loads((models / f"resnet10_w8_brd.{name}.parity.json").read_text())["file"] == failed.name
     video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
     assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)

@@ -98,8 +98,20 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     gate = json.loads(Path(str(out) + ".gate.json").read_text())
     assert gate["images"] == 32 and gate["passed"] and abs(gate["drop"]) <= 1.0
     assert "(FP32)" in r.stdout and "(INT8)" in r.stdout
-    r = subprocess.run(args + ["--max-drop", str(gate["drop"] - 0.5)], cwd=ROOT, capture_output=True, text=True)
+    passed_bytes = out.read_bytes()
+    fail = ["--max-drop", str(gate["drop"] - 0.5)]  # negative: INT8 would have to beat FP32 by 0.5 points
+    r = subprocess.run(args + fail, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "FAILED" in r.stdout
+    assert r.stderr.strip().splitlines()[-1].startswith("error: s.int8.onnx failed its accuracy gate")
+    gate = json.loads(Path(str(out) + ".gate.json").read_text())
+    assert not gate["passed"] and gate["file"] is None and gate["int8_model"] == "s.int8.onnx"
+    assert out.read_bytes() == passed_bytes  # the model that passed its gate earlier is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no candidate left
+    out2 = tmp_path / "new" / "t.int8.onnx"
+    r = subprocess.run(args[:5] + [str(out2)] + args[6:] + fail + ["--keep-failed"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and not out2.exists() and (out2.parent / "t.int8.FAILED.onnx").is_file()
+    assert json.loads(Path(str(out2) + ".gate.json").read_text())["file"] == "t.int8.FAILED.onnx"
 
 
 def test_cli_missing_calibration(student_ckpt, tmp_path):

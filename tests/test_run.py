@@ -70,7 +70,7 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
 
     # student.pt: the project's student format, synthetic meta, final metrics, no connector weights
     model, meta = checkpoint.load(run / "student.pt")
-    assert meta["arch"] == "deeplabv3_resnet10_w16" and meta["classes"] == list(DATASETS["synthetic"].classes)
+    assert meta["arch"] == straight.model.arch and meta["classes"] == list(DATASETS["synthetic"].classes)
     assert meta["input_size"] == SIZE and meta["metrics"]["mIoU"] == pytest.approx(metrics["mIoU"])
     assert not any("connector" in k for k in model.state_dict())
     training = checkpoint.load_training(run / "last.pt")

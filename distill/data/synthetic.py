@@ -383,7 +383,7 @@ def _manifest(root: Path, split: str) -> Path:
 
 def generate(root: str | Path, split: str, num_images: int, size: tuple[int, int] = (128, 256), seed: int = 0) -> Path:
     """Write `num_images` scenes of `split` into a Cityscapes-like tree under root (replacing an earlier
-    synthetic split with other settings). Returns root."""
+    synthetic split: an explicit call; the dataset loader never replaces one). Returns root."""
     root = Path(root)
     if num_images < 1:
         raise ValueError(f"synthetic: num_images must be >= 1, got {num_images}")
@@ -394,16 +394,16 @@ def generate(root: str | Path, split: str, num_images: int, size: tuple[int, int
             if not _manifest(root, split).exists() and any(d.iterdir()):
                 raise DatasetError(f"{d}: exists and was not written by the synthetic generator; refusing to overwrite")
             shutil.rmtree(d)
-    _manifest(root, split).unlink(missing_ok=True)
     img_dir.mkdir(parents=True)
     gt_dir.mkdir(parents=True)
+    # Written first as incomplete: a tree whose manifest says so is an interrupted generation (ours to redo).
+    _manifest(root, split).write_text(json.dumps({**_settings(num_images, size, seed), "complete": False}))
     png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
     for i in range(num_images):
         img, lbl = render(seed, split, i, size)
         name = f"{split}_{i:06d}"
         cv2.imwrite(str(img_dir / f"{name}_leftImg8bit.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png)
         cv2.imwrite(str(gt_dir / f"{name}_gtFine_labelTrainIds.png"), lbl, png)
-    # Written last: a tree without its manifest is an interrupted run and is regenerated.
     _manifest(root, split).write_text(json.dumps(_settings(num_images, size, seed)))
     return root
 
@@ -413,16 +413,26 @@ def _settings(num_images, size, seed) -> dict:
             "seed": int(seed)}
 
 
-def Synthetic(root, split="train", transforms=None, num_images=200, size=(128, 256), seed=0):
-    """The synthetic dataset: generated into root unless an identical split is already there, then read
-    back with the Cityscapes loader."""
+def Synthetic(root, split="train", transforms=None, num_images=200, size=(128, 256), seed=0, create=True):
+    """The synthetic dataset: generated into root on first use (`create`; evaluation passes False and
+    never writes), then read back with the Cityscapes loader. A split that exists with other settings
+    is an error naming the differences, never silently regenerated: models and results were made on it."""
     root = Path(root)
     man = _manifest(root, split)
     try:
         current = json.loads(man.read_text()) if man.exists() else None
     except ValueError:
         current = None
-    if current != _settings(num_images, size, seed):
+    wanted = _settings(num_images, size, seed)
+    if current is None or current.get("complete", True) is False:  # absent, or an interrupted generation
+        if not create:
+            raise DatasetError(f"{root}: no synthetic {split!r} split there (evaluation does not generate data); "
+                               f"train on it first, or pass the root and settings it was generated with")
         generate(root, split, num_images, size, seed)
+    elif current != wanted:
+        diff = ", ".join(f"{k} {current.get(k)} (asked: {wanted[k]})" for k in wanted if current.get(k) != wanted[k])
+        raise DatasetError(f"{root}: the synthetic {split!r} split there was generated with other settings: {diff}; "
+                           f"ask for the same settings, use another data.root, or delete {man.name} and the "
+                           f"{split} folders under leftImg8bit/ and gtFine/ to regenerate it")
     pairs = cityscapes_pairs(root, split, "labelTrainIds")
     return SegmentationDataset(pairs, identity_lut(len(CLASSES)), len(CLASSES), transforms, "synthetic")

@@ -1,0 +1,208 @@
+"""The CLI contract every `python -m` entry point shares (see DESIGN "One CLI contract"):
+argument ranges checked when the arguments are read, output files checked before the work,
+SIGTERM handled like Ctrl-C, and the exit codes.
+
+Exit codes: 0 ok, 1 a gate/check failed, 2 bad input (one `error:` line), 128+N after signal N
+(130 Ctrl-C, 143 SIGTERM) with outputs closed. Python 3.8 compatible, torch-free (export and
+runtime both use it; distill has its own copy of the signal part, as it may not import runtime).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MIN_FREE_BYTES = 1 << 20  # below this a write is refused before it starts (and a video sink stops)
+
+
+class OutputError(OSError):
+    """An output that cannot be written (permission, read-only, no space); the message names the path."""
+
+
+# ------------------------------------------------------------------------------------- argument ranges
+def number(kind, lo=None, hi=None, lo_open=False, hi_open=False):
+    """An argparse type: `kind` (int/float) within [lo, hi] (open ends where asked), else a clear error."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError("expected {}, got {!r}".format(
+                "an integer" if kind is int else "a number", text)) from None
+        if value != value or value in (float("inf"), float("-inf")) or (lo is not None and (value < lo or (lo_open and value == lo))) or (
+                hi is not None and (value > hi or (hi_open and value == hi))):
+            raise argparse.ArgumentTypeError("{} is out of range: expected {}".format(text, describe(lo, hi, lo_open, hi_open)))
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def describe(lo, hi, lo_open=False, hi_open=False):
+    if lo is None and hi is None:
+        return "a finite number"
+    if hi is None:
+        return "{} {}".format(">" if lo_open else ">=", lo)
+    if lo is None:
+        return "{} {}".format("<" if hi_open else "<=", hi)
+    return "{}{}, {}{}".format("(" if lo_open else "[", lo, hi, ")" if hi_open else "]")
+
+
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+positive_float = number(float, 0, lo_open=True)
+non_negative_float = number(float, 0)
+fraction = number(float, 0, 1)
+finite_float = number(float)
+
+
+# ------------------------------------------------------------------------------------- outputs
+def check_output(path, need_bytes=0, what="output"):
+    """Fail before any work if `path` cannot be written: its folder is made, a probe file is created and
+    removed there (root ignores permission bits, so os.access would lie on a read-only mount), and the
+    free space must cover `need_bytes` plus a margin. Returns the Path."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError("{}: {} is a folder, expected a file name".format(path, what))
+    folder = path.parent if str(path.parent) else Path(".")
+    check_folder(folder, need_bytes, what, path)
+    return path
+
+
+def check_folder(folder, need_bytes=0, what="output", name=None):
+    folder = Path(folder)
+    name = name or folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".brd-probe-", dir=str(folder))
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError("{}: {} cannot be written ({})".format(name, what, e.strerror or e)) from None
+    free = shutil.disk_usage(str(folder)).free
+    if free < need_bytes + MIN_FREE_BYTES:
+        raise OutputError("{}: {} needs about {:.1f} MB but only {:.1f} MB are free on that disk".format(
+            name, what, (need_bytes + MIN_FREE_BYTES) / 1e6, free / 1e6))
+    return folder
+
+
+def write_json_file(path, obj):
+    """Write JSON through a temporary file in the same folder and rename it into place; an OSError
+    (disk full, read-only) becomes an OutputError naming the path and leaves no partial file."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(path.name, pid_tag()), suffix=".tmp",
+                                   dir=str(path.parent or "."))
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, str(path))
+    except BaseException as e:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OutputError("{}: cannot write it ({})".format(path, e.strerror or e)) from None
+        raise
+    return path
+
+
+# ------------------------------------------------------------------------------------- signals
+class Signals:
+    """SIGTERM (what systemd and docker send) handled like Ctrl-C: the first SIGINT/SIGTERM raises
+    KeyboardInterrupt in the main thread, so the code's own Ctrl-C path closes the outputs; later
+    signals are only recorded, so that closing (an mp4's index, the stats) is not cut short.
+    `received` is the first signal's number (None if none); `exit_code` is 128 + it."""
+
+    def __init__(self, signums=(signal.SIGINT, signal.SIGTERM)):
+        self.signums = signums
+        self.received = None
+        self.holding = False
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+            if not self.holding:
+                raise KeyboardInterrupt
+
+    def hold(self):
+        """From now on a signal is only recorded (the work is done; the outputs are being written)."""
+        self.holding = True
+
+    @property
+    def exit_code(self):
+        return 128 + int(self.received) if self.received else None
+
+    @property
+    def name(self):
+        return signal.Signals(self.received).name if self.received else None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.signums:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
+
+    def interrupted(self, signum=None):
+        """Record a Ctrl-C that arrived as a KeyboardInterrupt without our handler (e.g. before it was set)."""
+        if self.received is None:
+            self.received = signum or signal.SIGINT
+
+
+def clean_stale(folder, pattern, max_age_without_pid=None):
+    """Remove leftovers of killed runs: files/folders matching `pattern` whose name carries the pid
+    (`...-pid<N>-...`) of a process that no longer exists; with `max_age_without_pid` (seconds), also
+    those without a pid (written before names carried one) untouched for that long. Returns the removed paths."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for p in folder.glob(pattern):
+        pid = _pid_in(p.name)
+        if pid is None:
+            try:
+                old = max_age_without_pid is not None and now - p.stat().st_mtime > max_age_without_pid
+            except OSError:
+                old = False
+            if not old:
+                continue
+        elif pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            shutil.rmtree(str(p)) if p.is_dir() and not p.is_symlink() else p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def pid_tag():
+    return "pid{}".format(os.getpid())
+
+
+def _pid_in(name):
+    for part in name.replace(".", "-").split("-"):
+        if part.startswith("pid") and part[3:].isdigit():
+            return int(part[3:])
+    return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
