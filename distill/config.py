@@ -235,9 +235,14 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    """`path`: a YAML file, or the name of a shipped config (`cityscapes.yaml`); an existing file wins."""
+    from .configs import names, resolve
+
+    found = resolve(path)
+    if found is None:
+        raise ConfigError(f"{path}: no such config file (shipped configs, usable by name from any folder: "
+                          f"{', '.join(names())})")
+    path = found
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
