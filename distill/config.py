@@ -26,6 +26,7 @@ class ModelCfg:
     arch: str = "deeplabv3_resnet18"
     kwargs: dict = field(default_factory=dict)      # architecture keyword arguments (stored as arch_kwargs)
     pretrained: Optional[str] = None                # ImageNet backbone weights file (never downloaded)
+    pretrained_strict: bool = True                  # false: allow a file that fills the backbone only partly
 
 
 @dataclass

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import Config, save_config
 from .losses import Distiller
-from .models import build_model, load_pretrained
+from .models import build_model
 
 IGNORE_INDEX = 255
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
@@ -139,9 +139,11 @@ def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
 
 
 def build_student(cfg: Config, num_classes: int) -> nn.Module:
-    model = build_model(cfg.model.arch, num_classes, **cfg.model.kwargs)
+    """The student, with the ImageNet backbone file's variant (recorded in `model.arch_kwargs`) and weights."""
+    model = build_model(cfg.model.arch, num_classes, pretrained=cfg.model.pretrained,
+                        pretrained_strict=cfg.model.pretrained_strict, **cfg.model.kwargs)
     if cfg.model.pretrained:
-        print(f"pretrained backbone {cfg.model.pretrained}: {load_pretrained(model, cfg.model.pretrained)}")
+        print(f"pretrained backbone {cfg.model.pretrained} ({model.arch_kwargs}): {model.pretrained_report}")
     return model
 
 
@@ -342,7 +344,7 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
         tb = _tensorboard(out_dir)
 
     def meta(metrics):
-        return checkpoint.make_meta(cfg.model.arch, cfg.model.kwargs, num_classes, list(info.classes),
+        return checkpoint.make_meta(cfg.model.arch, student.arch_kwargs, num_classes, list(info.classes),
                                     [list(c) for c in info.palette], list(mean), list(std),
                                     cfg.eval.input_size or cfg.data.crop_size, cfg.data.dataset,
                                     config=cfg.to_dict(), metrics=metrics)

@@ -25,12 +25,13 @@ def main(argv=None) -> int:
                    help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
     args = p.parse_args(argv)
     from .data import DatasetError
+    from .models import PretrainedError
     try:
         cfg = load_config(args.cfg, args.overrides)
         from .engine import train
         train(cfg)
     # a missing teacher / pretrained file, a bad dataset tree, a bad config: one line, no traceback
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DatasetError, PretrainedError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
