@@ -59,7 +59,8 @@ class TrainCfg:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     aux_weight: float = 0.4                         # auxiliary CE, where the model has an aux head
-    amp: bool = True                                # mixed precision on GPU; always off on CPU
+    amp: bool = True                                # mixed precision: fp16 autocast + GradScaler on CUDA
+    amp_cpu: bool = False                           # with amp: bf16 autocast on CPU too (off: CPU runs float32)
     sync_bn: bool = True                            # SyncBatchNorm under torchrun
     device: str = "auto"                            # auto | cpu | cuda | cuda:N
     seed: int = 0

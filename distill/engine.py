@@ -287,7 +287,10 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    use_amp = cfg.train.amp and device.type == "cuda"
+    # CUDA: fp16 autocast with a GradScaler. CPU: bf16 autocast only when asked (train.amp_cpu), since
+    # without bf16 hardware (AMX/AVX512-BF16) it is slower than float32; bf16 keeps fp32's range, no scaler.
+    use_amp = cfg.train.amp and (device.type == "cuda" or cfg.train.amp_cpu)
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     out_dir = Path(cfg.out_dir)
@@ -308,7 +311,7 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
                                 weight_decay=cfg.train.weight_decay)
     iters, power = cfg.train.iters, cfg.train.poly_power
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
     start, best = 0, -1.0
     if last_path.is_file():
@@ -357,7 +360,7 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        autocast = torch.autocast(device.type, dtype=torch.float16) if use_amp else nullcontext()
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext()
         with autocast:
             t_out = None
             if teacher is not None:
