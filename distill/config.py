@@ -61,7 +61,7 @@ class TrainCfg:
     aux_weight: float = 0.4                         # auxiliary CE, where the model has an aux head
     amp: bool = True                                # mixed precision: fp16 autocast + GradScaler on CUDA
     amp_cpu: bool = False                           # with amp: bf16 autocast on CPU too (off: CPU runs float32)
-    sync_bn: bool = True                            # SyncBatchNorm under torchrun
+    sync_bn: bool = True                            # SyncBatchNorm under torchrun on CUDA (torch has none for CPU)
     device: str = "auto"                            # auto | cpu | cuda | cuda:N
     seed: int = 0
     threads: int = 0                                # torch CPU threads (0: torch's default)

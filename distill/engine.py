@@ -11,6 +11,7 @@ same command reaches the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import random
@@ -106,6 +107,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     from .data.transforms import EvalTransform, TrainTransform
 
     d = cfg.data
+    if world > 1 and rank != 0:
+        dist.barrier()  # rank 0 builds the datasets first: only it writes (the synthetic data is generated)
     train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
     train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
     if cfg.train.batch_size % world:
@@ -120,6 +123,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     if rank == 0:
         val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
                             **d.val_kwargs)
+        if world > 1:
+            dist.barrier()  # the data is on disk: the other ranks may read it now
     return loader, val, DATASETS[d.dataset], MEAN, STD
 
 
@@ -331,9 +336,17 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
 
     model = stepper
     if world > 1:
-        if cfg.train.sync_bn and device.type == "cuda":
+        # torch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each process normalises with its own batch
+        # statistics, and DDP broadcasts rank 0's running statistics to every rank at each step
+        sync_bn = cfg.train.sync_bn and device.type == "cuda"
+        if sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if rank == 0:
+            why = ("" if sync_bn else " (train.sync_bn=false)" if not cfg.train.sync_bn else
+                   " (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA; running statistics come from rank 0)")
+            print(f"[{cfg.name}] {world} processes on {device.type}; BatchNorm: "
+                  f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
 
     loader, val, info, mean, std = build_data(cfg, rank, world, start)
     terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + list(distiller.losses)
@@ -425,6 +438,21 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
         if tb:
             tb.close()
     if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, weights_digest(student))
+        if rank == 0:
+            if len(set(digests)) > 1:
+                raise RuntimeError(f"the {world} processes ended with different weights: {digests}")
+            print(f"[{cfg.name}] all {world} processes hold the same weights (sha256 {digests[0]})", flush=True)
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the trained parameters, in order: equal on every rank when DDP kept them in step."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
