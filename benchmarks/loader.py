@@ -21,23 +21,22 @@ from pathlib import Path
 DEFAULT_WORKERS = (0, 2, 4)
 
 
-def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, warmup: int, crop=None) -> dict:
-    """Images/s of the config's training loader with `workers` processes (the first `warmup` batches,
-    which include starting the workers, are not timed)."""
+def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, crop=None) -> dict:
+    """Images/s of the config's training loader with `workers` processes, over `batches` batches.
+
+    The clock starts when the iterator is created: starting the workers is counted (a small, conservative
+    bias), while DataLoader's prefetching cannot hand over batches made before the clock started, which
+    a warm-up followed by a short timed window would (they arrive in bursts, one per worker)."""
     from distill.config import load_config
     from distill.engine import build_data
 
-    over = [f"data.root={root}", f"data.num_workers={workers}", f"train.batch_size={batch}",
-            f"train.iters={warmup + batches}"]
+    over = [f"data.root={root}", f"data.num_workers={workers}", f"train.batch_size={batch}", f"train.iters={batches}"]
     if crop:
         over.append(f"data.crop_size=[{crop[0]},{crop[1]}]")
     cfg = load_config(cfg_name, over)
     loader, _, _, _, _ = build_data(cfg, rank=0, world=1, start=0)
-    it = iter(loader)
-    for _ in range(warmup):
-        next(it)
-    images, t0 = 0, time.perf_counter()
-    for x, y in it:
+    images, shape, t0 = 0, None, time.perf_counter()
+    for x, _ in loader:
         images += x.shape[0]
         shape = list(x.shape)
     seconds = time.perf_counter() - t0
@@ -75,15 +74,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16, help="global batch of a GPU step (default 16)")
     p.add_argument("--step-its", type=float, default=2.0,
                    help="stated GPU training speed at --batch, iterations/s (default 2.0)")
-    p.add_argument("--batches", type=int, default=10, help="timed batches per worker count")
-    p.add_argument("--warmup", type=int, default=2, help="untimed batches first")
+    p.add_argument("--batches", type=int, default=10, help="batches per worker count (default 10)")
     p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="crop size (default: the config's)")
     p.add_argument("--out", help="folder for loader.md and loader.json")
     args = p.parse_args(argv)
     from distill.config import ConfigError
     from distill.data import DatasetError
     try:
-        rows = [measure(args.cfg, args.root, w, args.batch, args.batches, args.warmup, args.crop) for w in args.workers]
+        rows = [measure(args.cfg, args.root, w, args.batch, args.batches, args.crop) for w in args.workers]
     except (ConfigError, DatasetError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
