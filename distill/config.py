@@ -26,6 +26,7 @@ class ModelCfg:
     arch: str = "deeplabv3_resnet18"
     kwargs: dict = field(default_factory=dict)      # architecture keyword arguments (stored as arch_kwargs)
     pretrained: Optional[str] = None                # ImageNet backbone weights file (never downloaded)
+    pretrained_strict: bool = True                  # false: allow a file that fills the backbone only partly
 
 
 @dataclass
@@ -58,8 +59,9 @@ class TrainCfg:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     aux_weight: float = 0.4                         # auxiliary CE, where the model has an aux head
-    amp: bool = True                                # mixed precision on GPU; always off on CPU
-    sync_bn: bool = True                            # SyncBatchNorm under torchrun
+    amp: bool = True                                # mixed precision: fp16 autocast + GradScaler on CUDA
+    amp_cpu: bool = False                           # with amp: bf16 autocast on CPU too (off: CPU runs float32)
+    sync_bn: bool = True                            # SyncBatchNorm under torchrun on CUDA (torch has none for CPU)
     device: str = "auto"                            # auto | cpu | cuda | cuda:N
     seed: int = 0
     threads: int = 0                                # torch CPU threads (0: torch's default)
@@ -235,9 +237,14 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    """`path`: a YAML file, or the name of a shipped config (`cityscapes.yaml`); an existing file wins."""
+    from .configs import names, resolve
+
+    found = resolve(path)
+    if found is None:
+        raise ConfigError(f"{path}: no such config file (shipped configs, usable by name from any folder: "
+                          f"{', '.join(names())})")
+    path = found
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

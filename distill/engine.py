@@ -11,6 +11,7 @@ same command reaches the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import random
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import Config, save_config
 from .losses import Distiller
-from .models import build_model, load_pretrained
+from .models import build_model
 from .signals import Interrupted, StopRequest
 
 IGNORE_INDEX = 255
@@ -107,6 +108,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     from .data.transforms import EvalTransform, TrainTransform
 
     d = cfg.data
+    if world > 1 and rank != 0:
+        dist.barrier()  # rank 0 builds the datasets first: only it writes (the synthetic data is generated)
     train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
     train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
     if cfg.train.batch_size % world:
@@ -121,6 +124,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     if rank == 0:
         val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
                             **d.val_kwargs)
+        if world > 1:
+            dist.barrier()  # the data is on disk: the other ranks may read it now
     return loader, val, DATASETS[d.dataset], MEAN, STD
 
 
@@ -140,9 +145,11 @@ def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
 
 
 def build_student(cfg: Config, num_classes: int) -> nn.Module:
-    model = build_model(cfg.model.arch, num_classes, **cfg.model.kwargs)
+    """The student, with the ImageNet backbone file's variant (recorded in `model.arch_kwargs`) and weights."""
+    model = build_model(cfg.model.arch, num_classes, pretrained=cfg.model.pretrained,
+                        pretrained_strict=cfg.model.pretrained_strict, **cfg.model.kwargs)
     if cfg.model.pretrained:
-        print(f"pretrained backbone {cfg.model.pretrained}: {load_pretrained(model, cfg.model.pretrained)}")
+        print(f"pretrained backbone {cfg.model.pretrained} ({model.arch_kwargs}): {model.pretrained_report}")
     return model
 
 
@@ -321,7 +328,10 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    use_amp = cfg.train.amp and device.type == "cuda"
+    # CUDA: fp16 autocast with a GradScaler. CPU: bf16 autocast only when asked (train.amp_cpu), since
+    # without bf16 hardware (AMX/AVX512-BF16) it is slower than float32; bf16 keeps fp32's range, no scaler.
+    use_amp = cfg.train.amp and (device.type == "cuda" or cfg.train.amp_cpu)
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     out_dir = Path(cfg.out_dir)
@@ -344,7 +354,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
                                 weight_decay=cfg.train.weight_decay)
     iters, power = cfg.train.iters, cfg.train.poly_power
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
     start, best = 0, -1.0
     if last_path.is_file():
@@ -360,9 +370,17 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
 
     model = stepper
     if world > 1:
-        if cfg.train.sync_bn and device.type == "cuda":
+        # torch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each process normalises with its own batch
+        # statistics, and DDP broadcasts rank 0's running statistics to every rank at each step
+        sync_bn = cfg.train.sync_bn and device.type == "cuda"
+        if sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if rank == 0:
+            why = ("" if sync_bn else " (train.sync_bn=false)" if not cfg.train.sync_bn else
+                   " (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA; running statistics come from rank 0)")
+            print(f"[{cfg.name}] {world} processes on {device.type}; BatchNorm: "
+                  f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
 
     loader, val, info, mean, std = build_data(cfg, rank, world, start)
     terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + list(distiller.losses)
@@ -376,7 +394,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         tb = _tensorboard(out_dir)
 
     def meta(metrics):
-        return checkpoint.make_meta(cfg.model.arch, cfg.model.kwargs, num_classes, list(info.classes),
+        return checkpoint.make_meta(cfg.model.arch, student.arch_kwargs, num_classes, list(info.classes),
                                     [list(c) for c in info.palette], list(mean), list(std),
                                     cfg.eval.input_size or cfg.data.crop_size, cfg.data.dataset,
                                     config=cfg.to_dict(), metrics=metrics)
@@ -398,7 +416,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        autocast = torch.autocast(device.type, dtype=torch.float16) if use_amp else nullcontext()
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext()
         with autocast:
             t_out = None
             if teacher is not None:
@@ -466,6 +484,21 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         if tb:
             tb.close()
     if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, weights_digest(student))
+        if rank == 0:
+            if len(set(digests)) > 1:
+                raise RuntimeError(f"the {world} processes ended with different weights: {digests}")
+            print(f"[{cfg.name}] all {world} processes hold the same weights (sha256 {digests[0]})", flush=True)
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the trained parameters, in order: equal on every rank when DDP kept them in step."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

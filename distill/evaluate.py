@@ -1,6 +1,6 @@
 """Evaluate a segmentation model: whole-image or sliding-window inference, optional flip, `SegMetric`.
 
-    python -m distill.evaluate --ckpt student.pt --cfg configs/demo.yaml [--out metrics.json]
+    python -m distill.evaluate --ckpt student.pt --cfg synthetic.yaml [--out metrics.json]
     python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes --split val \\
         --mode slide --crop 512 1024 --stride 341 683 --flip
 
@@ -185,7 +185,8 @@ def _check_writable(path: Path) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, help="student checkpoint (student.pt / best.pt)")
-    p.add_argument("--cfg", help="run config YAML: its data and eval sections say what and how to evaluate")
+    p.add_argument("--cfg", help="run config YAML, or a shipped config's name (cityscapes.yaml): its data and eval "
+                   "sections say what and how to evaluate")
     p.add_argument("--dataset", help="dataset name (overrides the config's data.dataset)")
     p.add_argument("--root", help="dataset root (overrides data.root)")
     p.add_argument("--split", help="split to evaluate (default: the config's data.val_split, else val)")

@@ -1,6 +1,13 @@
-"""`python -m distill.run --cfg configs/synthetic.yaml [key=value ...]`: train a teacher, a plain student,
+"""`python -m distill.run --cfg synthetic.yaml [key=value ...]`: train a teacher, a plain student,
 or distil a student, as the config says. Rerunning the same command resumes from the run folder's last.pt.
-Multi-GPU: `torchrun --nproc_per_node=N -m distill.run --cfg ...` (DDP on the student only)."""
+
+--cfg takes a YAML file, or the name of a config shipped inside the package (cityscapes.yaml,
+cityscapes_teacher.yaml, voc.yaml, synthetic.yaml, ...; `configs/NAME.yaml` too), from any folder and
+from a pip install. A file that exists at the given path always wins over a shipped config.
+
+Several processes: `torchrun --nproc_per_node=N -m distill.run --cfg ...` (DDP on the student only; the
+global batch train.batch_size is split over the processes). Several machines: run on each
+`torchrun --nnodes=M --nproc_per_node=N --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=JOB -m distill.run ...`."""
 from __future__ import annotations
 
 import argparse
@@ -16,12 +23,13 @@ from .signals import Interrupted
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", required=True, help="YAML config file (configs/*.yaml)")
+    p.add_argument("--cfg", required=True, help="YAML config file, or a shipped config's name (e.g. cityscapes.yaml); an existing path wins")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="override config keys, dotted, values as YAML: train.iters=100 data.crop_size=[128,256]")
     args = p.parse_args(argv)
     from .data import DatasetError
     from .engine import train
+    from .models import PretrainedError
     # the message is printed after the except block: the traceback it drops holds the progress bar,
     # whose last redraw must come before the message
     message, code = None, 0
@@ -30,7 +38,7 @@ def main(argv=None) -> int:
         train(cfg)
     # a missing teacher / pretrained file, a bad dataset tree, a bad config, an unwritable run folder
     # or a full disk (OSError: the file and the reason): one line, no traceback
-    except (ConfigError, CheckpointError, DatasetError, OSError) as e:
+    except (ConfigError, CheckpointError, DatasetError, PretrainedError, OSError) as e:
         message, code = f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", 2
     except Interrupted as e:  # SIGTERM/Ctrl-C in the loop: the step finished and last.pt was saved
         message, code = str(e), e.exit_code

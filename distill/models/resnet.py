@@ -1,4 +1,5 @@
-"""Dilated ResNet backbones (v1c deep stem, as mmseg and CIRKD use), output stride 8 or 16."""
+"""Dilated ResNet backbones with the stem of the ImageNet file in use (mmseg v1c, CIRKD v1s, torchvision 7x7),
+output stride 8 or 16."""
 from __future__ import annotations
 
 import torch
@@ -51,34 +52,49 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+# The input stems of the ImageNet weight files in use (`width` = the first stage's planes, 64 for them):
+#   "v1c": mmseg ResNetV1c, three 3x3 convs width/2, width/2, width (stem.0/1, stem.3/4, stem.6/7);
+#   "v1s": CIRKD ResNetV1b deep stem (its resnet*_v1s), 3x3 convs width, width, 2*width, so layer1 starts
+#          from 2*width channels and ResNet-18's layer1.0 has a downsample (same stem.N names here);
+#   "7x7": torchvision, one 7x7 conv (conv1/bn1).
+STEMS = ("v1c", "v1s", "7x7")
+
+
 class ResNet(nn.Module):
     """ResNet whose last stages trade stride for dilation.
 
-    `deep_stem=True` is ResNet-v1c (three 3x3 convs, the stem of mmseg/CIRKD ImageNet weights);
-    `deep_stem=False` is torchvision's 7x7 stem. `width` is the first stage's channel count
-    (64 for the standard networks; smaller for the CPU demo models).
+    `stem` is one of STEMS. `width` is the first stage's channel count (64 for the standard networks;
+    smaller for the CPU demo models). `deep_stem=False` is the older spelling of `stem="7x7"` (kept so
+    checkpoints that recorded it rebuild).
     """
 
-    def __init__(self, block, layers, width=64, deep_stem=True, output_stride=8):
+    def __init__(self, block, layers, width=64, stem="v1c", output_stride=8, deep_stem=None):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
-        self.deep_stem = deep_stem
-        if deep_stem:
-            half = width // 2
+        if deep_stem is False:
+            stem = "7x7"
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")
+        self.stem_type = stem
+        self.deep_stem = stem != "7x7"
+        if self.deep_stem:
+            c1, c3 = (width // 2, width) if stem == "v1c" else (width, 2 * width)
             self.stem = nn.Sequential(
-                conv3x3(3, half, 2), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-                conv3x3(half, half), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-                conv3x3(half, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                conv3x3(3, c1, 2), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+                conv3x3(c1, c1), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+                conv3x3(c1, c3), nn.BatchNorm2d(c3), nn.ReLU(inplace=True),
             )
+            stem_out = c3
         else:
             self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
             self.bn1 = nn.BatchNorm2d(width)
             self.relu = nn.ReLU(inplace=True)
+            stem_out = width
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         strides = {8: (1, 2, 1, 1), 16: (1, 2, 2, 1), 32: (1, 2, 2, 2)}[output_stride]
         dilations = {8: (1, 1, 2, 4), 16: (1, 1, 1, 2), 32: (1, 1, 1, 1)}[output_stride]
-        self.inplanes = width
+        self.inplanes = stem_out
         self.layer1 = self._make_layer(block, width, layers[0], strides[0], dilations[0])
         self.layer2 = self._make_layer(block, width * 2, layers[1], strides[1], dilations[1])
         self.layer3 = self._make_layer(block, width * 4, layers[2], strides[2], dilations[2])

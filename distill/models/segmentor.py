@@ -53,8 +53,8 @@ class Segmentor(nn.Module):
 
 
 def _resnet_seg(head: str, depth: int, num_classes: int, width=64, head_channels=None, aux=True,
-                deep_stem=True, output_stride=8) -> Segmentor:
-    backbone = resnet(depth, width=width, deep_stem=deep_stem, output_stride=output_stride)
+                stem="v1c", output_stride=8, deep_stem=None) -> Segmentor:
+    backbone = resnet(depth, width=width, stem=stem, output_stride=output_stride, deep_stem=deep_stem)
     c3, c4 = backbone.channels[2], backbone.channels[3]
     if head == "deeplabv3":
         # mmseg's ASPP rates are for OS8; halve them for OS16
@@ -68,7 +68,8 @@ def _resnet_seg(head: str, depth: int, num_classes: int, width=64, head_channels
 
 @register_model
 def deeplabv3_resnet101(num_classes, **kw):
-    """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101 v1c, OS8."""
+    """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101, OS8; stem="v1c" (mmseg) by default,
+    "v1s" with CIRKD's resnet101-imagenet.pth (chosen by `pretrained=`)."""
     return _resnet_seg("deeplabv3", 101, num_classes, **kw)
 
 
@@ -79,7 +80,8 @@ def deeplabv3_resnet50(num_classes, **kw):
 
 @register_model
 def deeplabv3_resnet18(num_classes, **kw):
-    """The standard student: DeepLabV3, ResNet-18 v1c, OS8."""
+    """The standard student: DeepLabV3, ResNet-18, OS8. With CIRKD's resnet18-imagenet.pth (`pretrained=`
+    picks stem="v1s") its backbone is CIRKD's resnet18_v1s, the student of its 74.21 -> 76.38 recipe."""
     return _resnet_seg("deeplabv3", 18, num_classes, **kw)
 
 

@@ -1,0 +1,134 @@
+"""Write the key layouts (key -> shape) of the ImageNet weight files users have, from the real model code.
+
+Not run by the tests (they read the JSON files it wrote); rerun it when a source changes:
+
+    pip download --no-deps torchvision -d /tmp/tv
+    python tests/layouts/make_layouts.py /tmp/tv/torchvision-*.whl /path/to/CIRKD/models/base_models/resnetv1b.py
+
+- torchvision: `torchvision/models/resnet.py` and `mobilenetv2.py` (+ `ops/misc.py`) are executed from the
+  wheel as they are (only their package-relative imports are replaced: torchvision's compiled ops need a
+  torch build of the same version, which a model's key layout does not depend on).
+- CIRKD (winycg/CIRKD `models/base_models/resnetv1b.py`): `resnet18_v1s` / `resnet101_v1s`, the deep-stem
+  backbones of its `deeplabv3` student and teacher, executed from that file.
+- mmseg (open-mmlab/mmsegmentation `mmseg/models/backbones/resnet.py`, `mobilenet_v2.py`): needs mmcv, so
+  its layouts are written from that code: ResNetV1c's `stem` is conv(3, 32, s2), BN, ReLU, conv(32, 32),
+  BN, ReLU, conv(32, 64), BN, ReLU (`stem_channels // 2` then `stem_channels`), its blocks name their
+  layers conv1/bn1/conv2/bn2[/conv3/bn3]/downsample.0|1 like torchvision's; MobileNetV2 is
+  `conv1.conv|bn` then `layerK.J.conv.I.conv|bn` (ConvModule) for arch_settings
+  [[1,16,1],[6,24,2],[6,32,3],[6,64,4],[6,96,3],[6,160,3],[6,320,1]], and mmcls's ImageNet file adds
+  `conv2` (320 -> 1280) and `head.fc`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+HERE = Path(__file__).parent
+
+
+def _exec(source: str, namespace: dict, cut: str | None = None) -> dict:
+    source = re.sub(r"^from \.\.?[\w.]* import .*$", "", source, flags=re.M)
+    if cut:
+        source = source[:source.index(cut)]
+    exec(compile(source, "<layout source>", "exec"), namespace)
+    return namespace
+
+
+def _layout(module: nn.Module, source: str) -> dict:
+    return {"source": source, "keys": {k: list(v.shape) for k, v in module.state_dict().items()}}
+
+
+def torchvision_layouts(wheel: Path) -> dict:
+    with zipfile.ZipFile(wheel) as z:
+        read = lambda name: z.read(f"torchvision/{name}").decode()  # noqa: E731
+        resnet_src, mbv2_src, misc_src = read("models/resnet.py"), read("models/mobilenetv2.py"), read("ops/misc.py")
+    stub = {"_log_api_usage_once": lambda *a, **k: None}
+    misc = _exec(misc_src, {**stub, "__name__": "tv_misc"}, cut="class MLP")
+    res = _exec(resnet_src, {**stub, "__name__": "tv_resnet"}, cut="_COMMON_META")
+    mb = _exec(mbv2_src, {**stub, "__name__": "tv_mbv2", "Conv2dNormActivation": misc["Conv2dNormActivation"],
+                          "_make_divisible": _make_divisible}, cut="_COMMON_META")
+    tag = f"torchvision {wheel.name}"
+    return {
+        "torchvision_resnet18": _layout(res["ResNet"](res["BasicBlock"], [2, 2, 2, 2]), f"{tag} models/resnet.py resnet18"),
+        "torchvision_resnet101": _layout(res["ResNet"](res["Bottleneck"], [3, 4, 23, 3]), f"{tag} models/resnet.py resnet101"),
+        "torchvision_mobilenet_v2": _layout(mb["MobileNetV2"](), f"{tag} models/mobilenetv2.py mobilenet_v2"),
+    }
+
+
+def _make_divisible(v, divisor, min_value=None):  # torchvision/models/_utils.py
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def cirkd_layouts(resnetv1b: Path) -> dict:
+    ns = _exec(resnetv1b.read_text(), {"__name__": "cirkd_resnetv1b"})
+    out = {}
+    for depth in (18, 101):
+        # the file's builders also load weights; build the network class itself, as resnet*_v1s do
+        block, layers = (ns["BasicBlockV1b"], [2, 2, 2, 2]) if depth == 18 else (ns["BottleneckV1b"], [3, 4, 23, 3])
+        net = ns["ResNetV1b"](block, layers, deep_stem=True)
+        lay = _layout(net, f"winycg/CIRKD models/base_models/resnetv1b.py resnet{depth}_v1s")
+        # the published ImageNet files (resnet18-imagenet.pth, resnet101-imagenet.pth) keep the classifier
+        width = 512 * (1 if depth == 18 else 4)
+        lay["keys"].update({"fc.weight": [1000, width], "fc.bias": [1000]})
+        out[f"cirkd_resnet{depth}_v1s"] = lay
+    return out
+
+
+def _bn(prefix: str, c: int) -> dict:
+    return {f"{prefix}.weight": [c], f"{prefix}.bias": [c], f"{prefix}.running_mean": [c],
+            f"{prefix}.running_var": [c], f"{prefix}.num_batches_tracked": []}
+
+
+def mmseg_resnet_v1c(tv: dict, depth: int) -> dict:
+    keys = {k: v for k, v in tv["keys"].items() if not k.startswith(("conv1.", "bn1.", "fc."))}
+    stem = {"stem.0.weight": [32, 3, 3, 3], **_bn("stem.1", 32), "stem.3.weight": [32, 32, 3, 3],
+            **_bn("stem.4", 32), "stem.6.weight": [64, 32, 3, 3], **_bn("stem.7", 64)}
+    fc = {"fc.weight": [1000, 512 * (1 if depth == 18 else 4)], "fc.bias": [1000]}
+    return {"source": f"open-mmlab/mmsegmentation mmseg/models/backbones/resnet.py ResNetV1c depth {depth} "
+                      "(mmcls ImageNet file: + fc)", "keys": {**stem, **keys, **fc}}
+
+
+def mmseg_mobilenet_v2() -> dict:
+    keys = {"conv1.conv.weight": [32, 3, 3, 3], **_bn("conv1.bn", 32)}
+    cin = 32
+    for li, (t, c, n) in enumerate([[1, 16, 1], [6, 24, 2], [6, 32, 3], [6, 64, 4], [6, 96, 3], [6, 160, 3], [6, 320, 1]]):
+        for j in range(n):
+            hidden, units = cin * t, []
+            if t != 1:
+                units.append(([hidden, cin, 1, 1], hidden))
+            units += [([hidden, 1, 3, 3], hidden), ([c, hidden, 1, 1], c)]
+            for i, (shape, ch) in enumerate(units):
+                p = f"layer{li + 1}.{j}.conv.{i}"
+                keys.update({f"{p}.conv.weight": shape, **_bn(f"{p}.bn", ch)})
+            cin = c
+    keys.update({"conv2.conv.weight": [1280, 320, 1, 1], **_bn("conv2.bn", 1280),
+                 "head.fc.weight": [1000, 1280], "head.fc.bias": [1000]})
+    return {"source": "open-mmlab/mmsegmentation mmseg/models/backbones/mobilenet_v2.py (mmcls ImageNet file: "
+                      "+ conv2, head.fc)", "keys": keys}
+
+
+def main(wheel: str, cirkd: str) -> None:
+    layouts = torchvision_layouts(Path(wheel))
+    layouts.update(cirkd_layouts(Path(cirkd)))
+    layouts["mmseg_resnet18_v1c"] = mmseg_resnet_v1c(layouts["torchvision_resnet18"], 18)
+    layouts["mmseg_resnet101_v1c"] = mmseg_resnet_v1c(layouts["torchvision_resnet101"], 101)
+    layouts["mmseg_mobilenet_v2"] = mmseg_mobilenet_v2()
+    for name, lay in layouts.items():
+        (HERE / f"{name}.json").write_text(json.dumps(lay, separators=(",", ":")) + "\n")
+        print(f"{name}: {len(lay['keys'])} keys")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,117 @@
+"""The dataset recipes at their real sizes, on CPU: teacher config, then BRD student config, then evaluation,
+ONNX export and the runtime benchmark on the student, on a small tree in the dataset's real layout.
+
+Overridden: train.iters, train.batch_size, train.threads, out_dir, plus where things are (data.root, the
+teacher's student.pt as teacher.ckpt, model.pretrained: ImageNet files in CIRKD's and mmseg's real layouts,
+with sane random values). Everything else (architectures, crop sizes, losses, eval sizes) is the config's.
+Cost on the 2-core CI machine: the Cityscapes chain alone takes most of the ~12 minutes CI can give these
+tests (the ResNet-101 teacher used 8.6 CPU-minutes for 2 iterations at 512x1024), so CI runs Cityscapes
+(`slow`) and the VOC,
+ADE20K and COCO-Stuff chains (the same two networks at 512x512 crops, their own loaders and class counts)
+run when BRD_RECIPES=all is set: `BRD_RECIPES=all pytest -m slow tests/test_recipes.py`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill import checkpoint
+from tests import trees
+
+ROOT = Path(__file__).parent.parent
+LAYOUTS = Path(__file__).parent / "layouts"
+
+# dataset -> (image size of the tree, evaluation flags). Cityscapes is evaluated by sliding 512x1024
+# windows over the full 1024x2048 frame; the others whole, at their own image sizes.
+RECIPES = {
+    "cityscapes": ((1024, 2048), ["--mode", "slide", "--crop", "512", "1024", "--stride", "512", "1024"]),
+    "voc": ((375, 500), []),
+    "ade20k": ((512, 683), []),
+    "cocostuff10k": ((480, 640), []),
+}
+
+
+def imagenet_file(path: Path, layout: str) -> Path:
+    """A weight file with the layout's exact keys and shapes and values a trained net could have
+    (He-initialised convs, unit BN), so the recipe starts from finite activations."""
+    keys = json.loads((LAYOUTS / f"{layout}.json").read_text())["keys"]
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for k, shape in keys.items():
+        if k.endswith("num_batches_tracked"):
+            sd[k] = torch.tensor(0)
+        elif len(shape) == 4:
+            sd[k] = torch.randn(shape, generator=g) * math.sqrt(2.0 / (shape[1] * shape[2] * shape[3]))
+        elif k.endswith(("running_var", "weight")):
+            sd[k] = torch.ones(shape)
+        else:
+            sd[k] = torch.zeros(shape)
+    torch.save(sd, path)
+    return path
+
+
+def _run(args, timeout=2400):
+    t, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    print(f"  wall {time.perf_counter() - t:6.1f} s, cpu {used:6.1f} s  {' '.join(args[:4])}", flush=True)
+    return done
+
+
+IN_CI = ("cityscapes",)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+@pytest.mark.parametrize("dataset", list(RECIPES))
+def test_recipe_at_real_size(tmp_path, dataset):
+    if dataset not in IN_CI and os.environ.get("BRD_RECIPES") != "all":
+        pytest.skip(f"{dataset} recipe at real size: several more minutes on 2 cores; set BRD_RECIPES=all to run it")
+    size, eval_flags = RECIPES[dataset]
+    data = trees.TREES[dataset](tmp_path / "data", size=size, train=2, val=1)
+    r101 = imagenet_file(tmp_path / "resnet101_v1c.pth", "mmseg_resnet101_v1c")
+    r18 = imagenet_file(tmp_path / "resnet18-imagenet.pth", "cirkd_resnet18_v1s")
+    common = ["train.iters=2", "train.batch_size=2", "train.threads=2", f"data.root={data}"]
+
+    _run(["-m", "distill.run", "--cfg", f"{dataset}_teacher.yaml", *common, f"out_dir={tmp_path / 'teacher'}",
+          f"model.pretrained={r101}"])
+    teacher, tmeta = checkpoint.load(tmp_path / "teacher" / "student.pt")
+    assert tmeta["arch"] == "deeplabv3_resnet101" and tmeta["arch_kwargs"] == {"stem": "v1c"}
+
+    _run(["-m", "distill.run", "--cfg", f"{dataset}.yaml", *common, f"out_dir={tmp_path / 'student'}",
+          f"model.pretrained={r18}", f"teacher.ckpt={tmp_path / 'teacher' / 'student.pt'}"])
+    ckpt = tmp_path / "student" / "student.pt"
+    _, meta = checkpoint.load(ckpt)
+    assert meta["arch"] == "deeplabv3_resnet18" and meta["arch_kwargs"] == {"stem": "v1s"}  # CIRKD's student
+    with open(tmp_path / "student" / "train_log.csv") as f:
+        (row,) = list(csv.DictReader(f))          # the config logs every 50 steps and at the last one
+    assert row["step"] == "2" and all(math.isfinite(float(row[t])) for t in ("ce", "kd", "boundary", "relation"))
+
+    metrics = tmp_path / "metrics.json"
+    _run(["-m", "distill.evaluate", "--ckpt", str(ckpt), "--cfg", f"{dataset}.yaml", f"data.root={data}",
+          *eval_flags, "--out", str(metrics)])
+    result = json.loads(metrics.read_text())
+    assert result["num_images"] == 1 and 0.0 <= result["mIoU"] <= 1.0
+    assert result["settings"]["mode"] == ("slide" if eval_flags else "whole")
+
+    onnx_path = tmp_path / "student.onnx"
+    _run(["-m", "export.onnx", str(ckpt), "-o", str(onnx_path)])
+    parity = json.loads(Path(str(onnx_path) + ".parity.json").read_text())
+    assert parity["passed"]
+    bench = tmp_path / "bench.json"
+    _run(["-m", "runtime.bench", "--model", str(onnx_path), "--iters", "2", "--warmup", "1", "--threads", "2",
+          "--json", str(bench)])
+    b = json.loads(bench.read_text())
+    assert b["shape"][-2:] == meta["input_size"] and b["latency_ms"]["p50"] > 0
