@@ -215,7 +215,7 @@ def run_metrics(run: Run) -> dict:
     if missing:
         raise BenchmarkError(f"{run.student} holds no {', '.join(missing)} (trained by an older version): "
                              f"pass --retrain-changed or delete the run folder")
-    return metrics
+    return {**metrics, "git_commit": meta.get("git_commit")}
 
 
 def score_checkpoint(ckpt: Path, cfg, split: str) -> dict:
@@ -370,6 +370,7 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
         metrics = run_metrics(r)
         runs.append({"method": r.method, "seed": r.seed, "run": str(r.run_dir), "setting": " ".join(chosen.get(r.method, [])),
                      "iters": r.load().train.iters, "train_s": times.get(r.name),
+                     "git_commit": metrics.get("git_commit"), "IoU": list(metrics.get("IoU", [])),
                      **{k: float(metrics[k]) for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate",
                                                        "miss_rate", "spurious_rate")}})
     if not runs:

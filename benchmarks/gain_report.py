@@ -23,12 +23,15 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
                  panel_images, argv, log=print) -> Path:
     runs, tuning, teacher_scores = result["runs"], result["tuning"], result["teacher"]
     out.mkdir(parents=True, exist_ok=True)
+    classes = _classes(cfg)
     per_run = [{"method": r["method"], "seed": r["seed"], **{k: r[k] for k in CSV_KEYS}, "setting": r["setting"],
-                "iters": r["iters"], "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"]}
+                "iters": r["iters"], "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"],
+                "git_commit": r.get("git_commit") or "", **_per_class(r.get("IoU", []), classes)}
                for r in runs]
     if teacher_scores is not None:
         per_run.append({"method": "teacher", "seed": "", **{k: float(teacher_scores[k]) for k in CSV_KEYS},
-                        "setting": "", "iters": "", "train_s": None, "run": str(teacher)})
+                        "setting": "", "iters": "", "train_s": None, "run": str(teacher), "git_commit": "",
+                        **_per_class(teacher_scores.get("IoU", []), classes)})
     write_csv(per_run, out / f"{prefix}.csv")
     if tuning:
         write_csv(tuning, out / f"{prefix}_tuning.csv")
@@ -49,6 +52,35 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     (out / f"{prefix}.md").write_text(text)
     log(f"wrote {out / f'{prefix}.md'} and its CSVs and charts")
     return out / f"{prefix}.md"
+
+
+def _classes(cfg) -> list[str]:
+    from distill.data import DATASETS
+
+    return list(DATASETS[cfg.data.dataset].classes)
+
+
+def _per_class(iou, classes) -> dict:
+    return {f"IoU_{c}": (float(v) if v is not None else float("nan")) for c, v in zip(classes, iou)}
+
+
+def per_class_table(runs, teacher_scores, classes) -> str:
+    """Mean IoU per class and method over seeds (percent): where the methods differ, class by class."""
+    import statistics
+
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r["IoU"] for r in runs if r["method"] == method and r.get("IoU")]
+        if not mine:
+            continue
+        row = {"method": label(method)}
+        for i, c in enumerate(classes):
+            vals = [m[i] for m in mine if m[i] is not None and not math.isnan(m[i])]
+            row[c] = pct(statistics.fmean(vals)) if vals else "–"
+        rows.append(row)
+    if teacher_scores is not None and teacher_scores.get("IoU"):
+        rows.append({"method": "teacher", **{c: pct(v) for c, v in zip(classes, teacher_scores["IoU"])}})
+    return markdown_table(rows) if rows else ""
 
 
 def _settings_text(cfg, teacher, seeds, overrides, tune, n_val) -> str:
@@ -101,6 +133,9 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
                 row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
             ptab.append(row)
         lines += [markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
+    table = per_class_table(runs, teacher_scores, _classes(cfg))
+    if table:
+        lines += ["## IoU per class (val, mean over seeds, percent)", "", table.rstrip("\n"), ""]
     lines += ["![metrics](" + f"{prefix}_metrics.png)", "", f"![connectivity]({prefix}_connectivity.png)", ""]
     if paired:
         lines += [f"![paired]({prefix}_paired.png)", ""]
@@ -118,7 +153,9 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
          "train s": "reused" if r["train_s"] is None else f"{r['train_s']:.0f}"} for r in runs]).rstrip("\n"), ""]
     if result["missing"]:
         lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
-    lines += [provenance("benchmarks.distill_gain", argv), ""]
+    commits = sorted({r.get("git_commit") or "unknown" for r in runs})
+    lines += [provenance("benchmarks.distill_gain", argv) + f" The runs were trained at commit(s) "
+              f"{', '.join(f'`{c[:12]}`' for c in commits)} (each student.pt records its own).", ""]
     return "\n".join(lines)
 
 
