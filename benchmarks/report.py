@@ -76,7 +76,8 @@ def provenance(module: str, argv: list[str] | None) -> str:
         except (OSError, subprocess.SubprocessError):
             return ""
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    # the code's state: results and prose under docs/ (which this very run may be rewriting) do not count
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs")
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
