@@ -87,7 +87,7 @@ def _settings_text(cfg, teacher, seeds, overrides, tune, n_val) -> str:
     d = cfg.data
     return (f"Dataset {d.dataset} (`{d.root}`), {d.kwargs.get('num_images', '?')} training images, val "
             f"{n_val} images at {cfg.eval.size or d.val_kwargs.get('size', 'native size')}; student "
-            f"`{cfg.model.arch}` {cfg.model.kwargs or ''} trained {cfg.train.iters} iterations at batch "
+            f"`{cfg.model.arch}`{f' {cfg.model.kwargs}' if cfg.model.kwargs else ''} trained {cfg.train.iters} iterations at batch "
             f"{cfg.train.batch_size}, {d.crop_size[0]}x{d.crop_size[1]} crops; teacher `{teacher}`; seeds "
             f"{', '.join(map(str, seeds))}; "
             + ("loss settings tuned on the held-out `tune` split (2 candidates per distilled method, seed 100, "
