@@ -74,17 +74,19 @@ class BoundaryLoss(nn.Module):
             raise ValueError(f"boundary kernel must be an odd integer >= 3, got {kernel}")
         self.kernel, self.edge_weight, self.fuse, self.floor = kernel, edge_weight, fuse, floor
 
-    def maps(self, feats: list[torch.Tensor], valid: torch.Tensor | None) -> list[torch.Tensor]:
-        return [boundary_map(f.float(), self.kernel, cell_mask(valid, f.shape[-2:], self.kernel), floor=self.floor)
-                for f in feats]
+    def maps(self, feats: list[torch.Tensor], masks: dict) -> list[torch.Tensor]:
+        return [boundary_map(f.float(), self.kernel, masks.get(tuple(f.shape[-2:])), floor=self.floor) for f in feats]
 
     def forward(self, student: list[torch.Tensor], teacher: list[torch.Tensor],
                 valid: torch.Tensor | None = None) -> torch.Tensor:
         if len(student) != len(teacher) or not student:
             raise ValueError(f"BoundaryLoss: {len(student)} student vs {len(teacher)} teacher stages")
         with torch.autocast(student[0].device.type, enabled=False):
-            bt = self.maps([t.detach() for t in teacher], valid)
-            bs = self.maps(student, valid)
+            # one cell mask per feature size, shared by the teacher's and student's maps and the weights
+            sizes = {tuple(f.shape[-2:]) for f in (*teacher, *student)}
+            masks = {} if valid is None else {hw: cell_mask(valid, hw, self.kernel) for hw in sizes}
+            bt = self.maps([t.detach() for t in teacher], masks)
+            bs = self.maps(student, masks)
             if self.fuse:
                 size = bt[0].shape[-2:]
                 bt, bs = [fuse_maps(bt, size)], [fuse_maps(bs, size)]
@@ -93,7 +95,7 @@ class BoundaryLoss(nn.Module):
                 if s.shape[-2:] != t.shape[-2:]:
                     s = F.interpolate(s, size=t.shape[-2:], mode="bilinear", align_corners=False)
                 w = 1.0 + self.edge_weight * t
-                m = cell_mask(valid, t.shape[-2:], self.kernel)
+                m = masks.get(tuple(t.shape[-2:])) if valid is not None else None
                 if m is not None:
                     w = w * m
                 total = total + (w * (s - t) ** 2).sum() / w.sum().clamp_min(1e-6)
