@@ -18,7 +18,6 @@ from runtime import metadata
 from runtime.cli import pid_tag
 from runtime.formats import require
 
-from runtime.cli import finite_float
 
 from .common import (ExportError, check_writable, cli, current_umask, onnx_meta, publish, record_file, sibling,
                      source_kind, staged, work_dir)
@@ -58,11 +57,11 @@ def save_ir(model, out: Path, compress_to_fp16: bool):
 
 
 def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, validation=None,
-                     max_drop: float | None = None) -> Path:
+                     max_drop: float | None = None, max_boundary_drop: float | None = None) -> Path:
     """Convert an FP32 ONNX model (with BRD Edge metadata) to IR at `precision`; returns the .xml.
 
-    int8 needs `calib_images` (uint8 RGB); with `validation` [(image, label)] and `max_drop` it uses
-    NNCF's accuracy-controlled quantisation.
+    int8 needs `calib_images` (uint8 RGB); with `validation` [(image, label)] it uses NNCF's
+    accuracy-controlled quantisation within `max_drop` (mIoU) and `max_boundary_drop` (boundary F1) points.
     """
     ov = require("openvino", "openvino", "OpenVINO export")
     if precision not in PRECISIONS:
@@ -83,9 +82,11 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     if precision == "int8":
         from .quantize import quantize_openvino_int8
 
-        model = quantize_openvino_int8(model, calib_images, meta, validation, max_drop)
+        model = quantize_openvino_int8(model, calib_images, meta, validation, max_drop, max_boundary_drop)
         export["quantization"] = {"tool": "nncf", "accuracy_control": validation is not None,
                                   "calibration_images": len(calib_images)}
+        if validation is not None:
+            export["quantization"].update(max_drop=max_drop, max_boundary_drop=max_boundary_drop)
     model.set_rt_info(metadata.dumps(meta), [metadata.META_KEY])
     save_ir(model, out, compress_to_fp16=precision == "fp16")
     return out
@@ -94,15 +95,17 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
+    from .quantize import add_gate_args
 
     p = argparse.ArgumentParser(prog="python -m export.openvino", description=__doc__.splitlines()[0])
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output .xml (default: next to the source; .fp16/.int8 infix)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the intermediate export (.pt source)")
-    p.add_argument("--max-drop", type=finite_float, default=1.0, help="INT8 accuracy gate: max mIoU drop (points)")
+    add_gate_args(p)
     p.add_argument("--accuracy-control", action="store_true",
-                   help="INT8: NNCF accuracy-controlled quantisation to stay within --max-drop (needs --data-root)")
+                   help="INT8: NNCF accuracy-controlled quantisation to stay within --max-drop and "
+                        "--max-boundary-drop (needs --data-root)")
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
@@ -123,13 +126,14 @@ def main(argv=None) -> int:
             if args.accuracy_control and not validation:
                 raise ExportError("--accuracy-control needs a labelled validation split: pass --data-root")
         onnx_to_openvino(src_onnx, candidate, args.precision, images,
-                         validation if args.accuracy_control else None, args.max_drop)
+                         validation if args.accuracy_control else None, args.max_drop, args.max_boundary_drop)
         print(f"converted {out.name} ({args.precision}); checking it")
         code = parity_from_args(args, candidate, args.precision, torch_model, reference_onnx=src_onnx, final=out)
         gate = None
         if args.precision == "int8" and validation and code == 0:
             fp32_xml = onnx_to_openvino(src_onnx, Path(tmpdir) / "fp32.xml", "fp32")
-            gate = accuracy_gate(fp32_xml, candidate, validation, args.max_drop, name=out)
+            gate = accuracy_gate(fp32_xml, candidate, validation, args.max_drop, name=out,
+                                 max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
         kept = publish(candidate, out, code == 0, args.keep_failed, why)

@@ -1,10 +1,15 @@
 """INT8: post-training static quantisation calibrated on real images, and the accuracy gate.
 
-- ONNX Runtime: Q/DQ ONNX (symmetric INT8 activations and per-channel weights, the explicit
-  quantisation TensorRT 10+ builds from), `python -m export.quantize student.pt|.onnx`.
+- ONNX Runtime: Q/DQ ONNX from ONNX Runtime's static quantiser, `python -m export.quantize
+  student.pt|.onnx [--target ort|trt]`. The two targets want different files (TARGETS, measured in
+  docs/int8.md): ONNX Runtime's CPU kernels want asymmetric uint8 activations, TensorRT wants
+  symmetric int8. Each file records its target; export.trt refuses an `ort` one, and the runtime
+  warns when an ONNX Runtime CPU session is given a `trt` one.
 - OpenVINO: NNCF post-training quantisation of the IR (export.openvino --precision int8), or
   NNCF's accuracy-controlled quantisation when a labelled validation split is given.
-- The gate: FP32 vs INT8 mIoU on the validation split; fails when the drop exceeds --max-drop.
+- The gate: FP32 vs INT8 mIoU and boundary F1 on the validation split; fails when either drop
+  exceeds its limit (--max-drop, --max-boundary-drop). Boundaries are what BRD buys, and they are
+  what INT8 rounding erodes first.
 
 Calibration images go through exactly the runtime's preprocessing (common.preprocess).
 """
@@ -23,6 +28,20 @@ from runtime.cli import finite_float
 
 from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, publish, record_file,
                      set_onnx_meta, sibling, source_kind, staged, work_dir)
+
+# Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
+# - ort: uint8 activations with a zero point let the quantiser fold ReLU/ReLU6 into the quantisation
+#   range, so every Conv(+ReLU) becomes one QLinearConv. With symmetric int8 activations the ReLUs stay
+#   as float ops between Q/DQ pairs; ONNX Runtime then leaves the convolutions around them in float and
+#   adds NCHW<->NHWC transposes, and INT8 ends up slower than FP32 on x86.
+# - trt: TensorRT's explicit quantisation takes only symmetric int8 (zero point 0) Q/DQ; it fuses the
+#   FP32 bias into the int8 convolution itself, so the bias stays float.
+TARGETS = {
+    "ort": {"activation": "QUInt8", "weight": "QInt8",
+            "extra": {"WeightSymmetric": True, "ActivationSymmetric": False}},
+    "trt": {"activation": "QInt8", "weight": "QInt8",
+            "extra": {"WeightSymmetric": True, "ActivationSymmetric": True, "QuantizeBias": False}},
+}
 
 
 def _reader(images, meta):
@@ -43,22 +62,22 @@ def _reader(images, meta):
     return Reader()
 
 
-def quantize_onnx_int8(src, out, images, for_tensorrt=True, preprocess_model=True) -> Path:
+def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) -> Path:
     """FP32 ONNX -> Q/DQ INT8 ONNX with ONNX Runtime's static quantiser, calibrated on `images`.
 
-    Symmetric activations and weights (zero point 0) with per-channel weight scales: what
-    TensorRT's explicit quantisation expects; ONNX Runtime runs the same file on CPU.
+    Per-channel symmetric weights for both targets; activations per TARGETS[target]. The target is
+    recorded in the metadata (export.quantization.target).
     """
     quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
+    if target not in TARGETS:
+        raise ExportError(f"unknown INT8 target {target!r}; expected one of {', '.join(TARGETS)}")
     if not images:
         raise ExportError("INT8 calibration needs at least one image")
     src, out = Path(src), check_writable(out)
     meta = onnx_meta(src)
     if meta.get("export", {}).get("opset", 17) < 13:
         raise ExportError(f"{src}: per-channel INT8 needs opset >= 13; re-export with --opset 17")
-    extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
-    if for_tensorrt:
-        extra["QuantizeBias"] = False  # TensorRT fuses FP32 bias into the INT8 conv itself
+    settings = TARGETS[target]
     with work_dir() as tmpdir, atomic_path(out) as tmp:
         model_in = src
         if preprocess_model:  # shape inference + graph optimisation, as ORT recommends before quantising
@@ -66,22 +85,25 @@ def quantize_onnx_int8(src, out, images, for_tensorrt=True, preprocess_model=Tru
             quant.quant_pre_process(str(src), str(model_in), skip_symbolic_shape=False)
         quant.quantize_static(str(model_in), str(tmp), _reader(images, meta),
                               quant_format=quant.QuantFormat.QDQ, per_channel=True,
-                              activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
-                              calibrate_method=quant.CalibrationMethod.MinMax, extra_options=extra)
+                              activation_type=getattr(quant.QuantType, settings["activation"]),
+                              weight_type=getattr(quant.QuantType, settings["weight"]),
+                              calibrate_method=quant.CalibrationMethod.MinMax, extra_options=dict(settings["extra"]))
         onnx = require("onnx", "export")
         model = onnx.load(str(tmp))
         meta = copy.deepcopy(meta)
         meta.setdefault("export", {}).update(precision="int8", quantization={
-            "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "symmetric": True,
+            "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "target": target,
+            "activations": settings["activation"], "symmetric_activations": settings["extra"]["ActivationSymmetric"],
             "per_channel": True, "calibration_images": len(images)})
         set_onnx_meta(model, meta)
         onnx.save(model, str(tmp))
     return out
 
 
-def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=None):
-    """NNCF post-training quantisation of an OpenVINO model; with `validation` (list of (image, label))
-    and `max_drop` (mIoU points), NNCF's accuracy-controlled variant keeps the drop within bounds."""
+def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=None, max_boundary_drop=None):
+    """NNCF post-training quantisation of an OpenVINO model. With `validation` (list of (image, label)),
+    NNCF's accuracy-controlled variant keeps the mIoU drop within `max_drop` and the boundary-F1 drop
+    within `max_boundary_drop` (points; None: that one is not limited)."""
     nncf = require("nncf", "openvino", "OpenVINO INT8 quantisation")
     if not images:
         raise ExportError("INT8 calibration needs at least one image")
@@ -90,35 +112,57 @@ def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=Non
     if validation is None:
         return nncf.quantize(ov_model, calib, subset_size=len(inputs))
 
+    import openvino as ov
+
     val_inputs = [(preprocess([img], meta), label) for img, label in validation]
 
+    def run_with(compiled):
+        return lambda x: compiled(x)[compiled.outputs[0]]
+
+    # NNCF limits one metric's drop. Both limits at once: the metric is minus the larger of the two drops,
+    # each relative to its limit, so the FP32 model scores 0 and "drop <= 1" means both drops are within theirs.
+    reference = gate_scores(run_with(ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})),
+                            val_inputs, meta)
+    limits = {"mIoU": max_drop, "boundary_f1": max_boundary_drop}
+    if not any(v and v > 0 for v in limits.values()):
+        raise ExportError("accuracy-controlled INT8 needs a positive --max-drop or --max-boundary-drop")
+
     def validate(compiled, data):
-        return miou(lambda x: compiled(x)[compiled.outputs[0]], data, meta) / 100.0
+        return -relative_drop(reference, gate_scores(run_with(compiled), data, meta), limits)
 
     return nncf.quantize_with_accuracy_control(
-        ov_model, calib, nncf.Dataset(val_inputs), validation_fn=validate, max_drop=max_drop / 100.0,
+        ov_model, calib, nncf.Dataset(val_inputs), validation_fn=validate, max_drop=1.0,
         drop_type=nncf.DropType.ABSOLUTE, subset_size=len(inputs))
 
 
-def miou(run, items, meta) -> float:
-    """mIoU (percent) of `run` (batch -> logits or labels) over preprocessed (input, label) pairs."""
+def relative_drop(reference: dict, got: dict, limits: dict) -> float:
+    """The largest drop (reference - got) in units of its limit, over the metrics with a positive limit:
+    <= 1 when every drop is within its limit."""
+    return max((reference[k] - got[k]) / limit for k, limit in limits.items() if limit and limit > 0)
+
+
+def gate_scores(run, items, meta) -> dict:
+    """mIoU and boundary F1 (percent) of `run` (batch -> logits or labels) over preprocessed (input, label) pairs."""
     import cv2
 
     from distill.metrics import SegMetric
 
-    metric = SegMetric(meta["num_classes"], ignore_index=255, boundary=False, connectivity=False)
+    metric = SegMetric(meta["num_classes"], ignore_index=255, boundary=True, connectivity=False)
     for x, label in items:
         out = run(x)
         pred = (out.argmax(1) if out.ndim == 4 else out)[0].astype(np.uint8)
         if pred.shape != label.shape:  # back to the label's resolution, as the runtime's overlay does
             pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
         metric.update(pred.astype(np.int64), label.astype(np.int64))
-    return 100.0 * float(metric.compute()["mIoU"])
+    result = metric.compute()
+    return {"mIoU": 100.0 * float(result["mIoU"]), "boundary_f1": 100.0 * float(result["boundary_f1"])}
 
 
-def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None) -> dict:
-    """FP32 vs INT8 mIoU on the labelled `validation` items; prints the table, returns the verdict.
-    `name`: the INT8 model's final name when it is checked under a temporary one (the JSON goes there)."""
+def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None,
+                  max_boundary_drop: float = 1.0) -> dict:
+    """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items; prints the table, returns the
+    verdict (passed when neither drop exceeds its limit). `name`: the INT8 model's final name when it is
+    checked under a temporary one (the JSON goes there)."""
     from .common import sibling, write_json
     from .parity import runner_for
 
@@ -127,15 +171,20 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=
         from .openvino import openvino_meta
         meta = openvino_meta(fp32_path)
     items = [(preprocess([img], meta), label) for img, label in validation]
-    fp32 = miou(runner_for(fp32_path), items, meta)
-    int8 = miou(runner_for(int8_path), items, meta)
-    drop = fp32 - int8
+    fp32 = gate_scores(runner_for(fp32_path), items, meta)
+    int8 = gate_scores(runner_for(int8_path), items, meta)
+    drop, b_drop = fp32["mIoU"] - int8["mIoU"], fp32["boundary_f1"] - int8["boundary_f1"]
     final = Path(name) if name else Path(int8_path)
     report = {"fp32_model": Path(fp32_path).name, "int8_model": final.name, "images": len(items),
-              "fp32_miou": fp32, "int8_miou": int8, "drop": drop, "max_drop": max_drop, "passed": drop <= max_drop}
-    print(f"{'model':<28} {'mIoU':>7}\n{report['fp32_model'] + ' (FP32)':<28} {fp32:7.2f}\n"
-          f"{report['int8_model'] + ' (INT8)':<28} {int8:7.2f}\n{'drop':<28} {drop:7.2f}  "
-          f"(max {max_drop:.2f}): {'ok' if report['passed'] else 'FAILED'}")
+              "fp32_miou": fp32["mIoU"], "int8_miou": int8["mIoU"], "drop": drop, "max_drop": max_drop,
+              "fp32_boundary_f1": fp32["boundary_f1"], "int8_boundary_f1": int8["boundary_f1"],
+              "boundary_f1_drop": b_drop, "max_boundary_drop": max_boundary_drop,
+              "passed": drop <= max_drop and b_drop <= max_boundary_drop}
+    fp32_name, int8_name = report["fp32_model"] + " (FP32)", report["int8_model"] + " (INT8)"
+    print(f"{'model':<28} {'mIoU':>7} {'bF1':>7}\n{fp32_name:<28} {fp32['mIoU']:7.2f} {fp32['boundary_f1']:7.2f}\n"
+          f"{int8_name:<28} {int8['mIoU']:7.2f} {int8['boundary_f1']:7.2f}\n"
+          f"{'drop':<28} {drop:7.2f} {b_drop:7.2f}  (max {max_drop:.2f} / {max_boundary_drop:.2f}): "
+          f"{'ok' if report['passed'] else 'FAILED'}")
     write_json(sibling(final, ".gate.json"), report)
     return report
 
@@ -151,15 +200,11 @@ def validation_items(args, meta, n=None):
     return dataset_images(dataset, n or len(dataset), "validation", with_labels=True)
 
 
-def quantize_int8(src, out=None, backend: str = "onnxruntime", images=None, for_tensorrt=True, **kw) -> Path:
-    """INT8 from an FP32 ONNX model: `backend` "onnxruntime" (Q/DQ ONNX) or "openvino" (NNCF IR)."""
-    if backend == "onnxruntime":
-        out = out or Path(src).with_suffix(".int8.onnx")
-        return quantize_onnx_int8(src, out, images, for_tensorrt=for_tensorrt)
-    if backend == "openvino":
-        from .openvino import onnx_to_openvino
-        return onnx_to_openvino(src, out, precision="int8", calib_images=images, **kw)
-    raise ExportError(f"unknown INT8 backend {backend!r}: onnxruntime or openvino")
+def add_gate_args(p):
+    p.add_argument("--max-drop", type=finite_float, default=1.0,
+                   help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
+    p.add_argument("--max-boundary-drop", type=finite_float, default=1.0,
+                   help="accuracy gate: max boundary-F1 drop in points (default 1.0)")
 
 
 def fp32_onnx(src, tmpdir, args=None):
@@ -181,8 +226,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
-    p.add_argument("--max-drop", type=finite_float, default=1.0,
-                   help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
+    p.add_argument("--target", choices=sorted(TARGETS), default="ort",
+                   help="the runtime the Q/DQ file is for: ort (ONNX Runtime CPU: uint8 activations, default) or "
+                        "trt (TensorRT: symmetric int8); each is slow or refused on the other")
+    add_gate_args(p)
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
@@ -192,13 +239,14 @@ def main(argv=None) -> int:
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
         images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-        quantize_onnx_int8(src_onnx, candidate, images)
+        quantize_onnx_int8(src_onnx, candidate, images, target=args.target)
         print(f"quantised {out.name}, calibrated on {len(images)} images; checking it")
         code = parity_from_args(args, candidate, "int8", torch_model, reference_onnx=src_onnx, final=out)
         validation = validation_items(args, meta)
         gate = None
         if validation and code == 0:
-            gate = accuracy_gate(src_onnx, candidate, validation, args.max_drop, name=out)
+            gate = accuracy_gate(src_onnx, candidate, validation, args.max_drop, name=out,
+                                 max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
         kept = publish(candidate, out, code == 0, args.keep_failed, why)

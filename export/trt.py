@@ -178,16 +178,33 @@ def build_engine(trt, onnx_path, api, fp16, int8, workspace_gb, profile, timing_
     return bytes(plan)
 
 
+def prequantized(meta, src):
+    """True for a Q/DQ INT8 ONNX made for TensorRT (built as it is), False for an FP32 one; an INT8 ONNX
+    made for ONNX Runtime (uint8 activations with zero points) is an error: TensorRT's explicit
+    quantisation takes symmetric int8 only."""
+    target = metadata.quantization_target(meta)
+    if target is None:
+        return False
+    if target != "trt":
+        raise ExportError("{}: this INT8 ONNX was quantised for ONNX Runtime (--target {}: uint8 activations with "
+                          "zero points, which TensorRT does not take); give the FP32 ONNX with --int8, or quantise "
+                          "with `python -m export.quantize MODEL --target trt`".format(src, target))
+    return True
+
+
 def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_shape=None, opt_shape=None,
                 max_shape=None, timing_cache=None, calib_images=None):
     """Build `out` (.engine) and its sidecar from an FP32 ONNX model with BRD Edge metadata.
 
-    int8 quantises with ONNX Runtime (Q/DQ, calibrated on `calib_images`) first; the sidecar's
-    onnx_sha256 is the hash of the ONNX that TensorRT actually parsed.
+    int8 quantises with ONNX Runtime (Q/DQ for TensorRT, calibrated on `calib_images`) first, unless `src`
+    is already a TensorRT-target Q/DQ ONNX; the sidecar's onnx_sha256 is the hash of the ONNX that
+    TensorRT actually parsed.
     """
+    src = Path(src)
+    qdq = prequantized(onnx_meta(src), src)
+    int8 = int8 or qdq
     trt = require("tensorrt", "tensorrt", "building TensorRT engines")
     api = api_for(trt.__version__)
-    src = Path(src)
     out = check_writable(Path(out) if out else src.with_suffix(".int8.engine" if int8 else
                                                                  ".fp16.engine" if fp16 else ".engine"))
     meta = onnx_meta(src)
@@ -195,10 +212,10 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     with work_dir() as tmpdir:
         parsed = src
-        if int8:
+        if int8 and not qdq:
             from .quantize import quantize_onnx_int8
 
-            parsed = quantize_onnx_int8(src, Path(tmpdir) / "qdq.onnx", calib_images, for_tensorrt=True)
+            parsed = quantize_onnx_int8(src, Path(tmpdir) / "qdq.onnx", calib_images, target="trt")
         elif fp16 and api == "trt11":
             parsed = _fp16_onnx(src, Path(tmpdir) / "fp16.onnx")
         plan = build_engine(trt, parsed, api, fp16, int8, workspace_gb, profile, timing_cache)
@@ -243,12 +260,13 @@ def main(argv=None):
 
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir, args)
         images = None
-        if args.int8:
-            meta = onnx_meta(src_onnx)
+        meta = onnx_meta(src_onnx)
+        qdq = prequantized(meta, src_onnx)  # an INT8 ONNX for TensorRT is built as it is
+        if args.int8 and not qdq:
             images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
         onnx_to_trt(src_onnx, candidate, args.fp16, args.int8, args.workspace, args.min_shape, args.opt_shape,
                     args.max_shape, args.timing_cache, images)
-        precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+        precision = "int8" if args.int8 or qdq else "fp16" if args.fp16 else "fp32"
         code = parity_from_args(args, candidate, precision, torch_model, reference_onnx=src_onnx, final=out)
         kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
     if not args.skip_parity:

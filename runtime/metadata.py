@@ -43,3 +43,15 @@ def loads(text, source):
 
 def dumps(meta):
     return json.dumps(meta, sort_keys=True)
+
+
+def quantization_target(meta):
+    """'ort' or 'trt' for a Q/DQ INT8 ONNX (export.quantize TARGETS), None for anything else. Files from
+    before targets existed were symmetric int8, i.e. the TensorRT form."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    if export.get("precision") != "int8":
+        return None
+    quant = export.get("quantization") or {}
+    if quant.get("format") != "QDQ":  # e.g. NNCF's OpenVINO IR
+        return None
+    return quant.get("target") or ("trt" if quant.get("symmetric") else "ort")

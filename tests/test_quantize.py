@@ -68,16 +68,61 @@ def test_calibration_images_from_dataset(synthetic_student, synthetic_root):
         calibration_images(meta, calib_dir=synthetic_root / "nope")
 
 
-def test_qdq_int8_is_what_tensorrt_wants(mobilenet_ckpt, tmp_path):
+def _zero_points(model):
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return inits, [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                   and len(n.input) > 2 and n.input[2] in inits]
+
+
+def test_qdq_int8_for_onnxruntime_fuses_every_conv(mobilenet_ckpt, tmp_path):
+    """The `ort` target: uint8 activations with zero points, so ReLU6 folds into the quantisation range and
+    ONNX Runtime turns every Conv into a QLinearConv (with symmetric int8 activations the Clip nodes stay
+    in float and so do the convolutions next to them: INT8 slower than FP32, docs/int8.md)."""
+    import onnxruntime as ort
+
+    from export.trt import prequantized
+    from runtime import metadata
+
     fp32 = torch_to_onnx(mobilenet_ckpt, tmp_path / "m.onnx")
     images = synthetic_images(8, (64, 128), seed=2)
-    int8 = quantize_onnx_int8(fp32, tmp_path / "m.int8.onnx", images)
+    int8 = quantize_onnx_int8(fp32, tmp_path / "m.int8.onnx", images, target="ort")
+    model = onnx.load(str(int8))
+    ops = [n.op_type for n in model.graph.node]
+    assert "Clip" not in ops and "Relu" not in ops
+    _, zero_points = _zero_points(model)
+    assert zero_points and all(z.dtype == np.uint8 for z in zero_points if z.size == 1 and z.ndim == 0)
+    assert any(z.dtype == np.uint8 and z.any() for z in zero_points)  # asymmetric activations
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(int8), so, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    n_conv = ops.count("Conv")
+    assert n_conv > 10 and optimized.count("QLinearConv") == n_conv and "Conv" not in optimized
+    meta = onnx_meta(int8)
+    assert metadata.quantization_target(meta) == "ort"
+    with pytest.raises(ExportError, match="quantised for ONNX Runtime"):
+        prequantized(meta, int8)  # export.trt refuses it
+    x = preprocess(synthetic_images(2, (64, 128), seed=9), meta)
+    agree = (onnx_runner(int8)(x).argmax(1) == onnx_runner(fp32)(x).argmax(1)).mean()
+    assert agree > 0.9
+
+
+def test_qdq_int8_is_what_tensorrt_wants(mobilenet_ckpt, tmp_path, caplog):
+    from export.trt import prequantized
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    fp32 = torch_to_onnx(mobilenet_ckpt, tmp_path / "m.onnx")
+    images = synthetic_images(8, (64, 128), seed=2)
+    int8 = quantize_onnx_int8(fp32, tmp_path / "m.int8.onnx", images, target="trt")
+    assert prequantized(onnx_meta(int8), int8) and not prequantized(onnx_meta(fp32), fp32)
+    with caplog.at_level("WARNING"):  # fine for TensorRT, slow on ONNX Runtime's CPU kernels: said so
+        OnnxRuntimeBackend(int8, device="cpu")
+    assert "quantised for TensorRT" in caplog.text and "--target ort" in caplog.text
     model = onnx.load(str(int8))
     ops = [n.op_type for n in model.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-                   and len(n.input) > 2 and n.input[2] in inits]
+    inits, zero_points = _zero_points(model)
     assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)  # symmetric
     per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits
                    and inits[n.input[1]].size > 1]
@@ -97,7 +142,14 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     gate = json.loads(Path(str(out) + ".gate.json").read_text())
     assert gate["images"] == 32 and gate["passed"] and abs(gate["drop"]) <= 1.0
-    assert "(FP32)" in r.stdout and "(INT8)" in r.stdout
+    assert abs(gate["boundary_f1_drop"]) <= 1.0 and gate["max_boundary_drop"] == 1.0
+    assert gate["boundary_f1_drop"] == pytest.approx(gate["fp32_boundary_f1"] - gate["int8_boundary_f1"])
+    assert "(FP32)" in r.stdout and "(INT8)" in r.stdout and "bF1" in r.stdout
+    assert onnx_meta(out)["export"]["quantization"]["target"] == "ort"  # the default
+    r = subprocess.run(args + ["--max-boundary-drop", str(gate["boundary_f1_drop"] - 0.5)], cwd=ROOT,
+                       capture_output=True, text=True)  # mIoU within its limit, boundaries not: fails
+    assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
+    assert not json.loads(Path(str(out) + ".gate.json").read_text())["passed"]
     passed_bytes = out.read_bytes()
     fail = ["--max-drop", str(gate["drop"] - 0.5)]  # negative: INT8 would have to beat FP32 by 0.5 points
     r = subprocess.run(args + fail, cwd=ROOT, capture_output=True, text=True)
@@ -119,3 +171,33 @@ def test_cli_missing_calibration(student_ckpt, tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: INT8 needs calibration images"), r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_drop_limits_both_metrics():
+    from export.quantize import relative_drop
+
+    ref = {"mIoU": 50.0, "boundary_f1": 40.0}
+    limits = {"mIoU": 1.0, "boundary_f1": 2.0}
+    assert relative_drop(ref, ref, limits) == 0.0
+    assert relative_drop(ref, {"mIoU": 49.5, "boundary_f1": 37.0}, limits) == pytest.approx(1.5)  # boundary decides
+    assert relative_drop(ref, {"mIoU": 48.0, "boundary_f1": 40.0}, limits) == pytest.approx(2.0)
+    assert relative_drop(ref, {"mIoU": 48.0, "boundary_f1": 39.0}, {"mIoU": None, "boundary_f1": 2.0}) == 0.5
+
+
+def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root, tmp_path):
+    from export.openvino import openvino_meta
+
+    out = tmp_path / "s.int8.xml"
+    args = [sys.executable, "-m", "export.openvino", str(synthetic_student), "--precision", "int8", "-o", str(out),
+            "--data-root", str(synthetic_root), "--num-calib", "8"]
+    r = subprocess.run(args + ["--accuracy-control", "--max-boundary-drop", "0.5"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    gate = json.loads(Path(str(out) + ".gate.json").read_text())
+    assert gate["passed"] and gate["max_boundary_drop"] == 0.5 and gate["boundary_f1_drop"] <= 0.5
+    quant = openvino_meta(out)["export"]["quantization"]
+    assert quant["accuracy_control"] and quant["max_boundary_drop"] == 0.5 and quant["max_drop"] == 1.0
+    r = subprocess.run(args + ["--max-boundary-drop", str(gate["boundary_f1_drop"] - 0.5)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
+    assert not json.loads(Path(str(out) + ".gate.json").read_text())["passed"]

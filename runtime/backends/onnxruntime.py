@@ -1,12 +1,15 @@
 """ONNX Runtime backend (.onnx): CPU, CUDA or TensorRT execution providers, whichever is present."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .. import formats, metadata
 from .base import Backend, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.onnx").extra
+log = logging.getLogger("runtime.backends.onnxruntime")
 
 # --device -> providers to ask for, best first; CPU is always the last resort.
 PROVIDERS = {
@@ -55,7 +58,12 @@ class OnnxRuntimeBackend(Backend):
         self.precision = file_precision(self.meta, "fp16" if self.input_dtype == np.float16 else "fp32")
         self.device = self.session.get_providers()[0].replace("ExecutionProvider", "")
         self.threads = int(threads) if threads else opts.intra_op_num_threads or "auto"
+        if self.device == "CPU" and metadata.quantization_target(self.meta) == "trt":
+            log.warning("%s: this INT8 model was quantised for TensorRT (symmetric int8 activations); ONNX Runtime's "
+                        "CPU kernels run it slower than its FP32 model. For the CPU: python -m export.quantize "
+                        "MODEL --target ort", path)
 
     def infer(self, batch):
         batch = self._check_batch(batch)
         return self.session.run([self.output_name], {self.input_name: batch})[0]
+
