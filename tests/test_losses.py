@@ -168,3 +168,25 @@ def test_relation_and_pairwise_similarities_stay_float32_under_autocast():
         assert value.dtype == torch.float32
         # inputs rounded to bf16 move it a little; a bf16 bmm/softmax would move it far more
         assert float(value) == pytest.approx(exact, rel=2e-2)
+
+
+def test_the_realtime_student_distills_through_every_tap():
+    """configs/cityscapes_realtime.yaml: BRD's boundary terms reach all 4 MobileNetV3 stages and the relation
+    term the LR-ASPP feature, so the real-time student is distilled like the others."""
+    from distill.config import load_config
+
+    cfg = load_config("cityscapes_realtime.yaml")
+    teacher = build_model("deeplabv3_resnet18_w32", 5).eval()
+    student = build_model(cfg.model.arch, 5).train()
+    distiller = Distiller(cfg.distill, student, teacher)
+    assert set(distiller.losses) == {"kd", "boundary", "relation"}
+    x = torch.randn(2, 3, 64, 128)
+    with torch.no_grad():
+        t_out = teacher.forward_features(x)
+    for name, term in distiller(student.forward_features(x), t_out).items():
+        assert torch.isfinite(term) and term > 0, name
+        student.zero_grad()
+        term.backward(retain_graph=True)
+        for layer in (0, 16):  # the stem and the last 1x1 conv (stage 4, LR-ASPP's input): every term reaches both
+            grad = student.backbone.features[layer][0].weight.grad
+            assert grad is not None and grad.abs().sum() > 0, (name, layer)

@@ -7,7 +7,8 @@ import torch
 from distill.models import build_model, list_models
 
 REQUIRED = {"deeplabv3_resnet101", "deeplabv3_resnet18", "deeplabv3_mobilenetv2", "pspnet_resnet18",
-            "deeplabv3_resnet18_w32", "deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035"}
+            "deeplabv3_resnet18_w32", "deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035",
+            "lraspp_mobilenetv3_large"}
 BIG = {"deeplabv3_resnet101", "deeplabv3_resnet50"}
 
 

@@ -50,6 +50,7 @@ CASES = [  # layout, arch, the arch kwargs the file needs, wrapper/prefix as tho
     ("mmseg_resnet101_v1c", "deeplabv3_resnet101", {"stem": "v1c"}, "state_dict", "backbone."),
     ("torchvision_mobilenet_v2", "deeplabv3_mobilenetv2", {}, None, ""),
     ("mmseg_mobilenet_v2", "deeplabv3_mobilenetv2", {}, "state_dict", "backbone."),
+    ("torchvision_mobilenet_v3_large", "lraspp_mobilenetv3_large", {}, None, ""),
 ]
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from .heads import ASPPHead, FCNHead, LRASPPHead, PSPHead
 from .mobilenetv2 import MobileNetV2
+from .mobilenetv3 import MobileNetV3Large
 from .registry import register_model
 from .resnet import resnet
 
@@ -102,6 +103,16 @@ def deeplabv3_mobilenetv2(num_classes, width_mult=1.0, head_channels=256, aux=Tr
 @register_model
 def lraspp_mobilenetv2(num_classes, width_mult=1.0, head_channels=128, output_stride=8):
     backbone = MobileNetV2(width_mult=width_mult, output_stride=output_stride)
+    head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
+    return Segmentor(backbone, head, None, head_input="low_high")
+
+
+@register_model
+def lraspp_mobilenetv3_large(num_classes, width_mult=1.0, head_channels=128, output_stride=16, reduced_tail=False):
+    """The real-time CPU student: LR-ASPP on MobileNetV3-Large at output stride 16, as in the MobileNetV3
+    paper's segmentation section and torchvision's lraspp_mobilenet_v3_large (ImageNet file:
+    torchvision's mobilenet_v3_large-*.pth). The low-level skip is the end of the stride-8 stage."""
+    backbone = MobileNetV3Large(width_mult=width_mult, output_stride=output_stride, reduced_tail=reduced_tail)
     head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
     return Segmentor(backbone, head, None, head_input="low_high")
 

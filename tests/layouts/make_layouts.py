@@ -5,7 +5,7 @@ Not run by the tests (they read the JSON files it wrote); rerun it when a source
     pip download --no-deps torchvision -d /tmp/tv
     python tests/layouts/make_layouts.py /tmp/tv/torchvision-*.whl /path/to/CIRKD/models/base_models/resnetv1b.py
 
-- torchvision: `torchvision/models/resnet.py` and `mobilenetv2.py` (+ `ops/misc.py`) are executed from the
+- torchvision: `torchvision/models/resnet.py`, `mobilenetv2.py` and `mobilenetv3.py` (+ `ops/misc.py`) are executed from the
   wheel as they are (only their package-relative imports are replaced: torchvision's compiled ops need a
   torch build of the same version, which a model's key layout does not depend on).
 - CIRKD (winycg/CIRKD `models/base_models/resnetv1b.py`): `resnet18_v1s` / `resnet101_v1s`, the deep-stem
@@ -49,16 +49,22 @@ def torchvision_layouts(wheel: Path) -> dict:
     with zipfile.ZipFile(wheel) as z:
         read = lambda name: z.read(f"torchvision/{name}").decode()  # noqa: E731
         resnet_src, mbv2_src, misc_src = read("models/resnet.py"), read("models/mobilenetv2.py"), read("ops/misc.py")
+        mbv3_src = read("models/mobilenetv3.py")
     stub = {"_log_api_usage_once": lambda *a, **k: None}
     misc = _exec(misc_src, {**stub, "__name__": "tv_misc"}, cut="class MLP")
     res = _exec(resnet_src, {**stub, "__name__": "tv_resnet"}, cut="_COMMON_META")
     mb = _exec(mbv2_src, {**stub, "__name__": "tv_mbv2", "Conv2dNormActivation": misc["Conv2dNormActivation"],
                           "_make_divisible": _make_divisible}, cut="_COMMON_META")
+    mb3 = _exec(mbv3_src, {**stub, "__name__": "tv_mbv3", "Conv2dNormActivation": misc["Conv2dNormActivation"],
+                           "SElayer": misc["SqueezeExcitation"], "_make_divisible": _make_divisible}, cut="_COMMON_META")
+    setting, last_channel = mb3["_mobilenet_v3_conf"]("mobilenet_v3_large")
     tag = f"torchvision {wheel.name}"
     return {
         "torchvision_resnet18": _layout(res["ResNet"](res["BasicBlock"], [2, 2, 2, 2]), f"{tag} models/resnet.py resnet18"),
         "torchvision_resnet101": _layout(res["ResNet"](res["Bottleneck"], [3, 4, 23, 3]), f"{tag} models/resnet.py resnet101"),
         "torchvision_mobilenet_v2": _layout(mb["MobileNetV2"](), f"{tag} models/mobilenetv2.py mobilenet_v2"),
+        "torchvision_mobilenet_v3_large": _layout(mb3["MobileNetV3"](setting, last_channel),
+                                                  f"{tag} models/mobilenetv3.py mobilenet_v3_large"),
     }
 
 
