@@ -59,3 +59,30 @@ def test_no_added_cost_report(tmp_path):
     other = write_student(tmp_path / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
     with pytest.raises(ValueError, match="differ in architecture .arch: plain deeplabv3_resnet10_w16, BRD lraspp_mob"):
         run_no_added_cost([("bad", plain, other)], tmp_path / "out2", variants=["onnx-fp32"], log=lambda *_: None)
+
+
+def test_speed_report_says_what_ran_where(tmp_path):
+    """benchmarks.speed on a small input: every asked backend gets a latency column, the speed-ups follow from
+    them, ONNX Runtime runs every conv of the INT8 model as QLinearConv, and the machine and versions are named."""
+    import csv
+
+    from benchmarks import speed
+
+    out = tmp_path / "out"
+    argv = ["--arch", "lraspp_mobilenetv2_w035", "--size", "64x128", "--rounds", "2", "--warmup", "1", "--calib", "2",
+            "--backends", "ort-fp32", "ort-int8", "ov-int8", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)]
+    assert speed.main(argv) == 0
+    row = next(csv.DictReader(open(out / "speed.csv")))
+    assert row["arch"] == "lraspp_mobilenetv2_w035" and float(row["GMACs"]) > 0
+    assert all(float(row[f"{b}_ms"]) > 0 for b in ("ort-fp32", "ort-int8", "ov-int8")) and "torch_ms" not in row
+    fused, total = (int(v) for v in row["ort_int8_convs_fused"].split("/"))
+    assert fused == total > 10
+    text = (out / "speed.md").read_text()
+    ups = speed.speedups([{k: float(v) if k.endswith("_ms") else v for k, v in row.items()}])[0]
+    assert ups["ORT INT8 vs FP32"] == round(float(row["ort-fp32_ms"]) / float(row["ort-int8_ms"]), 2)
+    assert ups["ov-int8 FPS"] == round(1000 / float(row["ov-int8_ms"]), 1) and ups["OV INT8 vs f32"] is None
+    assert "onnxruntime " in text and "openvino " in text and "cores" in text and "interleaved" in text
+    assert "Not asked: torch, ov-f32, ov-bf16, ov-fp16, trt-fp16, trt-int8." in text
+    assert "Made by `python -m benchmarks.speed --arch lraspp_mobilenetv2_w035" in text
+    with pytest.raises(SystemExit):
+        speed.main(["--arch", "no_such_model", "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])

@@ -1,0 +1,340 @@
+"""Inference speed of students at real size on every backend present: `python -m benchmarks.speed`.
+
+For each architecture: a checkpoint with seeded random weights (speed does not depend on the values),
+exported with our own commands' functions (ONNX; ONNX Runtime Q/DQ INT8 for the `ort` target; OpenVINO
+IR f32/fp16/INT8 through NNCF; TensorRT FP16/INT8 where tensorrt and a GPU are present). Then every
+backend's model is opened at once and timed *interleaved*: each round runs each backend once, in an
+order that rotates from round to round, so a slow minute of the machine hits every column alike.
+Batch 1, one fixed input, p50 over the rounds after warm-up.
+
+Backends (`--backends`):
+  torch       PyTorch eager, fp32, torch.inference_mode, --threads intra-op threads
+  ort-fp32    ONNX Runtime CPUExecutionProvider, default session options, --threads threads
+  ort-int8    the same session on the Q/DQ INT8 model (export.quantize --target ort)
+  ov-f32      OpenVINO CPU, FP32 IR, f32 compute
+  ov-bf16     OpenVINO CPU, FP32 IR, bf16 compute (the CPU plugin's default where the CPU has bf16)
+  ov-fp16     OpenVINO CPU, FP16-compressed IR, the device's default compute
+  ov-int8     OpenVINO CPU, NNCF INT8 IR, the device's default compute
+  trt-fp16    TensorRT FP16 engine (skipped without tensorrt and a GPU)
+  trt-int8    TensorRT INT8 engine from symmetric Q/DQ (export.quantize --target trt)
+
+Writes `<out>/speed.md` and `<out>/speed.csv` with the machine (CPU model, cores, ISA flags that matter
+for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.cli import positive_int
+
+from .report import markdown_table, provenance, write_csv
+
+DEFAULT_ARCHS = ("lraspp_mobilenetv2", "deeplabv3_mobilenetv2", "deeplabv3_resnet18", "lraspp_mobilenetv3_large")
+BACKENDS = ("torch", "ort-fp32", "ort-int8", "ov-f32", "ov-bf16", "ov-fp16", "ov-int8", "trt-fp16", "trt-int8")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_fp16")
+NUM_CLASSES = 19  # Cityscapes
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+
+def write_checkpoint(arch: str, size, path: Path, seed: int = 0) -> Path:
+    """Seeded random weights with populated BatchNorm statistics (eval BN is then not an identity)."""
+    import torch
+
+    from distill import checkpoint
+    from distill.data import DATASETS
+    from distill.models import build_model
+
+    info = DATASETS["cityscapes"]
+    torch.manual_seed(seed)
+    model = build_model(arch, info.num_classes).train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, 128, 256))
+    meta = checkpoint.make_meta(arch, {}, info.num_classes, list(info.classes), [list(c) for c in info.palette],
+                                MEAN, STD, list(size), "cityscapes")
+    checkpoint.save(path, model.eval(), meta)
+    return path
+
+
+def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
+    """The model file of every backend that needs one (reused when already in `work`)."""
+    from export.common import synthetic_images
+
+    d = work / arch
+    d.mkdir(parents=True, exist_ok=True)
+    ckpt, onnx_path = d / "student.pt", d / "student.onnx"
+    if not ckpt.exists():
+        write_checkpoint(arch, size, ckpt)
+    files = {"torch": ckpt}
+    if not onnx_path.exists():
+        from export.onnx import torch_to_onnx
+        torch_to_onnx(ckpt, onnx_path)
+    images = synthetic_images(calib, size, seed=1)
+    files["ort-fp32"] = onnx_path
+    if "ort-int8" in backends:
+        files["ort-int8"] = _once(d / "student.int8.onnx", lambda out: _ort_int8(onnx_path, out, images, "ort"))
+    for name, precision in (("ov-f32", "fp32"), ("ov-bf16", "fp32"), ("ov-fp16", "fp16"), ("ov-int8", "int8")):
+        if name in backends:
+            suffix = ".xml" if precision == "fp32" else f".{precision}.xml"
+            files[name] = _once(d / f"student{suffix}", lambda out, p=precision: _openvino(onnx_path, out, p, images))
+    for name, int8 in (("trt-fp16", False), ("trt-int8", True)):
+        if name in backends and tensorrt_ready():
+            files[name] = _once(d / f"student.{name[4:]}.engine", lambda out, q=int8: _trt(onnx_path, out, q, images))
+    return files
+
+
+def _once(path: Path, make) -> Path:
+    if not path.exists():
+        make(path)
+    return path
+
+
+def _ort_int8(src, out, images, target):
+    from export.quantize import quantize_onnx_int8
+    return quantize_onnx_int8(src, out, images, target=target)
+
+
+def _openvino(src, out, precision, images):
+    from export.openvino import onnx_to_openvino
+    return onnx_to_openvino(src, out, precision, calib_images=images if precision == "int8" else None)
+
+
+def _trt(src, out, int8, images):
+    from export.trt import onnx_to_trt
+    return onnx_to_trt(src, out, fp16=True, int8=int8, calib_images=images if int8 else None)
+
+
+def tensorrt_ready() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+        import pycuda.driver as cuda
+        cuda.init()
+        return cuda.Device.count() > 0
+    except Exception:  # not installed, or no GPU/driver: the TensorRT columns are skipped
+        return False
+
+
+def runner(name: str, path: Path, threads: int):
+    """A function x -> output for one backend, plus a description of what runs."""
+    if name == "torch":
+        import torch
+
+        from distill import checkpoint
+
+        torch.set_num_threads(threads)
+        model, _ = checkpoint.load(path)
+        model.eval()
+
+        def run(x):
+            with torch.inference_mode():
+                return model(torch.from_numpy(x)).numpy()
+        return run, f"torch {torch.__version__.split('+')[0]}"
+    if name.startswith("ort"):
+        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        backend = OnnxRuntimeBackend(path, device="cpu", threads=threads)
+    elif name.startswith("ov"):
+        from runtime.backends.openvino import OpenVINOBackend
+        compute = {"ov-f32": "f32", "ov-bf16": "bf16"}.get(name)
+        backend = OpenVINOBackend(path, device="cpu", threads=threads, inference_precision=compute)
+    else:
+        from runtime.backends.tensorrt import TensorRTBackend
+        backend = TensorRTBackend(path)
+    return backend.infer, f"{backend.name} {backend.precision}"
+
+
+def ort_conv_fusion(path: Path) -> str:
+    """'k/n': how many of the model's n convolutions ONNX Runtime runs as QLinearConv (INT8) after its own
+    graph optimisation: the reason an INT8 model is fast or not."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(path.with_name(path.stem + ".ort-optimized.onnx"))
+    so.log_severity_level = 3
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    os.unlink(so.optimized_model_filepath)
+    return f"{ops.count('QLinearConv')}/{ops.count('QLinearConv') + ops.count('Conv')}"
+
+
+def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int) -> dict:
+    """{name: [seconds per call]}: each round calls every runner once, in an order rotated per round."""
+    names = list(runners)
+    for _ in range(warmup):
+        for n in names:
+            runners[n](x)
+    times = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            runners[n](x)
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def model_cost(arch: str, size) -> tuple[float, float]:
+    """(GMACs at `size`, parameters in millions) of the architecture as exported (eval mode, no aux head)."""
+    from distill.models import build_model
+
+    from .model_cost import count_macs, count_params
+
+    model = build_model(arch, NUM_CLASSES).eval()
+    return count_macs(model, size) / 1e9, count_params(model) / 1e6
+
+
+def machine() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "flags": []}
+    try:
+        text = open("/proc/cpuinfo").read()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
+        info["flags"] = [f for f in CPU_FLAGS if f in flags]
+    except (OSError, StopIteration):
+        pass
+    if hasattr(os, "sched_getaffinity"):
+        info["cores"] = len(os.sched_getaffinity(0))
+    return info
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("torch", "onnxruntime", "openvino", "nncf", "tensorrt"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: int, report=print) -> list[dict]:
+    rows = []
+    x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    for arch in archs:
+        report(f"{arch}: building the model files in {work / arch}")
+        files = build_files(arch, size, work, backends, calib)
+        runners, what = {}, {}
+        for name in backends:
+            if name in files:
+                runners[name], what[name] = runner(name, files[name], threads)
+        report(f"{arch}: timing {', '.join(runners)} interleaved, {rounds} rounds after {warmup} warm-up")
+        times = time_interleaved(runners, x, rounds, warmup)
+        gmacs, params = model_cost(arch, size)
+        row = {"arch": arch, "GMACs": round(gmacs, 2), "params_M": round(params, 2)}
+        for name in BACKENDS:
+            if name in times:
+                row[f"{name}_ms"] = round(float(np.median(times[name])) * 1000, 1)
+                row[f"{name}_p90_ms"] = round(float(np.percentile(times[name], 90)) * 1000, 1)
+        if "ort-int8" in files:
+            row["ort_int8_convs_fused"] = ort_conv_fusion(files["ort-int8"])
+        rows.append(row)
+        report(markdown_table([row]))
+    return rows
+
+
+def speedups(rows: list[dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        def ratio(a, b):
+            return round(r[f"{a}_ms"] / r[f"{b}_ms"], 2) if f"{a}_ms" in r and f"{b}_ms" in r else None
+        fps = {f"{b} FPS": round(1000.0 / r[f"{b}_ms"], 1) for b in BACKENDS if f"{b}_ms" in r}
+        out.append({"arch": r["arch"], "ORT INT8 vs FP32": ratio("ort-fp32", "ort-int8"),
+                    "OV INT8 vs f32": ratio("ov-f32", "ov-int8"), "OV INT8 vs bf16": ratio("ov-bf16", "ov-int8"),
+                    "OV INT8 vs torch": ratio("torch", "ov-int8"), **fps})
+    return out
+
+
+def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) -> Path:
+    m, v = machine(), versions()
+    present = [b for b in BACKENDS if any(f"{b}_ms" in r for r in rows)]
+    latency = [{"arch": r["arch"], "GMACs": r["GMACs"], "params (M)": r["params_M"],
+                **{b: r.get(f"{b}_ms") for b in present}} for r in rows]
+    fused = [{"arch": r["arch"], "convs run as QLinearConv": r["ort_int8_convs_fused"]}
+             for r in rows if "ort_int8_convs_fused" in r]
+    skipped = [b for b in asked if b not in present]
+    not_asked = [b for b in BACKENDS if b not in asked]
+    text = [
+        "# Inference speed at real size",
+        "",
+        f"Input 1x3x{size[0]}x{size[1]}, batch 1, {threads} threads for every backend; p50 latency in ms over "
+        f"{rounds} interleaved rounds after {warmup} warm-up rounds (each round runs every backend once, in a "
+        "rotating order). Students with seeded random weights, exported with this repository's exporters "
+        "(ONNX Runtime INT8: `export.quantize --target ort`; OpenVINO INT8: NNCF).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; ISA flags: {', '.join(m['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}. "
+        f"Versions: {', '.join(f'{k} {val}' for k, val in v.items())}.",
+        "",
+        "## Latency (ms, p50)",
+        "",
+        markdown_table(latency),
+        "## Speed-ups and FPS",
+        "",
+        "Speed-up = the slower backend's p50 / the faster one's; FPS = 1000 / p50.",
+        "",
+        markdown_table(speedups(rows)),
+    ]
+    if fused:
+        text += ["## Why ONNX Runtime INT8 pays now", "",
+                 "Convolutions ONNX Runtime runs in INT8 (QLinearConv) after its graph optimisation, of all the "
+                 "model's convolutions (docs/int8.md explains the settings):", "", markdown_table(fused)]
+    if skipped:
+        text += [f"Skipped: {', '.join(skipped)} (tensorrt, pycuda and a GPU are not all present on this machine).", ""]
+    if not_asked:
+        text += [f"Not asked: {', '.join(not_asked)}.", ""]
+    text += [provenance("benchmarks.speed", argv), ""]
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "speed.csv")
+    path = out / "speed.md"
+    path.write_text("\n".join(text))
+    return path
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise argparse.ArgumentTypeError(f"expected HxW with positive multiples of 32, got {text!r}")
+    return h, w
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="examples:\n  python -m benchmarks.speed\n"
+                                       "  python -m benchmarks.speed --arch lraspp_mobilenetv3_large "
+                                       "--backends ort-fp32 ort-int8 ov-int8 --rounds 50\n")
+    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), help="registered architectures to measure")
+    p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, metavar="BACKEND",
+                   help=f"backends to time (default: all present): {', '.join(BACKENDS)}")
+    p.add_argument("--size", type=parse_size, default=(512, 1024), help="input HxW (default 512x1024)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads per backend (default 2)")
+    p.add_argument("--rounds", type=positive_int, default=20, help="timed interleaved rounds (default 20)")
+    p.add_argument("--warmup", type=positive_int, default=3, help="warm-up rounds (default 3)")
+    p.add_argument("--calib", type=positive_int, default=16, help="INT8 calibration images (default 16)")
+    p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="model files (kept for reuse)")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where speed.md and speed.csv go")
+    args = p.parse_args(argv)
+    from distill.models import list_models
+    unknown = [a for a in args.arch if a not in list_models()]
+    if unknown:
+        p.error(f"unknown architecture(s) {', '.join(unknown)}; registered: {', '.join(list_models())}")
+    rows = measure(args.arch, args.backends, args.size, args.threads, args.rounds, args.warmup, args.work_dir,
+                   args.calib)
+    path = write_report(rows, args.backends, args.size, args.threads, args.rounds, args.warmup, args.out_dir, argv)
+    print(f"wrote {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
