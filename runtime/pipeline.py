@@ -52,8 +52,10 @@ class Pipeline:
                                                                                 self.source.skipped))
         size = resolve_size(self.backend.meta, self.backend.input_shape, first.image.shape[:2],
                             keep_size=self.keep_size, size=self.input_size, source=str(self.backend.path))
+        # every input that can be queued, in flight, or being filled at once gets its own buffer
+        buffers = self._q_in.maxsize + max(1, int(getattr(self.backend, "max_in_flight", 1))) + 2
         self.preprocessor = Preprocessor(self.backend.meta, size, letterbox=self.letterbox,
-                                         dtype=self.backend.input_dtype)
+                                         dtype=self.backend.input_dtype, buffers=buffers)
         log.info("%s -> %s at %dx%d (%s, %s, %s)", self.source.name, self.backend.path, size[0], size[1],
                  self.backend.name, self.backend.device, self.backend.precision)
         return first

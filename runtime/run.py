@@ -11,6 +11,8 @@ import argparse
 import logging
 import sys
 
+import cv2
+
 from . import formats
 from .backends import load_backend
 from .cli import OutputError, Signals, check_output, fraction, positive_float, positive_int, write_json_file
@@ -70,8 +72,11 @@ def _run(args, signals):
     try:
         if args.stats:  # before the work: results that cannot be written would be lost at the end
             check_output(args.stats, 0, "--stats")
+        # The loop's stages run in their own threads next to the backend's; OpenCV's own worker pool on top
+        # of them only oversubscribes the cores the backend computes on.
+        cv2.setNumThreads(1)
         backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
-                               inference_precision=args.ov_precision)
+                               inference_precision=args.ov_precision, labels=True)
         source = open_source(args.source, reconnect=not args.no_reconnect)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:

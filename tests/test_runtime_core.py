@@ -105,6 +105,32 @@ def test_preprocess_resizes_and_postprocess_maps_back_to_the_frame():
     assert (labels2 == labels).all()
 
 
+def test_preprocess_ring_buffers_are_reused_only_after_a_full_turn():
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (16, 32, 3), dtype=np.uint8) for _ in range(3)]
+    fresh = Preprocessor(META, (8, 16))
+    ring = Preprocessor(META, (8, 16), buffers=2)
+    x0, _ = ring(frames[0])
+    x1, _ = ring(frames[1])
+    np.testing.assert_array_equal(x0, fresh(frames[0])[0])  # the second frame did not overwrite the first
+    np.testing.assert_array_equal(x1, fresh(frames[1])[0])
+    x2, _ = ring(frames[2])
+    assert x2 is x0 and x1 is not x0
+    np.testing.assert_array_equal(x2, fresh(frames[2])[0])
+    lb = Preprocessor(META, (8, 16), letterbox=True, buffers=1)
+    lb(frames[0])  # 16x32 fills the whole 8x16 input
+    x, geo = lb(np.full((16, 16, 3), 200, np.uint8))  # then a square frame: the padding must be 0 again
+    assert geo.content == (0, 4, 8, 8) and np.abs(x[0, :, :, :4]).max() < 1e-6
+
+
+def test_argmax_labels_is_numpy_argmax_ties_included():
+    from runtime.preprocess import argmax_labels
+
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 4, (7, 20, 30)).astype(np.float32)  # many ties: the first maximum wins
+    assert (argmax_labels(logits) == logits.argmax(0)).all() and argmax_labels(logits).dtype == np.uint8
+
+
 def test_letterbox_pads_with_the_mean_and_is_undone():
     frame = np.full((16, 16, 3), 200, np.uint8)  # square frame into a 8x16 input: pillarbox
     x, geo = Preprocessor(META, (8, 16), letterbox=True)(frame)

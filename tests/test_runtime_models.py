@@ -104,6 +104,20 @@ def test_backends_read_metadata_and_agree(models, videos):
     assert len(np.unique(la)) > 1  # a real (seeded, random-weight) model, not a constant map
 
 
+def test_openvino_argmax_in_graph_gives_the_same_class_map(models, videos):
+    """labels=True (what runtime.run asks for): OpenVINO computes the argmax in its graph, so the loop's
+    postprocess only resizes a class map."""
+    logits = load_backend(models["openvino"], device="cpu", inference_precision="f32")
+    labels = load_backend(models["openvino"], device="cpu", inference_precision="f32", labels=True)
+    assert logits.output_kind == "logits" and labels.output_kind == "labels"
+    frame = VideoFileSource(videos["good"]).read().image
+    x, geo = Preprocessor(logits.meta, INPUT)(frame)
+    out = labels.infer(x)
+    assert out.shape == (1,) + INPUT and np.issubdtype(out.dtype, np.integer)
+    assert (out == logits.infer(x).argmax(1)).mean() > 0.999
+    assert (postprocess(out, geo, labels.output_kind) == postprocess(logits.infer(x), geo)).mean() > 0.999
+
+
 def test_openvino_async_requests_return_each_its_own_result(models):
     ir = load_backend(models["openvino"], device="cpu", hint="throughput", requests=3, inference_precision="f32")
     assert ir.max_in_flight == 3

@@ -2,6 +2,8 @@
 
 A backend takes a float32 NCHW batch (RGB, already normalised with the metadata's mean/std) and
 returns either logits (N, C, H, W) or a class map (N, H, W), saying which in `output_kind`.
+`labels=True` tells a backend that the caller needs class maps only: OpenVINO then computes the argmax in
+its own graph (and says so in `output_kind`); the others run the graph as exported.
 `start()` / `Pending.wait()` is the asynchronous form the pipeline uses to keep several requests in
 flight; the default runs `infer` at once, backends with real async requests (OpenVINO) override it.
 Python 3.8 compatible; imports no torch.

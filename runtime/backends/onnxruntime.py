@@ -23,7 +23,9 @@ PROVIDERS = {
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path, device="auto", threads=None, **kw):
+    def __init__(self, path, device="auto", threads=None, labels=False, **kw):
+        # labels: the caller wants class maps only. The graph is run as exported (export.onnx --argmax puts
+        # the argmax in it); a logits output is argmax-ed by runtime.preprocess.postprocess.
         super().__init__(path, device)
         ort = formats.require("onnxruntime", _EXTRA, "the ONNX Runtime backend")
         device = str(device).lower()

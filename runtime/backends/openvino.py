@@ -27,7 +27,7 @@ class OpenVINOBackend(Backend):
     name = "openvino"
 
     def __init__(self, path, device="auto", threads=None, hint="latency", requests=None, inference_precision=None,
-                 **kw):
+                 labels=False, **kw):
         super().__init__(path, device)
         ov = formats.require("openvino", _EXTRA, "the OpenVINO backend")
         device = {"auto": "AUTO", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}.get(str(device).lower(), str(device))
@@ -43,6 +43,8 @@ class OpenVINOBackend(Backend):
             raise metadata.MetadataError("{}: no {!r} entry in the OpenVINO rt_info (export it with "
                                          "python -m export.openvino)".format(path, metadata.META_KEY))
         self.meta = metadata.loads(model.get_rt_info(metadata.META_KEY).astype(str), str(path))
+        if labels:
+            _argmax_in_graph(ov, model)
         config = {"PERFORMANCE_HINT": HINTS[hint]}
         if inference_precision:  # e.g. f32 on a CPU that would otherwise run bf16
             config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "fp16": "f16"}.get(inference_precision,
@@ -96,3 +98,23 @@ class OpenVINOBackend(Backend):
 
     def infer(self, batch):
         return self.start(batch).wait()
+
+
+def _argmax_in_graph(ov, model):
+    """Replace a logits output (N, C, H, W) by its class map (N, H, W): a TopK(k=1) over classes that runs in
+    OpenVINO's threads with the rest of the graph, instead of a numpy argmax over C planes per frame."""
+    result = model.get_results()[0]
+    logits = result.input_value(0)
+    if logits.get_element_type().is_integral() or logits.get_partial_shape().rank.get_length() != 4:
+        return  # already a class map
+    try:
+        from openvino import opset13 as ops
+    except ImportError:  # OpenVINO before 2024
+        from openvino.runtime import opset11 as ops
+
+    topk = ops.topk(logits, ops.constant(np.int64(1)), axis=1, mode="max", sort="none",
+                    index_element_type=ov.Type.i32)
+    labels = ops.squeeze(topk.output(1), ops.constant(np.int64(1)))
+    labels.output(0).get_tensor().set_names({metadata.OUTPUT_LABELS})
+    result.input(0).replace_source_output(labels.output(0))
+    model.validate_nodes_and_infer_types()

@@ -151,7 +151,8 @@ def open_cuda(device=0):
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path, device="auto", gpu=0, **kw):
+    def __init__(self, path, device="auto", gpu=0, labels=False, **kw):
+        # labels: as for ONNX Runtime, the engine runs as built (export with --argmax for class maps)
         super().__init__(path, "cuda:{}".format(gpu))
         side = read_sidecar(path)  # before importing anything: a wrong file fails the same everywhere
         trt = formats.require("tensorrt", _EXTRA, "the TensorRT backend")
