@@ -86,3 +86,19 @@ def test_speed_report_says_what_ran_where(tmp_path):
     assert "Made by `python -m benchmarks.speed --arch lraspp_mobilenetv2_w035" in text
     with pytest.raises(SystemExit):
         speed.main(["--arch", "no_such_model", "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])
+
+
+def test_loop_report_compares_medians_with_the_goals():
+    from benchmarks.loop import summarise
+
+    rows = [{"repeat": i, "run": "bench", "fps": fps, "p50_ms": ms} for i, (fps, ms) in enumerate([(10, 100), (12, 80), (11, 90)])]
+    rows += [{"repeat": 0, "run": "bench_app", "fps": 11.5, "p50_ms": 86.0}]
+    rows += [{"repeat": i, "run": "loop_bare", "fps": fps, "p50_ms": 95, "preprocess_ms": 2.0} for i, fps in enumerate([9, 10.5, 10])]
+    rows += [{"repeat": i, "run": "loop_full", "fps": fps, "p50_ms": 99, "preprocess_ms": 2.5} for i, fps in enumerate([8, 8.5, 9])]
+    med, checks = summarise(rows)
+    by = {m["run"]: m for m in med}
+    assert by["bench"]["fps"] == 11 and by["bench"]["preprocess_ms"] is None and by["loop_bare"]["repeats"] == 3
+    got = {c["check"]: (c["value"], c["met"]) for c in checks}
+    assert got["loop_bare FPS / bench FPS"] == (round(10 / 11, 3), True)       # 0.909 >= 0.9
+    assert got["loop_full FPS / bench FPS"] == (round(8.5 / 11, 3), False)     # 0.773 < 0.8
+    assert got["bench p50 / benchmark_app median - 1"] == (round(90 / 86 - 1, 3), True)  # +4.7%

@@ -24,7 +24,8 @@ class Pending:
     def __init__(self, output):
         self._output = output
 
-    def wait(self):
+    def wait(self, copy=True):
+        """The output; copy=False lets a backend hand out its own buffer (valid until its next request)."""
         return self._output
 
 
