@@ -11,6 +11,8 @@ Backends (`--backends`):
   torch       PyTorch eager, fp32, torch.inference_mode, --threads intra-op threads
   ort-fp32    ONNX Runtime CPUExecutionProvider, default session options, --threads threads
   ort-int8    the same session on the Q/DQ INT8 model (export.quantize --target ort)
+  ort-int8-trt  the same session on the TensorRT-form Q/DQ INT8 model (--target trt): what ONNX Runtime
+              made of our INT8 before the targets were split (docs/int8.md)
   ov-f32      OpenVINO CPU, FP32 IR, f32 compute
   ov-bf16     OpenVINO CPU, FP32 IR, bf16 compute (the CPU plugin's default where the CPU has bf16)
   ov-fp16     OpenVINO CPU, FP16-compressed IR, the device's default compute
@@ -36,7 +38,7 @@ from runtime.cli import positive_int
 from .report import markdown_table, provenance, write_csv
 
 DEFAULT_ARCHS = ("lraspp_mobilenetv2", "deeplabv3_mobilenetv2", "deeplabv3_resnet18", "lraspp_mobilenetv3_large")
-BACKENDS = ("torch", "ort-fp32", "ort-int8", "ov-f32", "ov-bf16", "ov-fp16", "ov-int8", "trt-fp16", "trt-int8")
+BACKENDS = ("torch", "ort-fp32", "ort-int8", "ort-int8-trt", "ov-f32", "ov-bf16", "ov-fp16", "ov-int8", "trt-fp16", "trt-int8")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_fp16")
 NUM_CLASSES = 19  # Cityscapes
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -79,6 +81,9 @@ def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
     files["ort-fp32"] = onnx_path
     if "ort-int8" in backends:
         files["ort-int8"] = _once(d / "student.int8.onnx", lambda out: _ort_int8(onnx_path, out, images, "ort"))
+    if "ort-int8-trt" in backends:
+        files["ort-int8-trt"] = _once(d / "student.int8-trt.onnx",
+                                      lambda out: _ort_int8(onnx_path, out, images, "trt"))
     for name, precision in (("ov-f32", "fp32"), ("ov-bf16", "fp32"), ("ov-fp16", "fp16"), ("ov-int8", "int8")):
         if name in backends:
             suffix = ".xml" if precision == "fp32" else f".{precision}.xml"
@@ -234,8 +239,9 @@ def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: i
             if name in times:
                 row[f"{name}_ms"] = round(float(np.median(times[name])) * 1000, 1)
                 row[f"{name}_p90_ms"] = round(float(np.percentile(times[name], 90)) * 1000, 1)
-        if "ort-int8" in files:
-            row["ort_int8_convs_fused"] = ort_conv_fusion(files["ort-int8"])
+        for name in ("ort-int8", "ort-int8-trt"):
+            if name in files:
+                row[f"{name.replace('-', '_')}_convs_fused"] = ort_conv_fusion(files[name])
         rows.append(row)
         report(markdown_table([row]))
     return rows
@@ -248,6 +254,7 @@ def speedups(rows: list[dict]) -> list[dict]:
             return round(r[f"{a}_ms"] / r[f"{b}_ms"], 2) if f"{a}_ms" in r and f"{b}_ms" in r else None
         fps = {f"{b} FPS": round(1000.0 / r[f"{b}_ms"], 1) for b in BACKENDS if f"{b}_ms" in r}
         out.append({"arch": r["arch"], "ORT INT8 vs FP32": ratio("ort-fp32", "ort-int8"),
+                    "ORT INT8 (trt form) vs FP32": ratio("ort-fp32", "ort-int8-trt"),
                     "OV INT8 vs f32": ratio("ov-f32", "ov-int8"), "OV INT8 vs bf16": ratio("ov-bf16", "ov-int8"),
                     "OV INT8 vs torch": ratio("torch", "ov-int8"), **fps})
     return out
@@ -258,8 +265,9 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) ->
     present = [b for b in BACKENDS if any(f"{b}_ms" in r for r in rows)]
     latency = [{"arch": r["arch"], "GMACs": r["GMACs"], "params (M)": r["params_M"],
                 **{b: r.get(f"{b}_ms") for b in present}} for r in rows]
-    fused = [{"arch": r["arch"], "convs run as QLinearConv": r["ort_int8_convs_fused"]}
-             for r in rows if "ort_int8_convs_fused" in r]
+    fused = [{"arch": r["arch"], "ort target": r.get("ort_int8_convs_fused"),
+              "trt target": r.get("ort_int8_trt_convs_fused")}
+             for r in rows if "ort_int8_convs_fused" in r or "ort_int8_trt_convs_fused" in r]
     skipped = [b for b in asked if b not in present]
     not_asked = [b for b in BACKENDS if b not in asked]
     text = [
@@ -284,8 +292,9 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) ->
     ]
     if fused:
         text += ["## Why ONNX Runtime INT8 pays now", "",
-                 "Convolutions ONNX Runtime runs in INT8 (QLinearConv) after its graph optimisation, of all the "
-                 "model's convolutions (docs/int8.md explains the settings):", "", markdown_table(fused)]
+                 "Convolutions that ONNX Runtime runs in INT8 (QLinearConv) after its graph optimisation, of all "
+                 "the model's convolutions, for the two Q/DQ forms `export.quantize` writes (docs/int8.md "
+                 "explains why they differ):", "", markdown_table(fused)]
     if skipped:
         text += [f"Skipped: {', '.join(skipped)} (tensorrt, pycuda and a GPU are not all present on this machine).", ""]
     if not_asked:

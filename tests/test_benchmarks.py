@@ -82,7 +82,7 @@ def test_speed_report_says_what_ran_where(tmp_path):
     assert ups["ORT INT8 vs FP32"] == round(float(row["ort-fp32_ms"]) / float(row["ort-int8_ms"]), 2)
     assert ups["ov-int8 FPS"] == round(1000 / float(row["ov-int8_ms"]), 1) and ups["OV INT8 vs f32"] is None
     assert "onnxruntime " in text and "openvino " in text and "cores" in text and "interleaved" in text
-    assert "Not asked: torch, ov-f32, ov-bf16, ov-fp16, trt-fp16, trt-int8." in text
+    assert "Not asked: torch, ort-int8-trt, ov-f32, ov-bf16, ov-fp16, trt-fp16, trt-int8." in text
     assert "Made by `python -m benchmarks.speed --arch lraspp_mobilenetv2_w035" in text
     with pytest.raises(SystemExit):
         speed.main(["--arch", "no_such_model", "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])
