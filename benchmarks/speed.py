@@ -154,19 +154,11 @@ def runner(name: str, path: Path, threads: int):
 
 
 def ort_conv_fusion(path: Path) -> str:
-    """'k/n': how many of the model's n convolutions ONNX Runtime runs as QLinearConv (INT8) after its own
-    graph optimisation: the reason an INT8 model is fast or not."""
-    import onnx
-    import onnxruntime as ort
+    """'k/n': how many of the model's n convolutions ONNX Runtime runs as QLinearConv (int8)."""
+    from export.quantize import ort_int8_graph
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(path.with_name(path.stem + ".ort-optimized.onnx"))
-    so.log_severity_level = 3
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
-    os.unlink(so.optimized_model_filepath)
-    return f"{ops.count('QLinearConv')}/{ops.count('QLinearConv') + ops.count('Conv')}"
+    g = ort_int8_graph(path)
+    return f"{g['int8_convs']}/{g['int8_convs'] + g['float_convs']}"
 
 
 def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int) -> dict:

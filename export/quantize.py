@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,31 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) ->
         set_onnx_meta(model, meta)
         onnx.save(model, str(tmp))
     return out
+
+
+# activations ONNX Runtime has no int8 kernel for: between Q/DQ pairs they run in float, with a dequantise
+# before and a quantise after each, over the whole feature map
+FLOAT_ACTIVATIONS = ("HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Relu", "Clip", "LeakyRelu")
+
+
+def ort_int8_graph(path) -> dict:
+    """What ONNX Runtime's CPU provider makes of a Q/DQ model after its graph optimisation: how many
+    convolutions run as int8 QLinearConv and how many stay float, and the float activations left
+    between Q/DQ pairs. The reason an INT8 model is fast on ONNX Runtime, or not."""
+    import os
+    import tempfile
+
+    onnx = require("onnx", "export")
+    ort = require("onnxruntime", "export", "running ONNX models")
+    with tempfile.TemporaryDirectory() as d:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # no CPU-specific layouts
+        so.optimized_model_filepath = os.path.join(d, "optimized.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    return {"int8_convs": ops.count("QLinearConv"), "float_convs": ops.count("Conv") + ops.count("FusedConv"),
+            "float_activations": sum(ops.count(op) for op in FLOAT_ACTIVATIONS)}
 
 
 def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=None, max_boundary_drop=None):
@@ -241,6 +267,12 @@ def main(argv=None) -> int:
         images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
         quantize_onnx_int8(src_onnx, candidate, images, target=args.target)
         print(f"quantised {out.name}, calibrated on {len(images)} images; checking it")
+        if args.target == "ort":
+            graph = ort_int8_graph(candidate)
+            if graph["float_convs"] or graph["float_activations"]:  # a gate on accuracy does not see speed
+                print(f"warning: in ONNX Runtime {graph['float_convs']} convolutions and {graph['float_activations']} "
+                      f"activations of {out.name} stay in float between Q/DQ pairs; such a model can run slower "
+                      f"than FP32 (docs/int8.md): time both with benchmarks.speed", file=sys.stderr)
         code = parity_from_args(args, candidate, "int8", torch_model, reference_onnx=src_onnx, final=out)
         validation = validation_items(args, meta)
         gate = None
