@@ -79,9 +79,14 @@ class MobileNetV2(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs, start = [], 0
-        for end in self.stage_ends:
-            x = self.features[start:end](x)
-            outs.append(x)
-            start = end
-        return outs
+        return stage_outputs(self.features, self.stage_ends, x)
+
+
+def stage_outputs(features: nn.Sequential, stage_ends, x: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of features[:e] for each stage end e (a MobileNet's distillation taps)."""
+    outs, start = [], 0
+    for end in stage_ends:
+        x = features[start:end](x)
+        outs.append(x)
+        start = end
+    return outs

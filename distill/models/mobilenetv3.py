@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .mobilenetv2 import _make_divisible
+from .mobilenetv2 import _make_divisible, stage_outputs
 
 # kernel, expanded, out, SE, activation, stride (torchvision's _mobilenet_v3_conf "mobilenet_v3_large")
 _LARGE = [(3, 16, 16, False, "RE", 1),
@@ -99,12 +99,7 @@ class MobileNetV3Large(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs, start = [], 0
-        for end in self.stage_ends:
-            x = self.features[start:end](x)
-            outs.append(x)
-            start = end
-        return outs
+        return stage_outputs(self.features, self.stage_ends, x)
 
 
 def _last_channels(module: nn.Module) -> int:
