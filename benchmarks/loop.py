@@ -10,7 +10,7 @@ compared: loop_bare / bench (goal >= 0.9), loop_full / bench (goal >= 0.8), benc
 latency (goal within 5%).
 
 Defaults: the 512x1024 OpenVINO INT8 LR-ASPP MobileNetV2 that `benchmarks.speed` builds (random weights),
-and a generated 1280x720 MP4 (`--video` to use your own). Writes `<out-dir>/loop.md` and `loop.csv`.
+and a generated 1280x720 MP4 (`--video` to use your own). Writes `<out-dir>/<name>.md` and `.csv`.
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def summarise(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return med, checks
 
 
-def write_report(rows, model: Path, video: Path, frames: int, threads: int, out: Path, argv) -> Path:
+def write_report(rows, model: Path, video: Path, frames: int, threads: int, out: Path, argv, name="loop") -> Path:
     import cv2
 
     med, checks = summarise(rows)
@@ -144,8 +144,8 @@ def write_report(rows, model: Path, video: Path, frames: int, threads: int, out:
             "## Medians", "", markdown_table(med), "## Goals (issue 11)", "", markdown_table(checks),
             provenance("benchmarks.loop", argv), ""]
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "loop.csv")
-    path = out / "loop.md"
+    write_csv(rows, out / f"{name}.csv")
+    path = out / f"{name}.md"
     path.write_text("\n".join(text))
     return path
 
@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=positive_int, default=3, help="rounds of the four runs (default 3)")
     p.add_argument("--threads", type=positive_int, default=2, help="inference threads (default 2)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="where the default model is built")
-    p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where loop.md and loop.csv go")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where the report goes")
+    p.add_argument("--name", default="loop", help="report file names: NAME.md and NAME.csv (default loop)")
     args = p.parse_args(argv)
     for path, flag in ((args.model, "--model"), (args.video, "--video")):
         if path is not None and not path.is_file():
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
     from runtime.backends import load_backend
     shape = load_backend(model, device="cpu").meta["input_size"]
     rows = measure(model, video, args.repeats, args.frames, args.iters, args.threads, shape)
-    path = write_report(rows, model, video, args.frames, args.threads, args.out_dir, argv)
+    path = write_report(rows, model, video, args.frames, args.threads, args.out_dir, argv, args.name)
     print(f"wrote {path} and {path.with_suffix('.csv')}")
     return 0
 
