@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from runtime import contract
+
 from . import __version__
 from .models import build_model
 from .signals import clean_stale, pid_tag
@@ -32,11 +34,11 @@ META_KEYS = ("arch", "arch_kwargs", "num_classes", "classes", "palette", "mean",
              "dataset", "version")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(contract.CheckpointError):
     """A file that is not the checkpoint the caller needs; the message names the file."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(contract.OutputError):
     """A checkpoint that could not be written (disk full, read-only); the message names the file."""
 
 

@@ -26,6 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from runtime import contract
+
 from . import checkpoint
 from .config import Config, save_config
 from .losses import Distiller
@@ -36,7 +38,7 @@ IGNORE_INDEX = 255
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
 
-class TeacherMissing(FileNotFoundError):
+class TeacherMissing(contract.CheckpointError, FileNotFoundError):
     """The config distils from a teacher checkpoint that does not exist (the message says how to make one)."""
 
 

@@ -13,38 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import OutputError, Signals, clean_stale, pid_tag
-from runtime.formats import MissingDependency, require
+from runtime.cli import OutputError, clean_stale, pid_tag
+from runtime.contract import ExportError, command
+from runtime.formats import require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
 
-class ExportError(ValueError):
-    """Bad input to an exporter; the message is one line naming the file and what was expected."""
+def exporter(main):
+    """An exporter's entry point: the CLI contract (runtime.contract.command; SIGTERM unwinds like
+    Ctrl-C, so temporary files and folders go), after removing killed runs' work folders."""
+    wrapped = command(main, interrupted="nothing written under the output name")
 
-
-def cli(main):
-    """Run `main(argv)`; known input errors become `error: ...` on stderr and exit status 2.
-
-    Errors are the exporters' own (ExportError), a missing optional dependency, a bad checkpoint
-    (distill.checkpoint.CheckpointError is a ValueError) or bad metadata. Anything else is a bug
-    and keeps its traceback.
-    """
     def run(argv=None):
-        # leftovers of killed runs (temporary work folders; their pid is in the name) go first
         for pattern in ("brd-export-*", "brd-quant-*", "brd-trt-*"):  # the last two: names of older versions
             clean_stale(tempfile.gettempdir(), pattern, max_age_without_pid=24 * 3600)
-        with Signals() as signals:  # SIGTERM unwinds like Ctrl-C: temporary files and folders are removed
-            try:
-                code = main(argv)
-            except KeyboardInterrupt:
-                print("interrupted by {}: nothing written under the output name".format(signals.name or "SIGINT"),
-                      file=sys.stderr)
-                sys.exit(signals.exit_code or 130)
-            except (ExportError, MissingDependency, metadata.MetadataError, ValueError, OSError) as e:
-                print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
-                sys.exit(2)
-        sys.exit(code or 0)
+        return wrapped(argv)
+    run.__wrapped__ = main
     return run
 
 

@@ -20,8 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MIN_FREE_BYTES = 1 << 20  # below this a write is refused before it starts (and a video sink stops)
 
 
-class OutputError(OSError):
-    """An output that cannot be written (permission, read-only, no space); the message names the path."""
+from .contract import OutputError  # noqa: E402,F401  (the contract owns the error family)
 
 
 # ------------------------------------------------------------------------------------- argument ranges
