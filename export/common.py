@@ -15,7 +15,7 @@ import numpy as np
 from runtime import metadata
 from runtime.cli import OutputError, clean_stale, pid_tag
 from runtime.contract import ExportError, command
-from runtime.formats import require
+from runtime.formats import format_for, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
@@ -82,10 +82,13 @@ def atomic_path(out, suffix=None):
 def companions(path):
     """Files that belong to a model file and move with it: an IR's .bin, an engine's JSON sidecar."""
     path = Path(path)
-    if path.suffix == ".xml":
+    name = format_for(path).name
+    if name == "openvino":
         return [path.with_suffix(".bin")]
-    if path.suffix == ".engine":
-        return [Path(str(path) + ".json")]
+    if name == "tensorrt":
+        from runtime.trt_sidecar import sidecar_path
+
+        return [sidecar_path(path)]
     return []
 
 
@@ -181,6 +184,33 @@ def onnx_meta(path):
         raise ExportError("{}: no '{}' metadata; export it with `python -m export.onnx student.pt`".format(
             path, metadata.META_KEY))
     return metadata.loads(props[metadata.META_KEY], str(path))
+
+
+def openvino_meta(xml):
+    """The metadata dict stored in an OpenVINO IR's rt_info (ExportError if absent)."""
+    ov = require("openvino", "openvino", "reading OpenVINO models")
+    try:
+        model = ov.Core().read_model(str(xml))
+    except Exception as e:  # OpenVINO's RuntimeError/GeneralFailure for a missing .bin or broken XML
+        text = str(e).strip()
+        raise ExportError("{}: OpenVINO cannot read it ({})".format(
+            xml, text.splitlines()[0][:200] if text else type(e).__name__)) from None
+    if not model.has_rt_info([metadata.META_KEY]):
+        raise ExportError("{}: no '{}' in rt_info; export it with `python -m export.openvino`".format(
+            xml, metadata.META_KEY))
+    return metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(xml))
+
+
+def model_meta(path):
+    """The metadata of any exported model file: ONNX metadata_props, IR rt_info, engine sidecar."""
+    name = format_for(path).name
+    if name == "openvino":
+        return openvino_meta(path)
+    if name == "tensorrt":
+        from runtime.trt_sidecar import read_sidecar
+
+        return read_sidecar(path)["meta"]
+    return onnx_meta(path)
 
 
 def set_onnx_meta(model, meta):

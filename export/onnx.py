@@ -18,7 +18,7 @@ from runtime.contract import ArgumentParser, alias, size
 from runtime.formats import default_output, require
 
 from .common import (MAX_OPSET, MIN_OPSET, ExportError, atomic_path, check_writable, exporter, publish, record_file,
-                     set_onnx_meta, sibling, staged)
+                     set_onnx_meta, sibling, source_kind, staged)
 
 
 def check_opset(opset: int) -> int:
@@ -94,6 +94,17 @@ def simplify_onnx(model_proto):
         if not ok:
             raise ExportError("onnxsim could not validate the simplified model; retry with --no-simplify")
         return simplified
+
+
+def fp32_onnx(src, tmpdir, args=None):
+    """(onnx path, torch model or None): the source itself if .onnx, else a fresh FP32 export in
+    `tmpdir`; the other exporters start from it."""
+    if source_kind(src) == "onnx":
+        return Path(src), None
+    model, meta = load_student(src)
+    opset = getattr(args, "opset", 17) if args is not None else 17
+    onnx_path = torch_to_onnx(src, Path(tmpdir) / (Path(src).stem + ".onnx"), opset=opset, model_meta=(model, meta))
+    return onnx_path, model
 
 
 class WithArgmax:  # built lazily as an nn.Module subclass so importing this file needs no torch

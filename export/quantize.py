@@ -10,19 +10,20 @@ Calibration images go through exactly the runtime's preprocessing (common.prepro
 """
 from __future__ import annotations
 
-import argparse
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from runtime import metadata
-from runtime.formats import require
-
 from runtime.cli import finite_float
+from runtime.contract import ArgumentParser
+from runtime.formats import default_output, require
 
-from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, publish, record_file,
+from .common import (ExportError, atomic_path, check_writable, exporter, onnx_meta, preprocess, publish, record_file,
                      set_onnx_meta, sibling, source_kind, staged, work_dir)
+from .onnx import fp32_onnx
 
 
 def _reader(images, meta):
@@ -124,7 +125,7 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=
 
     meta = onnx_meta(fp32_path) if Path(fp32_path).suffix == ".onnx" else None
     if meta is None:
-        from .openvino import openvino_meta
+        from .common import openvino_meta
         meta = openvino_meta(fp32_path)
     items = [(preprocess([img], meta), label) for img, label in validation]
     fp32 = miou(runner_for(fp32_path), items, meta)
@@ -151,34 +152,15 @@ def validation_items(args, meta, n=None):
     return dataset_images(dataset, n or len(dataset), "validation", with_labels=True)
 
 
-def quantize_int8(src, out=None, backend: str = "onnxruntime", images=None, for_tensorrt=True, **kw) -> Path:
-    """INT8 from an FP32 ONNX model: `backend` "onnxruntime" (Q/DQ ONNX) or "openvino" (NNCF IR)."""
-    if backend == "onnxruntime":
-        out = out or Path(src).with_suffix(".int8.onnx")
-        return quantize_onnx_int8(src, out, images, for_tensorrt=for_tensorrt)
-    if backend == "openvino":
-        from .openvino import onnx_to_openvino
-        return onnx_to_openvino(src, out, precision="int8", calib_images=images, **kw)
-    raise ExportError(f"unknown INT8 backend {backend!r}: onnxruntime or openvino")
-
-
-def fp32_onnx(src, tmpdir, args=None):
-    """(onnx path, torch model or None): the source itself if .onnx, else a fresh FP32 export."""
-    if source_kind(src) == "onnx":
-        return Path(src), None
-    from .onnx import load_student, torch_to_onnx
-
-    model, meta = load_student(src)
-    opset = getattr(args, "opset", 17) if args is not None else 17
-    onnx_path = torch_to_onnx(src, Path(tmpdir) / (Path(src).stem + ".onnx"), opset=opset, model_meta=(model, meta))
-    return onnx_path, model
-
-
+@exporter
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
 
-    p = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0], examples=(
+        "python -m export.quantize student.onnx --data-root data/synthetic",
+        "python -m export.quantize student.pt -o student.int8.onnx --calib-dir calib/ --num-calib 100",
+        "python -m export.quantize student.onnx --data-root data/cityscapes --max-drop 0.5 --keep-failed"))
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
     p.add_argument("--max-drop", type=finite_float, default=1.0,
@@ -187,7 +169,7 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
-    out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(".int8.onnx"))
+    out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
@@ -210,4 +192,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli(main)()
+    sys.exit(main())

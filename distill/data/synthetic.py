@@ -408,6 +408,16 @@ def generate(root: str | Path, split: str, num_images: int, size: tuple[int, int
     return root
 
 
+def generated_settings(root: str | Path, split: str) -> dict | None:
+    """The settings (num_images, size, seed) a split under `root` was generated with, or None when
+    there is none: what a reader must ask for to get that split back rather than a new one."""
+    man = _manifest(Path(root), split)
+    if not man.exists():
+        return None
+    s = json.loads(man.read_text())
+    return {"num_images": s["num_images"], "size": tuple(s["size"]), "seed": s["seed"]}
+
+
 def _settings(num_images, size, seed) -> dict:
     return {"version": FORMAT_VERSION, "num_images": int(num_images), "size": [int(size[0]), int(size[1])],
             "seed": int(seed)}
