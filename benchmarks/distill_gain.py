@@ -1,9 +1,9 @@
 """What BRD buys: plain, KD, CWD, SKD, BRD and its two ablations, each tuned on a held-out split with the same
 small budget, then trained over several seeds and compared on val with paired (same-seed) differences.
 
-    python -m benchmarks.distill_gain --out docs/results                      # the full protocol (synthetic)
-    python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune  # a quick single-seed look
-    python -m benchmarks.distill_gain --no-train --out docs/results            # report the finished runs only
+    python -m benchmarks.distill_gain --out-dir docs/results                      # the full protocol (synthetic)
+    python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune      # a quick single-seed look
+    python -m benchmarks.distill_gain --no-train --out-dir docs/results            # report the finished runs only
 
 Protocol:
 1. Tuning. Every distilled method has the same number of candidate settings (`TUNING`, 2 each), trained
@@ -18,12 +18,11 @@ Run folders: <runs-dir>/<method>_s<seed>/ and <runs-dir>/tune/<method>_c<k>/. A 
 only when its config equals the one asked for (else the benchmark stops and names the keys that differ;
 `--retrain-changed` retrains it), an interrupted one resumes from last.pt: rerunning the same command
 continues where it stopped. `--jobs N` trains N runs at a time, each on cores/N threads.
-Output in --out: <prefix>.md, <prefix>.csv (one row per method x seed, teacher included),
+Output in --out-dir: <prefix>.md, <prefix>.csv (one row per method x seed, teacher included),
 <prefix>_tuning.csv, <prefix>_paired.csv and the charts/panel PNGs.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -32,6 +31,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+from runtime.cli import non_negative_int, positive_int
+from runtime.contract import ArgumentParser, ConfigError, add_overrides, alias, command, overrides
 
 # method -> config file, from the dataset prefix ("synthetic" -> configs/synthetic_kd.yaml, BRD is configs/synthetic.yaml)
 METHODS = {
@@ -71,7 +73,7 @@ NOT_LEARNED = {"name", "out_dir", "teacher.config", "train.log_every", "train.ck
                "train.threads", "data.num_workers", "data.val_split", "eval.max_images"}
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(ConfigError):
     """A benchmark that cannot run as asked (missing config or teacher, a changed run); the message says what to do."""
 
 
@@ -393,9 +395,12 @@ def _words(values) -> list[str]:
     return [w for v in values for w in v.split(",") if w]
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.distill_gain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.distill_gain", description=__doc__, examples=(
+        "python -m benchmarks.distill_gain --out-dir docs/results --jobs 2",
+        "python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune --set train.iters=60",
+        "python -m benchmarks.distill_gain --no-train --out-dir docs/results"))
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    help=f"methods to compare (default all: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--seeds", nargs="+", default=[str(s) for s in DEFAULT_SEEDS], help="train.seed values (default 0 1 2 3 4)")
@@ -403,35 +408,30 @@ def main(argv=None) -> int:
     p.add_argument("--prefix", default="synthetic",
                    help="dataset config prefix: configs/<prefix>_plain.yaml, <prefix>.yaml (BRD), ... (default synthetic)")
     p.add_argument("--configs-dir", default="configs", help="folder of the configs (default configs)")
-    p.add_argument("--out", default="runs/distill_gain", help="report folder (default runs/distill_gain)")
-    p.add_argument("--runs-dir", default=None, help="run folders (default <out>/runs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every run, e.g. --set train.iters=60 (repeatable)")
+    p.add_argument("--out-dir", default="runs/distill_gain", help="report folder (default runs/distill_gain)")
+    alias(p, "--out", "out_dir", "--out-dir")
+    p.add_argument("--runs-dir", default=None, help="run folders (default <out-dir>/runs)")
+    add_overrides(p)
     p.add_argument("--teacher", default=None, help="teacher checkpoint (default: the BRD config's teacher.ckpt)")
     p.add_argument("--train-teacher", action="store_true", help="train the teacher with its config if it is missing")
     p.add_argument("--retrain-changed", action="store_true",
                    help="retrain run folders trained with another config (default: stop and name the keys)")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: report the finished runs found (missing ones are listed as left out)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained at a time (default 1)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: cores / jobs)")
-    p.add_argument("--panel-images", type=int, default=4, help="rows of the sample-prediction panel (default 4)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs trained at a time (default 1)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads per run (default: cores / jobs)")
+    p.add_argument("--panel-images", type=non_negative_int, default=4,
+                   help="rows of the sample-prediction panel (default 4)")
     args = p.parse_args(argv)
     try:
         seeds = [int(s) for s in _words(args.seeds)]
     except ValueError:
-        p.error(f"--seeds: expected integers, got {' '.join(args.seeds)}")
-    from distill.checkpoint import CheckpointError
-    from distill.config import ConfigError
-    try:
-        run_distill_gain(_words(args.methods), seeds, args.out, args.runs_dir, args.overrides, args.teacher,
-                         tune=not args.no_tune, prefix=args.prefix, configs_dir=args.configs_dir,
-                         train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train,
-                         retrain_changed=args.retrain_changed, jobs=args.jobs, threads=args.threads,
-                         argv=sys.argv[1:] if argv is None else argv)
-    except (BenchmarkError, ConfigError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        p.error(f"argument --seeds: expected integers, got {' '.join(args.seeds)}")
+    run_distill_gain(_words(args.methods), seeds, args.out_dir, args.runs_dir, overrides(args), args.teacher,
+                     tune=not args.no_tune, prefix=args.prefix, configs_dir=args.configs_dir,
+                     train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train,
+                     retrain_changed=args.retrain_changed, jobs=args.jobs, threads=args.threads,
+                     argv=sys.argv[1:] if argv is None else argv)
     return 0
 
 

@@ -4,6 +4,7 @@ an ONNX file, and turning images into model input exactly as the runtime does.
 Python 3.8 compatible and torch-free (export.trt imports it on JetPack).
 """
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -25,11 +26,11 @@ def exporter(main):
     Ctrl-C, so temporary files and folders go), after removing killed runs' work folders."""
     wrapped = command(main, interrupted="nothing written under the output name")
 
+    @functools.wraps(main)
     def run(argv=None):
         for pattern in ("brd-export-*", "brd-quant-*", "brd-trt-*"):  # the last two: names of older versions
             clean_stale(tempfile.gettempdir(), pattern, max_age_without_pid=24 * 3600)
         return wrapped(argv)
-    run.__wrapped__ = main
     return run
 
 
