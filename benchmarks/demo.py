@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import positive_int
+from runtime.cli import check_folder, positive_int
 from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
 from runtime.formats import FORMATS, lookup
 
@@ -105,7 +105,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     from runtime import run as runtime_run
 
     t_start = time.perf_counter()
-    out = Path(out)
+    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
     data = out / "data"
     models = out / "models"
     steps = Steps(out)

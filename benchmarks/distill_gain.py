@@ -307,8 +307,10 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     methods, seeds, overrides = list(dict.fromkeys(methods)), list(dict.fromkeys(int(s) for s in seeds)), list(overrides)
     if not methods or not seeds:
         raise BenchmarkError("need at least one method and one seed")
-    for m in methods:
-        config_path(m, prefix, configs_dir)  # every config exists before hours of training start
+    from distill.config import load_config
+
+    for m in methods:  # every config exists and takes the overrides before hours of training start
+        load_config(config_path(m, prefix, configs_dir), overrides)
     if jobs < 1:
         raise BenchmarkError(f"--jobs must be >= 1, got {jobs}")
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -319,7 +321,6 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     if train and distilled:
         teacher = resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, threads * jobs, log)
     else:
-        from distill.config import load_config
         default = Path(teacher_ckpt or load_config(config_path("brd", prefix, configs_dir), overrides).teacher.ckpt or "")
         teacher = default if default.is_file() else None
     if tune and distilled:

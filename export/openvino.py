@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
 
-    p = ArgumentParser(prog="python -m export.openvino", description=__doc__.splitlines()[0], examples=(
+    p = ArgumentParser(prog="python -m export.openvino", description=__doc__, examples=(
         "python -m export.openvino student.onnx",
         "python -m export.openvino student.pt --precision fp16 -o deploy/student.fp16.xml",
         "python -m export.openvino student.onnx --precision int8 --data-root data/synthetic --accuracy-control"))

@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
 
-    p = ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0], examples=(
+    p = ArgumentParser(prog="python -m export.quantize", description=__doc__, examples=(
         "python -m export.quantize student.onnx --data-root data/synthetic",
         "python -m export.quantize student.pt -o student.int8.onnx --calib-dir calib/ --num-calib 100",
         "python -m export.quantize student.onnx --data-root data/cityscapes --max-drop 0.5 --keep-failed"))

@@ -221,7 +221,7 @@ def main(argv=None):
     from .onnx import fp32_onnx
     from .parity import add_parity_args, parity_from_args
 
-    p = ArgumentParser(prog="python -m export.trt", description=__doc__.splitlines()[0], examples=(
+    p = ArgumentParser(prog="python -m export.trt", description=__doc__, examples=(
         "python -m export.trt student.onnx --precision fp16",
         "python -m export.trt student.onnx --precision int8 --data-root data/synthetic --timing-cache trt.cache",
         "python -m export.trt dynamic.onnx --min-shape 1x3x256x512 --opt-shape 1x3x512x1024 --max-shape 4x3x512x1024"))

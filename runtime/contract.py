@@ -116,6 +116,12 @@ class ArgumentParser(argparse.ArgumentParser):
             kw["epilog"] = "examples:\n" + "\n".join("  " + e for e in examples)
         super().__init__(*args, **kw)
 
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        if getattr(self, "_pair_flags", None):
+            args = _join_pairs(args, self._pair_flags)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, "error: {} (see {} --help)\n".format(message, self.prog))
 
@@ -162,29 +168,28 @@ def size(text):
     return int(parts[0]), int(parts[1])
 
 
-class SizeAction(argparse.Action):
-    """`--flag HxW`; the old two-number form `--flag H W` still works, with a deprecation line."""
-
-    def __init__(self, option_strings, dest, **kw):
-        kw["nargs"] = "+"
-        kw.setdefault("metavar", ("HxW", "W"))  # shown as "HxW [W ...]"
-        super().__init__(option_strings, dest, **kw)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if len(values) > 2:
-            raise argparse.ArgumentError(self, "expected HxW, got {}".format(" ".join(values)))
-        try:
-            value = size("x".join(values))
-        except argparse.ArgumentTypeError as e:
-            raise argparse.ArgumentError(self, str(e)) from None
-        if len(values) == 2:
-            deprecated("{} {}x{}".format(option_string, *values), "{} H W".format(option_string))
-        setattr(namespace, self.dest, value)
-
-
 def size_arg(parser, *flags, **kw):
-    """Add a `--size HxW`-style flag (values checked, old `H W` form accepted)."""
-    return parser.add_argument(*flags, action=SizeAction, **kw)
+    """Add a `--size HxW`-style flag (values checked). The old two-number form `--flag H W` still
+    parses, with a deprecation line (ArgumentParser rewrites it before parsing)."""
+    kw.setdefault("metavar", "HxW")
+    action = parser.add_argument(*flags, type=size, **kw)
+    parser._pair_flags = getattr(parser, "_pair_flags", ()) + tuple(flags)
+    return action
+
+
+def _join_pairs(args, flags):
+    """['--size', '64', '128'] -> ['--size', '64x128'] for the flags that took `H W` before."""
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a in flags and i + 2 < len(args) and args[i + 1].isdigit() and args[i + 2].isdigit():
+            deprecated("{} {}x{}".format(a, args[i + 1], args[i + 2]), "{} H W".format(a))
+            out += [a, "{}x{}".format(args[i + 1], args[i + 2])]
+            i += 3
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
