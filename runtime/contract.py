@@ -17,6 +17,7 @@ layer: the only parts of runtime/ that distill imports.
 """
 import argparse
 import functools
+import gc
 import signal
 import sys
 
@@ -71,13 +72,6 @@ def one_line(e):
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def report(e):
-    """Print a UserError as the contract's one line."""
-    sys.stdout.flush()
-    print("error: {}".format(one_line(e)), file=sys.stderr)
-    sys.stderr.flush()
-
-
 # ------------------------------------------------------------------------------------- the wrapper
 def command(main=None, interrupted="outputs closed"):
     """Decorate `main(argv) -> int | None` into the entry point: UserError -> one line and its exit
@@ -93,16 +87,19 @@ def command(main=None, interrupted="outputs closed"):
 
         with Signals() as signals:
             try:
-                code = main(argv)
+                return int(main(argv) or 0)
             except UserError as e:
-                report(e)
-                return e.exit_code
+                message, code = "error: " + one_line(e), e.exit_code
             except KeyboardInterrupt as e:
                 signum = getattr(e, "signum", None) or signals.received or signal.SIGINT
-                sys.stdout.flush()
-                print("interrupted by {}: {}".format(signal.Signals(signum).name, interrupted), file=sys.stderr)
-                return 128 + int(signum)
-        return int(code or 0)
+                message = "interrupted by {}: {}".format(signal.Signals(signum).name, interrupted)
+                code = 128 + int(signum)
+        # printed once the traceback is dropped: it may hold a progress bar whose last redraw must come first
+        gc.collect()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print(message, file=sys.stderr)
+        return code
     return run
 
 
@@ -123,7 +120,7 @@ class ArgumentParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, "error: {} (see {} --help)\n".format(message, self.prog))
+        self.exit(EXIT_BAD_INPUT, "error: {}\n".format(message))
 
 
 def deprecated(use, what=None):

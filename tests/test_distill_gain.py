@@ -138,9 +138,9 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
         run_distill_gain(["plain", "brd"], [0], tmp_path / "out", overrides=_tiny_overrides(tmp_path),
                          teacher_ckpt=missing, log=lambda *a: None)
     assert not (tmp_path / "out" / "runs").exists()  # nothing trained before the check
-    assert main(["--methods", "plain,brd", "--seeds", "0", "--teacher", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--methods", "plain,brd", "--seeds", "0", "--teacher", str(missing), "--out-dir", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err
-    assert main(["--methods", "plain", "nonsense", "--out", str(tmp_path / "o")]) == 2
+    assert main(["--methods", "plain", "nonsense", "--out-dir", str(tmp_path / "o")]) == 2
     assert "unknown method 'nonsense'" in capsys.readouterr().err
 
 

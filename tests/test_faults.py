@@ -140,7 +140,7 @@ def signal_when(proc, ready, sig, timeout=60):
 def test_runtime_signal_closes_a_playable_video_and_writes_stats(model, long_video, tmp_path, sig, code):
     out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
     p = subprocess.Popen([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(long_video),
-                          "--sink", str(out), "--stats", str(stats), "--stats-every", "0.05", "-q"],
+                          "--sink", str(out), "-o", str(stats), "--stats-every", "0.05", "-q"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     first = []
 
@@ -173,13 +173,17 @@ def test_runtime_sigterm_with_a_frame_folder_sink(model, long_video, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ training: signals
-def _train_args(tmp_path, out, iters=100000, extra=()):
-    return ["distill.run", "--cfg", ROOT / "configs" / "synthetic_plain.yaml", f"out_dir={out}",
-            f"data.root={tmp_path / 'data'}", "data.crop_size=[32,64]",
+def _overrides(tmp_path, out, iters=100000, extra=()):
+    return [f"out_dir={out}", f"data.root={tmp_path / 'data'}", "data.crop_size=[32,64]",
             "data.kwargs={num_images: 4, size: [32, 64], seed: 0}",
             "data.val_kwargs={num_images: 2, size: [32, 64], seed: 0}", f"train.iters={iters}",
             "train.batch_size=2", "train.ckpt_every=1000", "train.val_every=100000", "train.log_every=1",
             "train.threads=1", "eval.input_size=[32,64]", *extra]
+
+
+def _train_args(tmp_path, out, iters=100000, extra=()):
+    return ["distill.run", "--cfg", ROOT / "configs" / "synthetic_plain.yaml",
+            "--set", *_overrides(tmp_path, out, iters, extra)]
 
 
 def _logged_steps(run_dir):
@@ -250,9 +254,9 @@ def test_runtime_stats_on_a_full_disk_is_refused_before_the_work(model, images, 
 
     disk = tmpfs("stats", 256)
     code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", str(tmp_path / "o.mp4"),
-                                "--stats", str(disk / "s.json"), "-q"], capsys)
+                                "-o", str(disk / "s.json"), "-q"], capsys)
     assert code == 2 and error_lines(err) == [
-        f"error: {disk / 's.json'}: --stats needs about 1.0 MB but only 0.3 MB are free on that disk"]
+        f"error: {disk / 's.json'}: -o/--output needs about 1.0 MB but only 0.3 MB are free on that disk"]
     assert list(disk.iterdir()) == [] and not (tmp_path / "o.mp4").exists()  # nothing was run
 
 
@@ -285,9 +289,9 @@ def test_runtime_readonly_sink(model, images, readonly, capsys, sink, what):
 def test_runtime_bench_readonly_json_fails_before_timing(model, readonly, capsys):
     from runtime.bench import main
 
-    code, err = cli_exit(main, ["--model", str(model), "--iters", "1", "--json", str(readonly / "b.json")], capsys)
+    code, err = cli_exit(main, ["--model", str(model), "--iters", "1", "-o", str(readonly / "b.json")], capsys)
     assert code == 2 and error_lines(err) == [
-        f"error: {readonly / 'b.json'}: --json cannot be written (Read-only file system)"]
+        f"error: {readonly / 'b.json'}: -o/--output cannot be written (Read-only file system)"]
     assert "throughput" not in capsys.readouterr().out
 
 
@@ -316,8 +320,8 @@ def test_evaluate_readonly_out_fails_before_the_work(tmp_path, readonly, capsys)
     ckpt = write_synthetic_student(tmp_path / "s.pt")
     code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(tmp_path / "d"),
                                "--data-kwargs", '{"num_images": 1, "size": [32, 64]}',
-                               "--out", str(readonly / "m.json")], capsys)
-    assert code == 2 and error_lines(err) == [f"error: {readonly / 'm.json'}: --out cannot be written (Read-only file system)"]
+                               "-o", str(readonly / "m.json")], capsys)
+    assert code == 2 and error_lines(err) == [f"error: {readonly / 'm.json'}: -o/--output cannot be written (Read-only file system)"]
 
 
 # ------------------------------------------------------------------------------------------ failed gates
@@ -389,7 +393,7 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
     ("runtime.run", ["--alpha", "1.5"], "argument --alpha: 1.5 is out of range: expected [0, 1]"),
     ("runtime.run", ["--stats-every", "0"], "argument --stats-every: 0 is out of range: expected > 0"),
     ("runtime.bench", ["--iters", "0"], "argument --iters: 0 is out of range: expected >= 1"),
-    ("export.onnx", ["--height", "0", "--width", "-5"], "argument --height: 0 is out of range: expected >= 1"),
+    ("export.onnx", ["--size", "0x64"], "argument --size: expected HxW with H, W >= 1, e.g. 512x1024, got '0x64'"),
     ("export.quantize", ["--min-agreement", "7"], "argument --min-agreement: 7 is out of range: expected [0, 1]"),
     ("export.quantize", ["--num-calib", "0"], "argument --num-calib: 0 is out of range: expected >= 1"),
 ])
@@ -445,7 +449,7 @@ def _last_pt_of(tmp_path, arch_setting):
 
     out = tmp_path / "run"
     cfg = load_config(ROOT / "configs" / "synthetic_plain.yaml",
-                      [str(a) for a in _train_args(tmp_path, out, iters=3)[3:]] + arch_setting + ["train.ckpt_every=1"])
+                      _overrides(tmp_path, out, iters=3) + arch_setting + ["train.ckpt_every=1"])
     train(cfg, stop_at=1)
     return out
 
@@ -505,7 +509,7 @@ def test_a_tiny_image_first_in_a_folder_is_skipped_not_fatal(model, tmp_path, ca
     for i in range(3):
         cv2.imwrite(str(src / f"b_{i}.png"), np.full((*FRAME_HW, 3), 60 * i, np.uint8))
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
-    code, err = cli_exit(main, ["--model", str(model), "--source", str(src), "--sink", str(out), "--stats", str(stats),
+    code, err = cli_exit(main, ["--model", str(model), "--source", str(src), "--sink", str(out), "-o", str(stats),
                                 "-q"], capsys)
     assert code == 0, err
     assert frame_count(out) == 3 and json.loads(stats.read_text())["frames"]["skipped"] == 1
@@ -517,11 +521,11 @@ def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, cap
     five = write_student(tmp_path / "five.pt", input_size=(32, 64))
     eleven = write_synthetic_student(tmp_path / "eleven.pt")
     out = tmp_path / "nac"
-    code, err = cli_exit(main, ["--pair", "p", str(five), str(eleven), "--out", str(out)], capsys)
+    code, err = cli_exit(main, ["--pair", "p", str(five), str(eleven), "--out-dir", str(out)], capsys)
     assert code == 2 and error_lines(err) == [
         "error: pair p: the plain and BRD students differ in classes (num_classes: plain 5, BRD 11), "
         "so their inference cost cannot be compared"]
-    code, err = cli_exit(main, ["--pair", "p", str(five), str(tmp_path / "nope.pt"), "--out", str(out)], capsys)
+    code, err = cli_exit(main, ["--pair", "p", str(five), str(tmp_path / "nope.pt"), "--out-dir", str(out)], capsys)
     assert code == 2 and error_lines(err) == [f"error: pair p: the BRD checkpoint {tmp_path / 'nope.pt'} does not exist"]
     assert not out.exists()
 
@@ -536,7 +540,7 @@ def test_no_added_cost_differing_graphs_end_the_run(tmp_path, capsys):
     models.mkdir(parents=True)
     # a reused export that is newer than the checkpoint but of another graph (labels output)
     torch_to_onnx(brd, models / "p_brd.onnx", argmax=True, simplify=False)
-    code, err = cli_exit(main, ["--pair", "p", str(plain), str(brd), "--out", str(tmp_path / "nac"),
+    code, err = cli_exit(main, ["--pair", "p", str(plain), str(brd), "--out-dir", str(tmp_path / "nac"),
                                 "--variants", "onnx-fp32"], capsys)
     [line] = error_lines(err)
     assert code == 1 and line.startswith("error: pair p: the plain and BRD ONNX graphs differ (")

@@ -93,7 +93,7 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
 
 def test_cli_plain_student_and_missing_teacher_error(tmp_path):
     cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"),
-           *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
+           "--set", *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     _, meta = checkpoint.load(tmp_path / "plain" / "student.pt")
@@ -101,11 +101,11 @@ def test_cli_plain_student_and_missing_teacher_error(tmp_path):
 
     missing = tmp_path / "no_teacher.pt"
     cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-           *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
+           "--set", *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert str(missing) in done.stderr and "python -m distill.run --cfg configs/synthetic_teacher.yaml" in done.stderr
 
     bad = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-                          "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--set", "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "train.lrr" in bad.stderr
