@@ -50,10 +50,6 @@ def onnx_structure(path) -> dict:
     }
 
 
-def structure_digest(path) -> str:
-    return hashlib.sha256(repr(onnx_structure(path)).encode()).hexdigest()[:16]
-
-
 def compare_structure(a, b) -> list[str]:
     """Differences between two ONNX graphs' structures ([] when identical)."""
     sa, sb = onnx_structure(a), onnx_structure(b)

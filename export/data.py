@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.cli import positive_int
+from runtime.contract import DataError
 
 from .common import ExportError
 
@@ -48,7 +49,7 @@ def build(name: str, root, split: str, meta: dict):
         raise ExportError(f"{root}: dataset folder not found")
     try:
         return build_dataset(name, str(root), split, **kw)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (KeyError, DataError, FileNotFoundError) as e:  # an unknown name, a tree that is not the dataset
         raise ExportError(f"{root}: cannot read the {name!r} {split} split ({str(e).splitlines()[0]})") from None
 
 
