@@ -1,7 +1,6 @@
 """What a model costs, independent of its weights: parameters, MACs, and the exported graph's structure."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 
