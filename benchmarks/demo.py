@@ -94,7 +94,8 @@ def _cli(main, argv: list[str]) -> str:
 def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
              overrides: list[str] = (), bench_iters: int = 30) -> Path:
     """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
-    from benchmarks.distill_gain import run_distill_gain, train_one
+    from benchmarks.distill_gain import run_distill_gain
+    from benchmarks.gain_runs import train_one
     from benchmarks.no_added_cost import run_no_added_cost
     from distill.config import load_config
     from distill.data import build_dataset

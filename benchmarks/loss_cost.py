@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, ConfigError, command, size_arg
+from runtime.stats import time_calls
 
 
 def timed(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+    """Median seconds of `repeats` calls after `warmup`."""
+    return statistics.median(time_calls(fn, repeats, warmup))
 
 
 def brd_cfg(max_tokens):

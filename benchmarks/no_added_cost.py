@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from runtime import formats
 from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
+from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, count_params, file_size
 from .report import bar_chart, markdown_table, write_csv
@@ -106,16 +106,12 @@ def export_variant(variant: Variant, onnx_path: Path, out: Path, calib: list) ->
 def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int, rounds: int) -> dict:
     """Per-call latencies (ms) of each backend, alternating backends round by round."""
     for b in backends.values():
-        for _ in range(warmup):
-            b.infer(batch)
+        time_calls(lambda: b.infer(batch), 0, warmup)
     times = {k: [] for k in backends}
     for r in range(rounds):
         order = list(backends) if r % 2 == 0 else list(reversed(backends))  # neither always goes first
         for k in order:
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                backends[k].infer(batch)
-                times[k].append((time.perf_counter() - t0) * 1e3)
+            times[k] += [t * 1e3 for t in time_calls(lambda: backends[k].infer(batch), iters)]
     return times
 
 

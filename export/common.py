@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import OutputError, clean_stale, pid_tag
+from runtime.cli import OutputError, clean_stale, pid_tag, write_json_file
 from runtime.contract import ExportError, command
 from runtime.formats import format_for, require
 
@@ -60,24 +60,6 @@ def check_writable(out):
     clean_stale(parent, ".*.pid*.tmp*")
     clean_stale(parent, ".*.pid*.candidate*")
     return out
-
-
-@contextlib.contextmanager
-def atomic_path(out, suffix=None):
-    """Yield a temporary path next to `out`; rename it to `out` only if the block succeeds."""
-    out = Path(out)
-    suffix = out.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(out.stem, pid_tag()), suffix=".tmp" + suffix,
-                               dir=str(out.parent))
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(str(tmp), str(out))
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def companions(path):
@@ -155,17 +137,9 @@ def record_file(report_path, kept):
         write_json(path, report)
 
 
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json(path, obj):
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return path
+    """A side file (parity, gate, sidecar): sorted keys, written atomically."""
+    return write_json_file(path, obj, sort_keys=True)
 
 
 def sibling(path, suffix):

@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import positive_int
+from runtime.cli import atomic_path, positive_int
 from runtime.contract import ArgumentParser, alias, size
 from runtime.formats import default_output, require
 
-from .common import (MAX_OPSET, MIN_OPSET, ExportError, atomic_path, check_writable, exporter, publish, record_file,
+from .common import (MAX_OPSET, MIN_OPSET, ExportError, check_writable, exporter, publish, record_file,
                      set_onnx_meta, sibling, source_kind, staged)
 
 

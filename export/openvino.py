@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import finite_float, pid_tag
+from runtime.cli import current_umask, finite_float, pid_tag
 from runtime.contract import ArgumentParser
 from runtime.formats import FORMATS, default_output, require
 
-from .common import (ExportError, check_writable, current_umask, exporter, onnx_meta, openvino_meta,  # noqa: F401
+from .common import (ExportError, check_writable, exporter, onnx_meta, openvino_meta,  # noqa: F401  (re-exported)
                      publish, record_file, sibling, source_kind, staged, work_dir)
 from .onnx import fp32_onnx
 

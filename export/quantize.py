@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import finite_float
+from runtime.cli import atomic_path, finite_float
 from runtime.contract import ArgumentParser
 from runtime.formats import default_output, require
 
-from .common import (ExportError, atomic_path, check_writable, exporter, onnx_meta, preprocess, publish, record_file,
+from .common import (ExportError, check_writable, exporter, onnx_meta, preprocess, publish, record_file,
                      set_onnx_meta, sibling, source_kind, staged, work_dir)
 from .onnx import fp32_onnx
 

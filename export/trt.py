@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import positive_float
+from runtime.cli import atomic_path, positive_float
 from runtime.contract import ArgumentParser, alias
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, atomic_path, check_writable, exporter, onnx_meta, publish, record_file, sibling,
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling,
                      source_kind, staged, work_dir, write_json)
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")

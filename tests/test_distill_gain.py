@@ -145,7 +145,7 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
 
 
 def test_config_changes_name_what_differs_and_accept_keys_added_since():
-    from benchmarks.distill_gain import config_changes
+    from benchmarks.gain_runs import config_changes
     from distill.config import Config
 
     trained = Config().to_dict()
