@@ -133,7 +133,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
 
     def export(method):
         base = models / f"{STUDENT_PAIR}_{method}"
-        onnx = base.with_suffix(".onnx")
+        onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
         gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
         status = [_cli(export_onnx.main, [str(students[method]), "-o", str(onnx)]),
                   _cli(export_quantize.main, [str(onnx), *gate]),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime.formats import format_for
+
 
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -67,6 +69,6 @@ def file_size(path) -> int:
     """Bytes on disk; an OpenVINO IR counts its .bin too."""
     path = Path(path)
     size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+    if format_for(path).name == "openvino" and path.with_suffix(".bin").exists():
         size += path.with_suffix(".bin").stat().st_size
     return size

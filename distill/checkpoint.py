@@ -72,7 +72,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix="") as tmp:
-            torch.save(obj, tmp)
+            with open(tmp, "wb") as f:  # a file object: torch reports a full disk through it as an OSError
+                torch.save(obj, f)
     except BaseException as e:
         # torch.save reports a full disk as a RuntimeError of its zip writer raised while handling the OSError
         os_error = _os_error_in(e)

@@ -194,7 +194,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--flip", action="store_true", default=None, help="average with the mirrored image")
     size_arg(p, "--size", help="resize images to HxW before inference (default: eval.size)")
     p.add_argument("--max-images", type=positive_int, help="evaluate the first N images only")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    p.add_argument("--device", default="auto", help="torch device: auto (cuda if present, else cpu), cpu, cuda, cuda:N "
+                   "(default auto)")
     p.add_argument("-o", "--output", help="write the results as JSON to this file")
     alias(p, "--out", "output", "-o/--output")
     add_overrides(p, positional=True)
@@ -240,6 +241,8 @@ def main(argv=None) -> dict:
         check_output(args.output, 0, "-o/--output")
 
     model, meta = checkpoint.load(args.ckpt)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(args.device)
     info = DATASETS.get(data["dataset"])
     if info is not None and info.num_classes != meta["num_classes"]:

@@ -16,7 +16,7 @@ import numpy as np
 from runtime import metadata
 from runtime.cli import OutputError, clean_stale, pid_tag, write_json_file
 from runtime.contract import ExportError, command
-from runtime.formats import format_for, require
+from runtime.formats import format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
@@ -241,6 +241,6 @@ def source_kind(path):
         raise ExportError("{}: no such file".format(path))
     if is_checkpoint(path):
         return "checkpoint"
-    if path.suffix.lower() == ".onnx":
+    if path.suffix.lower() == lookup("onnx", "fp32").suffix:  # any ONNX: its metadata says what it holds
         return "onnx"
     raise ExportError("{}: expected a student checkpoint (.pt) or an ONNX model (.onnx)".format(path))

@@ -103,7 +103,8 @@ def fp32_onnx(src, tmpdir, args=None):
         return Path(src), None
     model, meta = load_student(src)
     opset = getattr(args, "opset", 17) if args is not None else 17
-    onnx_path = torch_to_onnx(src, Path(tmpdir) / (Path(src).stem + ".onnx"), opset=opset, model_meta=(model, meta))
+    onnx_path = torch_to_onnx(src, Path(tmpdir) / default_output(src, "onnx", "fp32").name, opset=opset,
+                              model_meta=(model, meta))
     return onnx_path, model
 
 

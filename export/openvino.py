@@ -17,10 +17,10 @@ from pathlib import Path
 from runtime import metadata
 from runtime.cli import current_umask, finite_float, pid_tag
 from runtime.contract import ArgumentParser
-from runtime.formats import FORMATS, default_output, require
+from runtime.formats import FORMATS, default_output, lookup, require
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, openvino_meta,  # noqa: F401  (re-exported)
-                     publish, record_file, sibling, source_kind, staged, work_dir)
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling, source_kind,
+                     staged, work_dir)
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
@@ -58,7 +58,7 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
         raise ExportError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     src = Path(src)
     out = Path(out) if out else default_output(src, "openvino", precision)
-    if out.suffix != ".xml":
+    if out.suffix != lookup("openvino", "fp32").suffix:
         raise ExportError(f"{out}: OpenVINO IR output must end in .xml")
     check_writable(out)
     meta = copy.deepcopy(onnx_meta(src))

@@ -40,17 +40,24 @@ def mobilenet_ckpt(tmp_path_factory):
     return write_student(tmp_path_factory.mktemp("ckpt") / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
 
 
-def write_synthetic_student(path, arch="deeplabv3_resnet10_w16", input_size=(32, 64), seed=0):
-    """A random-weight checkpoint with the synthetic dataset's 11 classes (for commands that read that data)."""
+def write_synthetic_student(path, arch="deeplabv3_resnet10_w16", input_size=(32, 64), seed=0, arch_kwargs=None,
+                            bn_passes=0):
+    """A random-weight checkpoint with the synthetic dataset's 11 classes (for commands that read that data;
+    also the tests' small teachers). `bn_passes`: training-mode forwards first, so BN statistics are not
+    the identity."""
     from distill import checkpoint
     from distill.data import DATASETS
     from distill.models import build_model
 
     info = DATASETS["synthetic"]
     torch.manual_seed(seed)
-    model = build_model(arch, info.num_classes)
-    meta = checkpoint.make_meta(arch, {}, info.num_classes, list(info.classes), [list(c) for c in info.palette],
-                                MEAN, STD, list(input_size), "synthetic")
+    arch_kwargs = dict(arch_kwargs or {})
+    model = build_model(arch, info.num_classes, **arch_kwargs)
+    with torch.no_grad():
+        for _ in range(bn_passes):
+            model.train()(torch.randn(2, 3, *input_size))
+    meta = checkpoint.make_meta(arch, arch_kwargs, info.num_classes, list(info.classes),
+                                [list(c) for c in info.palette], MEAN, STD, list(input_size), "synthetic")
     checkpoint.save(path, model.eval(), meta)
     return path
 

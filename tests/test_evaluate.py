@@ -13,7 +13,8 @@ from distill.data import DATASETS, MEAN, STD, build_dataset
 from distill.data.transforms import EvalTransform
 from distill.evaluate import cli, evaluate, evaluate_predictions, main, predict_logits, slide_logits
 from runtime.contract import ConfigError
-from distill.models import build_model
+
+from .conftest import write_synthetic_student
 
 
 class CallCounter(nn.Module):
@@ -82,14 +83,7 @@ def synth_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synth_ckpt(tmp_path_factory):
-    info = DATASETS["synthetic"]
-    torch.manual_seed(0)
-    model = build_model("deeplabv3_resnet10_w16", info.num_classes)
-    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", {}, info.num_classes, list(info.classes),
-                                [list(c) for c in info.palette], MEAN, STD, [32, 64], "synthetic")
-    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(tmp_path_factory.mktemp("ckpt") / "student.pt", input_size=(32, 64), seed=0)
 
 
 def test_evaluate_real_model_restores_train_mode(synth_root, synth_ckpt):

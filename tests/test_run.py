@@ -13,9 +13,10 @@ import yaml
 
 from distill import checkpoint
 from distill.config import load_config
-from distill.data import DATASETS, MEAN, STD
+from distill.data import DATASETS
 from distill.engine import train
-from distill.models import build_model
+
+from .conftest import write_synthetic_student
 
 ROOT = Path(__file__).parent.parent
 SIZE = [64, 128]
@@ -23,13 +24,7 @@ SIZE = [64, 128]
 
 def _teacher(path):
     """A small real teacher checkpoint for the synthetic classes (random weights: the runner only needs its outputs)."""
-    info = DATASETS["synthetic"]
-    torch.manual_seed(1)
-    model = build_model("deeplabv3_resnet10_w16", info.num_classes, width=8, head_channels=32)
-    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", {"width": 8, "head_channels": 32}, info.num_classes,
-                                list(info.classes), [list(c) for c in info.palette], MEAN, STD, SIZE, "synthetic")
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(path, input_size=SIZE, seed=1, arch_kwargs={"width": 8, "head_channels": 32})
 
 
 def _tiny(tmp_path, out, teacher=None, extra=()):
