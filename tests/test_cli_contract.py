@@ -92,6 +92,7 @@ def results(tmp_path_factory):
         return dict(zip(range(len(CASES)), pool.map(run, CASES)))
 
 
+@pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 42 processes on a busy machine
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_bad_input_is_one_error_line_and_exit_2(results, index):
     module, what, args, phrase = CASES[index]
