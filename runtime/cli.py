@@ -91,13 +91,15 @@ def check_folder(folder, need_bytes=0, what="output", name=None):
 
 @contextlib.contextmanager
 def atomic_path(out, suffix=None):
-    """The one atomic write: yield a temporary path next to `out`, named `.<stem>.pid<N>.<random>.tmp<suffix>`
-    (`suffix` defaults to out's, for writers that go by it; the pid lets a later run remove a killed run's
-    leftover, see clean_stale). When the block succeeds the file is flushed to disk and renamed to `out`;
-    however it ends otherwise, it is removed and an older `out` stays intact."""
+    """The one atomic write: yield a temporary path next to `out`, named `.<name>.pid<N>.<random>.tmp<suffix>`
+    (`suffix` defaults to out's and moves to the end, for writers that go by it: `.m.pid7.x.tmp.onnx`;
+    `suffix=""` keeps the whole name: `.last.pt.pid7.x.tmp`; the pid lets a later run remove a killed
+    run's leftover, see clean_stale). When the block succeeds the file is flushed to disk and renamed to
+    `out`; however it ends otherwise, it is removed and an older `out` stays intact."""
     out = Path(out)
     suffix = out.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(out.stem, pid_tag()), suffix=".tmp" + suffix,
+    base = out.name[:-len(suffix)] if suffix and out.name.endswith(suffix) else out.name
+    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(base, pid_tag()), suffix=".tmp" + suffix,
                                dir=str(out.parent))
     os.close(fd)
     os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
