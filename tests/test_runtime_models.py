@@ -138,6 +138,12 @@ def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["latency_ms"]["n"] == 3 and saved["shape"] == [1, 3, 64, 128] and saved["precision"] == "fp32"
     assert bench_main(["--model", str(models["fixed"]), "--size", "32x64", "--iters", "1"]) == 2  # fixed shape
+    batched = tmp_path / "batched.json"
+    assert bench_main(["--model", str(models["dynamic"]), "--size", "32x64", "--batch", "2", "--iters", "2",
+                       "--warmup", "0", "-o", str(batched)]) == 0
+    assert json.loads(batched.read_text())["shape"] == [2, 3, 32, 64]
+    assert bench_main(["--model", str(models["dynamic"]), "--hint", "throughput", "--iters", "1"]) == 2  # ONNX: no hint
+    assert "the onnxruntime backend takes no hint" in capsys.readouterr().err
 
 
 # -- the loop ------------------------------------------------------------------------------
