@@ -17,11 +17,14 @@ Output in --out: boundary_maps.md, boundary_maps.csv, boundary_maps.png.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from distill.config import load_config
+from runtime.cli import non_negative_int, positive_int
+from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
 from .report import markdown_table, provenance, write_csv
 
@@ -161,43 +164,41 @@ def picture(dataset, examples, path: Path, raw=None) -> None:
     plt.close(fig)
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.boundary_maps", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.boundary_maps", description=__doc__, examples=(
+        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg synthetic.yaml",
+        "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
+        "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
+        "--out-dir docs/results"))
     p.add_argument("--ckpt", required=True, help="trained model checkpoint (student format), e.g. the teacher")
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
+    add_overrides(p)
     p.add_argument("--split", default="tune", help="dataset split (default tune: design choices never look at val)")
-    p.add_argument("--images", type=int, default=100, help="images scored (default 100)")
-    p.add_argument("--tolerance", type=int, nargs="+", default=[0, 1],
+    p.add_argument("--images", type=positive_int, default=100, help="images scored (default 100)")
+    p.add_argument("--tolerance", type=non_negative_int, nargs="+", default=[0, 1],
                    help="match distance(s) in map cells, one table block each (default 0 1)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--out-dir", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
+    alias(p, "--out", "out_dir", "--out-dir")
     args = p.parse_args(argv)
-    if args.images < 1 or min(args.tolerance) < 0:
-        p.error("--images must be >= 1 and --tolerance >= 0")
+    cfg = load_config(args.cfg, overrides(args))  # before torch is imported: a bad config is one line at once
 
     import torch
 
     from distill import checkpoint
-    from distill.checkpoint import CheckpointError
-    from distill.config import ConfigError, load_config
     from distill.data import DATASETS, DatasetError, build_dataset
     from distill.data.transforms import EvalTransform
 
-    try:
-        cfg = load_config(args.cfg)
-        d = cfg.data
-        info = DATASETS[d.dataset]
-        model, meta = checkpoint.load(args.ckpt, num_classes=info.num_classes)
-        if args.split not in info.splits:
-            raise DatasetError(f"--split {args.split!r}: {d.dataset} has splits {', '.join(info.splits)}")
-        kwargs = d.val_kwargs if args.split != d.train_split else d.kwargs
-        ds = build_dataset(d.dataset, d.root, args.split, transforms=EvalTransform(meta["mean"], meta["std"], cfg.eval.size),
-                           **kwargs)
-        raw = build_dataset(d.dataset, d.root, args.split, **kwargs)
-    except (ConfigError, CheckpointError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    d = cfg.data
+    info = DATASETS[d.dataset]
+    model, meta = checkpoint.load(args.ckpt, num_classes=info.num_classes)
+    if args.split not in info.splits:
+        raise DatasetError(f"--split {args.split!r}: {d.dataset} has splits {', '.join(info.splits)}")
+    kwargs = d.val_kwargs if args.split != d.train_split else d.kwargs
+    ds = build_dataset(d.dataset, d.root, args.split, transforms=EvalTransform(meta["mean"], meta["std"], cfg.eval.size),
+                       **kwargs)
+    raw = build_dataset(d.dataset, d.root, args.split, **kwargs)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, examples = [], None
@@ -205,7 +206,7 @@ def main(argv=None) -> int:
         found, shown = measure(model, ds, args.images, tol)
         rows += [{"tolerance": tol, **r} for r in found]
         examples = examples or shown
-    out = Path(args.out)
+    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "boundary_maps.csv")
     picture(ds, examples, out / "boundary_maps.png", raw)

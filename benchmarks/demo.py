@@ -8,17 +8,23 @@ reuses every finished step (delete its output, or the whole folder, to redo it).
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from runtime.cli import check_folder, positive_int
+from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
+from runtime.formats import FORMATS, lookup
+
 # The students run their configs' own iteration counts (configs/synthetic*.yaml: 250), the teacher a quarter
 # of its config's 1600 (the benchmark's teacher alone takes ~20 minutes): about 10 minutes on 2 CPU cores.
 STUDENT_PAIR = "resnet10_w8"
 DEMO_TEACHER_ITERS = 400
+# what the demo exports: ONNX FP32/INT8, OpenVINO FP32/FP16/INT8 (TensorRT needs the device that runs it)
+DEMO_SUFFIXES = tuple(f.suffix for f in FORMATS if f.name in ("onnx", "openvino"))
 
 
 class Steps:
@@ -81,14 +87,15 @@ def _cli(main, argv: list[str]) -> str:
     print("   $ python -m", main.__module__, " ".join(argv), flush=True)
     code = main(argv) or 0
     if code == 2:
-        raise SystemExit(f"demo: `{main.__module__} {' '.join(argv)}` refused its input (see above)")
+        raise UserError(f"demo: `{main.__module__} {' '.join(argv)}` refused its input (see above)")
     return "done" if code == 0 else "FAILED (parity/accuracy gate, see above)"
 
 
 def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
              overrides: list[str] = (), bench_iters: int = 30) -> Path:
     """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
-    from benchmarks.distill_gain import run_distill_gain, train_one
+    from benchmarks.distill_gain import run_distill_gain
+    from benchmarks.gain_runs import train_one
     from benchmarks.no_added_cost import run_no_added_cost
     from distill.config import load_config
     from distill.data import build_dataset
@@ -99,7 +106,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     from runtime import run as runtime_run
 
     t_start = time.perf_counter()
-    out = Path(out)
+    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
     data = out / "data"
     models = out / "models"
     steps = Steps(out)
@@ -126,7 +133,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
 
     def export(method):
         base = models / f"{STUDENT_PAIR}_{method}"
-        onnx = base.with_suffix(".onnx")
+        onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
         gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
         status = [_cli(export_onnx.main, [str(students[method]), "-o", str(onnx)]),
                   _cli(export_quantize.main, [str(onnx), *gate]),
@@ -139,18 +146,18 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     for method in ("plain", "brd"):
         base = models / f"{STUDENT_PAIR}_{method}"
         outputs = [(Path(str(base) + s), Path(f"{base}{s[:-len(Path(s).suffix)]}.FAILED{Path(s).suffix}"))
-                   for s in (".onnx", ".int8.onnx", ".xml", ".fp16.xml", ".int8.xml")]
+                   for s in DEMO_SUFFIXES]
         steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, export, method)
 
     video = out / "street.mp4"
     overlay = out / "overlay.mp4"
     steps("5a. generate a street video", [video], street_video, video)
     # the BRD student in OpenVINO INT8, or FP32 where INT8 failed its checks (a failed model is never deployed)
-    live = next((m for m in (models / f"{STUDENT_PAIR}_brd.int8.xml", models / f"{STUDENT_PAIR}_brd.xml") if m.exists()),
-                models / f"{STUDENT_PAIR}_brd.int8.xml")
+    int8_ir, fp32_ir = (models / (f"{STUDENT_PAIR}_brd" + lookup("openvino", p).suffix) for p in ("int8", "fp32"))
+    live = next((m for m in (int8_ir, fp32_ir) if m.exists()), int8_ir)
     steps(f"5b. runtime loop: BRD student ({live.name}) on the video -> overlay video", [overlay], _cli,
           runtime_run.main, ["--model", str(live), "--source", str(video),
-                             "--sink", str(overlay), "--stats", str(out / "runtime_stats.json")])
+                             "--sink", str(overlay), "-o", str(out / "runtime_stats.json")])
     nac = out / "no_added_cost"
     steps("6. benchmark: no added inference cost", [nac / "table.md"], run_no_added_cost,
           [(STUDENT_PAIR, students["plain"], students["brd"])], nac, teacher=teacher, data_root=str(data),
@@ -214,17 +221,21 @@ def _read(path: Path, strip_title=False) -> str:
     return re.sub(r"\]\((?![a-z]+:|/)([^)]+)\)", lambda m: f"]({path.parent.name}/{m.group(1)})", text)
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--teacher-iters", type=int, help=f"teacher iterations (default {DEMO_TEACHER_ITERS})")
-    p.add_argument("--student-iters", type=int, help="default: configs/synthetic.yaml's")
-    p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides for every training config")
+    p = ArgumentParser(prog="python -m benchmarks.demo", description=__doc__, examples=(
+        "python -m benchmarks.demo",
+        "python -m benchmarks.demo --out-dir runs/demo2 --teacher-iters 100 --student-iters 50",
+        "python -m benchmarks.demo --set data.kwargs.num_images=40 --set data.val_kwargs.num_images=10"))
+    p.add_argument("--out-dir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
+    alias(p, "--out", "out_dir", "--out-dir")
+    p.add_argument("--teacher-iters", type=positive_int, help=f"teacher iterations (default {DEMO_TEACHER_ITERS})")
+    p.add_argument("--student-iters", type=positive_int, help="student iterations (default: configs/synthetic.yaml's)")
+    add_overrides(p)
     args = p.parse_args(argv)
-    run_demo(Path(args.out), args.teacher_iters, args.student_iters, args.set)
+    run_demo(Path(args.out_dir), args.teacher_iters, args.student_iters, overrides(args))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

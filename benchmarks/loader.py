@@ -12,16 +12,17 @@ train_log.csv sec_per_iter); the report says which worker counts keep up.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from runtime.cli import non_negative_int, positive_float, positive_int, write_json_file
+from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides, size_arg
+
 DEFAULT_WORKERS = (0, 2, 4)
 
 
-def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, crop=None) -> dict:
+def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, crop=None, extra=()) -> dict:
     """Images/s of the config's training loader with `workers` processes, over `batches` batches.
 
     The clock starts when the iterator is created: starting the workers is counted (a small, conservative
@@ -33,7 +34,7 @@ def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, cr
     over = [f"data.root={root}", f"data.num_workers={workers}", f"train.batch_size={batch}", f"train.iters={batches}"]
     if crop:
         over.append(f"data.crop_size=[{crop[0]},{crop[1]}]")
-    cfg = load_config(cfg_name, over)
+    cfg = load_config(cfg_name, [*extra, *over])
     loader, _, _, _, _ = build_data(cfg, rank=0, world=1, start=0)
     images, shape, t0 = 0, None, time.perf_counter()
     for x, _ in loader:
@@ -65,35 +66,37 @@ def report(rows: list[dict], cfg_name: str, batch: int, step_its: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.loader", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.loader", description=__doc__, examples=(
+        "python -m benchmarks.loader --root data/cityscapes",
+        "python -m benchmarks.loader --root data/cityscapes --workers 0 2 4 8 --batch 16 --step-its 2.0",
+        "python -m benchmarks.loader --root data/cityscapes --size 512x1024 --out-dir docs/results"))
     p.add_argument("--root", required=True, help="Cityscapes root (leftImg8bit/ and gtFine/ with train and val)")
     p.add_argument("--cfg", default="cityscapes.yaml", help="config whose training pipeline is measured")
-    p.add_argument("--workers", type=int, nargs="+", default=list(DEFAULT_WORKERS))
-    p.add_argument("--batch", type=int, default=16, help="global batch of a GPU step (default 16)")
-    p.add_argument("--step-its", type=float, default=2.0,
+    add_overrides(p)
+    p.add_argument("--workers", type=non_negative_int, nargs="+", default=list(DEFAULT_WORKERS),
+                   help="DataLoader worker counts to measure (default 0 2 4)")
+    p.add_argument("--batch", type=positive_int, default=16, help="global batch of a GPU step (default 16)")
+    p.add_argument("--step-its", type=positive_float, default=2.0,
                    help="stated GPU training speed at --batch, iterations/s (default 2.0)")
-    p.add_argument("--batches", type=int, default=10, help="batches per worker count (default 10)")
-    p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="crop size (default: the config's)")
-    p.add_argument("--out", help="folder for loader.md and loader.json")
+    p.add_argument("--batches", type=positive_int, default=10, help="batches per worker count (default 10)")
+    size_arg(p, "--size", help="crop size HxW (default: the config's data.crop_size)")
+    alias(p, "--crop", "size", "--size HxW", nargs=2, type=positive_int, convert=tuple)
+    p.add_argument("--out-dir", help="folder for loader.md and loader.json (default: print only)")
+    alias(p, "--out", "out_dir", "--out-dir")
     args = p.parse_args(argv)
-    from distill.config import ConfigError
-    from distill.data import DatasetError
-    try:
-        rows = [measure(args.cfg, args.root, w, args.batch, args.batches, args.crop) for w in args.workers]
-    except (ConfigError, DatasetError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    extra = overrides(args)
+    rows = [measure(args.cfg, args.root, w, args.batch, args.batches, args.size, extra) for w in args.workers]
     rows = verdict(rows, args.batch, args.step_its)
     text = report(rows, args.cfg, args.batch, args.step_its)
     print(text, end="")
-    if args.out:
-        out = Path(args.out)
+    if args.out_dir:
+        out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "loader.md").write_text(text)
-        (out / "loader.json").write_text(json.dumps({"cfg": args.cfg, "batch": args.batch, "step_its": args.step_its,
-                                                     "rows": rows, "command": sys.argv}, indent=2) + "\n")
+        write_json_file(out / "loader.json", {"cfg": args.cfg, "batch": args.batch, "step_its": args.step_its,
+                                               "rows": rows, "command": sys.argv})
     return 0
 
 

@@ -1,8 +1,8 @@
 """What BRD costs at training time: loss time as a share of a student step, and relation-loss memory.
 
-    python benchmarks/loss_cost.py                      # demo models, batch 8 x 128x256 (the synthetic configs)
-    python benchmarks/loss_cost.py --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 \
-        --batch 2 --size 512 1024 --classes 19         # the Cityscapes pair (slow on CPU)
+    python -m benchmarks.loss_cost                      # demo models, batch 8 x 128x256 (the synthetic configs)
+    python -m benchmarks.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 \
+        --batch 2 --size 512x1024 --classes 19         # the Cityscapes pair (slow on CPU)
 
 Prints two tables: (1) median wall time of a plain student step, a BRD student step (teacher forward
 included), the teacher forward, and each distillation loss's forward + backward on the real feature
@@ -12,33 +12,22 @@ the unpooled matrix. Inference cost is untouched by construction: the student gr
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
-from pathlib import Path
 import sys
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from distill.config import DistillCfg  # noqa: E402
-from distill.engine import StudentStep  # noqa: E402
-from distill.losses import Distiller, RelationLoss, relation_memory_bound  # noqa: E402
-from distill.models import build_model  # noqa: E402
+from runtime.cli import non_negative_int, positive_int
+from runtime.contract import ArgumentParser, ConfigError, command, size_arg
+from runtime.stats import time_calls
 
 
 def timed(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+    """Median seconds of `repeats` calls after `warmup`."""
+    return statistics.median(time_calls(fn, repeats, warmup))
 
 
 def brd_cfg(max_tokens):
+    from distill.config import DistillCfg
+
     cfg = DistillCfg()
     cfg.kd.weight, cfg.boundary.weight, cfg.relation.weight = 1.0, 10.0, 1.0
     cfg.relation.connector, cfg.relation.max_tokens = True, max_tokens
@@ -46,6 +35,13 @@ def brd_cfg(max_tokens):
 
 
 def step_costs(args):
+    import torch
+
+    from distill.config import DistillCfg
+    from distill.engine import StudentStep
+    from distill.losses import Distiller
+    from distill.models import build_model
+
     torch.manual_seed(0)
     teacher = build_model(args.teacher, args.classes).eval().requires_grad_(False)
     student = build_model(args.student, args.classes).train()
@@ -95,8 +91,11 @@ def step_costs(args):
 
 
 def relation_memory(args):
+    import torch
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import MemoryProfileTimeline
+
+    from distill.losses import RelationLoss, relation_memory_bound
 
     h, w = 512 // 8, 1024 // 8
     print(f"\nrelation loss memory: 512x1024 crop at stride 8 = {h}x{w} = {h * w} pixels per image")
@@ -113,22 +112,36 @@ def relation_memory(args):
                   f"{batch * (h * w) ** 2 * 4 / 2**20:22.0f}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", default="deeplabv3_resnet18_w32")
-    p.add_argument("--student", default="deeplabv3_resnet10_w16")
-    p.add_argument("--classes", type=int, default=11)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, nargs=2, default=[128, 256])
-    p.add_argument("--max-tokens", type=int, default=2048)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args()
+@command
+def main(argv=None) -> int:
+    p = ArgumentParser(prog="python -m benchmarks.loss_cost", description=__doc__, examples=(
+        "python -m benchmarks.loss_cost",
+        "python -m benchmarks.loss_cost --batch 4 --repeats 3 --threads 2",
+        "python -m benchmarks.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 "
+        "--classes 19 --batch 2 --size 512x1024"))
+    p.add_argument("--teacher", default="deeplabv3_resnet18_w32", help="teacher architecture (default deeplabv3_resnet18_w32)")
+    p.add_argument("--student", default="deeplabv3_resnet10_w16", help="student architecture (default deeplabv3_resnet10_w16)")
+    p.add_argument("--classes", type=positive_int, default=11, help="number of classes (default 11, the synthetic data's)")
+    p.add_argument("--batch", type=positive_int, default=8, help="images per step (default 8)")
+    size_arg(p, "--size", default=(128, 256), help="input size HxW (default 128x256)")
+    p.add_argument("--max-tokens", type=positive_int, default=2048,
+                   help="relation loss: pixels kept per image after pooling (default 2048)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed repeats, the median is shown (default 5)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args(argv)
+    from distill.models import list_models
+
+    for flag, name in (("--teacher", args.teacher), ("--student", args.student)):
+        if name not in list_models():
+            raise ConfigError(f"{flag} {name!r}: unknown architecture; expected one of {', '.join(list_models())}")
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     step_costs(args)
     relation_memory(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,9 @@
 """What a model costs, independent of its weights: parameters, MACs, and the exported graph's structure."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from runtime.formats import format_for
 
 
 def count_params(model) -> int:
@@ -50,10 +51,6 @@ def onnx_structure(path) -> dict:
     }
 
 
-def structure_digest(path) -> str:
-    return hashlib.sha256(repr(onnx_structure(path)).encode()).hexdigest()[:16]
-
-
 def compare_structure(a, b) -> list[str]:
     """Differences between two ONNX graphs' structures ([] when identical)."""
     sa, sb = onnx_structure(a), onnx_structure(b)
@@ -72,6 +69,6 @@ def file_size(path) -> int:
     """Bytes on disk; an OpenVINO IR counts its .bin too."""
     path = Path(path)
     size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+    if format_for(path).name == "openvino" and path.with_suffix(".bin").exists():
         size += path.with_suffix(".bin").stat().st_size
     return size

@@ -8,17 +8,18 @@ machine drift (thermal, other load) hits both alike. Output: table.md, results.c
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from runtime import formats
 from runtime.cli import non_negative_int, positive_int
+from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
+from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, count_params, file_size
 from .report import bar_chart, markdown_table, write_csv
@@ -26,21 +27,26 @@ from .report import bar_chart, markdown_table, write_csv
 
 @dataclass(frozen=True)
 class Variant:
-    name: str          # e.g. "openvino-int8"
-    backend: str       # runtime backend that runs it
-    precision: str
-    suffix: str
+    """A row of runtime.formats.FORMATS, named e.g. "openvino-int8"."""
+    fmt: formats.Format
+
+    @property
+    def name(self) -> str:
+        return f"{self.fmt.name}-{self.fmt.precision}"
+
+    @property
+    def precision(self) -> str:
+        return self.fmt.precision
+
+    @property
+    def suffix(self) -> str:
+        return self.fmt.suffix
 
 
-VARIANTS = (
-    Variant("onnx-fp32", "onnxruntime", "fp32", ".onnx"),
-    Variant("onnx-int8", "onnxruntime", "int8", ".int8.onnx"),
-    Variant("openvino-fp32", "openvino", "fp32", ".xml"),
-    Variant("openvino-fp16", "openvino", "fp16", ".fp16.xml"),
-    Variant("openvino-int8", "openvino", "int8", ".int8.xml"),
-    Variant("tensorrt-fp16", "tensorrt", "fp16", ".fp16.engine"),
-    Variant("tensorrt-int8", "tensorrt", "int8", ".int8.engine"),
-)
+# every exported format x precision but TensorRT FP32 (nobody deploys it: FP16 costs no accuracy there)
+VARIANTS = tuple(Variant(f) for f in formats.FORMATS if (f.name, f.precision) != ("tensorrt", "fp32"))
+# the Python modules a variant needs on this machine (NNCF only for OpenVINO INT8)
+NEEDS = {"onnx": ["onnxruntime"], "openvino": ["openvino"], "tensorrt": ["tensorrt", "pycuda"]}
 # ratio BRD/plain of p50 latency counted as "the same" (timing noise on a shared CPU)
 SAME_COST_TOLERANCE = 0.05
 # what must match for a plain/BRD pair to be comparable at all (checked before any export or timing)
@@ -48,11 +54,11 @@ PAIR_KEYS = (("arch", "architecture"), ("arch_kwargs", "architecture settings"),
              ("classes", "class names"), ("input_size", "input size"))
 
 
-class PairError(ValueError):
+class PairError(CheckpointError):
     """A plain/BRD pair that cannot be compared (a missing file, another architecture, classes or input size)."""
 
 
-class GraphMismatch(RuntimeError):
+class GraphMismatch(GateError):
     """The exported plain and BRD graphs differ, so "no added cost" cannot be claimed for the pair."""
 
 
@@ -80,8 +86,7 @@ def check_pairs(pairs, teacher=None) -> None:
 
 def unavailable(variant: Variant) -> str | None:
     """Why this machine cannot build/run a variant, or None."""
-    needs = {"onnxruntime": ["onnxruntime"], "openvino": ["openvino"] + (["nncf"] if variant.precision == "int8" else []),
-             "tensorrt": ["tensorrt", "pycuda"]}[variant.backend]
+    needs = NEEDS[variant.fmt.name] + (["nncf"] if variant.fmt.name == "openvino" and variant.precision == "int8" else [])
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     return f"{', '.join(missing)} not installed" if missing else None
 
@@ -90,34 +95,23 @@ def export_variant(variant: Variant, onnx_path: Path, out: Path, calib: list) ->
     """Build one deployable file from the FP32 ONNX (reused when newer than the ONNX)."""
     if out.exists() and out.stat().st_mtime >= onnx_path.stat().st_mtime:
         return out
-    if variant.name == "onnx-int8":
-        from export.quantize import quantize_onnx_int8
-
-        return quantize_onnx_int8(onnx_path, out, calib)
-    if variant.backend == "openvino":
-        from export.openvino import onnx_to_openvino
-
-        return onnx_to_openvino(onnx_path, out, variant.precision, calib_images=calib)
-    if variant.backend == "tensorrt":
-        from export.trt import onnx_to_trt
-
-        return onnx_to_trt(onnx_path, out, fp16=True, int8=variant.precision == "int8", calib_images=calib)
-    raise ValueError(variant.name)
+    export = formats.exporter(variant.fmt)  # the table's function; each takes the FP32 ONNX
+    if variant.fmt.name == "onnx":
+        return export(onnx_path, out, calib)
+    if variant.fmt.name == "openvino":
+        return export(onnx_path, out, variant.precision, calib_images=calib)
+    return export(onnx_path, out, fp16=True, int8=variant.precision == "int8", calib_images=calib)
 
 
 def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int, rounds: int) -> dict:
     """Per-call latencies (ms) of each backend, alternating backends round by round."""
     for b in backends.values():
-        for _ in range(warmup):
-            b.infer(batch)
+        time_calls(lambda: b.infer(batch), 0, warmup)
     times = {k: [] for k in backends}
     for r in range(rounds):
         order = list(backends) if r % 2 == 0 else list(reversed(backends))  # neither always goes first
         for k in order:
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                backends[k].infer(batch)
-                times[k].append((time.perf_counter() - t0) * 1e3)
+            times[k] += [t * 1e3 for t in time_calls(lambda: backends[k].infer(batch), iters)]
     return times
 
 
@@ -183,8 +177,8 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
                 d = compare_structure(files["plain"], files["brd"])
                 notes.append(f"{label}: INT8 Q/DQ graphs are " + ("structurally identical" if not d else "DIFFERENT: " + d[0]))
             kw = {"threads": threads} if threads else {}
-            if variant.backend == "openvino":
-                kw["inference_precision"] = {"fp32": "f32", "fp16": "f16"}.get(variant.precision)
+            if variant.fmt.name == "openvino" and variant.precision != "int8":
+                kw["inference_precision"] = variant.precision
             backends = {role: load_backend(f, **kw) for role, f in files.items()}
             log(f"[no_added_cost] {label} {variant.name}: timing {len(backends)} models x {rounds} rounds x {iters} iters")
             times = time_interleaved(backends, batch, iters, warmup, rounds)
@@ -226,37 +220,34 @@ def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
     return {"cost": cost_rows, "latency": latency_rows, "notes": notes, "table": out_dir / "table.md"}
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.no_added_cost", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = ArgumentParser(prog="python -m benchmarks.no_added_cost", description=__doc__, examples=(
+        "python -m benchmarks.no_added_cost --pair r10 runs/plain/student.pt runs/brd/student.pt",
+        "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --teacher teacher.pt --data-root data/synthetic",
+        "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --variants onnx-fp32,openvino-int8 --threads 2"))
     p.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "PLAIN_PT", "BRD_PT"),
                    help="a plain and a BRD student of the same architecture (repeatable)")
     p.add_argument("--teacher", help="teacher checkpoint, timed for reference")
-    p.add_argument("--out", default="runs/no_added_cost")
+    p.add_argument("--out-dir", default="runs/no_added_cost", help="report folder (default runs/no_added_cost)")
+    alias(p, "--out", "out_dir", "--out-dir")
     p.add_argument("--data-root", help="dataset root for INT8 calibration (default: synthetic images)")
-    p.add_argument("--num-calib", type=positive_int, default=32)
+    p.add_argument("--num-calib", type=positive_int, default=32, help="INT8 calibration images (default 32)")
     p.add_argument("--variants", help=f"comma list of {', '.join(v.name for v in VARIANTS)} (default: all available)")
-    p.add_argument("--iters", type=positive_int, default=50, help="timed calls per model per round")
-    p.add_argument("--warmup", type=non_negative_int, default=10)
-    p.add_argument("--rounds", type=positive_int, default=4)
+    p.add_argument("--iters", type=positive_int, default=50, help="timed calls per model per round (default 50)")
+    p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls per model first (default 10)")
+    p.add_argument("--rounds", type=positive_int, default=4, help="rounds, alternating which model goes first (default 4)")
     p.add_argument("--threads", type=positive_int, help="inference threads (default: the backend's)")
     args = p.parse_args(argv)
     unknown = set(args.variants.split(",")) - {v.name for v in VARIANTS} if args.variants else set()
     if unknown:
         p.error(f"argument --variants: unknown {', '.join(sorted(unknown))}")
-    try:
-        result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out), args.teacher,
-                                   args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
-                                   args.iters, args.warmup, args.rounds, args.threads)
-    except PairError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except GraphMismatch as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out_dir), args.teacher,
+                               args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
+                               args.iters, args.warmup, args.rounds, args.threads)
     print(result["table"].read_text())
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

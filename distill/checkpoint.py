@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from runtime import contract
+from runtime.cli import atomic_path, clean_stale
+
 from . import __version__
 from .models import build_model
-from .signals import clean_stale, pid_tag
 
 STUDENT_FORMAT = "brd-edge/student"
 TRAINING_FORMAT = "brd-edge/training"
@@ -32,11 +33,11 @@ META_KEYS = ("arch", "arch_kwargs", "num_classes", "classes", "palette", "mean",
              "dataset", "version")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(contract.CheckpointError):
     """A file that is not the checkpoint the caller needs; the message names the file."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(contract.OutputError):
     """A checkpoint that could not be written (disk full, read-only); the message names the file."""
 
 
@@ -68,18 +69,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """Write through a temporary file (its name carries the pid, so a later run can remove a killed
     run's leftover: `clean_stale_temps`) and rename it into place; the old file stays intact on failure."""
     path = Path(path)
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{pid_tag()}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path, suffix="") as tmp:
+            with open(tmp, "wb") as f:  # a file object: torch reports a full disk through it as an OSError
+                torch.save(obj, f)
     except BaseException as e:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         # torch.save reports a full disk as a RuntimeError of its zip writer raised while handling the OSError
         os_error = _os_error_in(e)
         if os_error is not None or (isinstance(e, RuntimeError) and "writ" in str(e)):
@@ -100,7 +95,7 @@ def _os_error_in(e: BaseException | None) -> OSError | None:
 
 def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove temporary checkpoint files of killed runs in `folder` (the current run's are left alone)."""
-    return clean_stale(folder, ".*.pid*.tmp")
+    return clean_stale(folder, ".*.pid*.tmp*")
 
 
 def _read(path: str | os.PathLike, expected: str) -> dict:

@@ -16,8 +16,10 @@ from typing import Any, Optional
 
 import yaml
 
+from runtime import contract
 
-class ConfigError(ValueError):
+
+class ConfigError(contract.ConfigError):
     """A bad config key or value; the message names the key and where it came from."""
 
 

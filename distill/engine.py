@@ -4,19 +4,18 @@ A teacher run, a plain student and a distilled student are the same loop; what d
 config (no `teacher`, no `distill` weights => plain supervised training).
 
 Resume is exact: the batch of step k and the augmentation of every sample are functions of
-(seed, k) only (`StepBatchSampler`, `SeededTransform`), and `last.pt` holds model, connectors,
+(seed, k) only (distill/resume.py), and `last.pt` holds model, connectors,
 optimizer, scheduler, scaler, step and the global RNG states, so killing a run and rerunning the
 same command reaches the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import os
 import random
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,83 +25,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from runtime import contract
+
 from . import checkpoint
-from .config import Config, save_config
+from .config import Config, ConfigError, save_config
 from .losses import Distiller
 from .models import build_model
+from .resume import CSVLog, SeededTransform, StepBatchSampler, resume_state, rng_state, set_rng_state
 from .signals import Interrupted, StopRequest
 
 IGNORE_INDEX = 255
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
 
-class TeacherMissing(FileNotFoundError):
+class TeacherMissing(contract.CheckpointError, FileNotFoundError):
     """The config distils from a teacher checkpoint that does not exist (the message says how to make one)."""
 
 
-# ---------------------------------------------------------------------------------------- data
-@contextmanager
-def seeded(seed: int):
-    """Run a block with python/numpy/torch RNGs seeded, then put the caller's states back."""
-    py, npy, pt = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(pt)
-
-
-class SeededTransform(torch.utils.data.Dataset):
-    """Dataset view whose keys are (index, seed): the augmentation of a sample depends on its seed only,
-    not on which worker draws it or how many samples came before (what makes resume exact)."""
-
-    def __init__(self, dataset, transform):
-        self.dataset, self.transform = dataset, transform
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        index, seed = key
-        image, label = self.dataset[index]
-        with seeded(seed):
-            return self.transform(image, label)
-
-
-class StepBatchSampler(torch.utils.data.Sampler):
-    """Yields this rank's batch of (index, seed) keys for steps start..iters-1.
-
-    Epoch e is a permutation seeded by (seed, e); step k takes the k-th slice of batch*world
-    indices (dropping the tail), and rank r takes every world-th of them (as DistributedSampler).
-    """
-
-    def __init__(self, num_items: int, batch_per_rank: int, seed: int, start: int, iters: int,
-                 rank: int = 0, world: int = 1):
-        self.global_batch = batch_per_rank * world
-        if num_items < self.global_batch:
-            raise ValueError(f"the training set has {num_items} images, fewer than one batch ({self.global_batch})")
-        self.n, self.seed, self.start, self.iters, self.rank, self.world = num_items, seed, start, iters, rank, world
-        self.steps_per_epoch = num_items // self.global_batch
-
-    def __len__(self):
-        return max(0, self.iters - self.start)
-
-    def __iter__(self):
-        perm_epoch, perm = -1, None
-        for step in range(self.start, self.iters):
-            epoch, k = divmod(step, self.steps_per_epoch)
-            if epoch != perm_epoch:
-                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                perm, perm_epoch = torch.randperm(self.n, generator=g).tolist(), epoch
-            chunk = perm[k * self.global_batch:(k + 1) * self.global_batch]
-            yield [(chunk[j], (self.seed * 1_000_003 + step) * 1024 + j)
-                   for j in range(self.rank, self.global_batch, self.world)]
-
-
+# ---------------------------------------------------------------------------------------- data, models
 def build_data(cfg: Config, rank: int, world: int, start: int):
     from .data import DATASETS, MEAN, STD, build_dataset
     from .data.transforms import EvalTransform, TrainTransform
@@ -113,7 +53,7 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
     train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
     if cfg.train.batch_size % world:
-        raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
     sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)
     loader = torch.utils.data.DataLoader(SeededTransform(train_raw, train_tf), batch_sampler=sampler,
                                          num_workers=d.num_workers, pin_memory=torch.cuda.is_available(),
@@ -129,7 +69,6 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     return loader, val, DATASETS[d.dataset], MEAN, STD
 
 
-# ---------------------------------------------------------------------------------------- models
 def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
     if not cfg.distill.active():
         return None
@@ -180,28 +119,6 @@ class StudentStep(nn.Module):
         return total, terms
 
 
-# ---------------------------------------------------------------------------------------- state
-def rng_state() -> dict:
-    py = random.getstate()
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": [py[0], list(py[1]), py[2]],
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    v, keys, g = state["python"]
-    random.setstate((v, tuple(keys), g))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def setup_distributed(cfg: Config):
     """(rank, world, device). Process groups only under torchrun with WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -219,26 +136,6 @@ def setup_distributed(cfg: Config):
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), world, device
     return 0, 1, torch.device(want)
-
-
-class CSVLog:
-    """Append rows to a CSV; on resume drop rows past the resumed step (they belong to a lost future)."""
-
-    def __init__(self, path: Path, columns: list[str], resume_step: int | None):
-        self.path, self.columns = path, columns
-        rows = []
-        if resume_step is not None and path.is_file():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, columns, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-
-    def write(self, row: dict):
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 def _tensorboard(out_dir: Path):
@@ -308,22 +205,6 @@ def _check_out_dir(out_dir: Path) -> None:
     checkpoint.clean_stale_temps(out_dir)  # half-written checkpoints of killed runs
 
 
-def _resume(last_path: Path, cfg: Config, parts: dict) -> dict:
-    """Load last.pt into `parts`; a training state of another model is a one-line error, not a traceback."""
-    state = checkpoint.load_training(last_path)
-    arch = state.get("config", {}).get("model", {}).get("arch")
-    if arch is not None and arch != cfg.model.arch:
-        raise checkpoint.CheckpointError(f"{last_path}: a training state of {arch!r}, but this config trains "
-                                         f"{cfg.model.arch!r}; use another out_dir or remove it")
-    try:
-        for name, part in parts.items():
-            part.load_state_dict(state[name])
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise checkpoint.CheckpointError(f"{last_path}: cannot resume this config from it ({type(e).__name__}: "
-                                         f"{str(e).splitlines()[0][:200]}); use another out_dir or remove it") from None
-    return state
-
-
 def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
@@ -358,7 +239,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
 
     start, best = 0, -1.0
     if last_path.is_file():
-        state = _resume(last_path, cfg, {"student": stepper.student, "connectors": stepper.distiller,
+        state = resume_state(last_path, cfg, {"student": stepper.student, "connectors": stepper.distiller,
                                          "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler})
         start, best = int(state["step"]), float(state["best_miou"])
         set_rng_state(state["rng"])

@@ -1,8 +1,8 @@
 """Evaluate a segmentation model: whole-image or sliding-window inference, optional flip, `SegMetric`.
 
-    python -m distill.evaluate --ckpt student.pt --cfg synthetic.yaml [--out metrics.json]
+    python -m distill.evaluate --ckpt student.pt --cfg synthetic.yaml [-o metrics.json]
     python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes --split val \\
-        --mode slide --crop 512 1024 --stride 341 683 --flip
+        --mode slide --window 512x1024 --stride 341x683 --flip
 
 `evaluate(model, dataset, ...)` takes a dataset whose items are already `EvalTransform`ed (normalised
 tensor, long label); `evaluate_predictions(predict_fn, raw_dataset, ...)` scores any predictor of
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from runtime.cli import check_output, positive_int, write_json_file
+from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, command, overrides,
+                              size_arg)
 
 from .metrics import SegMetric
 
@@ -166,24 +169,16 @@ def _json_safe(obj):
 
 
 def write_json(results: dict, path: str | Path) -> None:
-    """Strict JSON: NaN (a class absent from both prediction and label) is written as null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".probe.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OSError(f"{path}: --out cannot be written ({e.strerror or e})") from None
+    """Strict JSON (NaN, a class absent from both prediction and label, is written as null), atomically."""
+    write_json_file(path, _json_safe(results))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0], examples=(
+        "python -m distill.evaluate --ckpt runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
+        "python -m distill.evaluate --ckpt student.pt --cfg cityscapes.yaml --set data.root=data/cityscapes",
+        "python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes "
+        "--mode slide --window 512x1024 --stride 341x683 --flip"))
     p.add_argument("--ckpt", required=True, help="student checkpoint (student.pt / best.pt)")
     p.add_argument("--cfg", help="run config YAML, or a shipped config's name (cityscapes.yaml): its data and eval "
                    "sections say what and how to evaluate")
@@ -193,15 +188,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-kwargs", default=None,
                    help='extra build_dataset arguments as JSON, e.g. \'{"num_images": 60, "size": [128, 256]}\'')
     p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: eval.mode or whole)")
-    p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="sliding window size")
-    p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="sliding window stride")
+    size_arg(p, "--window", dest="crop", help="sliding window size HxW (default: eval.crop_size)")
+    alias(p, "--crop", "crop", "--window HxW", nargs=2, type=positive_int, convert=tuple)
+    size_arg(p, "--stride", help="sliding window stride HxW (default: 2/3 of the window)")
     p.add_argument("--flip", action="store_true", default=None, help="average with the mirrored image")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize images to H W before inference")
-    p.add_argument("--max-images", type=int, help="evaluate the first N images only")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("override", nargs="*", help="config overrides key=value (with --cfg)")
-    return p.parse_args(argv)
+    size_arg(p, "--size", help="resize images to HxW before inference (default: eval.size)")
+    p.add_argument("--max-images", type=positive_int, help="evaluate the first N images only")
+    p.add_argument("--device", default="auto", help="torch device: auto (cuda if present, else cpu), cpu, cuda, cuda:N "
+                   "(default auto)")
+    p.add_argument("-o", "--output", help="write the results as JSON to this file")
+    alias(p, "--out", "output", "-o/--output")
+    add_overrides(p, positional=True)
+    args = p.parse_args(argv)
+    args.override = overrides(args)
+    return args
 
 
 def main(argv=None) -> dict:
@@ -220,31 +220,33 @@ def main(argv=None) -> dict:
         ev.update(mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, flip=cfg.eval.flip,
                   max_images=cfg.eval.max_images, size=cfg.eval.size)
     elif args.override:
-        sys.exit(f"config overrides {args.override} need --cfg")
+        raise ConfigError(f"config overrides {' '.join(args.override)} need --cfg")
     for key, value in (("dataset", args.dataset), ("root", args.root), ("split", args.split)):
         if value is not None:
             data[key] = value
     if args.data_kwargs:
         try:
             data["kwargs"].update(json.loads(args.data_kwargs))
-        except (ValueError, AttributeError) as e:
-            sys.exit(f"--data-kwargs: expected a JSON object, got {args.data_kwargs!r} ({e})")
+        except (ValueError, AttributeError, TypeError) as e:
+            raise ConfigError(f"--data-kwargs: expected a JSON object, got {args.data_kwargs!r} ({e})") from None
     for key, value in (("mode", args.mode), ("crop_size", args.crop), ("stride", args.stride),
                        ("flip", args.flip), ("max_images", args.max_images), ("size", args.size)):
         if value is not None:
             ev[key] = value
     if not data["dataset"] or not data["root"]:
-        sys.exit("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
+        raise ConfigError("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
     if data["dataset"] == "synthetic":
         data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one
-    if args.out:  # before the work: results that cannot be written would be lost at the end
-        _check_writable(Path(args.out))
+    if args.output:  # before the work: results that cannot be written would be lost at the end
+        check_output(args.output, 0, "-o/--output")
 
     model, meta = checkpoint.load(args.ckpt)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(args.device)
     info = DATASETS.get(data["dataset"])
     if info is not None and info.num_classes != meta["num_classes"]:
-        sys.exit(f"{args.ckpt}: model has {meta['num_classes']} classes but {data['dataset']} has {info.num_classes}")
+        raise DataError(f"{args.ckpt}: model has {meta['num_classes']} classes but {data['dataset']} has {info.num_classes}")
     dataset = build_dataset(data["dataset"], data["root"], data["split"],
                             transforms=EvalTransform(meta["mean"], meta["std"], size=ev["size"]), **data["kwargs"])
     results = evaluate(model, dataset, meta["num_classes"], mode=ev["mode"], crop_size=ev["crop_size"],
@@ -256,27 +258,16 @@ def main(argv=None) -> dict:
     print(f"{args.ckpt} on {data['dataset']}/{data['split']} ({results['num_images']} images, {ev['mode']}"
           f"{', flip' if ev['flip'] else ''})")
     print(format_table(results, meta["classes"]))
-    if args.out:
-        write_json(results, args.out)
-        print(f"wrote {args.out}")
+    if args.output:
+        write_json(results, args.output)
+        print(f"wrote {args.output}")
     return results
 
 
+@command(interrupted="no results written")
 def cli(argv=None) -> int:
-    """`main` with the CLI contract: bad input (config, checkpoint, dataset, an unwritable --out) is one
-    `error:` line and exit 2; anything else keeps its traceback."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DatasetError
-
-    try:
-        main(argv)
-    except (ConfigError, CheckpointError, DatasetError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no results written", file=sys.stderr)
-        return 130
+    """`main` with the CLI contract (runtime.contract): exit 0, or 2 with one `error:` line."""
+    main(argv)
     return 0
 
 

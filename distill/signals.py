@@ -1,14 +1,13 @@
-"""SIGTERM handled like Ctrl-C during training, and leftovers of killed runs.
+"""SIGTERM handled like Ctrl-C during training.
 
 `StopRequest` turns the first SIGINT/SIGTERM into a request that the loop honours at the end of the
 current step (it writes a resumable last.pt, then raises `Interrupted`); outside the loop, or at a
 second signal, it raises KeyboardInterrupt at once (last.pt is written atomically, so the previous
-one stays intact). distill may not import runtime, so this mirrors runtime.cli.Signals.
+one stays intact). Unlike runtime.cli.Signals it can defer a signal to the end of a training step.
+Leftovers of killed runs are removed by runtime.cli.clean_stale.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import threading
 from pathlib import Path
@@ -63,36 +62,3 @@ class StopRequest:
         for s, old in self._old.items():
             signal.signal(s, old)
         self._old = {}
-
-
-def pid_tag() -> str:
-    return f"pid{os.getpid()}"
-
-
-def clean_stale(folder, pattern: str) -> list[Path]:
-    """Remove files/folders matching `pattern` whose name carries the pid (`pid<N>`) of a dead process."""
-    removed = []
-    folder = Path(folder)
-    if not folder.is_dir():
-        return removed
-    for p in folder.glob(pattern):
-        pid = next((int(part[3:]) for part in p.name.replace("-", ".").split(".")
-                    if part.startswith("pid") and part[3:].isdigit()), None)
-        if pid is None or pid == os.getpid() or _alive(pid):
-            continue
-        try:
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

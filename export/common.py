@@ -4,6 +4,7 @@ an ONNX file, and turning images into model input exactly as the runtime does.
 Python 3.8 compatible and torch-free (export.trt imports it on JetPack).
 """
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -13,38 +14,23 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import OutputError, Signals, clean_stale, pid_tag
-from runtime.formats import MissingDependency, require
+from runtime.cli import OutputError, clean_stale, pid_tag, write_json_file
+from runtime.contract import ExportError, command
+from runtime.formats import format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
 
-class ExportError(ValueError):
-    """Bad input to an exporter; the message is one line naming the file and what was expected."""
+def exporter(main):
+    """An exporter's entry point: the CLI contract (runtime.contract.command; SIGTERM unwinds like
+    Ctrl-C, so temporary files and folders go), after removing killed runs' work folders."""
+    wrapped = command(main, interrupted="nothing written under the output name")
 
-
-def cli(main):
-    """Run `main(argv)`; known input errors become `error: ...` on stderr and exit status 2.
-
-    Errors are the exporters' own (ExportError), a missing optional dependency, a bad checkpoint
-    (distill.checkpoint.CheckpointError is a ValueError) or bad metadata. Anything else is a bug
-    and keeps its traceback.
-    """
+    @functools.wraps(main)
     def run(argv=None):
-        # leftovers of killed runs (temporary work folders; their pid is in the name) go first
         for pattern in ("brd-export-*", "brd-quant-*", "brd-trt-*"):  # the last two: names of older versions
             clean_stale(tempfile.gettempdir(), pattern, max_age_without_pid=24 * 3600)
-        with Signals() as signals:  # SIGTERM unwinds like Ctrl-C: temporary files and folders are removed
-            try:
-                code = main(argv)
-            except KeyboardInterrupt:
-                print("interrupted by {}: nothing written under the output name".format(signals.name or "SIGINT"),
-                      file=sys.stderr)
-                sys.exit(signals.exit_code or 130)
-            except (ExportError, MissingDependency, metadata.MetadataError, ValueError, OSError) as e:
-                print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
-                sys.exit(2)
-        sys.exit(code or 0)
+        return wrapped(argv)
     return run
 
 
@@ -76,31 +62,16 @@ def check_writable(out):
     return out
 
 
-@contextlib.contextmanager
-def atomic_path(out, suffix=None):
-    """Yield a temporary path next to `out`; rename it to `out` only if the block succeeds."""
-    out = Path(out)
-    suffix = out.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(out.stem, pid_tag()), suffix=".tmp" + suffix,
-                               dir=str(out.parent))
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(str(tmp), str(out))
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def companions(path):
     """Files that belong to a model file and move with it: an IR's .bin, an engine's JSON sidecar."""
     path = Path(path)
-    if path.suffix == ".xml":
+    name = format_for(path).name
+    if name == "openvino":
         return [path.with_suffix(".bin")]
-    if path.suffix == ".engine":
-        return [Path(str(path) + ".json")]
+    if name == "tensorrt":
+        from runtime.trt_sidecar import sidecar_path
+
+        return [sidecar_path(path)]
     return []
 
 
@@ -166,17 +137,9 @@ def record_file(report_path, kept):
         write_json(path, report)
 
 
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json(path, obj):
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return path
+    """A side file (parity, gate, sidecar): sorted keys, written atomically."""
+    return write_json_file(path, obj, sort_keys=True)
 
 
 def sibling(path, suffix):
@@ -196,6 +159,33 @@ def onnx_meta(path):
         raise ExportError("{}: no '{}' metadata; export it with `python -m export.onnx student.pt`".format(
             path, metadata.META_KEY))
     return metadata.loads(props[metadata.META_KEY], str(path))
+
+
+def openvino_meta(xml):
+    """The metadata dict stored in an OpenVINO IR's rt_info (ExportError if absent)."""
+    ov = require("openvino", "openvino", "reading OpenVINO models")
+    try:
+        model = ov.Core().read_model(str(xml))
+    except Exception as e:  # OpenVINO's RuntimeError/GeneralFailure for a missing .bin or broken XML
+        text = str(e).strip()
+        raise ExportError("{}: OpenVINO cannot read it ({})".format(
+            xml, text.splitlines()[0][:200] if text else type(e).__name__)) from None
+    if not model.has_rt_info([metadata.META_KEY]):
+        raise ExportError("{}: no '{}' in rt_info; export it with `python -m export.openvino`".format(
+            xml, metadata.META_KEY))
+    return metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(xml))
+
+
+def model_meta(path):
+    """The metadata of any exported model file: ONNX metadata_props, IR rt_info, engine sidecar."""
+    name = format_for(path).name
+    if name == "openvino":
+        return openvino_meta(path)
+    if name == "tensorrt":
+        from runtime.trt_sidecar import read_sidecar
+
+        return read_sidecar(path)["meta"]
+    return onnx_meta(path)
 
 
 def set_onnx_meta(model, meta):
@@ -251,6 +241,6 @@ def source_kind(path):
         raise ExportError("{}: no such file".format(path))
     if is_checkpoint(path):
         return "checkpoint"
-    if path.suffix.lower() == ".onnx":
+    if path.suffix.lower() == lookup("onnx", "fp32").suffix:  # any ONNX: its metadata says what it holds
         return "onnx"
     raise ExportError("{}: expected a student checkpoint (.pt) or an ONNX model (.onnx)".format(path))

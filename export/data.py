@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.cli import positive_int
+from runtime.contract import DataError
 
 from .common import ExportError
 
@@ -48,7 +49,7 @@ def build(name: str, root, split: str, meta: dict):
         raise ExportError(f"{root}: dataset folder not found")
     try:
         return build_dataset(name, str(root), split, **kw)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (KeyError, DataError, FileNotFoundError) as e:  # an unknown name, a tree that is not the dataset
         raise ExportError(f"{root}: cannot read the {name!r} {split} split ({str(e).splitlines()[0]})") from None
 
 
@@ -62,14 +63,11 @@ def _synthetic_settings(root, split, meta) -> dict:
     """Read back the settings a synthetic split was generated with (the loader regenerates the split
     when asked for other settings, which must not happen to a training set); a new split is generated
     at the model's input size."""
-    import json
+    from distill.data.synthetic import generated_settings
 
-    from distill.data import synthetic
-
-    manifest = synthetic._manifest(root, split)
-    if manifest.exists():
-        s = json.loads(manifest.read_text())
-        return {"num_images": s["num_images"], "size": tuple(s["size"]), "seed": s["seed"]}
+    settings = generated_settings(root, split)
+    if settings is not None:
+        return settings
     return {"num_images": 32, "size": tuple(meta["input_size"]), "seed": 0 if split == "train" else 1}
 
 

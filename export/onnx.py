@@ -2,23 +2,23 @@
 
 The graph takes "image" (N, 3, H, W) float32 and returns "logits" (N, C, H, W) or, with --argmax,
 "labels" (N, H, W) uint8 (int32 beyond 255 classes). The batch axis is always dynamic; H and W
-are fixed to the checkpoint's input size (or --height/--width) unless --dynamic. The checkpoint
+are fixed to the checkpoint's input size (or --size HxW) unless --dynamic. The checkpoint
 metadata goes into metadata_props, updated with the exported input size and an "export" record.
 """
 from __future__ import annotations
 
-import argparse
 import copy
+import sys
 import warnings
 from pathlib import Path
 
 from runtime import metadata
-from runtime.formats import require
+from runtime.cli import atomic_path, positive_int
+from runtime.contract import ArgumentParser, alias, size
+from runtime.formats import default_output, require
 
-from runtime.cli import positive_int
-
-from .common import (MAX_OPSET, MIN_OPSET, ExportError, atomic_path, check_writable, cli, publish, record_file,
-                     set_onnx_meta, sibling, staged)
+from .common import (MAX_OPSET, MIN_OPSET, ExportError, check_writable, exporter, publish, record_file,
+                     set_onnx_meta, sibling, source_kind, staged)
 
 
 def check_opset(opset: int) -> int:
@@ -47,17 +47,17 @@ def torch_to_onnx(ckpt, out=None, opset: int = 17, height: int | None = None, wi
     onnx = require("onnx", "export", "ONNX export")
     check_opset(opset)
     if (height is None) != (width is None):
-        raise ExportError("give both --height and --width, or neither")
+        raise ExportError("give both height and width, or neither")
     if dynamic and height:
-        raise ExportError("--dynamic exports a free H and W; it does not take --height/--width")
+        raise ExportError("--dynamic exports a free H and W; it does not take --size")
     ckpt = Path(ckpt)
-    out = check_writable(Path(out) if out else ckpt.with_suffix(".onnx"))
+    out = check_writable(Path(out) if out else default_output(ckpt, "onnx", "fp32"))
     model, meta = model_meta or load_student(ckpt)
     meta = copy.deepcopy(meta)
     trained_size = list(meta["input_size"])
     if height:
         if height % 8 or width % 8:
-            raise ExportError(f"--height/--width must be multiples of 8 (the head's stride), got {height}x{width}")
+            raise ExportError(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
         meta["input_size"] = [int(height), int(width)]
     meta["export"] = {"format": "onnx", "opset": opset, "dynamic_hw": bool(dynamic), "trained_input_size": trained_size,
                       "output": metadata.OUTPUT_LABELS if argmax else metadata.OUTPUT_LOGITS}
@@ -96,6 +96,18 @@ def simplify_onnx(model_proto):
         return simplified
 
 
+def fp32_onnx(src, tmpdir, args=None):
+    """(onnx path, torch model or None): the source itself if .onnx, else a fresh FP32 export in
+    `tmpdir`; the other exporters start from it."""
+    if source_kind(src) == "onnx":
+        return Path(src), None
+    model, meta = load_student(src)
+    opset = getattr(args, "opset", 17) if args is not None else 17
+    onnx_path = torch_to_onnx(src, Path(tmpdir) / default_output(src, "onnx", "fp32").name, opset=opset,
+                              model_meta=(model, meta))
+    return onnx_path, model
+
+
 class WithArgmax:  # built lazily as an nn.Module subclass so importing this file needs no torch
     def __new__(cls, model, num_classes):
         import torch
@@ -112,29 +124,36 @@ class WithArgmax:  # built lazily as an nn.Module subclass so importing this fil
         return _WithArgmax()
 
 
+@exporter
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.splitlines()[0])
+    from .parity import add_parity_args, parity_from_args
+
+    p = ArgumentParser(prog="python -m export.onnx", description=__doc__, examples=(
+        "python -m export.onnx runs/brd/student.pt",
+        "python -m export.onnx student.pt -o deploy/student.onnx --size 512x1024",
+        "python -m export.onnx student.pt --dynamic --argmax --opset 13"))
     p.add_argument("checkpoint", help="student checkpoint (.pt)")
     p.add_argument("-o", "--output", help="output .onnx (default: next to the checkpoint)")
     p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default 17)")
-    p.add_argument("--height", type=positive_int, help="fixed input height, a multiple of 8 (default: the checkpoint's)")
-    p.add_argument("--width", type=positive_int, help="fixed input width, a multiple of 8")
+    p.add_argument("--size", type=size, metavar="HxW",
+                   help="fixed input size, multiples of 8 (default: the checkpoint's input size)")
+    alias(p, "--height", "height", "--size HxW", type=positive_int)
+    alias(p, "--width", "width", "--size HxW", type=positive_int)
     p.add_argument("--dynamic", action="store_true", help="free input height and width")
     p.add_argument("--argmax", action="store_true", help="put the per-pixel argmax in the graph (output 'labels')")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
-    from .parity import add_parity_args, parity_from_args
-
     add_parity_args(p)
     args = p.parse_args(argv)
     check_opset(args.opset)
-    if (args.height is None) != (args.width is None):
-        p.error("give both --height and --width, or neither")
-    if args.height and (args.height % 8 or args.width % 8):
-        p.error(f"--height/--width must be multiples of 8 (the head's stride), got {args.height}x{args.width}")
-    out = check_writable(Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx"))
+    height, width = args.size or (getattr(args, "height", None), getattr(args, "width", None))
+    if (height is None) != (width is None):
+        p.error("give both --height and --width, or neither (better: --size HxW)")
+    if height and (height % 8 or width % 8):
+        p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
+    out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"))
     model, meta = load_student(args.checkpoint)
     with staged(out) as candidate:  # checked under a temporary name, published only if parity passes
-        torch_to_onnx(args.checkpoint, candidate, args.opset, args.height, args.width, args.dynamic,
+        torch_to_onnx(args.checkpoint, candidate, args.opset, height, width, args.dynamic,
                       args.argmax, not args.no_simplify, model_meta=(model, meta))
         code = parity_from_args(args, candidate, precision="fp32", torch_model=model, final=out)
         kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
@@ -146,4 +165,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli(main)()
+    sys.exit(main())

@@ -8,32 +8,22 @@ Given an .onnx this module needs neither torch nor distill (the accuracy gate as
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import pid_tag
-from runtime.formats import require
+from runtime.cli import current_umask, pid_tag
+from runtime.contract import ArgumentParser
+from runtime.formats import FORMATS, default_output, lookup, require
 
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling, source_kind,
+                     staged, work_dir)
+from .onnx import fp32_onnx
 
-from .common import (ExportError, check_writable, cli, current_umask, onnx_meta, publish, record_file, sibling,
-                     source_kind, staged, work_dir)
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def openvino_meta(xml) -> dict:
-    ov = require("openvino", "openvino", "reading OpenVINO models")
-    try:
-        model = ov.Core().read_model(str(xml))
-    except Exception as e:  # OpenVINO's RuntimeError/GeneralFailure for a missing .bin or broken XML
-        raise ExportError(f"{xml}: OpenVINO cannot read it ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__})") from None
-    if not model.has_rt_info([metadata.META_KEY]):
-        raise ExportError(f"{xml}: no '{metadata.META_KEY}' in rt_info; export it with `python -m export.openvino`")
-    return metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(xml))
+PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
 
 
 def save_ir(model, out: Path, compress_to_fp16: bool):
@@ -67,9 +57,8 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     src = Path(src)
-    out = Path(out) if out else src.with_suffix(".xml") if precision == "fp32" else src.with_name(
-        f"{src.stem}.{precision}.xml")
-    if out.suffix != ".xml":
+    out = Path(out) if out else default_output(src, "openvino", precision)
+    if out.suffix != lookup("openvino", "fp32").suffix:
         raise ExportError(f"{out}: OpenVINO IR output must end in .xml")
     check_writable(out)
     meta = copy.deepcopy(onnx_meta(src))
@@ -92,15 +81,19 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     return out
 
 
+@exporter
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
     from .quantize import add_gate_args
 
-    p = argparse.ArgumentParser(prog="python -m export.openvino", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m export.openvino", description=__doc__, examples=(
+        "python -m export.openvino student.onnx",
+        "python -m export.openvino student.pt --precision fp16 -o deploy/student.fp16.xml",
+        "python -m export.openvino student.onnx --precision int8 --data-root data/synthetic --accuracy-control"))
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output .xml (default: next to the source; .fp16/.int8 infix)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights and compute (default fp32)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the intermediate export (.pt source)")
     add_gate_args(p)
     p.add_argument("--accuracy-control", action="store_true",
@@ -111,11 +104,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     source_kind(args.source)
     src = Path(args.source)
-    out = Path(args.output) if args.output else (
-        src.with_suffix(".xml") if args.precision == "fp32" else src.with_name(f"{src.stem}.{args.precision}.xml"))
+    out = Path(args.output) if args.output else default_output(src, "openvino", args.precision)
     check_writable(out)
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
-        from .quantize import accuracy_gate, fp32_onnx, validation_items
+        from .quantize import accuracy_gate, validation_items
 
         src_onnx, torch_model = fp32_onnx(src, tmpdir, args)
         meta = onnx_meta(src_onnx)
@@ -146,4 +138,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli(main)()
+    sys.exit(main())

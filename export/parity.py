@@ -14,9 +14,9 @@ import numpy as np
 
 from runtime import metadata
 from runtime.cli import fraction, positive_int
-from runtime.formats import require
+from runtime.formats import backend_class, format_for, require
 
-from .common import ExportError, preprocess, sibling, write_json
+from .common import ExportError, model_meta, preprocess, sibling, write_json
 
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.95}  # INT8: a floor that catches broken calibration
 
@@ -51,15 +51,12 @@ def _first_line(e):
 
 def runner_for(path):
     """A function batch -> output for a model file, by suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
+    fmt = format_for(path)
+    if fmt.name == "onnx":
         return onnx_runner(path)
-    if suffix == ".xml":
+    if fmt.name == "openvino":
         return openvino_runner(path)
-    from runtime.formats import backend_class, format_for  # TensorRT: the runtime's backend
-
-    backend = backend_class(format_for(path))(str(path))
-    return backend.infer
+    return backend_class(fmt)(str(path)).infer  # TensorRT: the runtime's backend
 
 
 def torch_runner(model, argmax=False):
@@ -100,7 +97,7 @@ def check_parity(model_path, precision: str, reference, reference_name: str, ima
     """
     model_path = Path(model_path)
     final = Path(name) if name else model_path
-    meta = meta or _meta_of(model_path)
+    meta = meta or model_meta(model_path)
     labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
     inputs = preprocess(images, meta)
     res = compare(reference, runner_for(model_path), inputs, labels_output)
@@ -141,7 +138,7 @@ def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx
 
     if args.skip_parity:
         return 0
-    meta = _meta_of(out)
+    meta = model_meta(out)
     images, source = parity_images(meta, args.parity_images, getattr(args, "data_root", None),
                                    getattr(args, "dataset", None), getattr(args, "calib_dir", None))
     labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
@@ -153,15 +150,3 @@ def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx
     return 0 if report["passed"] else 1
 
 
-def _meta_of(path):
-    from .common import onnx_meta
-
-    if Path(path).suffix.lower() == ".xml":
-        from .openvino import openvino_meta
-
-        return openvino_meta(path)
-    if Path(path).suffix.lower() == ".engine":
-        from runtime.trt_sidecar import read_sidecar
-
-        return read_sidecar(path)["meta"]
-    return onnx_meta(path)

@@ -15,7 +15,6 @@ Calibration images go through exactly the runtime's preprocessing (common.prepro
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -23,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.formats import require
+from runtime.cli import atomic_path, finite_float
+from runtime.contract import ArgumentParser
+from runtime.formats import default_output, require
 
-from runtime.cli import finite_float
-
-from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, preprocess, publish, record_file,
+from .common import (ExportError, check_writable, exporter, onnx_meta, preprocess, publish, record_file,
                      set_onnx_meta, sibling, source_kind, staged, work_dir)
+from .onnx import fp32_onnx
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
 # - ort: uint8 activations with a zero point let the quantiser fold ReLU/ReLU6 into the quantisation
@@ -194,7 +194,7 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=
 
     meta = onnx_meta(fp32_path) if Path(fp32_path).suffix == ".onnx" else None
     if meta is None:
-        from .openvino import openvino_meta
+        from .common import openvino_meta
         meta = openvino_meta(fp32_path)
     items = [(preprocess([img], meta), label) for img, label in validation]
     fp32 = gate_scores(runner_for(fp32_path), items, meta)
@@ -233,23 +233,15 @@ def add_gate_args(p):
                    help="accuracy gate: max boundary-F1 drop in points (default 1.0)")
 
 
-def fp32_onnx(src, tmpdir, args=None):
-    """(onnx path, torch model or None): the source itself if .onnx, else a fresh FP32 export."""
-    if source_kind(src) == "onnx":
-        return Path(src), None
-    from .onnx import load_student, torch_to_onnx
-
-    model, meta = load_student(src)
-    opset = getattr(args, "opset", 17) if args is not None else 17
-    onnx_path = torch_to_onnx(src, Path(tmpdir) / (Path(src).stem + ".onnx"), opset=opset, model_meta=(model, meta))
-    return onnx_path, model
-
-
+@exporter
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
 
-    p = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m export.quantize", description=__doc__, examples=(
+        "python -m export.quantize student.onnx --data-root data/synthetic",
+        "python -m export.quantize student.pt -o student.int8.onnx --calib-dir calib/ --num-calib 100",
+        "python -m export.quantize student.onnx --data-root data/cityscapes --max-drop 0.5 --keep-failed"))
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
     p.add_argument("--target", choices=sorted(TARGETS), default="ort",
@@ -260,7 +252,7 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
-    out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(".int8.onnx"))
+    out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
@@ -290,4 +282,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli(main)()
+    sys.exit(main())

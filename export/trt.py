@@ -1,5 +1,5 @@
 """Student checkpoint or ONNX -> TensorRT engine:
-`python -m export.trt student.pt|student.onnx [--fp16] [--int8] [--workspace GB] [--min-shape/--opt-shape/--max-shape]`.
+`python -m export.trt student.pt|student.onnx [--precision fp32|fp16|int8] [--workspace GB] [--min-shape/--opt-shape/--max-shape]`.
 
 The .engine is a plain serialised engine (trtexec and DeepStream load it); its metadata, TensorRT
 version, GPU compute capability, precision, shapes and the ONNX sha256 go in `<engine>.json`
@@ -10,20 +10,23 @@ version, GPU compute capability, precision, shapes and the ONNX sha256 go in `<e
 INT8 is always explicit quantisation: a Q/DQ ONNX from ONNX Runtime's quantiser (export.quantize);
 TensorRT 10+ keeps no implicit (calibrator) path. Python 3.8 compatible; needs no torch given an .onnx.
 """
-import argparse
 import copy
 import hashlib
 import re
 import subprocess
-import tempfile
+import sys
 from pathlib import Path
 
 from runtime import metadata
-from runtime.formats import require
+from runtime.cli import atomic_path, positive_float
+from runtime.contract import ArgumentParser, alias
+from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, atomic_path, check_writable, cli, onnx_meta, publish, record_file, sibling,
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling,
                      source_kind, staged, work_dir, write_json)
+
+PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")
 
 DEFAULT_MAX_BATCH = 4
 
@@ -205,11 +208,10 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
     int8 = int8 or qdq
     trt = require("tensorrt", "tensorrt", "building TensorRT engines")
     api = api_for(trt.__version__)
-    out = check_writable(Path(out) if out else src.with_suffix(".int8.engine" if int8 else
-                                                                 ".fp16.engine" if fp16 else ".engine"))
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    out = check_writable(Path(out) if out else default_output(src, "tensorrt", precision))
     meta = onnx_meta(src)
     profile = resolve_profile(onnx_input_dims(src), meta, min_shape, opt_shape, max_shape)
-    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     with work_dir() as tmpdir:
         parsed = src
         if int8 and not qdq:
@@ -230,16 +232,23 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
     return out
 
 
+@exporter
 def main(argv=None):
     from .data import add_data_args, calibration_images
+    from .onnx import fp32_onnx
     from .parity import add_parity_args, parity_from_args
 
-    p = argparse.ArgumentParser(prog="python -m export.trt", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m export.trt", description=__doc__, examples=(
+        "python -m export.trt student.onnx --precision fp16",
+        "python -m export.trt student.onnx --precision int8 --data-root data/synthetic --timing-cache trt.cache",
+        "python -m export.trt dynamic.onnx --min-shape 1x3x256x512 --opt-shape 1x3x512x1024 --max-shape 4x3x512x1024"))
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
-    p.add_argument("-o", "--output", help="output .engine (default: next to the source)")
-    p.add_argument("--fp16", action="store_true", help="FP16 kernels")
-    p.add_argument("--int8", action="store_true", help="INT8 via a Q/DQ ONNX (needs calibration images)")
-    p.add_argument("--workspace", type=float, default=4.0, help="builder workspace limit in GB (default 4)")
+    p.add_argument("-o", "--output", help="output .engine (default: next to the source, named by precision)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32, fp16 kernels, or int8 via a Q/DQ ONNX (needs calibration images; default fp32)")
+    alias(p, "--fp16", "precision", "--precision fp16", nargs=0, const="fp16")
+    alias(p, "--int8", "precision", "--precision int8", nargs=0, const="int8")
+    p.add_argument("--workspace", type=positive_float, default=4.0, help="builder workspace limit in GB (default 4)")
     p.add_argument("--min-shape", help="profile minimum NxCxHxW (default batch 1 at the model size)")
     p.add_argument("--opt-shape", help="profile optimum NxCxHxW (default batch 1 at the model size)")
     p.add_argument("--max-shape", help="profile maximum NxCxHxW (default batch {})".format(DEFAULT_MAX_BATCH))
@@ -249,24 +258,22 @@ def main(argv=None):
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
-    require("tensorrt", "tensorrt", "building TensorRT engines")  # before any export work
     for s in (args.min_shape, args.opt_shape, args.max_shape):
         if s:
             parse_shape(s)
-    out = check_writable(Path(args.output) if args.output else Path(args.source).with_suffix(
-        ".int8.engine" if args.int8 else ".fp16.engine" if args.fp16 else ".engine"))
+    require("tensorrt", "tensorrt", "building TensorRT engines")  # before any export work
+    int8, fp16 = args.precision == "int8", args.precision in ("fp16", "int8")
+    out = check_writable(Path(args.output) if args.output else default_output(args.source, "tensorrt", args.precision))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity passes
-        from .quantize import fp32_onnx
-
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir, args)
         images = None
         meta = onnx_meta(src_onnx)
         qdq = prequantized(meta, src_onnx)  # an INT8 ONNX for TensorRT is built as it is
-        if args.int8 and not qdq:
+        if int8 and not qdq:
             images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-        onnx_to_trt(src_onnx, candidate, args.fp16, args.int8, args.workspace, args.min_shape, args.opt_shape,
+        onnx_to_trt(src_onnx, candidate, fp16, int8, args.workspace, args.min_shape, args.opt_shape,
                     args.max_shape, args.timing_cache, images)
-        precision = "int8" if args.int8 or qdq else "fp16" if args.fp16 else "fp32"
+        precision = "int8" if qdq else args.precision
         code = parity_from_args(args, candidate, precision, torch_model, reference_onnx=src_onnx, final=out)
         kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
     if not args.skip_parity:
@@ -277,4 +284,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli(main)()
+    sys.exit(main())

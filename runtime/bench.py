@@ -1,4 +1,4 @@
-"""The model alone: `python -m runtime.bench --model student.xml [--iters 200 --warmup 20 --shape 512x1024]`.
+"""The model alone: `python -m runtime.bench --model student.xml [--iters 200 --warmup 20 --size 512x1024]`.
 
 Warm-up iterations first (allocations, kernel selection, caches), then `--iters` timed calls on one
 fixed random input; p50/p90/p99 latency and throughput, printed with the backend, precision,
@@ -16,8 +16,10 @@ import numpy as np
 
 from . import formats
 from .backends import load_backend
-from .cli import OutputError, Signals, check_output, non_negative_int, positive_int, write_json_file
-from .preprocess import ShapeError, resolve_size
+from .cli import check_output, non_negative_int, positive_int, write_json_file
+from .contract import ArgumentParser, alias, command, size
+from .preprocess import resolve_size
+from .run import OV_PRECISION, backend_options
 from .stats import percentiles, table
 
 
@@ -64,53 +66,58 @@ def bench(backend, shape=None, iters=100, warmup=10, requests=1, seed=0):
     return result
 
 
+def parse_batch_shape(text):
+    """The old --shape: 'HxW' or 'NxCxHxW', every dimension >= 1."""
+    shape = parse_shape(text)
+    if not all(shape):
+        raise argparse.ArgumentTypeError("every dimension must be >= 1, got {}".format(text))
+    return shape
+
+
+@command(interrupted="no results written")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
-    p.add_argument("--iters", type=positive_int, default=100)
-    p.add_argument("--warmup", type=non_negative_int, default=10)
-    p.add_argument("--shape", type=parse_shape, default=None, help="HxW or NxCxHxW (default: the model's)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=positive_int, default=None)
-    p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO hint")
-    p.add_argument("--requests", type=positive_int, default=1, help="async requests in flight (OpenVINO)")
-    p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
+    p = ArgumentParser(prog="python -m runtime.bench", description=__doc__, examples=(
+        "python -m runtime.bench --model student.onnx",
+        "python -m runtime.bench --model student.xml --precision fp32 --threads 4 -o bench.json",
+        "python -m runtime.bench --model dynamic.onnx --size 512x1024 --batch 2 --iters 50"))
+    p.add_argument("--model", required=True, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS))
+    p.add_argument("--iters", type=positive_int, default=100, help="timed calls (default 100)")
+    p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls first (default 10)")
+    p.add_argument("--size", type=size, default=None, metavar="HxW", help="input size (default: the model's)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
+    alias(p, "--shape", "shape", "--size HxW [--batch N]", type=parse_batch_shape)
+    p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu (default auto)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: the runtime's)")
+    p.add_argument("--hint", default=None, choices=["latency", "throughput"],
+                   help="OpenVINO performance hint (default latency)")
+    p.add_argument("--requests", type=positive_int, default=1,
+                   help="async requests in flight, OpenVINO (default 1: per-call latency)")
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"],
                    help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
-    p.add_argument("--json", default=None, help="write the results here")
+    alias(p, "--ov-precision", "precision", "--precision fp32|fp16|bf16", choices=sorted(OV_PRECISION),
+          convert=OV_PRECISION.get)
+    p.add_argument("-o", "--output", default=None, help="write the results as JSON to this file")
+    alias(p, "--json", "output", "-o/--output")
     args = p.parse_args(argv)
-    if args.shape is not None and not all(args.shape):
-        p.error("argument --shape: every dimension must be >= 1, got {}".format("x".join(map(str, args.shape))))
-    with Signals() as signals:
-        try:
-            return _run(args)
-        except KeyboardInterrupt:  # nothing half-written: the results are only written at the end
-            print("interrupted by {}: no results written".format(signals.name or "SIGINT"), file=sys.stderr)
-            return signals.exit_code or 130
-
-
-def _run(args):
-    try:
-        if args.json:  # before the timing: results that cannot be written would be lost at the end
-            check_output(args.json, 0, "--json")
-        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
-                               requests=args.requests if args.requests > 1 else None,
-                               inference_precision=args.ov_precision)
-        r = bench(backend, args.shape, args.iters, args.warmup, args.requests)
-    except (formats.MissingDependency, ShapeError, OutputError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
-        return 2
+    if args.output:  # before the timing: results that cannot be written would be lost at the end
+        check_output(args.output, 0, "-o/--output")
+    options = backend_options(args)
+    options.pop("requests", None)
+    if args.requests > 1:
+        options["requests"] = args.requests
+    backend = load_backend(args.model, **options)
+    shape = getattr(args, "shape", None) or args.size  # HxW (bench resolves and checks it) or NxCxHxW
+    if args.batch > 1 and len(shape or ()) != 4:
+        hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path))
+        shape = (args.batch, 3) + tuple(hw)
+    r = bench(backend, shape, args.iters, args.warmup, args.requests)
     print("{} | {} {} on {} ({} threads, {} CPUs) | input {} | {} iters after {} warm-up, {} in flight".format(
         r["model"], r["backend"], r["precision"], r["device"], r["threads"], r["cpus"], "x".join(map(str, r["shape"])),
         r["iters"], r["warmup"], r["requests"]))
     print(table({"infer": r["latency_ms"]}))
     print("throughput {:.1f} images/s".format(r["throughput_fps"]))
-    if args.json:
-        try:
-            write_json_file(args.json, r)
-        except OutputError as e:
-            print("error: {}".format(e), file=sys.stderr)
-            return 2
+    if args.output:
+        write_json_file(args.output, r)
     return 0
 
 

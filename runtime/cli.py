@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 a gate/check failed, 2 bad input (one `error:` line), 128+N 
 runtime both use it; distill has its own copy of the signal part, as it may not import runtime).
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -20,8 +21,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MIN_FREE_BYTES = 1 << 20  # below this a write is refused before it starts (and a video sink stops)
 
 
-class OutputError(OSError):
-    """An output that cannot be written (permission, read-only, no space); the message names the path."""
+from .contract import OutputError  # noqa: E402,F401  (the contract owns the error family)
 
 
 # ------------------------------------------------------------------------------------- argument ranges
@@ -89,25 +89,51 @@ def check_folder(folder, need_bytes=0, what="output", name=None):
     return folder
 
 
-def write_json_file(path, obj):
-    """Write JSON through a temporary file in the same folder and rename it into place; an OSError
-    (disk full, read-only) becomes an OutputError naming the path and leaves no partial file."""
-    path = Path(path)
-    tmp = None
+@contextlib.contextmanager
+def atomic_path(out, suffix=None):
+    """The one atomic write: yield a temporary path next to `out`, named `.<name>.pid<N>.<random>.tmp<suffix>`
+    (`suffix` defaults to out's and moves to the end, for writers that go by it: `.m.pid7.x.tmp.onnx`;
+    `suffix=""` keeps the whole name: `.last.pt.pid7.x.tmp`; the pid lets a later run remove a killed
+    run's leftover, see clean_stale). When the block succeeds the file is flushed to disk and renamed to
+    `out`; however it ends otherwise, it is removed and an older `out` stays intact."""
+    out = Path(out)
+    suffix = out.suffix if suffix is None else suffix
+    base = out.name[:-len(suffix)] if suffix and out.name.endswith(suffix) else out.name
+    fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(base, pid_tag()), suffix=".tmp" + suffix,
+                               dir=str(out.parent))
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any new file
+    tmp = Path(tmp)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(path.name, pid_tag()), suffix=".tmp",
-                                   dir=str(path.parent or "."))
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, str(path))
-    except BaseException as e:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OutputError("{}: cannot write it ({})".format(path, e.strerror or e)) from None
-        raise
+        yield tmp
+        fd = os.open(str(tmp), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(str(tmp), str(out))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_file(path, obj, sort_keys=False):
+    """Write JSON atomically (atomic_path); an OSError (disk full, read-only) becomes an OutputError
+    naming the path and leaves no partial file."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
+    except OSError as e:
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError("{}: cannot write it ({})".format(path, e.strerror or e)) from None
     return path
 
 

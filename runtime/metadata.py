@@ -13,8 +13,11 @@ OUTPUT_LOGITS = "logits"
 OUTPUT_LABELS = "labels"
 
 
-class MetadataError(ValueError):
-    pass
+from .contract import ModelError
+
+
+class MetadataError(ModelError):
+    """A model file's metadata is missing, not JSON, or inconsistent."""
 
 
 def check(meta, source):

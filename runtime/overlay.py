@@ -5,14 +5,20 @@ import cv2
 import numpy as np
 
 
+def palette_lut(palette_rgb, bgr=False):
+    """The one palette colouring: a (256, 3) uint8 lookup table indexed by class id, `lut[labels]` is
+    the colour image (RGB, or BGR for OpenCV); ids past the palette (should not happen) draw black."""
+    lut = np.zeros((256, 3), np.uint8)
+    colours = np.asarray(palette_rgb, np.uint8).reshape(-1, 3)
+    lut[:len(colours)] = colours[:, ::-1] if bgr else colours
+    return lut
+
+
 class Overlay:
     def __init__(self, classes, palette_rgb, alpha=0.5, legend=True, max_legend=12):
         self.classes = list(classes)
-        # a lookup table indexed by class id; ids past the palette (should not happen) draw black
-        lut = np.zeros((256, 3), np.uint8)
-        lut[:len(palette_rgb)] = np.asarray(palette_rgb, np.uint8)[:, ::-1]  # RGB -> BGR
-        self.lut = lut
-        self._lut3 = np.ascontiguousarray(lut.reshape(256, 1, 3))
+        self.lut = palette_lut(palette_rgb, bgr=True)
+        self._lut3 = np.ascontiguousarray(self.lut.reshape(256, 1, 3))
         self.alpha = float(alpha)
         self.legend = legend
         self.max_legend = max_legend

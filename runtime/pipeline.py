@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 
+from .contract import SourceError
 from . import stats as stats_mod
 from .preprocess import Preprocessor, postprocess, resolve_size
 
@@ -48,7 +49,7 @@ class Pipeline:
         """Read the first frame and fix the model size; raises ShapeError before any thread runs."""
         first = self.source.read()
         if first is None:
-            raise RuntimeError("{}: the source gave no frame (skipped {})".format(self.source.name,
+            raise SourceError("{}: the source gave no frame (skipped {})".format(self.source.name,
                                                                                 self.source.skipped))
         size = resolve_size(self.backend.meta, self.backend.input_shape, first.image.shape[:2],
                             keep_size=self.keep_size, size=self.input_size, source=str(self.backend.path))

@@ -13,12 +13,13 @@ import cv2
 import numpy as np
 
 from . import metadata
+from .contract import ModelError
 
 # Where the frame's pixels sit inside the model input: (top, left, height, width).
 Geometry = namedtuple("Geometry", "frame_hw input_hw content")
 
 
-class ShapeError(ValueError):
+class ShapeError(ModelError):
     """The model's input shape cannot take the frame or the requested size."""
 
 

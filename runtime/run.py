@@ -3,11 +3,10 @@
 --source: camera index | video | image | folder | glob | rtsp:// or http:// URL | GStreamer pipeline
 (contains '!') | csi://N[?width=..&height=..&fps=..]. --sink: window | out.mp4 | frames/ | none
 (default: window when a display exists, else none). The summary (frames, FPS, per-stage p50/p90/p99)
-is printed at the end, every N seconds with --stats-every, and written as JSON with --stats.
+is printed at the end, every N seconds with --stats-every, and written as JSON with -o/--output.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
@@ -15,47 +14,62 @@ import cv2
 
 from . import formats
 from .backends import load_backend
-from .cli import OutputError, Signals, check_output, fraction, positive_float, positive_int, write_json_file
+from .cli import Signals, check_output, fraction, positive_float, positive_int, write_json_file
+from .contract import ArgumentParser, UserError, alias, command, size
 from .overlay import Overlay
 from .pipeline import Pipeline
-from .preprocess import ShapeError
-from .sinks import SinkError, has_display, open_sink
-from .sources import SourceError, open_source
+from .sinks import has_display, open_sink
+from .sources import open_source
 from .stats import format_summary
+
+OV_PRECISION = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}  # the old --ov-precision spelling
 
 
 def parse_size(text):
-    """'HxW' or 'H,W' -> (H, W)."""
-    parts = text.lower().replace(",", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError("expected HxW with H, W >= 1, e.g. 512x1024, got {!r}".format(text))
-    return int(parts[0]), int(parts[1])
+    """'HxW' or 'H,W' -> (H, W) (kept for callers of the old name; see contract.size)."""
+    return size(text)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m runtime.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m runtime.run", description=__doc__, examples=(
+        "python -m runtime.run --model student.onnx --source 0",
+        "python -m runtime.run --model student.xml --source street.mp4 --sink out.mp4 -o stats.json",
+        "python -m runtime.run --model student.engine --source 'csi://0?width=1280&height=720' --sink none"))
     p.add_argument("--model", required=True, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS))
-    p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N")
-    p.add_argument("--sink", default=None, help="window | out.mp4 | frames/ | none")
-    p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu")
+    p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N (default 0)")
+    p.add_argument("--sink", default=None, help="window, out.mp4, frames/ or none (default: window if a display exists)")
+    p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: the runtime's)")
-    p.add_argument("--hint", default="latency", choices=["latency", "throughput"], help="OpenVINO performance hint")
-    p.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
+    p.add_argument("--hint", default=None, choices=["latency", "throughput"],
+                   help="OpenVINO performance hint (default latency)")
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"],
                    help="OpenVINO compute precision (default: the device's, bf16 on CPUs that have it)")
-    p.add_argument("--input-size", type=parse_size, default=None, help="run a dynamic model at HxW")
+    alias(p, "--ov-precision", "precision", "--precision fp32|fp16|bf16", choices=sorted(OV_PRECISION),
+          convert=OV_PRECISION.get)
+    p.add_argument("--size", type=size, default=None, metavar="HxW", help="run a dynamic model at HxW (default: the model's input size)")
+    alias(p, "--input-size", "size", "--size HxW", type=size)
     p.add_argument("--keep-size", action="store_true", help="run a dynamic model at the frame size")
     p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity of the class colours, 0..1")
     p.add_argument("--no-overlay", action="store_true", help="send the raw frames to the sink (for timing)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
-    p.add_argument("--stats", default=None, help="write the summary as JSON here")
-    p.add_argument("--stats-every", type=positive_float, default=None, metavar="SECONDS")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-o", "--output", default=None, help="write the summary (frames, FPS, latency) as JSON to this file")
+    alias(p, "--stats", "output", "-o/--output")
+    p.add_argument("--stats-every", type=positive_float, default=None, metavar="SECONDS",
+                   help="print the summary every SECONDS too")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return p
 
 
+def backend_options(args):
+    """The backend options the user asked for (a backend rejects those it does not take)."""
+    options = {"device": args.device, "threads": args.threads, "hint": args.hint,
+               "inference_precision": args.precision, "requests": getattr(args, "requests", None)}
+    return {k: v for k, v in options.items() if v is not None and not (k == "device" and v == "auto")}
+
+
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -70,13 +84,12 @@ def _run(args, signals):
         logging.getLogger("runtime.run").info("no display: showing nothing (use --sink out.mp4 to keep the result)")
     source = sink = None
     try:
-        if args.stats:  # before the work: results that cannot be written would be lost at the end
-            check_output(args.stats, 0, "--stats")
+        if args.output:  # before the work: results that cannot be written would be lost at the end
+            check_output(args.output, 0, "-o/--output")
         # The loop's stages run in their own threads next to the backend's; OpenCV's own worker pool on top
         # of them only oversubscribes the cores the backend computes on.
         cv2.setNumThreads(1)
-        backend = load_backend(args.model, device=args.device, threads=args.threads, hint=args.hint,
-                               inference_precision=args.ov_precision, labels=True)
+        backend = load_backend(args.model, labels=True, **backend_options(args))
         source = open_source(args.source, reconnect=not args.no_reconnect)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:
@@ -85,30 +98,24 @@ def _run(args, signals):
                          frame_hw=source.frame_hw)
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
         pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
-                            input_size=args.input_size, max_frames=args.max_frames, stats_every=args.stats_every)
+                            input_size=args.size, max_frames=args.max_frames, stats_every=args.stats_every)
         stats = pipeline.run()  # Ctrl-C/SIGTERM inside the loop ends it with the summary, outputs closed
     except KeyboardInterrupt:  # before the first frame (a camera that never delivers)
         signals.interrupted()
         _close(source, sink)
         print("interrupted by {} before the first frame".format(signals.name), file=sys.stderr)
         return signals.exit_code
-    except (formats.MissingDependency, ShapeError, SourceError, SinkError, OutputError, FileNotFoundError,
-            ValueError, RuntimeError) as e:
+    except UserError:
         _close(source, sink)
-        print("error: {}".format(str(e).splitlines()[0] if str(e) else type(e).__name__), file=sys.stderr)
-        return 2
+        raise
     signals.hold()  # the loop is over: a late signal must not cut the stats short
     info = backend.describe()
     info["source"] = args.source
     print(format_summary(stats.summary(), info))
     written = [str(sink.path) if hasattr(sink, "path") else str(sink.folder)] if hasattr(sink, "frames") else []
-    if args.stats:
-        try:
-            write_json_file(args.stats, dict(stats.summary(), backend=info, interrupted=signals.name))
-        except OutputError as e:
-            print("error: {}".format(e), file=sys.stderr)
-            return 2
-        written.append(args.stats)
+    if args.output:
+        write_json_file(args.output, dict(stats.summary(), backend=info, interrupted=signals.name))
+        written.append(args.output)
     if signals.received:
         print("interrupted by {} after {} frames; outputs closed{}".format(
             signals.name, stats.processed, ": " + ", ".join(written) if written else ""), file=sys.stderr)

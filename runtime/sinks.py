@@ -14,7 +14,7 @@ from .cli import MIN_FREE_BYTES, OutputError, check_folder, check_output
 VIDEO_FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
 
-class SinkError(RuntimeError):
+class SinkError(OutputError):
     pass
 
 

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlparse
 
 import cv2
 
+from . import contract
+
 log = logging.getLogger("runtime.sources")
 
 Frame = namedtuple("Frame", "index image wait")  # wait: seconds read() waited for the frame
@@ -27,7 +29,7 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 MIN_IMAGE_SIDE = 8  # smaller images (a 1x1 thumbnail in a folder) carry nothing to segment: skipped
 
 
-class SourceError(RuntimeError):
+class SourceError(contract.SourceError):
     pass
 
 

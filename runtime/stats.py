@@ -11,6 +11,19 @@ import numpy as np
 STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sink", "total")
 
 
+def time_calls(fn, iters, warmup=0):
+    """The one timing loop: `warmup` untimed calls of fn(), then `iters` timed ones; their durations in
+    seconds (time.perf_counter around each call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def percentiles(values_s):
     """Seconds -> dict of milliseconds (p50/p90/p99/mean/max), or {} when there is nothing."""
     if len(values_s) == 0:

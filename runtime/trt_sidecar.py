@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 from . import metadata
+from .contract import ModelError
 
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FORMAT = "brd-edge/tensorrt-sidecar"
 REQUIRED = ("format", "meta", "tensorrt_version", "compute_capability", "gpu", "precision", "inputs", "outputs")
 
 
-class SidecarError(ValueError):
+class SidecarError(ModelError):
     """Missing or invalid sidecar, or an engine built for another GPU / TensorRT version."""
 
 

@@ -1,8 +1,12 @@
 """Shared fixtures: small real student checkpoints written by the tests themselves."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
+
+from .faults import FRAME_HW, Mounts, write_video
 
 SMALL_STUDENTS = ("deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035")
 CLASSES = ["road", "building", "vegetation", "car", "pole"]
@@ -36,16 +40,70 @@ def mobilenet_ckpt(tmp_path_factory):
     return write_student(tmp_path_factory.mktemp("ckpt") / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
 
 
-def write_synthetic_student(path, arch="deeplabv3_resnet10_w16", input_size=(32, 64), seed=0):
-    """A random-weight checkpoint with the synthetic dataset's 11 classes (for commands that read that data)."""
+def write_synthetic_student(path, arch="deeplabv3_resnet10_w16", input_size=(32, 64), seed=0, arch_kwargs=None,
+                            bn_passes=0):
+    """A random-weight checkpoint with the synthetic dataset's 11 classes (for commands that read that data;
+    also the tests' small teachers). `bn_passes`: training-mode forwards first, so BN statistics are not
+    the identity."""
     from distill import checkpoint
     from distill.data import DATASETS
     from distill.models import build_model
 
     info = DATASETS["synthetic"]
     torch.manual_seed(seed)
-    model = build_model(arch, info.num_classes)
-    meta = checkpoint.make_meta(arch, {}, info.num_classes, list(info.classes), [list(c) for c in info.palette],
-                                MEAN, STD, list(input_size), "synthetic")
+    arch_kwargs = dict(arch_kwargs or {})
+    model = build_model(arch, info.num_classes, **arch_kwargs)
+    with torch.no_grad():
+        for _ in range(bn_passes):
+            model.train()(torch.randn(2, 3, *input_size))
+    meta = checkpoint.make_meta(arch, arch_kwargs, info.num_classes, list(info.classes),
+                                [list(c) for c in info.palette], MEAN, STD, list(input_size), "synthetic")
     checkpoint.save(path, model.eval(), meta)
     return path
+
+
+# ------------------------------------------------------------------------------------------ fault injection
+# (tests/test_faults_*.py; their helpers are in tests/faults.py)
+@pytest.fixture
+def tmpfs(tmp_path):
+    m = Mounts(tmp_path / "mnt")
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from export.onnx import torch_to_onnx
+
+    d = tmp_path_factory.mktemp("model")
+    return torch_to_onnx(write_student(d / "s.pt", input_size=(32, 64)), d / "s.onnx", simplify=False)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """Long enough that a run is still going when the signal arrives (the test waits for the loop to start)."""
+    return write_video(tmp_path_factory.mktemp("video") / "long.avi", 3000)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        cv2.imwrite(str(d / f"img_{i}.png"), rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8))
+    return d
+
+
+@pytest.fixture
+def readonly(tmpfs):
+    return tmpfs("ro", 1024, read_only=True)
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        img = cv2.resize(rng.integers(0, 256, (4, 8, 3), dtype=np.uint8), (64, 32), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(d / f"c{i}.png"), img)
+    return d

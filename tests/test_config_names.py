@@ -53,7 +53,7 @@ def test_cli_trains_a_shipped_config_by_name_outside_the_repository(tmp_path):
             "data.kwargs={num_images: 2, size: [32, 64], seed: 0}",
             "data.val_kwargs={num_images: 1, size: [32, 64], seed: 0}", "train.iters=1", "train.batch_size=2",
             "train.threads=1", "eval.input_size=[32,64]"]
-    done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "synthetic_plain.yaml", *over],
+    done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "synthetic_plain.yaml", "--set", *over],
                           cwd=tmp_path, env=_env_with(ROOT), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "student.pt").is_file()

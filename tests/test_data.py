@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from distill.data import DATASETS, MEAN, STD, DatasetError, build_dataset
-from distill.data import cityscapes, cocostuff, synthetic
+from distill.data import cityscapes, cocostuff, synthetic, synthetic_scene
 from distill.data.transforms import EvalTransform, TrainTransform
 
 
@@ -200,14 +200,14 @@ def test_synthetic_scenes_have_street_structure():
         assert img.shape == (96, 192, 3) and img.dtype == np.uint8 and lbl.shape == (96, 192)
         counts += np.bincount(lbl.ravel(), minlength=n)
         # sky and buildings above, never ground; road at the bottom
-        assert np.isin(lbl[:5], [synthetic.SKY, synthetic.BUILDING]).mean() > 0.5
-        assert not np.isin(lbl[:5], [synthetic.ROAD, synthetic.SIDEWALK]).any()
-        assert (lbl[-5:] == synthetic.ROAD).mean() > 0.2
-        blueness[0] += (img[lbl == synthetic.SKY].astype(float) @ [-1, 0, 1]).mean()
-        blueness[1] += (img[lbl == synthetic.ROAD].astype(float) @ [-1, 0, 1]).mean()
+        assert np.isin(lbl[:5], [synthetic_scene.SKY, synthetic_scene.BUILDING]).mean() > 0.5
+        assert not np.isin(lbl[:5], [synthetic_scene.ROAD, synthetic_scene.SIDEWALK]).any()
+        assert (lbl[-5:] == synthetic_scene.ROAD).mean() > 0.2
+        blueness[0] += (img[lbl == synthetic_scene.SKY].astype(float) @ [-1, 0, 1]).mean()
+        blueness[1] += (img[lbl == synthetic_scene.ROAD].astype(float) @ [-1, 0, 1]).mean()
     frac = counts / counts.sum()
     assert (counts > 0).all(), dict(zip(synthetic.CLASSES, counts))  # every class appears
-    for thin in (synthetic.POLE, synthetic.WIRE, synthetic.FENCE, synthetic.SIGN):
+    for thin in (synthetic_scene.POLE, synthetic_scene.WIRE, synthetic_scene.FENCE, synthetic_scene.SIGN):
         assert frac[thin] < 0.03  # thin classes stay thin
     assert blueness[0] > blueness[1] + 12 * 10  # appearance carries the label: sky is bluer than road
     img, lbl = synthetic.render(1, "val", 0, (96, 192))

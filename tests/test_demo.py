@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import cv2
+import pytest
 
 from benchmarks.demo import run_demo
+
+pytestmark = pytest.mark.slow  # every step of the demo: about 1.5 minutes
 
 TINY = ["data.kwargs={num_images: 6, size: [64, 128], seed: 0}",
         "data.val_kwargs={num_images: 3, size: [64, 128], seed: 0}",

@@ -10,8 +10,8 @@ import torch
 
 from benchmarks.distill_gain import BenchmarkError, main, run_distill_gain
 from distill import checkpoint
-from distill.data import DATASETS, MEAN, STD
-from distill.models import build_model
+
+from .conftest import write_synthetic_student
 
 SIZE = [64, 128]
 
@@ -27,15 +27,8 @@ def _tiny_overrides(tmp_path):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A real (random-weight) teacher checkpoint with the synthetic dataset's 11 classes."""
-    info = DATASETS["synthetic"]
-    torch.manual_seed(1)
-    kwargs = {"width": 8, "head_channels": 32}
-    model = build_model("deeplabv3_resnet10_w16", info.num_classes, **kwargs)
-    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", kwargs, info.num_classes, list(info.classes),
-                                [list(c) for c in info.palette], MEAN, STD, SIZE, "synthetic")
-    path = tmp_path_factory.mktemp("teacher") / "student.pt"
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(tmp_path_factory.mktemp("teacher") / "student.pt", input_size=SIZE, seed=1,
+                                   arch_kwargs={"width": 8, "head_channels": 32})
 
 
 def _read_csv(path):
@@ -138,14 +131,14 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
         run_distill_gain(["plain", "brd"], [0], tmp_path / "out", overrides=_tiny_overrides(tmp_path),
                          teacher_ckpt=missing, log=lambda *a: None)
     assert not (tmp_path / "out" / "runs").exists()  # nothing trained before the check
-    assert main(["--methods", "plain,brd", "--seeds", "0", "--teacher", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--methods", "plain,brd", "--seeds", "0", "--teacher", str(missing), "--out-dir", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err
-    assert main(["--methods", "plain", "nonsense", "--out", str(tmp_path / "o")]) == 2
+    assert main(["--methods", "plain", "nonsense", "--out-dir", str(tmp_path / "o")]) == 2
     assert "unknown method 'nonsense'" in capsys.readouterr().err
 
 
 def test_config_changes_name_what_differs_and_accept_keys_added_since():
-    from benchmarks.distill_gain import config_changes
+    from benchmarks.gain_runs import config_changes
     from distill.config import Config
 
     trained = Config().to_dict()

@@ -11,8 +11,10 @@ import torch.nn as nn
 from distill import checkpoint
 from distill.data import DATASETS, MEAN, STD, build_dataset
 from distill.data.transforms import EvalTransform
-from distill.evaluate import evaluate, evaluate_predictions, main, predict_logits, slide_logits
-from distill.models import build_model
+from distill.evaluate import cli, evaluate, evaluate_predictions, main, predict_logits, slide_logits
+from runtime.contract import ConfigError
+
+from .conftest import write_synthetic_student
 
 
 class CallCounter(nn.Module):
@@ -81,14 +83,7 @@ def synth_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synth_ckpt(tmp_path_factory):
-    info = DATASETS["synthetic"]
-    torch.manual_seed(0)
-    model = build_model("deeplabv3_resnet10_w16", info.num_classes)
-    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", {}, info.num_classes, list(info.classes),
-                                [list(c) for c in info.palette], MEAN, STD, [32, 64], "synthetic")
-    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(tmp_path_factory.mktemp("ckpt") / "student.pt", input_size=(32, 64), seed=0)
 
 
 def test_evaluate_real_model_restores_train_mode(synth_root, synth_ckpt):
@@ -127,8 +122,8 @@ def _label_of(ds, img):
 def test_cli_flags_and_config(synth_root, synth_ckpt, tmp_path, capsys):
     out = tmp_path / "metrics.json"
     main(["--ckpt", str(synth_ckpt), "--dataset", "synthetic", "--root", str(synth_root), "--split", "val",
-          "--data-kwargs", '{"num_images": 3, "size": [32, 64], "seed": 0}', "--mode", "slide", "--crop", "32", "32",
-          "--stride", "16", "16", "--out", str(out)])
+          "--data-kwargs", '{"num_images": 3, "size": [32, 64], "seed": 0}', "--mode", "slide", "--window", "32x32",
+          "--stride", "16x16", "-o", str(out)])
     text = capsys.readouterr().out
     assert "traffic sign" in text and "mIoU" in text and "boundary_iou" in text
     saved = json.loads(out.read_text())  # strict JSON: absent classes are null, not NaN
@@ -140,5 +135,7 @@ def test_cli_flags_and_config(synth_root, synth_ckpt, tmp_path, capsys):
                    f"  val_kwargs: {{num_images: 3, size: [32, 64], seed: 0}}\neval:\n  max_images: 1\n  flip: true\n")
     r = main(["--ckpt", str(synth_ckpt), "--cfg", str(cfg)])
     assert r["num_images"] == 1 and r["settings"]["flip"] is True
-    with pytest.raises(SystemExit, match="--dataset NAME --root DIR"):
+    with pytest.raises(ConfigError, match="--dataset NAME --root DIR"):
         main(["--ckpt", str(synth_ckpt)])
+    assert cli(["--ckpt", str(synth_ckpt)]) == 2
+    assert capsys.readouterr().err.startswith("error: say what to evaluate on")

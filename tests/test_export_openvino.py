@@ -10,7 +10,8 @@ import pytest
 
 from export.common import ExportError, onnx_meta, synthetic_images
 from export.onnx import torch_to_onnx
-from export.openvino import onnx_to_openvino, openvino_meta
+from export.common import openvino_meta
+from export.openvino import onnx_to_openvino
 from export.parity import check_parity, onnx_runner
 
 ROOT = Path(__file__).resolve().parents[1]

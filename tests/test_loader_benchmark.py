@@ -18,7 +18,7 @@ def test_measures_the_cityscapes_training_pipeline_per_worker_count(tmp_path):
     # loaded OpenVINO and onnxruntime thread pools in earlier tests) can crash the child
     done = subprocess.run([sys.executable, "-m", "benchmarks.loader", "--root", str(root), "--workers", "0", "1",
                            "--batch", "2", "--batches", "2", "--crop", "32", "64", "--step-its", "0.5",
-                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=240)
+                           "--out-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads((tmp_path / "out" / "loader.json").read_text())
     assert [r["workers"] for r in got["rows"]] == [0, 1]

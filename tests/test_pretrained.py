@@ -155,7 +155,7 @@ def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run
     assert meta["arch_kwargs"] == {"stem": "v1s"} and model.backbone.layer1[0].downsample is not None
 
     short = weight_file(tmp_path / "short.pth", "cirkd_resnet18_v1s", drop={"bn3.weight"})
-    done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "cityscapes_plain.yaml", *over,
+    done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "cityscapes_plain.yaml", "--set", *over,
                            f"out_dir={tmp_path / 'run2'}", f"model.pretrained={short}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]

@@ -45,12 +45,12 @@ def test_runtime_runs_a_model_on_38(onnx_model, tmp_path):
     for i in range(3):
         cv2.imwrite(str(frames / f"{i}.png"), rng.integers(0, 255, (90, 160, 3), dtype=np.uint8))
     r = py38("-m", "runtime.run", "--model", str(onnx_model), "--source", str(frames), "--sink", str(tmp_path / "out") + "/",
-             "--stats", str(tmp_path / "stats.json"), "-q")
+             "-o", str(tmp_path / "stats.json"), "-q")
     assert r.returncode == 0, r.stderr
     written = sorted((tmp_path / "out").iterdir())
     assert len(written) == 3 and cv2.imread(str(written[0])).shape == (90, 160, 3)
     r = py38("-m", "runtime.bench", "--model", str(onnx_model), "--iters", "3", "--warmup", "1",
-             "--json", str(tmp_path / "bench.json"))
+             "-o", str(tmp_path / "bench.json"))
     assert r.returncode == 0, r.stderr
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["backend"] == "onnxruntime" and result["iters"] == 3 and result["throughput_fps"] > 0

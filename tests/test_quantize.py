@@ -16,6 +16,8 @@ from export.onnx import torch_to_onnx
 from export.parity import onnx_runner
 from export.quantize import quantize_onnx_int8
 
+from .conftest import write_synthetic_student
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,22 +29,8 @@ def synthetic_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synthetic_student(tmp_path_factory):
     """A student with the synthetic dataset's classes, so the gate's labels fit its outputs."""
-    import torch
-
-    from distill import checkpoint
-    from distill.data import DATASETS, MEAN, STD
-    from distill.models import build_model
-
-    info = DATASETS["synthetic"]
-    torch.manual_seed(0)
-    model = build_model("lraspp_mobilenetv2_w035", info.num_classes)
-    with torch.no_grad():
-        model.train()(torch.randn(2, 3, 64, 128))
-    meta = checkpoint.make_meta("lraspp_mobilenetv2_w035", {}, info.num_classes, list(info.classes),
-                                [list(c) for c in info.palette], MEAN, STD, [64, 128], "synthetic")
-    path = tmp_path_factory.mktemp("syn") / "student.pt"
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(tmp_path_factory.mktemp("syn") / "student.pt", "lraspp_mobilenetv2_w035",
+                                   (64, 128), seed=0, bn_passes=1)
 
 
 def test_preprocess_is_the_runtime_formula():

@@ -13,9 +13,10 @@ import yaml
 
 from distill import checkpoint
 from distill.config import load_config
-from distill.data import DATASETS, MEAN, STD
+from distill.data import DATASETS
 from distill.engine import train
-from distill.models import build_model
+
+from .conftest import write_synthetic_student
 
 ROOT = Path(__file__).parent.parent
 SIZE = [64, 128]
@@ -23,13 +24,7 @@ SIZE = [64, 128]
 
 def _teacher(path):
     """A small real teacher checkpoint for the synthetic classes (random weights: the runner only needs its outputs)."""
-    info = DATASETS["synthetic"]
-    torch.manual_seed(1)
-    model = build_model("deeplabv3_resnet10_w16", info.num_classes, width=8, head_channels=32)
-    meta = checkpoint.make_meta("deeplabv3_resnet10_w16", {"width": 8, "head_channels": 32}, info.num_classes,
-                                list(info.classes), [list(c) for c in info.palette], MEAN, STD, SIZE, "synthetic")
-    checkpoint.save(path, model.eval(), meta)
-    return path
+    return write_synthetic_student(path, input_size=SIZE, seed=1, arch_kwargs={"width": 8, "head_channels": 32})
 
 
 def _tiny(tmp_path, out, teacher=None, extra=()):
@@ -93,7 +88,7 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
 
 def test_cli_plain_student_and_missing_teacher_error(tmp_path):
     cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"),
-           *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
+           "--set", *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     _, meta = checkpoint.load(tmp_path / "plain" / "student.pt")
@@ -101,11 +96,11 @@ def test_cli_plain_student_and_missing_teacher_error(tmp_path):
 
     missing = tmp_path / "no_teacher.pt"
     cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-           *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
+           "--set", *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert str(missing) in done.stderr and "python -m distill.run --cfg configs/synthetic_teacher.yaml" in done.stderr
 
     bad = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-                          "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--set", "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "train.lrr" in bad.stderr

@@ -313,13 +313,6 @@ def test_trt_backend_reads_the_sidecar_before_anything_else(tmp_path):
         trt_backend.TensorRTBackend(engine)
 
 
-def test_trt_api_dispatch_by_version():
-    assert trt_backend.tensor_api("10.3.0") == "tensors"
-    assert trt_backend.tensor_api("8.6.2") == "tensors"
-    assert trt_backend.tensor_api("8.4.1.5") == "bindings"
-    assert trt_backend.tensor_api("7.1.3") == "bindings"
-
-
 def test_trt_backend_without_tensorrt_names_the_extra(tmp_path):
     try:
         import tensorrt  # noqa: F401

@@ -146,19 +146,25 @@ def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
     assert r["backend"] == "onnxruntime" and r["threads"] == 1
     out = tmp_path / "bench.json"
     assert bench_main(["--model", str(models["openvino"]), "--iters", "3", "--warmup", "1", "--requests", "2",
-                       "--hint", "throughput", "--ov-precision", "f32", "--json", str(out)]) == 0
+                       "--hint", "throughput", "--precision", "fp32", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "openvino" in printed and "p99" in printed and "throughput" in printed
     saved = json.loads(out.read_text())
     assert saved["latency_ms"]["n"] == 3 and saved["shape"] == [1, 3, 64, 128] and saved["precision"] == "fp32"
-    assert bench_main(["--model", str(models["fixed"]), "--shape", "32x64", "--iters", "1"]) == 2  # fixed shape
+    assert bench_main(["--model", str(models["fixed"]), "--size", "32x64", "--iters", "1"]) == 2  # fixed shape
+    batched = tmp_path / "batched.json"
+    assert bench_main(["--model", str(models["dynamic"]), "--size", "32x64", "--batch", "2", "--iters", "2",
+                       "--warmup", "0", "-o", str(batched)]) == 0
+    assert json.loads(batched.read_text())["shape"] == [2, 3, 32, 64]
+    assert bench_main(["--model", str(models["dynamic"]), "--hint", "throughput", "--iters", "1"]) == 2  # ONNX: no hint
+    assert "the onnxruntime backend takes no hint" in capsys.readouterr().err
 
 
 # -- the loop ------------------------------------------------------------------------------
 def test_run_writes_every_frame_of_a_video(models, videos, tmp_path):
     out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
     assert run_main(["--model", str(models["openvino"]), "--source", str(videos["good"]), "--sink", str(out),
-                     "--stats", str(stats), "-q"]) == 0
+                     "-o", str(stats), "-q"]) == 0
     assert frames_of(out) == (FRAMES, (H, W))
     s = json.loads(stats.read_text())
     assert s["frames"] == {"processed": FRAMES, "skipped": 0, "dropped": 0, "reconnects": 0}
@@ -210,7 +216,7 @@ def test_fixed_shape_model_that_cannot_take_the_frames_fails_at_start_up(models,
         Pipeline(backend, VideoFileSource(videos["good"]), sink, keep_size=True).run()
     assert sink.frames == 0 and not out.exists()
     assert run_main(["--model", str(models["fixed"]), "--source", str(videos["good"]), "--sink", "none",
-                     "--input-size", "96x96", "-q"]) == 2
+                     "--size", "96x96", "-q"]) == 2
     assert "fixed input of 64x128" in capsys.readouterr().err
 
 

@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from runtime import contract
+
 IGNORE_INDEX = 255
 
 
-class DatasetError(ValueError):
+class DatasetError(contract.DataError):
     """A dataset tree or file that is not what the loader expects; the message names the path."""
 
 

@@ -25,14 +25,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from runtime import contract
+
 _CIRKD_STEM = {"conv1": "stem.0", "bn1": "stem.1", "conv2": "stem.3", "bn2": "stem.4", "conv3": "stem.6", "bn3": "stem.7"}
 _HEADS = ("fc.", "classifier.", "head.")                     # ImageNet classifiers
 _MBV2_LAST = ("features.18.", "conv2.")                      # MobileNetV2's final 1x1 conv to 1280 channels
 _SHOW = 6
 
 
-class PretrainedError(ValueError):
+class PretrainedError(contract.CheckpointError):
     """A weight file that does not fill the backbone; the message names the file and the keys."""
+
+
+class PretrainedMissing(PretrainedError, FileNotFoundError):
+    """The weight file named in the config does not exist."""
 
 
 @dataclass
@@ -59,7 +65,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The file's state dict without wrappers and prefixes."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise PretrainedMissing(
             f"pretrained weights not found: {path} (put an ImageNet backbone file there: torchvision's resnet*.pth "
             "or mobilenet_v2*.pth, CIRKD's resnet18/101-imagenet.pth, mmseg's resnet*_v1c; nothing is downloaded)")
     try:

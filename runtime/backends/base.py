@@ -10,12 +10,18 @@ Python 3.8 compatible; imports no torch.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import formats, metadata
+from ..contract import ConfigError, ModelError
+
+
+class ModelFileMissing(ModelError, FileNotFoundError):
+    """The model file named does not exist."""
 
 
 class Pending:
@@ -36,10 +42,10 @@ class Backend:
     name = "base"
     max_in_flight = 1  # how many start()ed requests may usefully overlap
 
-    def __init__(self, path, device="auto", **kw):
+    def __init__(self, path, device="auto"):
         self.path = Path(path)
         if not self.path.exists():
-            raise FileNotFoundError("{}: no such model file".format(self.path))
+            raise ModelFileMissing("{}: no such model file".format(self.path))
         self.meta = {}
         self.input_shape = (1, 3, None, None)  # ints, None where the model is dynamic
         self.input_dtype = np.dtype("float32")
@@ -101,7 +107,17 @@ def static_dims(shape):
     return tuple(out)
 
 
-def load_backend(path, **kw):
-    """Open a model file with the backend its suffix names in runtime.formats.FORMATS."""
+def load_backend(path, **options):
+    """Open a model file with the backend its suffix names in runtime.formats.FORMATS. Options the
+    backend does not take are a ConfigError naming them (a misspelt one is never dropped silently);
+    pass only the options that were asked for."""
     fmt = formats.format_for(path)
-    return formats.backend_class(fmt)(path, **kw)
+    if not Path(path).exists():
+        raise ModelFileMissing("{}: no such model file".format(path))
+    cls = formats.backend_class(fmt)
+    takes = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "path")]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ConfigError("{}: the {} backend takes no {} (it takes {})".format(
+            path, cls.name, ", ".join(unknown), ", ".join(takes)))
+    return cls(path, **options)

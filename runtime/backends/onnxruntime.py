@@ -6,6 +6,7 @@ import logging
 import numpy as np
 
 from .. import formats, metadata
+from ..contract import ConfigError, ModelError
 from .base import Backend, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.onnx").extra
@@ -23,19 +24,19 @@ PROVIDERS = {
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path, device="auto", threads=None, labels=False, **kw):
+    def __init__(self, path, device="auto", threads=None, labels=False):
         # labels: the caller wants class maps only. The graph is run as exported (export.onnx --argmax puts
         # the argmax in it); a logits output is argmax-ed by runtime.preprocess.postprocess.
         super().__init__(path, device)
         ort = formats.require("onnxruntime", _EXTRA, "the ONNX Runtime backend")
         device = str(device).lower()
         if device not in PROVIDERS:
-            raise ValueError("{}: unknown ONNX Runtime device {!r}; expected one of {}".format(
+            raise ConfigError("{}: unknown ONNX Runtime device {!r}; expected one of {}".format(
                 path, device, ", ".join(PROVIDERS)))
         available = ort.get_available_providers()
         providers = [p for p in PROVIDERS[device] if p in available]
         if device != "auto" and PROVIDERS[device][0] not in available:
-            raise RuntimeError("{}: --device {} needs {}, but this onnxruntime has only {} "
+            raise ConfigError("{}: --device {} needs {}, but this onnxruntime has only {} "
                                "(install onnxruntime-gpu for CUDA/TensorRT)".format(
                                    path, device, PROVIDERS[device][0], ", ".join(available)))
         opts = ort.SessionOptions()
@@ -45,7 +46,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise RuntimeError("{}: ONNX Runtime cannot load it ({}: {})".format(
+            raise ModelError("{}: ONNX Runtime cannot load it ({}: {})".format(
                 path, type(e).__name__, str(e)[:300])) from None
         props = self.session.get_modelmeta().custom_metadata_map
         if metadata.META_KEY not in props:

@@ -6,6 +6,7 @@ from collections import deque
 import numpy as np
 
 from .. import formats, metadata
+from ..contract import ConfigError, ModelError
 from .base import Backend, Pending, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.xml").extra
@@ -29,17 +30,17 @@ class OpenVINOBackend(Backend):
     name = "openvino"
 
     def __init__(self, path, device="auto", threads=None, hint="latency", requests=None, inference_precision=None,
-                 labels=False, **kw):
+                 labels=False):
         super().__init__(path, device)
         ov = formats.require("openvino", _EXTRA, "the OpenVINO backend")
         device = {"auto": "AUTO", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}.get(str(device).lower(), str(device))
         if hint not in HINTS:
-            raise ValueError("{}: unknown OpenVINO hint {!r}; expected latency or throughput".format(path, hint))
+            raise ConfigError("{}: unknown OpenVINO hint {!r}; expected latency or throughput".format(path, hint))
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as e:
-            raise RuntimeError("{}: OpenVINO cannot read it ({}: {})".format(
+            raise ModelError("{}: OpenVINO cannot read it ({}: {})".format(
                 path, type(e).__name__, str(e)[:300])) from None
         if not model.has_rt_info(metadata.META_KEY):
             raise metadata.MetadataError("{}: no {!r} entry in the OpenVINO rt_info (export it with "
@@ -56,7 +57,7 @@ class OpenVINOBackend(Backend):
         try:
             self.compiled = core.compile_model(model, device, config)
         except Exception as e:
-            raise RuntimeError("{}: OpenVINO cannot compile it for {} (available: {}; {})".format(
+            raise ConfigError("{}: OpenVINO cannot compile it for {} (available: {}; {})".format(
                 path, device, ", ".join(core.available_devices), str(e)[:300])) from None
         inp, out = self.compiled.input(0), self.compiled.output(0)
         self.input_name = inp.get_any_name()

@@ -2,9 +2,9 @@
 
 An engine only runs on the TensorRT version and GPU architecture it was built for, so the sidecar
 written by export.trt records both (with the metadata) and the engine is refused up front, with
-a clear message, when they differ from this machine (runtime/trt_sidecar.py). Two tensor APIs:
-the TensorRT >= 8.5 name-based one (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3) and the
-8.x binding one (get_binding_index, set_binding_shape, execute_async_v2). Device memory through
+a clear message, when they differ from this machine (runtime/trt_sidecar.py). One tensor API: the
+name-based one of TensorRT >= 8.5 (num_io_tensors, set_input_shape, set_tensor_address,
+execute_async_v3), the oldest that export.trt builds for (JetPack 5.1). Device memory through
 pycuda, or cuda-python (cudart) where pycuda is absent. Python 3.8 compatible (JetPack 5).
 """
 from __future__ import annotations
@@ -12,19 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import formats
+from ..contract import ModelError
 from ..trt_sidecar import SidecarError, check_sidecar, read_sidecar
 from .base import Backend, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.engine").extra
 
 
-__all__ = ["TensorRTBackend", "SidecarError", "tensor_api", "open_cuda"]
-
-
-def tensor_api(trt_version):
-    """'tensors' (name-based, TensorRT >= 8.5; the only one from 10) or 'bindings' (TensorRT < 8.5)."""
-    version = tuple(int(p) for p in str(trt_version).split(".")[:2] if p.isdigit())
-    return "tensors" if version >= (8, 5) else "bindings"
+__all__ = ["TensorRTBackend", "SidecarError", "open_cuda"]
 
 
 # -- device memory ----------------------------------------------------------------------------
@@ -151,7 +146,7 @@ def open_cuda(device=0):
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path, device="auto", gpu=0, labels=False, **kw):
+    def __init__(self, path, device="auto", gpu=0, labels=False):
         # labels: as for ONNX Runtime, the engine runs as built (export with --argmax for class maps)
         super().__init__(path, "cuda:{}".format(gpu))
         side = read_sidecar(path)  # before importing anything: a wrong file fails the same everywhere
@@ -165,15 +160,16 @@ class TensorRTBackend(Backend):
         with self.cuda:
             self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
-                raise RuntimeError("{}: TensorRT could not deserialize the engine (see the log above)".format(path))
+                raise ModelError("{}: TensorRT could not deserialize the engine (see the log above)".format(path))
             self.context = self.engine.create_execution_context()
-        use_names = tensor_api(trt.__version__) == "tensors" and hasattr(self.context, "execute_async_v3")
-        self.api = "tensors" if use_names else "bindings"
+        if not hasattr(self.context, "execute_async_v3"):  # check_sidecar refused other versions already
+            raise formats.MissingDependency("TensorRT {} is too old: the backend needs 8.5 or newer "
+                                            "(pip install 'brd-edge[{}]')".format(trt.__version__, _EXTRA))
         self.io = self._io_tensors()
         inputs = [t for t in self.io if t["input"]]
         outputs = [t for t in self.io if not t["input"]]
         if len(inputs) != 1 or not outputs:
-            raise RuntimeError("{}: expected one input and at least one output, found {}".format(
+            raise ModelError("{}: expected one input and at least one output, found {}".format(
                 path, [t["name"] for t in self.io]))
         self.input, self.output = inputs[0], outputs[0]
         self.input_shape = static_dims(self.input["shape"])
@@ -185,19 +181,10 @@ class TensorRTBackend(Backend):
     def _io_tensors(self):
         engine, trt = self.engine, self.trt
         io = []
-        if self.api == "tensors":
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                io.append({"name": name, "index": i,
-                           "input": engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                           "shape": tuple(engine.get_tensor_shape(name)),
-                           "dtype": trt.nptype(engine.get_tensor_dtype(name))})
-        else:
-            for i in range(engine.num_bindings):
-                name = engine.get_binding_name(i)
-                io.append({"name": name, "index": engine.get_binding_index(name),
-                           "input": engine.binding_is_input(i), "shape": tuple(engine.get_binding_shape(i)),
-                           "dtype": trt.nptype(engine.get_binding_dtype(i))})
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            io.append({"name": name, "input": engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                       "shape": tuple(engine.get_tensor_shape(name)), "dtype": trt.nptype(engine.get_tensor_dtype(name))})
         return io
 
     def _prepare(self, shape):
@@ -209,24 +196,15 @@ class TensorRTBackend(Backend):
                 self.cuda.free(p)
         self._buffers.clear()
         ctx = self.context
-        if self.api == "tensors":
-            ctx.set_input_shape(self.input["name"], shape)
-        else:
-            ctx.set_binding_shape(self.input["index"], shape)
+        ctx.set_input_shape(self.input["name"], shape)
         ptrs, hosts = {}, {}
         for t in self.io:
-            if t["input"]:
-                tshape = shape
-            elif self.api == "tensors":
-                tshape = tuple(ctx.get_tensor_shape(t["name"]))
-            else:
-                tshape = tuple(ctx.get_binding_shape(t["index"]))
+            tshape = shape if t["input"] else tuple(ctx.get_tensor_shape(t["name"]))
             nbytes = int(np.prod(tshape)) * np.dtype(t["dtype"]).itemsize
             ptrs[t["name"]] = self.cuda.alloc(nbytes)
             if not t["input"]:
                 hosts[t["name"]] = self.cuda.pinned(tshape, t["dtype"])
-            if self.api == "tensors":
-                ctx.set_tensor_address(t["name"], int(ptrs[t["name"]]))
+            ctx.set_tensor_address(t["name"], int(ptrs[t["name"]]))
         self._buffers[shape] = (ptrs, hosts)
         return ptrs, hosts
 
@@ -235,14 +213,7 @@ class TensorRTBackend(Backend):
         with self.cuda:
             ptrs, hosts = self._prepare(tuple(batch.shape))
             self.cuda.htod(ptrs[self.input["name"]], batch)
-            if self.api == "tensors":
-                ok = self.context.execute_async_v3(self.cuda.stream_handle)
-            else:
-                bindings = [0] * len(self.io)
-                for t in self.io:
-                    bindings[t["index"]] = int(ptrs[t["name"]])
-                ok = self.context.execute_async_v2(bindings=bindings, stream_handle=self.cuda.stream_handle)
-            if not ok:
+            if not self.context.execute_async_v3(self.cuda.stream_handle):
                 raise RuntimeError("{}: TensorRT execution failed (see the log above)".format(self.path))
             out = hosts[self.output["name"]]
             self.cuda.dtoh(out, ptrs[self.output["name"]])

@@ -1,0 +1,203 @@
+"""The CLI contract, for every `python -m` entry point (runtime/contract.py): bad input exits 2 with
+exactly one `error:` line on stderr and no traceback; every flag has help and each --help ends with
+real examples.
+
+Each command runs as its own process three times: a missing file, a bad flag value, and a bad config
+key (commands that read no config, or no file, get another kind of bad input instead). The runs go
+in parallel: each must fail before any heavy work, so together they take seconds, mostly imports.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MISSING_PT, MISSING_ONNX = "no/such/student.pt", "no/such/student.onnx"
+
+# (entry point, what is wrong, arguments, a phrase the one error line must contain)
+CASES = [
+    ("distill.run", "missing file", ["--cfg", "no/such/config.yaml"], "no/such/config.yaml"),
+    ("distill.run", "bad flag value", ["--cfg", "synthetic.yaml", "--set", "train.iters=-3"], "train.iters"),
+    ("distill.run", "bad config key", ["--cfg", "synthetic.yaml", "--set", "train.lrr=0.1"], "train.lrr"),
+    ("distill.evaluate", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
+    ("distill.evaluate", "bad flag value", ["--ckpt", MISSING_PT, "--window", "0x64"], "--window"),
+    ("distill.evaluate", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set", "eval.nope=1"],
+     "eval.nope"),
+    ("export.onnx", "missing file", [MISSING_PT], MISSING_PT),
+    ("export.onnx", "bad flag value", [MISSING_PT, "--size", "60x64"], "multiple of 8"),
+    ("export.onnx", "bad flag value (opset)", [MISSING_PT, "--opset", "7"], "opset 7"),
+    ("export.quantize", "missing file", [MISSING_ONNX], MISSING_ONNX),
+    ("export.quantize", "bad flag value", [MISSING_ONNX, "--num-calib", "0"], "--num-calib"),
+    ("export.quantize", "wrong kind of file", ["README.md"], "README.md"),
+    ("export.openvino", "missing file", [MISSING_ONNX], MISSING_ONNX),
+    ("export.openvino", "bad flag value", [MISSING_ONNX, "--precision", "int4"], "--precision"),
+    ("export.openvino", "wrong kind of file", ["README.md"], "README.md"),
+    ("export.trt", "missing file", [MISSING_ONNX], MISSING_ONNX),
+    ("export.trt", "bad flag value", [MISSING_ONNX, "--workspace", "-1"], "--workspace"),
+    ("export.trt", "wrong kind of file", ["README.md"], "README.md"),
+    ("runtime.run", "missing file", ["--model", MISSING_ONNX, "--source", "x.mp4", "--sink", "none"], MISSING_ONNX),
+    ("runtime.run", "bad flag value", ["--model", MISSING_ONNX, "--alpha", "2"], "--alpha"),
+    ("runtime.run", "unknown model format", ["--model", "README.md", "--sink", "none"], "unknown model format"),
+    ("runtime.bench", "missing file", ["--model", MISSING_ONNX], MISSING_ONNX),
+    ("runtime.bench", "bad flag value", ["--model", MISSING_ONNX, "--iters", "0"], "--iters"),
+    ("runtime.bench", "unknown model format", ["--model", "README.md"], "unknown model format"),
+    ("benchmarks.no_added_cost", "missing file", ["--pair", "r10", MISSING_PT, MISSING_PT], MISSING_PT),
+    ("benchmarks.no_added_cost", "bad flag value", ["--pair", "r10", MISSING_PT, MISSING_PT, "--rounds", "0"],
+     "--rounds"),
+    ("benchmarks.no_added_cost", "unknown variant", ["--pair", "r10", MISSING_PT, MISSING_PT, "--variants", "onnx-int4"],
+     "onnx-int4"),
+    ("benchmarks.loss_cost", "unknown architecture", ["--student", "nonesuch"], "nonesuch"),
+    ("benchmarks.loss_cost", "bad flag value", ["--batch", "0"], "--batch"),
+    ("benchmarks.loss_cost", "bad size", ["--size", "128x"], "--size"),
+    ("benchmarks.loader", "missing folder", ["--root", "no/such/cityscapes", "--workers", "0"], "no/such/cityscapes"),
+    ("benchmarks.loader", "bad flag value", ["--root", "no/such/cityscapes", "--step-its", "0"], "--step-its"),
+    ("benchmarks.loader", "bad config key", ["--root", "no/such/cityscapes", "--set", "data.nope=1"], "data.nope"),
+    ("benchmarks.boundary_maps", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
+    ("benchmarks.boundary_maps", "bad flag value", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--images", "0"],
+     "--images"),
+    ("benchmarks.boundary_maps", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set",
+                                                    "model.nope=1"], "model.nope"),
+    ("benchmarks.demo", "unwritable output folder", ["--out-dir", "README.md/demo"], "README.md/demo"),
+    ("benchmarks.demo", "bad flag value", ["--teacher-iters", "0"], "--teacher-iters"),
+    ("benchmarks.demo", "bad config key", ["--out-dir", "{tmp}/demo", "--set", "train.nope=1"], "train.nope"),
+    ("benchmarks.distill_gain", "missing file", ["--methods", "plain,brd", "--seeds", "0", "--teacher", MISSING_PT,
+                                                 "--out-dir", "{tmp}/gain"], MISSING_PT),
+    ("benchmarks.distill_gain", "bad flag value", ["--jobs", "0"], "--jobs"),
+    ("benchmarks.distill_gain", "bad config key", ["--methods", "plain", "--no-tune", "--set", "train.nope=1",
+                                                   "--out-dir", "{tmp}/gain"], "train.nope"),
+]
+ENTRY_POINTS = sorted({c[0] for c in CASES})
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Every case run once, four at a time, at the lowest CPU priority."""
+    tmp = tmp_path_factory.mktemp("contract")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+    def run(case):
+        module, _, args, _ = case
+        args = [a.replace("{tmp}", str(tmp)) for a in args]
+        return subprocess.run(["nice", "-n", "19", sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=240)
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(range(len(CASES)), pool.map(run, CASES)))
+
+
+@pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 42 processes on a busy machine
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c[0]}: {c[1]}" for c in CASES])
+def test_bad_input_is_one_error_line_and_exit_2(results, index):
+    module, what, args, phrase = CASES[index]
+    r = results[index]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2, f"{module} {args}: exit {r.returncode}\n{r.stderr[-3000:]}"
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert len(errors) == 1, r.stderr
+    assert phrase in errors[0], errors[0]
+
+
+def test_every_entry_point_is_covered_three_times():
+    counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
+    assert len(ENTRY_POINTS) == 14 and all(n >= 3 for n in counts.values()), counts
+
+
+class _Parsed(Exception):
+    """Raised instead of parsing, carrying the parser the entry point built."""
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
+    from runtime import contract
+
+    def capture(parser, *args, **kw):
+        raise _Parsed(parser)
+
+    monkeypatch.setattr(contract.ArgumentParser, "parse_args", capture)
+    mod = importlib.import_module(module)
+    entry = mod.cli if module == "distill.evaluate" else mod.main
+    with pytest.raises(_Parsed) as caught:
+        entry(["--help"])
+    parser = caught.value.args[0]
+    shown = [a for a in parser._actions if a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+    undocumented = [a.option_strings or a.dest for a in shown if not a.help]
+    assert not undocumented, f"{module}: flags without help: {undocumented}"
+    assert not any(a.help.rstrip().endswith(":") for a in shown), module
+    assert not (parser.description or "").rstrip().endswith(":"), module
+    examples = [line.strip() for line in (parser.epilog or "").splitlines()[1:]]
+    assert 2 <= len(examples) <= 3 and all(e.startswith(("python -m " + module, "torchrun")) for e in examples), \
+        f"{module}: epilog {parser.epilog!r}"
+
+
+def _parser():
+    from runtime import contract
+
+    p = contract.ArgumentParser(prog="x")
+    p.add_argument("-o", "--output", help="file")
+    contract.alias(p, "--stats", "output", "-o/--output")
+    p.add_argument("--precision", choices=contract.PRECISIONS, help="precision")
+    contract.alias(p, "--fp16", "precision", "--precision fp16", nargs=0, const="fp16")
+    contract.size_arg(p, "--size", help="HxW")
+    contract.add_overrides(p, positional=True)
+    return p
+
+
+def _legacy_parse():
+    """In its own process (a deprecation line prints once per process): the old spellings."""
+    from runtime import contract
+
+    old = _parser().parse_args(["--stats", "s.json", "--fp16", "--size", "64", "128", "a.b=1"])
+    assert (old.output, old.precision, old.size, contract.overrides(old)) == ("s.json", "fp16", (64, 128), ["a.b=1"])
+
+
+def test_old_spellings_still_work_with_one_deprecation_line():
+    """Old spellings (here --stats, --fp16, --size H W, positional overrides; the commands declare
+    --out, --json, --crop H W, --height/--width, --input-size, --shape, --ov-precision alike) parse
+    to what the new flag gives, and say so in one `deprecated:` line each."""
+    from runtime import contract
+
+    proc = subprocess.run([sys.executable, "-c", "from tests.test_cli_contract import _legacy_parse; _legacy_parse()"],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 4 and all(line.startswith("deprecated: ") for line in lines), lines
+    for use in ("use -o/--output", "use --precision fp16", "use --size 64x128", "use --set a.b=1"):
+        assert sum(use in line for line in lines) == 1, (use, lines)
+    new = _parser().parse_args(["-o", "s.json", "--precision", "fp16", "--size", "64x128", "--set", "a.b=1"])
+    assert (new.output, new.precision, new.size, contract.overrides(new)) == ("s.json", "fp16", (64, 128), ["a.b=1"])
+
+
+def test_backend_rejects_an_unknown_option(tmp_path):
+    from runtime.backends import load_backend
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+    from runtime.contract import ConfigError
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="takes no thread"):
+        load_backend(model, thread=2)  # misspelt: never dropped silently
+    with pytest.raises(TypeError, match="hint"):
+        OnnxRuntimeBackend(model, hint="latency")
+
+
+def test_a_gate_failure_exits_1_and_a_bug_keeps_its_traceback(capsys):
+    from runtime import contract
+
+    @contract.command
+    def gate(argv):
+        raise contract.GateError("parity 97% < 99.9%")
+
+    @contract.command
+    def bug(argv):
+        raise KeyError("a bug")
+
+    assert gate([]) == 1 and capsys.readouterr().err == "error: parity 97% < 99.9%\n"
+    with pytest.raises(KeyError):
+        bug([])

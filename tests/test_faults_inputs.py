@@ -1,0 +1,239 @@
+"""Bad input across the commands: failed gates, range errors, foreign and corrupt files, settings that
+must never rewrite data. Each case asserts the exit code, the one-line message and what is left on disk."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from .conftest import write_student, write_synthetic_student
+from .faults import ENV, FRAME_HW, ROOT, cli_exit, error_lines, frame_count, overrides, run, train_args
+
+
+# ------------------------------------------------------------------------------------------ failed gates
+@pytest.mark.parametrize("keep", [False, True])
+def test_failed_parity_never_leaves_the_model_under_its_name(model, calib, tmp_path, keep):
+    out = tmp_path / "q.int8.onnx"
+    env = dict(ENV, TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    r = run(["export.quantize", model, "-o", out, "--calib-dir", calib, "--min-agreement", "1.0",
+             *(["--keep-failed"] if keep else [])], env=env)
+    assert r.returncode == 1, r.stderr
+    kept = "kept as q.int8.FAILED.onnx" if keep else "deleted (--keep-failed keeps it as q.int8.FAILED.onnx)"
+    assert error_lines(r.stderr) == [f"error: q.int8.onnx failed its parity check: not written under its name; {kept}"]
+    report = json.loads(Path(str(out) + ".parity.json").read_text())
+    assert report["passed"] is False and report["model"] == "q.int8.onnx"
+    assert report["file"] == ("q.int8.FAILED.onnx" if keep else None)
+    left = sorted(f.name for f in tmp_path.iterdir())
+    assert left == sorted(["q.int8.onnx.parity.json", "tmp"] + (["q.int8.FAILED.onnx"] if keep else []))
+    assert not list((tmp_path / "tmp").glob("brd-*"))  # the work folder went too
+
+
+def test_stale_temp_files_of_killed_exports_are_cleaned_on_the_next_start(model, calib, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    stale = [tmp_path / f".q.int8.pid{dead}.candidate.onnx", tmp_path / f".q.int8.pid{dead}.abc.tmp.onnx",
+             tmp / f"brd-export-pid{dead}-xyz", tmp / "brd-quant-old"]
+    live = tmp_path / f".q.int8.pid{os.getpid()}.abc.tmp.onnx"  # a running export's file is left alone
+    recent = tmp / "brd-quant-recent"  # no pid (an older version's name), but maybe still in use: kept
+    for f in stale[:2] + [live]:
+        f.write_bytes(b"x" * 1000)
+    for d in stale[2:] + [recent]:
+        d.mkdir()
+        (d / "pre.onnx").write_bytes(b"x")
+    os.utime(stale[3], (time.time() - 2 * 86400,) * 2)
+    r = run(["export.quantize", model, "-o", tmp_path / "q.int8.onnx", "--calib-dir", calib],
+            env=dict(ENV, TMPDIR=str(tmp)))
+    assert r.returncode == 0, r.stderr
+    assert not any(f.exists() for f in stale) and live.exists() and list(tmp.glob("brd-*")) == [recent]
+    assert (tmp_path / "q.int8.onnx").is_file() and json.loads(
+        (tmp_path / "q.int8.onnx.parity.json").read_text())["file"] == "q.int8.onnx"
+
+
+# ------------------------------------------------------------------------------------------ range errors
+@pytest.mark.parametrize("module, args, message", [
+    ("runtime.run", ["--max-frames", "0"], "argument --max-frames: 0 is out of range: expected >= 1"),
+    ("runtime.run", ["--alpha", "1.5"], "argument --alpha: 1.5 is out of range: expected [0, 1]"),
+    ("runtime.run", ["--stats-every", "0"], "argument --stats-every: 0 is out of range: expected > 0"),
+    ("runtime.bench", ["--iters", "0"], "argument --iters: 0 is out of range: expected >= 1"),
+    ("export.onnx", ["--size", "0x64"], "argument --size: expected HxW with H, W >= 1, e.g. 512x1024, got '0x64'"),
+    ("export.quantize", ["--min-agreement", "7"], "argument --min-agreement: 7 is out of range: expected [0, 1]"),
+    ("export.quantize", ["--num-calib", "0"], "argument --num-calib: 0 is out of range: expected >= 1"),
+])
+def test_cli_ranges_are_checked_when_the_arguments_are_read(model, tmp_path, capsys, module, args, message):
+    import importlib
+
+    main = importlib.import_module(module).main
+    argv = (["--model", str(model)] if module.startswith("runtime") else [str(model)]) + args
+    code, err = cli_exit(main, argv, capsys)
+    assert code == 2 and error_lines(err)[-1].endswith(f"error: {message}")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.lr=-0.5", "train.lr: must be > 0, got -0.5"),
+    ("train.ckpt_every=0", "train.ckpt_every: must be >= 1, got 0"),
+    ("data.scale_range=[0,0]", "data.scale_range: expected [min, max] with 0 < min <= max, got [0.0, 0.0]"),
+    ("data.crop_size=[512,1024]", "data.crop_size: 512x1024 is larger than the largest scaled image 48x96 "
+                                  "(data.kwargs.size [32, 64] x data.scale_range max 1.5): every crop would be mostly padding"),
+    ("model.arch=resnet_huge", "model.arch: unknown architecture 'resnet_huge'"),
+    ("data.dataset=kitti", "data.dataset: unknown dataset 'kitti'"),
+    ("train.device=gpu", "train.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ("train.device=cuda", "train.device: cuda asked for, but this machine has no CUDA"),
+])
+def test_config_ranges_are_one_line_before_any_work(tmp_path, capsys, setting, message):
+    from distill.run import main
+
+    if setting == "train.device=cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=1, extra=[setting])[1:]], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: {ROOT / 'configs' / 'synthetic_plain.yaml'}: {message}")
+    assert not out.exists() and not (tmp_path / "data").exists()  # nothing was done
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n", "[1, 2]\n"])
+def test_empty_or_non_mapping_config_is_an_error(tmp_path, capsys, text):
+    from distill.run import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    code, err = cli_exit(main, ["--cfg", str(cfg)], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: {cfg}: ")
+    assert ("the config is empty" in line) if text != "[1, 2]\n" else ("expected a mapping at the top level" in line)
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------ foreign files
+def _last_pt_of(tmp_path, arch_setting):
+    from distill.config import load_config
+    from distill.engine import train
+
+    out = tmp_path / "run"
+    cfg = load_config(ROOT / "configs" / "synthetic_plain.yaml",
+                      overrides(tmp_path, out, iters=3) + arch_setting + ["train.ckpt_every=1"])
+    train(cfg, stop_at=1)
+    return out
+
+
+@pytest.mark.parametrize("other, message", [
+    (["model.arch=lraspp_mobilenetv2_w035"], "a training state of 'lraspp_mobilenetv2_w035', but this config trains "
+                                             "'deeplabv3_resnet10_w8'; use another out_dir or remove it"),
+    (["model.kwargs={width: 16}"], "cannot resume this config from it (RuntimeError: Error(s) in loading state_dict"),
+])
+def test_foreign_last_pt_is_one_line_and_left_alone(tmp_path, capsys, other, message):
+    from distill.run import main
+
+    out = _last_pt_of(tmp_path, other)
+    before = (out / "last.pt").read_bytes()
+    code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=3)[1:]], capsys)
+    assert code == 2 and error_lines(err)[-1].startswith(f"error: {out / 'last.pt'}: {message}")
+    assert (out / "last.pt").read_bytes() == before and not (out / "student.pt").exists()
+
+
+def test_stale_checkpoint_temp_of_a_killed_run_is_removed_at_the_next_start(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / f".last.pt.pid{2 ** 22 + 7}.abc.tmp"
+    stale.write_bytes(b"x" * 4096)
+    r = run(train_args(tmp_path, out, iters=1))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not stale.exists() and (out / "student.pt").is_file()
+
+
+# ------------------------------------------------------------------------------------------ nothing destructive
+def test_evaluation_with_other_settings_never_rewrites_the_dataset(tmp_path, capsys):
+    from distill.data import build_dataset
+    from distill.evaluate import cli
+
+    root = tmp_path / "d"
+    build_dataset("synthetic", root, "val", num_images=2, size=(32, 64))
+    files = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    ckpt = write_synthetic_student(tmp_path / "s.pt")
+    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--data-kwargs",
+                               '{"num_images": 2, "size": [64, 128]}'], capsys)
+    assert code == 2 and error_lines(err) == [
+        f"error: {root}: the synthetic 'val' split there was generated with other settings: size [32, 64] "
+        "(asked: [64, 128]); ask for the same settings, use another data.root, or delete synthetic_val.json "
+        "and the val folders under leftImg8bit/ and gtFine/ to regenerate it"]
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == files
+    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--split", "test"],
+                         capsys)
+    assert code == 2 and "evaluation does not generate data" in err and not (root / "leftImg8bit" / "test").exists()
+
+
+def test_a_tiny_image_first_in_a_folder_is_skipped_not_fatal(model, tmp_path, capsys):
+    from runtime.run import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a_tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    for i in range(3):
+        cv2.imwrite(str(src / f"b_{i}.png"), np.full((*FRAME_HW, 3), 60 * i, np.uint8))
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    code, err = cli_exit(main, ["--model", str(model), "--source", str(src), "--sink", str(out), "-o", str(stats),
+                                "-q"], capsys)
+    assert code == 0, err
+    assert frame_count(out) == 3 and json.loads(stats.read_text())["frames"]["skipped"] == 1
+
+
+def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, capsys):
+    from benchmarks.no_added_cost import main
+
+    five = write_student(tmp_path / "five.pt", input_size=(32, 64))
+    eleven = write_synthetic_student(tmp_path / "eleven.pt")
+    out = tmp_path / "nac"
+    code, err = cli_exit(main, ["--pair", "p", str(five), str(eleven), "--out-dir", str(out)], capsys)
+    assert code == 2 and error_lines(err) == [
+        "error: pair p: the plain and BRD students differ in classes (num_classes: plain 5, BRD 11), "
+        "so their inference cost cannot be compared"]
+    code, err = cli_exit(main, ["--pair", "p", str(five), str(tmp_path / "nope.pt"), "--out-dir", str(out)], capsys)
+    assert code == 2 and error_lines(err) == [f"error: pair p: the BRD checkpoint {tmp_path / 'nope.pt'} does not exist"]
+    assert not out.exists()
+
+
+def test_no_added_cost_differing_graphs_end_the_run(tmp_path, capsys):
+    from benchmarks.no_added_cost import main
+    from export.onnx import torch_to_onnx
+
+    plain = write_student(tmp_path / "plain.pt", input_size=(32, 64), seed=1)
+    brd = write_student(tmp_path / "brd.pt", input_size=(32, 64), seed=2)
+    models = tmp_path / "nac" / "models"
+    models.mkdir(parents=True)
+    # a reused export that is newer than the checkpoint but of another graph (labels output)
+    torch_to_onnx(brd, models / "p_brd.onnx", argmax=True, simplify=False)
+    code, err = cli_exit(main, ["--pair", "p", str(plain), str(brd), "--out-dir", str(tmp_path / "nac"),
+                                "--variants", "onnx-fp32"], capsys)
+    [line] = error_lines(err)
+    assert code == 1 and line.startswith("error: pair p: the plain and BRD ONNX graphs differ (")
+    assert line.endswith("p_plain.onnx vs p_brd.onnx), so no timing was done")
+    assert not (tmp_path / "nac" / "results.csv").exists()
+
+
+# ------------------------------------------------------------------------------------------ third-party errors
+def test_a_corrupt_model_is_one_line_naming_the_file(tmp_path, images, capsys):
+    from runtime.run import main
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model at all")
+    code, err = cli_exit(main, ["--model", str(bad), "--source", str(images), "--sink", "none", "-q"], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: {bad}: ONNX Runtime cannot load it (")
+
+
+def test_a_corrupt_checkpoint_to_evaluate_is_one_line(tmp_path, capsys):
+    from distill.evaluate import cli
+
+    bad = tmp_path / "s.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    code, err = cli_exit(cli, ["--ckpt", str(bad), "--dataset", "synthetic", "--root", str(tmp_path)], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: {bad}: not a readable BRD Edge checkpoint (")

@@ -1,0 +1,89 @@
+"""Signals: Ctrl-C and SIGTERM to real subprocesses of the runtime loop, training and an export end
+them with exit 130/143, outputs closed and playable, resumable state saved, nothing half-written."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from .faults import ENV, ROOT, error_lines, frame_count, last_line, logged_steps, run, signal_when, train_args
+
+
+# ------------------------------------------------------------------------------------------ runtime: signals
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_runtime_signal_closes_a_playable_video_and_writes_stats(model, long_video, tmp_path, sig, code):
+    out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(long_video),
+                          "--sink", str(out), "-o", str(stats), "--stats-every", "0.05", "-q"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    first = []
+
+    def looping():  # the periodic summary says the loop runs
+        first.append(p.stdout.readline())
+        return first[-1].startswith("last ")
+    rc, _, err = signal_when(p, looping, sig)
+    name = signal.Signals(sig).name
+    assert rc == code
+    s = json.loads(stats.read_text())
+    n = s["frames"]["processed"]
+    assert error_lines(err) == [f"interrupted by {name} after {n} frames; outputs closed: {out}, {stats}"]
+    assert 0 < n < 3000 and s["interrupted"] == name
+    assert frame_count(out) == n  # the container was finalised: it plays, with every frame written
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.mp4", "s.json"]  # no temp file left
+
+
+def test_runtime_sigterm_with_a_frame_folder_sink(model, long_video, tmp_path):
+    frames = tmp_path / "frames"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(long_video),
+                          "--sink", f"{frames}/", "--stats-every", "0.05", "-q"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    rc, _, err = signal_when(p, lambda: p.stdout.readline().startswith("last "), signal.SIGTERM)
+    assert rc == 143
+    [line] = error_lines(err)
+    n = int(line.split(" after ")[1].split()[0])
+    assert line == f"interrupted by SIGTERM after {n} frames; outputs closed: {frames}"
+    written = sorted(frames.iterdir())
+    assert len(written) == n and all(f.stat().st_size > 0 for f in written)
+
+
+# ------------------------------------------------------------------------------------------ training: signals
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
+    from distill import checkpoint
+
+    out = tmp_path / "run"
+    iters = 40  # the signal lands a step or two after the second logged step
+    args = [sys.executable, "-m", *map(str, train_args(tmp_path, out, iters=iters))]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    rc, _, err = signal_when(p, lambda: logged_steps(out) >= 2, sig)
+    assert rc == code, err[-2000:]
+    state = checkpoint.load_training(out / "last.pt")
+    step = state["step"]
+    assert 2 <= step < iters  # saved at the step the signal interrupted (ckpt_every is 1000)
+    assert last_line(err) == (f"interrupted by {signal.Signals(sig).name}: {out / 'last.pt'} saved at step {step}; "
+                              "rerun the same command to resume")
+    assert not list(out.glob(".*.tmp")) and not (out / "student.pt").exists()
+    if sig == signal.SIGTERM:  # and it resumes from there, to the weights of an uninterrupted run
+        r = run(train_args(tmp_path, out, iters=iters))
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "student.pt").is_file()
+        straight = tmp_path / "straight"
+        assert run(train_args(tmp_path, straight, iters=iters)).returncode == 0
+        a, b = checkpoint.load(out / "student.pt")[0].state_dict(), checkpoint.load(straight / "student.pt")[0].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "q.int8.onnx"
+    p = subprocess.Popen([sys.executable, "-m", "export.quantize", str(model), "-o", str(out), "--calib-dir",
+                          str(calib), "--parity-images", "64"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=dict(ENV, TMPDIR=str(tmp)))
+    rc, _, err = signal_when(p, lambda: any(tmp_path.glob(".q.int8.pid*")), signal.SIGTERM)
+    assert rc == 143 and error_lines(err) == ["interrupted by SIGTERM: nothing written under the output name"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["tmp"] and not list(tmp.glob("brd-*"))
