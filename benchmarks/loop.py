@@ -14,7 +14,6 @@ and a generated 1280x720 MP4 (`--video` to use your own). Writes `<out-dir>/<nam
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from runtime.cli import positive_int
+from runtime.contract import ArgumentParser, command
 
 from .report import markdown_table, provenance, write_csv
 
@@ -155,11 +155,11 @@ def default_model(work: Path) -> Path:
     return build_files("lraspp_mobilenetv2", (512, 1024), work, {"ov-int8"}, calib=16)["ov-int8"]
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.loop", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="examples:\n  python -m benchmarks.loop\n"
-                                       "  python -m benchmarks.loop --model student.int8.xml --video street.mp4\n")
+    p = ArgumentParser(prog="python -m benchmarks.loop", description=__doc__.split("\n\n")[0], examples=(
+        "python -m benchmarks.loop",
+        "python -m benchmarks.loop --model student.int8.xml --video street.mp4 --name loop_student"))
     p.add_argument("--model", type=Path, help="OpenVINO IR (default: benchmarks.speed's LR-ASPP MobileNetV2 INT8)")
     p.add_argument("--video", type=Path, help="video file (default: a generated 1280x720 MP4)")
     p.add_argument("--frames", type=positive_int, default=200, help="frames per loop run (default 200)")
@@ -184,4 +184,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

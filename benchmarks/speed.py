@@ -25,15 +25,16 @@ for INT8/bf16) and the backend versions; the model files stay in --work-dir for 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from runtime.cli import positive_int
+from runtime.contract import ArgumentParser, command, size
 
 from .report import markdown_table, provenance, write_csv
 
@@ -299,26 +300,15 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) ->
     return path
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise argparse.ArgumentTypeError(f"expected HxW with positive multiples of 32, got {text!r}")
-    return h, w
-
-
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="examples:\n  python -m benchmarks.speed\n"
-                                       "  python -m benchmarks.speed --arch lraspp_mobilenetv3_large "
-                                       "--backends ort-fp32 ort-int8 ov-int8 --rounds 50\n")
+    p = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0], examples=(
+        "python -m benchmarks.speed",
+        "python -m benchmarks.speed --arch lraspp_mobilenetv3_large --backends ort-fp32 ort-int8 ov-int8 --rounds 50"))
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), help="registered architectures to measure")
     p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, metavar="BACKEND",
                    help=f"backends to time (default: all present): {', '.join(BACKENDS)}")
-    p.add_argument("--size", type=parse_size, default=(512, 1024), help="input HxW (default 512x1024)")
+    p.add_argument("--size", type=size, default=(512, 1024), metavar="HxW", help="input HxW (default 512x1024)")
     p.add_argument("--threads", type=positive_int, default=2, help="threads per backend (default 2)")
     p.add_argument("--rounds", type=positive_int, default=20, help="timed interleaved rounds (default 20)")
     p.add_argument("--warmup", type=positive_int, default=3, help="warm-up rounds (default 3)")
@@ -338,4 +328,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -73,6 +73,14 @@ CASES = [
     ("benchmarks.distill_gain", "bad config key", ["--methods", "plain", "--no-tune", "--set", "train.nope=1",
                                                    "--out-dir", "{tmp}/gain"], "train.nope"),
 ]
+CASES += [
+    ("benchmarks.speed", "unknown architecture", ["--arch", "nonesuch"], "nonesuch"),
+    ("benchmarks.speed", "bad flag value", ["--rounds", "0"], "--rounds"),
+    ("benchmarks.speed", "bad size", ["--size", "512x"], "--size"),
+    ("benchmarks.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
+    ("benchmarks.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
+    ("benchmarks.loop", "bad flag value", ["--frames", "0"], "--frames"),
+]
 ENTRY_POINTS = sorted({c[0] for c in CASES})
 
 
@@ -92,7 +100,7 @@ def results(tmp_path_factory):
         return dict(zip(range(len(CASES)), pool.map(run, CASES)))
 
 
-@pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 42 processes on a busy machine
+@pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 48 processes on a busy machine
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_bad_input_is_one_error_line_and_exit_2(results, index):
     module, what, args, phrase = CASES[index]
@@ -106,7 +114,7 @@ def test_bad_input_is_one_error_line_and_exit_2(results, index):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 14 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 16 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

@@ -173,7 +173,7 @@ def test_relative_drop_limits_both_metrics():
 
 
 def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root, tmp_path):
-    from export.openvino import openvino_meta
+    from export.common import openvino_meta
 
     out = tmp_path / "s.int8.xml"
     args = [sys.executable, "-m", "export.openvino", str(synthetic_student), "--precision", "int8", "-o", str(out),
