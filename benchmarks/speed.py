@@ -35,6 +35,7 @@ import numpy as np
 
 from runtime.cli import positive_int
 from runtime.contract import ArgumentParser, command, size
+from runtime.formats import default_output
 
 from .report import markdown_table, provenance, write_csv
 
@@ -80,18 +81,20 @@ def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
         torch_to_onnx(ckpt, onnx_path)
     images = synthetic_images(calib, size, seed=1)
     files["ort-fp32"] = onnx_path
+    int8_onnx = default_output(onnx_path, "onnx", "int8")  # file names from the FORMATS table
     if "ort-int8" in backends:
-        files["ort-int8"] = _once(d / "student.int8.onnx", lambda out: _ort_int8(onnx_path, out, images, "ort"))
-    if "ort-int8-trt" in backends:
-        files["ort-int8-trt"] = _once(d / "student.int8-trt.onnx",
+        files["ort-int8"] = _once(int8_onnx, lambda out: _ort_int8(onnx_path, out, images, "ort"))
+    if "ort-int8-trt" in backends:  # the same row of the table, quantised for the other target
+        files["ort-int8-trt"] = _once(int8_onnx.with_name(int8_onnx.name.replace(".int8.", ".int8-trt.")),
                                       lambda out: _ort_int8(onnx_path, out, images, "trt"))
     for name, precision in (("ov-f32", "fp32"), ("ov-bf16", "fp32"), ("ov-fp16", "fp16"), ("ov-int8", "int8")):
         if name in backends:
-            suffix = ".xml" if precision == "fp32" else f".{precision}.xml"
-            files[name] = _once(d / f"student{suffix}", lambda out, p=precision: _openvino(onnx_path, out, p, images))
-    for name, int8 in (("trt-fp16", False), ("trt-int8", True)):
+            files[name] = _once(default_output(onnx_path, "openvino", precision),
+                                lambda out, p=precision: _openvino(onnx_path, out, p, images))
+    for name, precision in (("trt-fp16", "fp16"), ("trt-int8", "int8")):
         if name in backends and tensorrt_ready():
-            files[name] = _once(d / f"student.{name[4:]}.engine", lambda out, q=int8: _trt(onnx_path, out, q, images))
+            files[name] = _once(default_output(onnx_path, "tensorrt", precision),
+                                lambda out, q=precision == "int8": _trt(onnx_path, out, q, images))
     return files
 
 
