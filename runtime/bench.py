@@ -20,7 +20,7 @@ from .cli import check_output, non_negative_int, positive_int, write_json_file
 from .contract import ArgumentParser, alias, command, size
 from .preprocess import resolve_size
 from .run import OV_PRECISION, backend_options
-from .stats import percentiles, table
+from .stats import percentiles, table, time_calls
 
 
 def parse_shape(text):
@@ -41,11 +41,8 @@ def bench(backend, shape=None, iters=100, warmup=10, requests=1, seed=0):
         backend.infer(x)
     times = []
     t_start = time.perf_counter()
-    if requests <= 1:
-        for _ in range(iters):  # the output is not copied out: benchmark_app does not read it either
-            t0 = time.perf_counter()
-            backend.start(x).wait(copy=False)
-            times.append(time.perf_counter() - t0)
+    if requests <= 1:  # the output is not copied out: benchmark_app does not read it either
+        times = time_calls(lambda: backend.start(x).wait(copy=False), iters)
     else:
         requests = min(requests, backend.max_in_flight)
         pending = deque()
