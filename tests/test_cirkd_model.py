@@ -75,7 +75,10 @@ def test_outputs_equal_cirkds_for_the_same_weights(case):
     for name, ref in layout["outputs"].items():
         want = torch.tensor(ref["values"]).reshape(ref["shape"])
         assert got[name].shape == want.shape, name
-        torch.testing.assert_close(got[name], want, rtol=1e-4, atol=1e-5, msg=name)
+        # float32 sums in another order (another thread count) move deep outputs by ~1e-5 of their scale; an
+        # architecture slip (a dilation, the branch order) moves them by their scale
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got[name], want, rtol=1e-3, atol=1e-3 * scale, msg=lambda m: f"{name}: {m}")
 
 
 def test_cirkd_imagenet_file_builds_cirkds_student_and_its_checkpoint_rebuilds_it(tmp_path):
