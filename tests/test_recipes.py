@@ -7,7 +7,8 @@ with sane random values). Everything else (architectures, crop sizes, losses, ev
 All four chains run in CI (marked `slow`; CI does not deselect them). Their cost, measured with `nice -n 19`
 on the shared 2-core machine while other jobs held the cores (CPU time of the child processes, then wall):
 Cityscapes 9.6 CPU-min (11.1 min wall), VOC 4.2 (6.3), ADE20K 4.7 (7.1), COCO-Stuff 4.7 (13.9, its teacher
-starved): 23 CPU-minutes in all, so roughly 12-17 minutes on an idle 2-core machine (an estimate from CPU time). Cityscapes is the chain
+starved): 23 CPU-minutes in all, so roughly 12-17 minutes on an idle 2-core machine (an estimate from CPU time;
+with the cores quiet, the COCO-Stuff chain took 2.3 minutes of wall time). Cityscapes is the chain
 of CIRKD's networks (its ImageNet file layouts); the others run the mmseg-layout teacher.
 """
 from __future__ import annotations
