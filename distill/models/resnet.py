@@ -13,11 +13,11 @@ def conv3x3(cin, cout, stride=1, dilation=1):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None):
+    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None, conv2_dilation=None):
         super().__init__()
         self.conv1 = conv3x3(cin, planes, stride, dilation)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, 1, dilation)
+        self.conv2 = conv3x3(planes, planes, 1, conv2_dilation or dilation)
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -54,8 +54,9 @@ class Bottleneck(nn.Module):
 
 # The input stems of the ImageNet weight files in use (`width` = the first stage's planes, 64 for them):
 #   "v1c": mmseg ResNetV1c, three 3x3 convs width/2, width/2, width (stem.0/1, stem.3/4, stem.6/7);
-#   "v1s": CIRKD ResNetV1b deep stem (its resnet*_v1s), 3x3 convs width, width, 2*width, so layer1 starts
-#          from 2*width channels and ResNet-18's layer1.0 has a downsample (same stem.N names here);
+#   "v1s": CIRKD's ResNetV1b (its resnet*_v1s): deep stem of 3x3 convs width, width, 2*width, so layer1 starts
+#          from 2*width channels and ResNet-18's layer1.0 has a downsample (same stem.N names here), and its
+#          BasicBlock dilation (see _make_layer);
 #   "7x7": torchvision, one 7x7 conv (conv1/bn1).
 STEMS = ("v1c", "v1s", "7x7")
 
@@ -114,7 +115,10 @@ class ResNet(nn.Module):
             )
         # first block of a dilated stage uses half the dilation (as in DeepLab / mmseg)
         first_dilation = max(1, dilation // 2) if dilation > 1 else 1
-        layers = [block(self.inplanes, planes, stride, first_dilation, downsample)]
+        # CIRKD halves only that block's first conv: BasicBlockV1b's conv2 keeps the stage's dilation
+        # (`previous_dilation`, CIRKD models/base_models/resnetv1b.py:32-33, 163-168); a Bottleneck has one 3x3
+        second = {"conv2_dilation": dilation} if self.stem_type == "v1s" and block is BasicBlock else {}
+        layers = [block(self.inplanes, planes, stride, first_dilation, downsample, **second)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, 1, dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .cirkd import RATES as CIRKD_RATES
+from .cirkd import CIRKDDeepLabHead, CIRKDFCNHead
 from .heads import ASPPHead, FCNHead, LRASPPHead, PSPHead
 from .mobilenetv2 import MobileNetV2
 from .mobilenetv3 import MobileNetV3Large
@@ -53,11 +55,22 @@ class Segmentor(nn.Module):
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
 
 
-def _resnet_seg(head: str, depth: int, num_classes: int, width=64, head_channels=None, aux=True,
-                stem="v1c", output_stride=8, deep_stem=None) -> Segmentor:
+def _resnet_seg(kind: str, depth: int, num_classes: int, width=64, head_channels=None, aux=True,
+                stem="v1c", output_stride=8, deep_stem=None, aspp=None) -> Segmentor:
+    """`aspp` (DeepLabV3 only): "mmseg" (ASPPHead) or "cirkd" (CIRKD's head and aux head, models/cirkd.py);
+    default "cirkd" with the "v1s" stem, so CIRKD's ImageNet file gives CIRKD's whole network."""
     backbone = resnet(depth, width=width, stem=stem, output_stride=output_stride, deep_stem=deep_stem)
     c3, c4 = backbone.channels[2], backbone.channels[3]
-    if head == "deeplabv3":
+    if kind != "deeplabv3" and aspp is not None:
+        raise ValueError(f"aspp={aspp!r} is a DeepLabV3 option; {kind} has no ASPP")
+    if aspp is None:
+        aspp = "cirkd" if backbone.stem_type == "v1s" else "mmseg"
+    if aspp not in ("mmseg", "cirkd"):
+        raise ValueError(f"aspp must be 'mmseg' or 'cirkd', got {aspp!r}")
+    if kind == "deeplabv3" and aspp == "cirkd":
+        head_mod = CIRKDDeepLabHead(c4, num_classes, channels=head_channels, rates=CIRKD_RATES[8 if output_stride == 8 else 16])
+        return Segmentor(backbone, head_mod, CIRKDFCNHead(c3, num_classes) if aux else None)
+    if kind == "deeplabv3":
         # mmseg's ASPP rates are for OS8; halve them for OS16
         dil = (1, 12, 24, 36) if output_stride == 8 else (1, 6, 12, 18)
         head_mod = ASPPHead(c4, num_classes, channels=head_channels or min(512, c4 // 4 * 2), dilations=dil)
@@ -69,8 +82,9 @@ def _resnet_seg(head: str, depth: int, num_classes: int, width=64, head_channels
 
 @register_model
 def deeplabv3_resnet101(num_classes, **kw):
-    """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101, OS8; stem="v1c" (mmseg) by default,
-    "v1s" with CIRKD's resnet101-imagenet.pth (chosen by `pretrained=`)."""
+    """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101, OS8; stem="v1c" (mmseg) by default.
+    With CIRKD's resnet101-imagenet.pth (`pretrained=` picks stem="v1s") it is CIRKD's teacher: its ResNetV1b
+    and its DeepLabV3 head (aspp="cirkd", 256 channels), 61.1M parameters."""
     return _resnet_seg("deeplabv3", 101, num_classes, **kw)
 
 
@@ -82,7 +96,8 @@ def deeplabv3_resnet50(num_classes, **kw):
 @register_model
 def deeplabv3_resnet18(num_classes, **kw):
     """The standard student: DeepLabV3, ResNet-18, OS8. With CIRKD's resnet18-imagenet.pth (`pretrained=`
-    picks stem="v1s") its backbone is CIRKD's resnet18_v1s, the student of its 74.21 -> 76.38 recipe."""
+    picks stem="v1s") it is CIRKD's student of its 74.21 -> 76.38 recipe: its resnet18_v1s and its DeepLabV3
+    head (aspp="cirkd", 128 channels), 13.6M parameters."""
     return _resnet_seg("deeplabv3", 18, num_classes, **kw)
 
 
@@ -154,7 +169,9 @@ def lraspp_mobilenetv2_w035(num_classes, **kw):
     return lraspp_mobilenetv2(num_classes, **kw)
 
 
-def _rescale_aspp(head: ASPPHead, dilations):
+def _rescale_aspp(head: nn.Module, dilations):
+    if not isinstance(head, ASPPHead):
+        raise ValueError("the small demo models are built with the mmseg ASPP head (aspp='mmseg')")
     for branch, d in zip(head.branches, dilations):
         conv = branch[0]
         if conv.kernel_size[0] == 3:

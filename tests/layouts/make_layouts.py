@@ -3,13 +3,21 @@
 Not run by the tests (they read the JSON files it wrote); rerun it when a source changes:
 
     pip download --no-deps torchvision -d /tmp/tv
-    python tests/layouts/make_layouts.py /tmp/tv/torchvision-*.whl /path/to/CIRKD/models/base_models/resnetv1b.py
+    python tests/layouts/make_layouts.py /tmp/tv/torchvision-*.whl /path/to/CIRKD/models/base_models/resnetv1b.py \
+        [/path/to/CIRKD]
 
 - torchvision: `torchvision/models/resnet.py`, `mobilenetv2.py` and `mobilenetv3.py` (+ `ops/misc.py`) are executed from the
   wheel as they are (only their package-relative imports are replaced: torchvision's compiled ops need a
   torch build of the same version, which a model's key layout does not depend on).
 - CIRKD (winycg/CIRKD `models/base_models/resnetv1b.py`): `resnet18_v1s` / `resnet101_v1s`, the deep-stem
   backbones of its `deeplabv3` student and teacher, executed from that file.
+- CIRKD's whole DeepLabV3 networks (`cirkd_deeplabv3_resnet18/101.json`, with a CIRKD checkout at commit
+  7e0d21f, the code of its published Cityscapes results): `models/deeplabv3.py` `get_deeplabv3` with
+  `segbase.py` and `base_models/resnetv1b.py`, imported as they are from `models/` (an empty
+  `models/__init__.py` stands in for CIRKD's, which imports every model). Besides the keys: the parameter
+  count, every conv's kernel/stride/padding/dilation, and the eval-mode outputs (logits, aux logits, the
+  per-channel mean of `x_feat_after_aspp`) for the weights `seeded_state` gives and a fixed input, so a test can check that our
+  network computes what CIRKD's does.
 - mmseg (open-mmlab/mmsegmentation `mmseg/models/backbones/resnet.py`, `mobilenet_v2.py`): needs mmcv, so
   its layouts are written from that code: ResNetV1c's `stem` is conv(3, 32, s2), BN, ReLU, conv(32, 32),
   BN, ReLU, conv(32, 64), BN, ReLU (`stem_channels // 2` then `stem_channels`), its blocks name their
@@ -20,11 +28,13 @@ Not run by the tests (they read the JSON files it wrote); rerun it when a source
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sys
 import types
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -92,6 +102,56 @@ def cirkd_layouts(resnetv1b: Path) -> dict:
     return out
 
 
+CIRKD_INPUT = (1, 3, 64, 96)     # the fingerprint input: 8x12 logits at output stride 8
+
+
+def seeded_state(shapes: dict) -> dict:
+    """Weights from each key's name alone (order-free, so two networks that name a tensor differently but map
+    the names get the same values): He-scaled convs, BN with non-trivial statistics."""
+    sd = {}
+    for key, shape in shapes.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        if key.endswith("num_batches_tracked"):
+            sd[key] = torch.tensor(0)
+        elif key.endswith("running_var"):
+            sd[key] = torch.rand(shape, generator=g) + 0.5
+        elif len(shape) == 4:
+            sd[key] = torch.randn(shape, generator=g) * (2.0 / (shape[1] * shape[2] * shape[3])) ** 0.5
+        else:
+            sd[key] = torch.randn(shape, generator=g) * 0.1 + (1.0 if key.endswith(".weight") else 0.0)
+    return sd
+
+
+def fingerprint_input() -> torch.Tensor:
+    return torch.randn(CIRKD_INPUT, generator=torch.Generator().manual_seed(0))
+
+
+def cirkd_deeplabv3_layouts(cirkd: Path) -> dict:
+    sys.path.insert(0, str(cirkd))
+    deeplabv3 = importlib.import_module("models.deeplabv3")
+    out = {}
+    for backbone in ("resnet18", "resnet101"):
+        # CIRKD's training scripts build both networks with aux=True (train_cirkd.py), 19 Cityscapes classes
+        net = deeplabv3.get_deeplabv3(backbone=backbone, pretrained="None", pretrained_base="None", num_class=19,
+                                      aux=True, norm_layer=nn.BatchNorm2d)
+        shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+        net.load_state_dict(seeded_state(shapes))
+        with torch.no_grad():
+            logits, aux, feat = net.eval()(fingerprint_input())
+        out[f"cirkd_deeplabv3_{backbone}"] = {
+            "source": f"winycg/CIRKD@7e0d21f models/deeplabv3.py get_deeplabv3(backbone='{backbone}', num_class=19, "
+                      "aux=True) with models/segbase.py, models/base_models/resnetv1b.py",
+            "keys": shapes,
+            "params": sum(p.numel() for p in net.parameters()),
+            "convs": {n: [*m.kernel_size, *m.stride, *m.padding, *m.dilation] for n, m in net.named_modules()
+                      if isinstance(m, nn.Conv2d)},
+            # the head feature (up to 24k numbers) as its per-channel means, to keep the file small
+            "outputs": {name: {"shape": list(t.shape), "values": [round(v, 7) for v in t.flatten().tolist()]}
+                        for name, t in (("logits", logits), ("aux", aux), ("feat_channel_mean", feat.mean((0, 2, 3))))},
+        }
+    return out
+
+
 def _bn(prefix: str, c: int) -> dict:
     return {f"{prefix}.weight": [c], f"{prefix}.bias": [c], f"{prefix}.running_mean": [c],
             f"{prefix}.running_var": [c], f"{prefix}.num_batches_tracked": []}
@@ -125,9 +185,11 @@ def mmseg_mobilenet_v2() -> dict:
                       "+ conv2, head.fc)", "keys": keys}
 
 
-def main(wheel: str, cirkd: str) -> None:
+def main(wheel: str, cirkd: str, cirkd_repo: str | None = None) -> None:
     layouts = torchvision_layouts(Path(wheel))
     layouts.update(cirkd_layouts(Path(cirkd)))
+    if cirkd_repo:
+        layouts.update(cirkd_deeplabv3_layouts(Path(cirkd_repo)))
     layouts["mmseg_resnet18_v1c"] = mmseg_resnet_v1c(layouts["torchvision_resnet18"], 18)
     layouts["mmseg_resnet101_v1c"] = mmseg_resnet_v1c(layouts["torchvision_resnet101"], 101)
     layouts["mmseg_mobilenet_v2"] = mmseg_mobilenet_v2()
@@ -137,4 +199,4 @@ def main(wheel: str, cirkd: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])
