@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import positive_int
+from runtime.cli import non_negative_float, positive_int
 from runtime.contract import ArgumentParser, command, size
 from runtime.formats import default_output
 
@@ -165,8 +165,10 @@ def ort_conv_fusion(path: Path) -> str:
     return f"{g['int8_convs']}/{g['int8_convs'] + g['float_convs']}"
 
 
-def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int) -> dict:
-    """{name: [seconds per call]}: each round calls every runner once, in an order rotated per round."""
+def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int, pause: float = 0.0) -> dict:
+    """{name: [seconds per call]}: each round calls every runner once, in an order rotated per round.
+    `pause` seconds of sleep before each timed call: the worker threads of the previous runtime (OpenMP,
+    ONNX Runtime, TBB) spin for a while after their call and would otherwise share the cores with it."""
     names = list(runners)
     for _ in range(warmup):
         for n in names:
@@ -175,6 +177,8 @@ def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int) -> 
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
             runners[n](x)
             times[n].append(time.perf_counter() - t0)
@@ -217,7 +221,8 @@ def versions() -> dict:
     return out
 
 
-def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: int, report=print) -> list[dict]:
+def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: int, pause: float = 0.0,
+            report=print) -> list[dict]:
     rows = []
     x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
     for arch in archs:
@@ -228,7 +233,7 @@ def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: i
             if name in files:
                 runners[name], what[name] = runner(name, files[name], threads)
         report(f"{arch}: timing {', '.join(runners)} interleaved, {rounds} rounds after {warmup} warm-up")
-        times = time_interleaved(runners, x, rounds, warmup)
+        times = time_interleaved(runners, x, rounds, warmup, pause)
         gmacs, params = model_cost(arch, size)
         row = {"arch": arch, "GMACs": round(gmacs, 2), "params_M": round(params, 2)}
         for name in BACKENDS:
@@ -256,7 +261,7 @@ def speedups(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) -> Path:
+def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pause: float = 0.0) -> Path:
     m, v = machine(), versions()
     present = [b for b in BACKENDS if any(f"{b}_ms" in r for r in rows)]
     latency = [{"arch": r["arch"], "GMACs": r["GMACs"], "params (M)": r["params_M"],
@@ -271,7 +276,8 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv) ->
         "",
         f"Input 1x3x{size[0]}x{size[1]}, batch 1, {threads} threads for every backend; p50 latency in ms over "
         f"{rounds} interleaved rounds after {warmup} warm-up rounds (each round runs every backend once, in a "
-        "rotating order). Students with seeded random weights, exported with this repository's exporters "
+        f"rotating order, with {pause:g} s of rest before each timed call so that the previous runtime's spinning worker "
+        "threads are idle). Students with seeded random weights, exported with this repository's exporters "
         "(ONNX Runtime INT8: `export.quantize --target ort`; OpenVINO INT8: NNCF).",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores; ISA flags: {', '.join(m['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}. "
@@ -315,6 +321,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=positive_int, default=2, help="threads per backend (default 2)")
     p.add_argument("--rounds", type=positive_int, default=20, help="timed interleaved rounds (default 20)")
     p.add_argument("--warmup", type=positive_int, default=3, help="warm-up rounds (default 3)")
+    p.add_argument("--pause", type=non_negative_float, default=0.25,
+                   help="seconds of rest before each timed call, so the previous runtime's spinning worker "
+                        "threads are idle (default 0.25)")
     p.add_argument("--calib", type=positive_int, default=16, help="INT8 calibration images (default 16)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="model files (kept for reuse)")
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where speed.md and speed.csv go")
@@ -324,8 +333,9 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown architecture(s) {', '.join(unknown)}; registered: {', '.join(list_models())}")
     rows = measure(args.arch, args.backends, args.size, args.threads, args.rounds, args.warmup, args.work_dir,
-                   args.calib)
-    path = write_report(rows, args.backends, args.size, args.threads, args.rounds, args.warmup, args.out_dir, argv)
+                   args.calib, args.pause)
+    path = write_report(rows, args.backends, args.size, args.threads, args.rounds, args.warmup, args.out_dir, argv,
+                        args.pause)
     print(f"wrote {path} and {path.with_suffix('.csv')}")
     return 0
 
