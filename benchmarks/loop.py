@@ -10,7 +10,7 @@ compared: loop_bare / bench (goal >= 0.9), loop_full / bench (goal >= 0.8), benc
 latency (goal within 5%).
 
 Defaults: the 512x1024 OpenVINO INT8 LR-ASPP MobileNetV2 that `benchmarks.speed` builds (random weights),
-and a generated 1280x720 MP4 (`--video` to use your own). Writes `<out-dir>/<name>.md` and `.csv`.
+and the demo's panning street video at 1280x720 (`--video` to use your own). Writes `<out-dir>/<name>.md` and `.csv`.
 """
 from __future__ import annotations
 
@@ -27,24 +27,10 @@ from pathlib import Path
 from runtime.cli import positive_int
 from runtime.contract import ArgumentParser, command
 
+from .demo import street_video
 from .report import markdown_table, provenance, write_csv
 
 GOALS = {"loop_bare": 0.9, "loop_full": 0.8}
-
-
-def make_video(path: Path, frames: int, size=(720, 1280), fps=30) -> Path:
-    """A street-like MP4 (the synthetic generator's images, 40 distinct frames cycled)."""
-    import cv2
-    import numpy as np
-
-    from export.common import synthetic_images
-
-    images = synthetic_images(min(40, frames), size, seed=3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
-    for i in range(frames):
-        writer.write(np.ascontiguousarray(images[i % len(images)][:, :, ::-1]))
-    writer.release()
-    return path
 
 
 def _run(cmd: list[str]) -> str:
@@ -161,7 +147,7 @@ def main(argv=None) -> int:
         "python -m benchmarks.loop",
         "python -m benchmarks.loop --model student.int8.xml --video street.mp4 --name loop_student"))
     p.add_argument("--model", type=Path, help="OpenVINO IR (default: benchmarks.speed's LR-ASPP MobileNetV2 INT8)")
-    p.add_argument("--video", type=Path, help="video file (default: a generated 1280x720 MP4)")
+    p.add_argument("--video", type=Path, help="video file (default: the demo's street video at 1280x720)")
     p.add_argument("--frames", type=positive_int, default=200, help="frames per loop run (default 200)")
     p.add_argument("--iters", type=positive_int, default=100, help="runtime.bench iterations (default 100)")
     p.add_argument("--repeats", type=positive_int, default=3, help="rounds of the four runs (default 3)")
@@ -174,7 +160,8 @@ def main(argv=None) -> int:
         if path is not None and not path.is_file():
             p.error(f"{flag} {path}: no such file")
     model = args.model or default_model(args.work_dir)
-    video = args.video or make_video(args.work_dir / "street720.mp4", args.frames)
+    video = args.video or street_video(args.work_dir / "street720.mp4", size=(720, 1280), fps=30,
+                                       scenes=-(-args.frames // 40), frames_per_scene=40)
     from runtime.backends import load_backend
     shape = load_backend(model, device="cpu").meta["input_size"]
     rows = measure(model, video, args.repeats, args.frames, args.iters, args.threads, shape)
