@@ -61,6 +61,7 @@ class TrainCfg:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     aux_weight: float = 0.4                         # auxiliary CE, where the model has an aux head
+    class_weights: str = "none"                     # CE class weights: none | median_freq | sqrt_median_freq
     amp: bool = True                                # mixed precision: fp16 autocast + GradScaler on CUDA
     amp_cpu: bool = False                           # with amp: bf16 autocast on CPU too (off: CPU runs float32)
     sync_bn: bool = True                            # SyncBatchNorm under torchrun on CUDA (torch has none for CPU)
@@ -324,6 +325,9 @@ def _check(cfg: Config, source: str) -> None:
     need(lo is not None and 0 < lo <= hi, "data.scale_range", f"expected [min, max] with 0 < min <= max, got "
          f"{cfg.data.scale_range}")
     need(cfg.distill.boundary.kernel % 2 == 1, "distill.boundary.kernel", f"must be odd, got {cfg.distill.boundary.kernel}")
+    from .data.balance import CHOICES
+    need(cfg.train.class_weights in CHOICES, "train.class_weights",
+         f"expected one of {', '.join(CHOICES)}, got {cfg.train.class_weights!r}")
     need(cfg.eval.mode in ("whole", "slide"), "eval.mode", f"expected whole or slide, got {cfg.eval.mode!r}")
     need(cfg.eval.mode != "slide" or cfg.eval.crop_size, "eval.crop_size", "slide evaluation needs a window size")
     stages = cfg.distill.boundary.stages

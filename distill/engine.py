@@ -11,7 +11,6 @@ same command reaches the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import random
 import time
@@ -35,6 +34,7 @@ from .resume import CSVLog, SeededTransform, StepBatchSampler, resume_state, rng
 from .signals import Interrupted, StopRequest
 
 IGNORE_INDEX = 255
+MAX_BAD_STEPS = 20  # consecutive non-finite losses that end a run (one is a bad batch, twenty are divergence)
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
 
@@ -69,6 +69,22 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     return loader, val, DATASETS[d.dataset], MEAN, STD
 
 
+def train_class_weights(cfg: Config, rank: int) -> list[float] | None:
+    """The CE class weights `train.class_weights` asks for, from the train split's label files."""
+    if cfg.train.class_weights == "none":
+        return None
+    from .data import DATASETS, build_dataset
+    from .data.balance import class_weights
+
+    d = cfg.data
+    weights = class_weights(build_dataset(d.dataset, d.root, d.train_split, **d.kwargs), cfg.train.class_weights)
+    if rank == 0:
+        names = DATASETS[d.dataset].classes
+        print(f"[{cfg.name}] CE class weights ({cfg.train.class_weights} over {d.train_split}): "
+              + ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)), flush=True)
+    return weights
+
+
 def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
     if not cfg.distill.active():
         return None
@@ -92,25 +108,41 @@ def build_student(cfg: Config, num_classes: int) -> nn.Module:
     return model
 
 
+def safe_cross_entropy(logits, labels, weight=None):
+    """Mean (class-weighted) cross-entropy over the labelled pixels; 0, not NaN, when a batch has none
+    (an all-ignore crop: padding, or a frame without labels), so one such batch cannot end a run."""
+    loss = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
+    valid = labels != IGNORE_INDEX
+    if weight is None:
+        denom = valid.sum()
+    else:
+        denom = weight[labels.clamp(max=weight.numel() - 1)][valid].sum()
+    return loss / denom.clamp(min=1e-12)
+
+
 class StudentStep(nn.Module):
     """Everything trained in one module (student + connectors), so DDP syncs all of it.
 
     forward(images, labels, teacher_out) -> (total loss, {term: unweighted value}).
     """
 
-    def __init__(self, student: nn.Module, distiller: Distiller, aux_weight: float):
+    def __init__(self, student: nn.Module, distiller: Distiller, aux_weight: float,
+                 class_weights: list[float] | None = None):
         super().__init__()
         self.student, self.distiller, self.aux_weight = student, distiller, aux_weight
+        # a buffer, so it moves with .to(device); not persistent: it is derived from the data, not trained
+        self.register_buffer("class_weights", None if class_weights is None else torch.tensor(class_weights),
+                             persistent=False)
 
     def forward(self, images, labels, teacher_out=None):
         out = self.student.forward_features(images)
         size = labels.shape[-2:]
         logits = F.interpolate(out["logits"], size=size, mode="bilinear", align_corners=False)
-        terms = {"ce": F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)}
+        terms = {"ce": safe_cross_entropy(logits, labels, self.class_weights)}
         total = terms["ce"]
         if out["aux"] is not None and self.aux_weight:
             aux = F.interpolate(out["aux"], size=size, mode="bilinear", align_corners=False)
-            terms["aux"] = F.cross_entropy(aux.float(), labels, ignore_index=IGNORE_INDEX)
+            terms["aux"] = safe_cross_entropy(aux, labels, self.class_weights)
             total = total + self.aux_weight * terms["aux"]
         if teacher_out is not None and self.distiller:
             for name, value in self.distiller(out, teacher_out, labels != IGNORE_INDEX).items():
@@ -230,7 +262,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     np.random.seed(cfg.train.seed)
     student = build_student(cfg, num_classes)
     distiller = Distiller(cfg.distill, student, teacher) if teacher is not None else Distiller(cfg.distill, student, student)
-    stepper = StudentStep(student, distiller, cfg.train.aux_weight).to(device).train()
+    stepper = StudentStep(student, distiller, cfg.train.aux_weight, train_class_weights(cfg, rank)).to(device).train()
     optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                 weight_decay=cfg.train.weight_decay)
     iters, power = cfg.train.iters, cfg.train.poly_power
@@ -293,6 +325,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
             "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
             "config": cfg.to_dict()})
 
+    skipped = bad_run = 0
     stop.deferring = True  # from here a signal ends the current step, then last.pt is saved
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
@@ -305,20 +338,32 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
                     t_out = teacher.forward_features(images)
             total, terms = model(images, labels, t_out)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        # A non-finite loss is checked before the optimiser steps: the step is skipped (weights untouched)
+        # and logged; only a run of them means divergence. Under torchrun every rank sees the same verdict.
+        finite = _all_finite(total, world)
+        if finite:
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            bad_run = 0
+        else:
+            skipped, bad_run = skipped + 1, bad_run + 1
+            if rank == 0:
+                tqdm.write(f"[{cfg.name}] step {step + 1}: non-finite loss "
+                           f"({ {k: round(v.item(), 4) for k, v in terms.items()} }); step skipped "
+                           f"({skipped} so far)")
+            if bad_run >= MAX_BAD_STEPS:
+                raise FloatingPointError(f"step {step + 1}: the loss was non-finite for {bad_run} steps in a row "
+                                         f"(the run diverged; lower train.lr or check the data)")
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         step += 1
-
-        if not math.isfinite(total.item()):
-            raise FloatingPointError(f"step {step}: loss is {total.item()} ({ {k: v.item() for k, v in terms.items()} })")
-        for k, v in [("total", total), *terms.items()]:
-            window[k] = window.get(k, 0.0) + v.detach().item()
-        n_window += 1
+        if finite:  # the log averages the steps that trained
+            for k, v in [("total", total), *terms.items()]:
+                window[k] = window.get(k, 0.0) + v.detach().item()
+            n_window += 1
         bar.update(1)
-        if rank == 0 and (step % cfg.train.log_every == 0 or step == iters):
+        if rank == 0 and n_window and (step % cfg.train.log_every == 0 or step == iters):
             row = {"step": step, "lr": lr, **{k: v / n_window for k, v in window.items()},
                    "sec_per_iter": (time.perf_counter() - t0) / n_window}
             log.write(row)
@@ -374,6 +419,13 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def _all_finite(total: torch.Tensor, world: int) -> bool:
+    ok = torch.isfinite(total.detach()).float()
+    if world > 1:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item())
 
 
 def weights_digest(model: nn.Module) -> str:

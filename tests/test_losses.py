@@ -190,3 +190,40 @@ def test_the_realtime_student_distills_through_every_tap():
         for layer in (0, 16):  # the stem and the last 1x1 conv (stage 4, LR-ASPP's input): every term reaches both
             grad = student.backbone.features[layer][0].weight.grad
             assert grad is not None and grad.abs().sum() > 0, (name, layer)
+
+
+def test_kd_by_hand_and_masked_to_labelled_cells():
+    """Two cells, two classes, student uniform. Cell A: teacher logits (ln 3, 0) -> p_T = (3/4, 1/4),
+    KL_A = 3/4 ln(3/2) + 1/4 ln(1/2) = 0.130812; cell B: teacher uniform, KL_B = 0.
+    Unmasked: mean 0.065406. Only A labelled: 0.130812. Only B: 0. None: 0, not NaN.
+    T = 2: p_T(A) = (sqrt3, 1)/(sqrt3 + 1) = (0.633975, 0.366025), KL = 0.036341, times T^2 over 2 cells = 0.072682."""
+    import math
+
+    s = torch.zeros(1, 2, 1, 2)
+    t = torch.tensor([[[[math.log(3), 0.0]], [[0.0, 0.0]]]])
+    kd = LogitKD(1.0)
+    assert kd(s, t).item() == pytest.approx(0.065406, abs=1e-6)
+    assert kd(s, t, torch.tensor([[[True, False]]])).item() == pytest.approx(0.130812, abs=1e-6)
+    assert kd(s, t, torch.tensor([[[False, True]]])).item() == pytest.approx(0.0, abs=1e-7)
+    assert kd(s, t, torch.tensor([[[False, False]]])).item() == 0.0
+    assert LogitKD(2.0)(s, t).item() == pytest.approx(0.072682, abs=1e-6)
+
+
+def test_cwd_by_hand_and_masked_to_labelled_cells():
+    """One channel over three cells. Teacher (ln 2, 0, 0) -> (1/2, 1/4, 1/4), student uniform (1/3 each):
+    KL = 1/2 ln(3/2) + 2 * 1/4 ln(3/4) = 0.058892 (T = 1, N * C = 1).
+    Third cell unlabelled: both renormalise over two cells, teacher (2/3, 1/3), student (1/2, 1/2):
+    KL = 2/3 ln(4/3) + 1/3 ln(2/3) = 0.056633. With T = 4 the result is T^2 times the KL of the softened
+    maps; no labelled cell at all gives 0."""
+    import math
+
+    s = torch.zeros(1, 1, 1, 3)
+    t = torch.tensor([[[[math.log(2), 0.0, 0.0]]]])
+    cwd = CWD(1.0)
+    assert cwd(s, t).item() == pytest.approx(0.058892, abs=1e-6)
+    assert cwd(s, t, torch.tensor([[[True, True, False]]])).item() == pytest.approx(0.056633, abs=1e-6)
+    assert cwd(s, t, torch.zeros(1, 1, 3, dtype=torch.bool)).item() == 0.0
+    # a second image with no labelled cell does not count in N
+    s2, t2 = torch.cat([s, s]), torch.cat([t, t])
+    valid = torch.tensor([[[True, True, False]], [[False, False, False]]])
+    assert cwd(s2, t2, valid).item() == pytest.approx(0.056633, abs=1e-6)

@@ -21,6 +21,7 @@ CITYSCAPES_IDS = [7, 8, 11, 13, 17, 20, 21, 23, 24, 26, 0]          # 0: unlabel
 VOC_IDS = [0, 0, 0, 9, 5, 20, 16, 0, 15, 7, 255]                   # 255: border (ignored)
 ADE20K_IDS = [7, 12, 2, 33, 94, 44, 5, 3, 13, 21, 0]               # 0: ignored
 COCOSTUFF_IDS = [148, 144, 95, 111, 110, 11, 168, 156, 0, 2, 255]
+CAMVID_IDS = [3, 4, 1, 7, 2, 6, 5, 0, 9, 8, 11]                    # 11: Unlabelled (ignored)
 
 
 def _scene(i: int, size, values, seed=0):
@@ -87,4 +88,23 @@ def cocostuff10k(root, size=(480, 640), train=2, val=1) -> Path:
     return root
 
 
-TREES = {"cityscapes": cityscapes, "voc": voc, "ade20k": ade20k, "cocostuff10k": cocostuff10k}
+def camvid(root, size=(360, 480), train=(("0001TP", 2), ("0016E5", 2)), val=(("0016E5", 1),)) -> Path:
+    """SegNet's CamVid folder: frames named <drive>_<frame>.png, labels of the same name in <split>annot/,
+    and <split>.txt listing the pairs under SegNet's own absolute prefix."""
+    root = Path(root)
+    k = 0
+    for split, drives in (("train", train), ("val", val)):
+        lines = []
+        for drive, n in drives:
+            for i in range(n):
+                img, lbl = _scene(k, size, CAMVID_IDS)
+                name = f"{drive}_{(k + 1) * 30:06d}.png"
+                _save(root / split / name, img)
+                _save(root / f"{split}annot" / name, lbl=lbl)
+                lines.append(f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{name}\n")
+                k += 1
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root
+
+
+TREES = {"cityscapes": cityscapes, "voc": voc, "ade20k": ade20k, "cocostuff10k": cocostuff10k, "camvid": camvid}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import ade20k, cityscapes, cocostuff, synthetic, voc
+from . import ade20k, camvid, cityscapes, cocostuff, synthetic, voc
 from .base import IGNORE_INDEX, DatasetError, SegmentationDataset
 from .transforms import EvalTransform, TrainTransform
 
@@ -40,6 +40,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "voc": _info("voc", voc, voc.VOC, ("train", "train_aug", "val", "trainval")),
     "ade20k": _info("ade20k", ade20k, ade20k.ADE20K, ("train", "val")),
     "cocostuff10k": _info("cocostuff10k", cocostuff, cocostuff.COCOStuff10k, ("train", "val")),
+    "camvid": _info("camvid", camvid, camvid.CamVid, camvid.SPLITS),
     "synthetic": _info("synthetic", synthetic, synthetic.Synthetic, ("train", "tune", "val", "test")),
 }
 

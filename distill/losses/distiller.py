@@ -76,8 +76,8 @@ class Distiller(nn.Module):
         return len(self.losses) > 0
 
     def forward(self, s_out: dict, t_out: dict, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """`valid`: (N, H, W) bool, the pixels with a label (not padding, not ignore); the feature-based
-        terms (boundary, relation, skd) leave the rest out."""
+        """`valid`: (N, H, W) bool, the pixels with a label (not padding, not ignore); every term (KD, CWD,
+        boundary, relation, skd) leaves the rest out, so the methods compare like for like."""
         terms = {}
         for name, loss in self.losses.items():
             if name == "boundary":
@@ -87,5 +87,5 @@ class Distiller(nn.Module):
             s, t = tap(s_out, self.taps[name]), tap(t_out, self.taps[name])
             if name in self.connectors:
                 s = self.connectors[name](s)
-            terms[name] = loss(s, t, valid) if name in ("relation", "skd") else loss(s, t)
+            terms[name] = loss(s, t, valid)
         return terms
