@@ -1,5 +1,8 @@
 """Run configuration: typed dataclasses that YAML files map onto one-to-one.
 
+A file may name bases (`base: camvid.yaml`, or a list): they are read first and the file's own keys
+merged over them deeply; lists are replaced, not merged (`read_with_bases`, `merge`).
+
 `load_config(path, overrides)` reads a YAML file, rejects unknown keys and wrong types with an
 error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,
 values parsed as YAML: `train.lr=0.01`, `data.crop_size=[256,512]`, `teacher.ckpt=null`).
@@ -248,10 +251,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: no such config file (shipped configs, usable by name from any folder: "
                           f"{', '.join(names())})")
     path = found
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_with_bases(path)
     _check_top(data, str(path))
     cfg = _build(Config, data, "", str(path))
     for item in overrides:
@@ -260,6 +260,55 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     cfg.out_dir = cfg.out_dir or str(Path("runs") / cfg.name)
     _check(cfg, str(path))
     return cfg
+
+
+def merge(base: dict, child: dict) -> dict:
+    """`child` over `base`, deeply: mappings merge key by key (the child's keys win), anything else, lists
+    included, is replaced whole (a child's `stages: [2, 3, 4]` is the list, not an addition to the base's)."""
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _find_base(name: str, child: Path) -> Path | None:
+    """A base named in `child`: a path relative to the child's folder, else a shipped config's name."""
+    from .configs import resolve
+
+    near = child.parent / name
+    return near if near.is_file() else resolve(name)
+
+
+def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The YAML mapping of `path` merged over its `base:` (one name or a list, merged in order, later bases
+    winning), recursively. A missing base or a cycle is one error naming the chain."""
+    chain = (*chain, path.resolve())
+    shown = " -> ".join(p.name for p in chain)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror or e}); chain: {shown}") from None
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    bases = data.pop("base")
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: base: expected a config name or a list of them, got {bases!r}")
+    merged: dict = {}
+    for name in bases:
+        found = _find_base(name, path)
+        if found is None:
+            raise ConfigError(f"{path}: base {name!r} not found (next to it or among the shipped configs); "
+                              f"chain: {shown} -> {name}")
+        if found.resolve() in chain:
+            raise ConfigError(f"{path}: base cycle: {shown} -> {found.name}")
+        parent = read_with_bases(found, chain)
+        if not isinstance(parent, dict):
+            raise ConfigError(f"{found}: a base config must be a mapping (chain: {shown} -> {found.name})")
+        merged = merge(merged, parent)
+    return merge(merged, data)
 
 
 def _check_top(data, source: str) -> None:

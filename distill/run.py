@@ -27,6 +27,8 @@ def build_parser():
     p.add_argument("--cfg", required=True,
                    help="YAML config file, or a shipped config's name (e.g. cityscapes.yaml); an existing path wins")
     add_overrides(p, positional=True)
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (bases merged, overrides applied) and exit")
     return p
 
 
@@ -34,6 +36,11 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.cfg, overrides(args))  # a bad config is one line before any import of the loop
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     from .engine import train
 
     try:

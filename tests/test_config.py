@@ -102,3 +102,60 @@ def test_shipped_config_set_is_complete():
     assert brd.model.arch == "deeplabv3_resnet18" and set(brd.distill.active()) == {"kd", "boundary", "relation"}
     teacher = load_config(Path(__file__).parent.parent / "configs" / "cityscapes_teacher.yaml")
     assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "student.pt")
+
+
+def test_bases_merge_deeply_child_wins_lists_replaced(tmp_path):
+    from distill.config import load_config, merge
+
+    assert merge({"a": {"x": 1, "y": [1, 2]}, "b": 1}, {"a": {"y": [3]}, "c": 2}) == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
+    (tmp_path / "base.yaml").write_text("data: {dataset: synthetic, root: d, crop_size: [64, 128]}\n"
+                                        "train: {iters: 50, lr: 0.05}\n"
+                                        "distill: {boundary: {stages: [1, 2, 3, 4]}}\n")
+    (tmp_path / "mid.yaml").write_text("base: base.yaml\ntrain: {iters: 70}\n")
+    (tmp_path / "child.yaml").write_text("base: mid.yaml\ndistill: {boundary: {stages: [2, 3, 4]}}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["train.seed=3"])
+    assert (cfg.train.iters, cfg.train.lr, cfg.train.seed) == (70, 0.05, 3)
+    assert cfg.data.crop_size == [64, 128] and cfg.distill.boundary.stages == [2, 3, 4]
+    assert cfg.name == "child"                                   # the file asked for names the run
+
+
+def test_base_cycles_and_missing_bases_are_one_line_naming_the_chain(tmp_path):
+    from distill.config import ConfigError, load_config
+
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: [c.yaml]\n")
+    (tmp_path / "c.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"base cycle: a\.yaml -> b\.yaml -> c\.yaml -> a\.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"base 'nowhere\.yaml' not found.*a\.yaml -> b\.yaml -> c\.yaml -> nowhere\.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: {x: 1}\n")
+    with pytest.raises(ConfigError, match="base: expected a config name or a list"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_a_shipped_method_config_is_its_base_plus_its_terms():
+    """camvid.yaml (BRD) = camvid_kd.yaml + boundary + relation; camvid_kd.yaml = camvid_plain.yaml + teacher + KD:
+    everything else, the data recipe and the schedule, is the plain config's."""
+    from distill.config import load_config
+
+    plain, kd, brd = (load_config(n).to_dict() for n in ("camvid_plain.yaml", "camvid_kd.yaml", "camvid.yaml"))
+    for d in (plain, kd, brd):
+        d.pop("name"), d.pop("out_dir")
+    assert {k: v for k, v in kd.items() if k not in ("teacher", "distill")} == \
+        {k: v for k, v in plain.items() if k not in ("teacher", "distill")}
+    assert kd["distill"]["kd"] == {"weight": 1.0, "temperature": 1.0} and kd["teacher"]["ckpt"] == "models/camvid/teacher.pt"
+    assert brd["distill"]["kd"] == kd["distill"]["kd"] and brd["distill"]["boundary"]["weight"] == 10.0
+    assert brd["distill"]["relation"]["weight"] == 1.0 and brd["data"] == plain["data"] and brd["train"] == plain["train"]
+
+
+def test_print_config_prints_the_resolved_config(capsys):
+    import yaml
+
+    from distill.run import main
+
+    assert main(["--cfg", "camvid.yaml", "--print-config", "--set", "train.iters=7"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["train"]["iters"] == 7 and printed["model"]["arch"] == "lraspp_mobilenetv3_large"
+    assert printed["distill"]["boundary"]["weight"] == 10.0 and "base" not in printed
