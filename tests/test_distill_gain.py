@@ -149,3 +149,15 @@ def test_config_changes_name_what_differs_and_accept_keys_added_since():
     wanted["train"]["threads"] = 7                        # not learned: ignored
     wanted["distill"]["boundary"]["fuse"] = True
     assert config_changes(trained, wanted) == ["distill.boundary.fuse", "train.lr"]
+
+
+def test_t_quantile_for_the_actual_degrees_of_freedom():
+    """Two-sided 95% quantiles of Student's t from the standard tables (Abramowitz & Stegun 26.7): the interval
+    of n paired seeds uses df = n - 1 exactly, also between table rows and above 30 (where 1.96 would be too narrow)."""
+    from benchmarks.gain_stats import paired_difference, t975
+
+    table = {1: 12.706, 2: 4.303, 4: 2.776, 11: 2.201, 13: 2.160, 40: 2.021, 60: 2.000, 120: 1.980}
+    for df, t in table.items():
+        assert t975(df) == pytest.approx(t, abs=6e-4), df
+    d = paired_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 0.0, 1: 0.0, 2: 0.0})  # diffs 1, 2, 3: sd 1, df 2
+    assert (d["lo"], d["hi"]) == (pytest.approx(2 - 4.3027 / 3 ** 0.5, abs=1e-4), pytest.approx(2 + 4.3027 / 3 ** 0.5, abs=1e-4))
