@@ -14,6 +14,9 @@ Protocol:
 3. Report: mean ± std per method, BRD minus every other method per seed with a 95% t-interval, the
    teacher's scores, charts and a prediction panel.
 
+Every finished run's numbers also go into <out-dir>/<prefix>_ledger.jsonl (with a fingerprint of its config
+and teacher) as it finishes: commit it as runs land, and a machine without the run folders takes those runs
+from it rather than training them again.
 Run folders: <runs-dir>/<method>_s<seed>/ and <runs-dir>/tune/<method>_c<k>/. A finished one is reused
 only when its config equals the one asked for (else the benchmark stops and names the keys that differ;
 `--retrain-changed` retrains it), an interrupted one resumes from last.pt: rerunning the same command
@@ -31,17 +34,19 @@ from pathlib import Path
 from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
+from .gain_ledger import Ledger
 from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
                         BenchmarkError, Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs,
                         run_metrics, score_checkpoint)
 
 def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict], inherited=(),
-            log=print) -> list[str] | None:
+            log=print, metrics_of=None) -> list[str] | None:
     """The tuned setting of one method (best tune-split mIoU of its candidates), recorded in `tuning`; the
     config file's own setting without tuning; None when its tuning runs are unfinished and nothing trains."""
     if not tune:
         return []
-    scored = [(r, run_metrics(r)) for r in cands if r.student.is_file()]
+    metrics_of = metrics_of or (lambda r: run_metrics(r) if r.student.is_file() else None)
+    scored = [(r, m) for r in cands for m in [metrics_of(r)] if m is not None]
     if len(scored) < len(cands):
         if train:
             raise BenchmarkError(f"tuning runs of {method} did not finish")
@@ -90,6 +95,23 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
         if TUNE_SPLIT not in DATASETS[dataset].splits:
             raise BenchmarkError(f"dataset {dataset!r} has no {TUNE_SPLIT!r} split to tune on; pass --no-tune")
     t_all = time.perf_counter()
+    ledger = Ledger(out / f"{prefix}_ledger.jsonl")
+
+    def metrics_of(r: Run) -> dict | None:
+        """A finished run's numbers: its student.pt, else its ledger entry (run folders gone)."""
+        return run_metrics(r) if r.student.is_file() else ledger.get(r)
+
+    def state_of(r: Run) -> str:
+        state = check_reuse(r, retrain_changed and train, log)
+        if state == "done" and ledger.get(r) is None:
+            ledger.record(r, run_metrics(r), None)  # finished before the ledger knew it
+        if state == "new" and ledger.get(r) is not None:
+            log(f"[{r.name}] finished earlier: its numbers come from {ledger.path}")
+            return "ledger"
+        return state
+
+    def record(r: Run, seconds: float) -> None:
+        ledger.record(r, run_metrics(r), seconds)
 
     # 1. tuning: KD and CWD (and the plain runs, which have nothing to tune) together, then the methods that
     # contain the KD term, with KD's chosen temperature
@@ -105,11 +127,12 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
                              [*inherit, *setting], teacher, candidate=k, split=TUNE_SPLIT)
                     for m in group if tune for k, setting in enumerate(TUNING.get(m, [[]]))]
         todo = [*runs_now, *(finals.values() if phase == 0 else [])]
-        states.update({r.name: check_reuse(r, retrain_changed and train, log) for r in todo})
+        states.update({r.name: state_of(r) for r in todo})
         if train:
-            times.update(run_jobs([r for r in todo if states[r.name] != "done"], jobs, threads, log))
+            times.update(run_jobs([r for r in todo if states[r.name] not in ("done", "ledger")], jobs, threads, log,
+                                  on_done=record))
         for m in group:
-            pick = _choose(m, [r for r in runs_now if r.method == m], tune, train, tuning, inherit, log)
+            pick = _choose(m, [r for r in runs_now if r.method == m], tune, train, tuning, inherit, log, metrics_of)
             if pick is not None:
                 chosen[m] = [*inherit, *pick] if m in WITH_KD else pick
 
@@ -121,21 +144,24 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     order = [finals[(m, s)] for s in seeds for m in methods if (m, s) in finals]
     for r in order:
         if r.name not in states:
-            states[r.name] = check_reuse(r, retrain_changed and train, log)
+            states[r.name] = state_of(r)
     if train:
-        times.update(run_jobs([r for r in order if states[r.name] != "done" and not r.student.is_file()], jobs, threads, log))
+        times.update(run_jobs([r for r in order if states[r.name] not in ("done", "ledger") and not r.student.is_file()],
+                              jobs, threads, log, on_done=record))
 
     # 3. results
     runs, missing = [], []
     for r in order:
-        if not r.student.is_file():
+        metrics = metrics_of(r)
+        if metrics is None:
             missing.append(r.name)
             continue
-        metrics = run_metrics(r)
         runs.append({"method": r.method, "seed": r.seed, "run": str(r.run_dir), "setting": " ".join(chosen.get(r.method, [])),
-                     "iters": r.load().train.iters, "train_s": times.get(r.name),
+                     "iters": r.load().train.iters, "train_s": times.get(r.name, metrics.get("train_s")),
                      "git_commit": metrics.get("git_commit"), "IoU": list(metrics.get("IoU", [])),
-                     **{k: float(metrics[k]) for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate",
+                     "boundary_f1_per_class": list(metrics.get("boundary_f1_per_class") or []),
+                     "from_ledger": not r.student.is_file(),
+                     **{k: float("nan") if metrics[k] is None else float(metrics[k]) for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate",
                                                        "miss_rate", "spurious_rate")}})
     if not runs:
         raise BenchmarkError(f"no finished runs under {runs_dir} for methods {methods} and seeds {seeds}")

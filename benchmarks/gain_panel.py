@@ -1,5 +1,5 @@
-"""The sample-prediction panel of the distillation-gain report: the validation images where BRD and the
-plain student differ most in boundary F1, with the ground truth and every compared model's prediction."""
+"""The sample-prediction panel of the distillation-gain report: the validation images where BRD and KD (the
+plain student when KD is not compared) differ most in boundary F1, with the ground truth and every compared model's prediction."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,11 +61,13 @@ def prediction_panel(cfg, columns: dict[str, Path], path: Path, num_images: int,
                         **d.val_kwargs)
     n = len(raw) if cfg.eval.max_images is None else min(len(raw), cfg.eval.max_images)
     labels = [raw[i][1].numpy() for i in range(n)]
+    # rows where BRD differs most from what it adds to: KD when KD is compared, else the plain student
+    other = "kd" if "kd" in columns else "plain"
     preds, meta = {}, None
-    for name in ("plain", "brd"):
+    for name in (other, "brd"):
         preds[name], meta = _predict_all(columns[name], cfg, range(n))
     f1 = {name: _per_image(preds[name], labels, meta["num_classes"], "boundary_f1") for name in preds}
-    diff = np.nan_to_num(np.asarray(f1["brd"]) - np.asarray(f1["plain"]))
+    diff = np.nan_to_num(np.asarray(f1["brd"]) - np.asarray(f1[other]))
     chosen = [int(i) for i in np.argsort(-np.abs(diff), kind="stable")[:num_images]]
     shown = {name: [preds[name][i] for i in chosen] for name in preds}
     for name in columns:
@@ -91,11 +93,11 @@ def prediction_panel(cfg, columns: dict[str, Path], path: Path, num_images: int,
                 title = f"{title}\nval #{i}".strip()
             ax.set_title(title, fontsize=8)
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-    fig.suptitle("Largest per-image boundary-F1 differences, BRD vs plain", fontsize=9)
+    fig.suptitle(f"Largest per-image boundary-F1 differences, BRD vs {label(other)}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return (f"Val images where the seed-{seed} BRD and plain students differ most in per-image boundary F1 "
+    return (f"Val images where the seed-{seed} BRD and {label(other)} students differ most in per-image boundary F1 "
             f"(either sign); per-image bF1 (%) above each prediction. Over all {n} val images BRD's per-image "
             f"boundary F1 is higher on {wins}, lower on {losses}, equal on {n - wins - losses}.")

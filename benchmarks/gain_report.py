@@ -22,12 +22,14 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     classes = _classes(cfg)
     per_run = [{"method": r["method"], "seed": r["seed"], **{k: r[k] for k in CSV_KEYS}, "setting": r["setting"],
                 "iters": r["iters"], "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"],
-                "git_commit": r.get("git_commit") or "", **_per_class(r.get("IoU", []), classes)}
+                "git_commit": r.get("git_commit") or "", **_per_class(r.get("IoU", []), classes),
+                **_per_class(r.get("boundary_f1_per_class", []), classes, "bF1")}
                for r in runs]
     if teacher_scores is not None:
         per_run.append({"method": "teacher", "seed": "", **{k: float(teacher_scores[k]) for k in CSV_KEYS},
                         "setting": "", "iters": "", "train_s": None, "run": str(teacher), "git_commit": "",
-                        **_per_class(teacher_scores.get("IoU", []), classes)})
+                        **_per_class(teacher_scores.get("IoU", []), classes),
+                        **_per_class(teacher_scores.get("boundary_f1_per_class", []), classes, "bF1")})
     write_csv(per_run, out / f"{prefix}.csv")
     if tuning:
         write_csv(tuning, out / f"{prefix}_tuning.csv")
@@ -38,12 +40,23 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     charts(rows, paired, teacher_scores, out, prefix)
     caption = None
     pair_seed = next((s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}), None)
-    if pair_seed is not None:
-        cols = {"plain": Path(runs_dir) / f"plain_s{pair_seed}" / "student.pt",
-                "brd": Path(runs_dir) / f"brd_s{pair_seed}" / "student.pt"}
+    if pair_seed is not None and panel_images:
+        cols = {m: Path(runs_dir) / f"{m}_s{pair_seed}" / "student.pt" for m in ("plain", "kd", "brd")
+                if (m, pair_seed) in {(r["method"], r["seed"]) for r in runs}}
         if teacher is not None:
             cols["teacher"] = Path(teacher)
-        caption = prediction_panel(cfg, cols, out / f"{prefix}_panel.png", panel_images, pair_seed)
+        gone = [str(p) for p in cols.values() if not p.is_file()]
+        saved = out / f"{prefix}_panel.caption.txt"
+        if not gone:
+            caption = prediction_panel(cfg, cols, out / f"{prefix}_panel.png", panel_images, pair_seed)
+            saved.write_text(caption + "\n")
+        elif (out / f"{prefix}_panel.png").is_file() and saved.is_file():
+            # numbers from the ledger: the checkpoints to draw are not on this machine; the panel drawn
+            # when they were stays, with its caption
+            log(f"prediction panel not redrawn ({', '.join(gone)} not found): keeping {out / f'{prefix}_panel.png'}")
+            caption = saved.read_text().strip()
+        else:
+            log(f"no prediction panel: {', '.join(gone)} not found")
     text = markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv)
     (out / f"{prefix}.md").write_text(text)
     log(f"wrote {out / f'{prefix}.md'} and its CSVs and charts")
@@ -56,8 +69,9 @@ def _classes(cfg) -> list[str]:
     return list(DATASETS[cfg.data.dataset].classes)
 
 
-def _per_class(iou, classes) -> dict:
-    return {f"IoU_{c}": (float(v) if v is not None else float("nan")) for c, v in zip(classes, iou)}
+def _per_class(values, classes, what="IoU") -> dict:
+    """Per-class columns (`IoU_pole`, `bF1_pole`); an empty list (an older run) gives none."""
+    return {f"{what}_{c}": (float(v) if v is not None else float("nan")) for c, v in zip(classes, values or [])}
 
 
 def per_class_table(runs, teacher_scores, classes) -> str:

@@ -167,8 +167,11 @@ def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> 
     return time.perf_counter() - t
 
 
-def run_jobs(runs: list[Run], jobs: int, threads: int, log=print) -> dict[str, float]:
-    """Train every run (resuming unfinished ones), `jobs` at a time; {run name: wall seconds}."""
+def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) -> dict[str, float]:
+    """Train every run (resuming unfinished ones), `jobs` at a time; {run name: wall seconds}.
+    `on_done(run, seconds)` is called as each one finishes (the ledger records it there)."""
+    from concurrent.futures import as_completed
+
     times = {}
     if not runs:
         return times
@@ -177,15 +180,20 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print) -> dict[str, f
             log(f"[{r.name}] training {r.config} -> {r.run_dir}")
             times[r.name] = _train_job(str(r.config), r.overrides, threads, quiet=False)
             log(f"[{r.name}] trained in {times[r.name]:.0f} s")
+            if on_done:
+                on_done(r, times[r.name])
         return times
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = {}
         for r in runs:
             log(f"[{r.name}] training {r.config} -> {r.run_dir} (log: {r.run_dir / 'train.out'})")
-            futures[r.name] = pool.submit(_train_job, str(r.config), r.overrides, threads, True)
-        for name, fut in futures.items():
-            times[name] = fut.result()
-            log(f"[{name}] trained in {times[name]:.0f} s")
+            futures[pool.submit(_train_job, str(r.config), r.overrides, threads, True)] = r
+        for fut in as_completed(futures):
+            r = futures[fut]
+            times[r.name] = fut.result()
+            log(f"[{r.name}] trained in {times[r.name]:.0f} s")
+            if on_done:
+                on_done(r, times[r.name])
     return times
 
 

@@ -161,3 +161,56 @@ def test_t_quantile_for_the_actual_degrees_of_freedom():
         assert t975(df) == pytest.approx(t, abs=6e-4), df
     d = paired_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 0.0, 1: 0.0, 2: 0.0})  # diffs 1, 2, 3: sd 1, df 2
     assert (d["lo"], d["hi"]) == (pytest.approx(2 - 4.3027 / 3 ** 0.5, abs=1e-4), pytest.approx(2 + 4.3027 / 3 ** 0.5, abs=1e-4))
+
+
+def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
+    """Run folders gone (a fresh machine): finished runs, tuning included, come from <prefix>_ledger.jsonl
+    with the same numbers and nothing retrains; a changed setting or teacher has another fingerprint and trains."""
+    import json
+    import shutil
+
+    from benchmarks.gain_ledger import fingerprint
+
+    out, runs_dir = tmp_path / "report", tmp_path / "runs"
+    logs = []
+    kwargs = dict(methods=["plain", "brd"], seeds=[0], out_dir=out, runs_dir=runs_dir,
+                  overrides=_tiny_overrides(tmp_path), teacher_ckpt=teacher, panel_images=1, log=logs.append)
+    first = run_distill_gain(**kwargs)
+    ledger = [json.loads(line) for line in (out / "synthetic_ledger.jsonl").read_text().splitlines()]
+    assert sorted(e["name"] for e in ledger) == ["brd_c0", "brd_c1", "brd_s0", "kd_c0", "kd_c1", "plain_s0"]
+    csv_before = _read_csv(out / "synthetic.csv")
+    assert "bF1_pole" in csv_before[0] and "IoU_pole" in csv_before[0]   # per-class IoU and boundary F1
+    panel = (out / "synthetic_panel.png").read_bytes()
+
+    shutil.rmtree(runs_dir)
+    logs.clear()
+    again = run_distill_gain(**kwargs)
+    assert not runs_dir.exists() or not list(runs_dir.glob("**/student.pt"))    # nothing trained
+    assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in first["runs"]]
+    assert [t["chosen"] for t in again["tuning"]] == [t["chosen"] for t in first["tuning"]]
+    after = _read_csv(out / "synthetic.csv")
+    assert [r["mIoU"] for r in after] == [r["mIoU"] for r in csv_before]
+    assert (out / "synthetic_panel.png").read_bytes() == panel                   # the drawn panel stays
+    assert sum("finished earlier" in str(m) for m in logs) == 6
+
+    # what a run learned from is in its fingerprint: the teacher's bytes and the learned settings, not paths
+    entry = next(e for e in ledger if e["name"] == "brd_s0")
+    from benchmarks.gain_runs import make_run
+    setting = next(r["setting"] for r in first["runs"] if r["method"] == "brd").split()
+    run = make_run("brd", 0, runs_dir / "brd_s0", "synthetic", "configs", _tiny_overrides(tmp_path), setting, teacher)
+    assert fingerprint(run.load().to_dict()) == entry["fingerprint"]
+    moved = run.load().to_dict()
+    moved["data"]["root"] = "/elsewhere"
+    assert fingerprint(moved) == entry["fingerprint"]
+    changed = run.load().to_dict()
+    changed["train"]["lr"] = 0.05
+    assert fingerprint(changed) != entry["fingerprint"]
+    other = tmp_path / "teacher2.pt"
+    other.write_bytes(teacher.read_bytes() + b"\0")
+    swapped = run.load().to_dict()
+    swapped["teacher"]["ckpt"] = str(other)
+    assert fingerprint(swapped) != entry["fingerprint"]
+
+    logs.clear()
+    run_distill_gain(**{**kwargs, "methods": ["plain"], "overrides": [*_tiny_overrides(tmp_path), "train.iters=4"]})
+    assert (runs_dir / "plain_s0" / "student.pt").is_file()                      # changed: trained anew
