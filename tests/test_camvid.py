@@ -181,3 +181,27 @@ def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypat
     monkeypatch.setattr(engine, "MAX_BAD_STEPS", 3)
     with pytest.raises(FloatingPointError, match="non-finite for 3 steps in a row"):
         engine.train(_camvid_run(tmp_path, camvid_teacher))
+
+
+def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
+    """benchmarks.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
+    what `distill.evaluate` on that file prints, and the file is about half the size."""
+    import json
+
+    from benchmarks.model_card import ship
+    from distill import checkpoint, evaluate
+
+    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 2),), val=(("0016E5", 2),))
+    src = tmp_path / "teacher.pt"
+    model, meta = checkpoint.load(camvid_teacher)
+    checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes)})
+    dst = tmp_path / "models" / "camvid" / "teacher.pt"
+    results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10)
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    again = evaluate.main(["--ckpt", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "val"])
+    assert again["mIoU"] == results["mIoU"]
+    text = dst.with_suffix(".md").read_text()
+    assert f"mIoU **{100 * results['mIoU']:.1f}**" in text and "| pole |" in text
+    assert "**not met**: val mIoU >= 52" in text                       # a random model misses the target, and says so
+    assert f"python -m distill.evaluate --ckpt {dst} --dataset camvid --root {root} --split val" in text
+    assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
