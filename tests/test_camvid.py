@@ -205,3 +205,19 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     assert "**not met**: val mIoU >= 52" in text                       # a random model misses the target, and says so
     assert f"python -m distill.evaluate --ckpt {dst} --dataset camvid --root {root} --split val" in text
     assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
+
+
+def test_the_drive_video_holds_the_frames_in_time_order(tmp_path):
+    import cv2
+
+    from benchmarks.camvid_street import drive_frames, drive_video, read_frames
+
+    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 1),), val=(("0016E5", 3), ("0006R0", 1)))
+    frames = drive_frames(root)
+    assert [f.name for f in frames] == sorted(f.name for f in frames) and len(frames) == 3  # one drive only
+    video = drive_video(frames, tmp_path / "v.mp4", fps=5)
+    got = read_frames(video, [0, 1, 2])
+    assert len(got) == 3
+    for f, g in zip(frames, got):  # each video frame is closest to its own source frame (lossy codec)
+        errs = [np.abs(cv2.imread(str(x)).astype(int) - g.astype(int)).mean() for x in frames]
+        assert int(np.argmin(errs)) == frames.index(f)
