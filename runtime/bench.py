@@ -14,7 +14,7 @@ from collections import deque
 
 import numpy as np
 
-from . import formats
+from . import formats, shipped
 from .backends import load_backend
 from .cli import check_output, non_negative_int, positive_int, write_json_file
 from .contract import ArgumentParser, alias, command, size
@@ -77,7 +77,8 @@ def main(argv=None):
         "python -m runtime.bench --model student.onnx",
         "python -m runtime.bench --model student.xml --precision fp32 --threads 4 -o bench.json",
         "python -m runtime.bench --model dynamic.onnx --size 512x1024 --batch 2 --iters 50"))
-    p.add_argument("--model", required=True, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS))
+    p.add_argument("--model", default=None, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS)
+                   + " (default: the shipped CamVid student, models/camvid/student.int8.xml)")
     p.add_argument("--iters", type=positive_int, default=100, help="timed calls (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls first (default 10)")
     p.add_argument("--size", type=size, default=None, metavar="HxW", help="input size (default: the model's)")
@@ -102,7 +103,11 @@ def main(argv=None):
     options.pop("requests", None)
     if args.requests > 1:
         options["requests"] = args.requests
+    shipped_model = args.model is None
+    args.model = args.model or shipped.default_model()
     backend = load_backend(args.model, **options)
+    if shipped_model:
+        print(shipped.describe(args.model, backend.meta), flush=True)
     shape = getattr(args, "shape", None) or args.size  # HxW (bench resolves and checks it) or NxCxHxW
     if args.batch > 1 and len(shape or ()) != 4:
         hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path))

@@ -12,7 +12,7 @@ import sys
 
 import cv2
 
-from . import formats
+from . import formats, shipped
 from .backends import load_backend
 from .cli import Signals, check_output, fraction, positive_float, positive_int, write_json_file
 from .contract import ArgumentParser, UserError, alias, command, size
@@ -35,7 +35,8 @@ def build_parser():
         "python -m runtime.run --model student.onnx --source 0",
         "python -m runtime.run --model student.xml --source street.mp4 --sink out.mp4 -o stats.json",
         "python -m runtime.run --model student.engine --source 'csi://0?width=1280&height=720' --sink none"))
-    p.add_argument("--model", required=True, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS))
+    p.add_argument("--model", default=None, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS)
+                   + " (default: the shipped CamVid student, models/camvid/student.int8.xml)")
     p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N (default 0)")
     p.add_argument("--sink", default=None, help="window, out.mp4, frames/ or none (default: window if a display exists)")
     p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu (default auto)")
@@ -89,7 +90,11 @@ def _run(args, signals):
         # The loop's stages run in their own threads next to the backend's; OpenCV's own worker pool on top
         # of them only oversubscribes the cores the backend computes on.
         cv2.setNumThreads(1)
+        shipped_model = args.model is None
+        args.model = args.model or shipped.default_model()
         backend = load_backend(args.model, labels=True, **backend_options(args))
+        if shipped_model:
+            print(shipped.describe(args.model, backend.meta), flush=True)
         source = open_source(args.source, reconnect=not args.no_reconnect)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:

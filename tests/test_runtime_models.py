@@ -283,3 +283,25 @@ def test_tensorrt_engine_matches_onnxruntime(models, tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3) + INPUT).astype(np.float32)
     assert trt_model.meta["classes"] == onnx.meta["classes"]
     assert (trt_model.infer(x).argmax(1) == onnx.infer(x).argmax(1)).mean() > 0.98
+
+
+def test_without_model_the_runtime_runs_the_shipped_model_and_says_which(models, videos, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shipped = tmp_path / "models" / "camvid"
+    shipped.mkdir(parents=True)
+    shutil.copy(models["openvino"], shipped / "student.int8.xml")
+    shutil.copy(Path(models["openvino"]).with_suffix(".bin"), shipped / "student.int8.bin")
+    monkeypatch.setenv("BRD_EDGE_MODELS", str(tmp_path / "models"))
+    assert run_main(["--source", str(videos["good"]), "--sink", "none", "--max-frames", "3", "-q"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("no --model given"))
+    assert str(shipped / "student.int8.xml") in line and "5 classes of synthetic" in line
+    assert str(tmp_path / "models" / "camvid" / "student.md") in line
+    assert bench_main(["--iters", "2", "--warmup", "1"]) == 0
+    assert "no --model given: using the shipped" in capsys.readouterr().out
+
+    monkeypatch.setenv("BRD_EDGE_MODELS", str(tmp_path / "empty"))
+    assert run_main(["--source", str(videos["good"]), "--sink", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no --model given and no shipped model at" in err[0] and "--model FILE" in err[0]

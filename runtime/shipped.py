@@ -1,0 +1,32 @@
+"""The model the runtime runs when `--model` is omitted: the real-time CamVid student shipped in the
+repository's models/camvid/ (an OpenVINO INT8 IR that passed its accuracy gate; models/camvid/student.md is
+its card). A person with a webcam or a street video gets real segmentation out of the box."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .contract import UserError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT = Path("camvid") / "student.int8.xml"
+CARD = Path("camvid") / "student.md"
+
+
+def default_model(models_dir=None) -> Path:
+    """The shipped model's path, or a one-line error saying how to get one. `BRD_EDGE_MODELS` points
+    elsewhere (an installed package has no models/ folder next to it)."""
+    models_dir = Path(models_dir or os.environ.get("BRD_EDGE_MODELS") or MODELS_DIR)
+    path = models_dir / DEFAULT
+    if not path.is_file():
+        raise UserError("no --model given and no shipped model at {} (a source checkout has it; elsewhere set "
+                        "BRD_EDGE_MODELS to a folder holding {}, or pass --model FILE)".format(path, DEFAULT))
+    return path
+
+
+def describe(path: Path, meta: dict) -> str:
+    """One line: which model and what it was trained on, from the model's own metadata."""
+    trained = ((meta.get("config") or {}).get("data") or {}).get("train_split")
+    return "no --model given: using the shipped {} ({}, {} classes of {}{}; its card: {})".format(
+        path, meta.get("arch", "?"), meta.get("num_classes", "?"), meta.get("dataset", "?"),
+        ", trained on its {} frames".format(trained) if trained else "", path.parent.parent / CARD)
