@@ -6,6 +6,9 @@ small budget, then trained over several seeds and compared on val with paired (s
     python -m benchmarks.distill_gain --no-train --out-dir docs/results            # report the finished runs only
 
 Protocol:
+0. The data recipe, where a dataset has one to choose (`RECIPE`; CamVid: no class weights, the square root of
+   median-frequency weights, or median-frequency weights, SegNet's remedy): the plain student trained with
+   each candidate at seed 100 and scored on the `tune` split; the best is applied to every method.
 1. Tuning. Every distilled method has the same number of candidate settings (`TUNING`, 2 each), trained
    once at seed 100 and scored on the `tune` split (train-distribution images no training set contains);
    the candidate with the best tune mIoU is kept. Val is never looked at for a choice.
@@ -35,12 +38,12 @@ from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
 from .gain_ledger import Ledger
-from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
+from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
                         BenchmarkError, Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs,
                         run_metrics, score_checkpoint)
 
 def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict], inherited=(),
-            log=print, metrics_of=None) -> list[str] | None:
+            log=print, metrics_of=None, settings=None) -> list[str] | None:
     """The tuned setting of one method (best tune-split mIoU of its candidates), recorded in `tuning`; the
     config file's own setting without tuning; None when its tuning runs are unfinished and nothing trains."""
     if not tune:
@@ -52,13 +55,14 @@ def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict
             raise BenchmarkError(f"tuning runs of {method} did not finish")
         log(f"[{method}] tuning unfinished: left out")
         return None
+    settings = settings or TUNING[method]
     best = max(scored, key=lambda x: x[1]["mIoU"])[0]
     for r, metrics in scored:
-        tuning.append({"method": method, "candidate": r.candidate, "setting": " ".join(TUNING[method][r.candidate]),
+        tuning.append({"method": method, "candidate": r.candidate, "setting": " ".join(settings[r.candidate]),
                        "inherited": " ".join(inherited),
                        "tune_mIoU": metrics["mIoU"], "tune_boundary_f1": metrics["boundary_f1"],
                        "tune_split_rate": metrics["split_rate"], "run": str(r.run_dir), "chosen": r is best})
-    return TUNING[method][best.candidate]
+    return settings[best.candidate]
 
 
 # ---------------------------------------------------------------------------------------- the benchmark
@@ -113,11 +117,26 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     def record(r: Run, seconds: float) -> None:
         ledger.record(r, run_metrics(r), seconds)
 
+    # 0. the data recipe (CamVid: the class-balancing remedy), chosen with the plain student on the tune split
+    # and then applied to every method alike, so no method is compared under another recipe
+    tuning, chosen, states, times = [], {}, {}, {}
+    if tune and RECIPE.get(prefix):
+        cands = [make_run("plain", TUNE_SEED, runs_dir / "tune" / f"recipe_c{k}", prefix, configs_dir, overrides,
+                          setting, candidate=k, split=TUNE_SPLIT) for k, setting in enumerate(RECIPE[prefix])]
+        states.update({r.name: state_of(r) for r in cands})
+        if train:
+            times.update(run_jobs([r for r in cands if states[r.name] not in ("done", "ledger")], jobs, threads, log,
+                                  on_done=record))
+        pick = _choose("recipe", cands, tune, train, tuning, (), log, metrics_of, RECIPE[prefix])
+        if pick is None:
+            raise BenchmarkError(f"the {prefix} recipe's tuning runs are unfinished: run with training first")
+        overrides = [*overrides, *pick]
+        log(f"[recipe] chosen on {TUNE_SPLIT}: {' '.join(pick) or 'the config file'}")
+
     # 1. tuning: KD and CWD (and the plain runs, which have nothing to tune) together, then the methods that
     # contain the KD term, with KD's chosen temperature
     finals = {(m, s): make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, teacher=teacher)
               for s in seeds for m in methods if m == "plain"}
-    tuning, chosen, states, times = [], {}, {}, {}
     first = [m for m in distilled if m not in WITH_KD]
     if tune and any(m in WITH_KD for m in distilled) and "kd" not in first:
         first.append("kd")  # its temperature is needed even when KD itself is not compared

@@ -23,7 +23,7 @@ METHODS = {
     "boundary": "{prefix}_boundary.yaml",
     "relation": "{prefix}_relation.yaml",
 }
-LABELS = {"plain": "plain (CE only)", "kd": "KD", "cwd": "CWD", "skd": "SKD (KD + pairwise)", "brd": "BRD",
+LABELS = {"recipe": "data recipe (plain student)", "plain": "plain (CE only)", "kd": "KD", "cwd": "CWD", "skd": "SKD (KD + pairwise)", "brd": "BRD",
           "boundary": "boundary only (+KD)", "relation": "relation only (+KD)", "teacher": "teacher"}
 DEFAULT_METHODS = tuple(METHODS)
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -44,6 +44,12 @@ TUNING = {
             ["distill.boundary.weight=30.0", "distill.relation.weight=3.0"]],
     "boundary": [["distill.boundary.weight=10.0"], ["distill.boundary.weight=30.0"]],
     "relation": [["distill.relation.weight=1.0"], ["distill.relation.weight=3.0"]],
+}
+# Data-recipe candidates per dataset prefix, chosen once with the plain student on the tune split and applied
+# to every method (distill_gain's phase 0). CamVid is badly imbalanced (pole 1.0% of pixels, bicyclist 0.3%).
+RECIPE = {
+    "camvid": [["train.class_weights=none"], ["train.class_weights=sqrt_median_freq"],
+               ["train.class_weights=median_freq"]],
 }
 # settings that change nothing learned: a run trained with other values of these is still the same run
 WITH_KD = ("skd", "brd", "boundary", "relation")

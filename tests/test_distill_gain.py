@@ -214,3 +214,29 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     logs.clear()
     run_distill_gain(**{**kwargs, "methods": ["plain"], "overrides": [*_tiny_overrides(tmp_path), "train.iters=4"]})
     assert (runs_dir / "plain_s0" / "student.pt").is_file()                      # changed: trained anew
+
+
+def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to_every_method(tmp_path, teacher,
+                                                                                          monkeypatch):
+    from benchmarks import gain_runs
+
+    monkeypatch.setitem(gain_runs.RECIPE, "synthetic", [["train.class_weights=none"],
+                                                        ["train.class_weights=median_freq"]])
+    out, runs_dir = tmp_path / "report", tmp_path / "runs"
+    result = run_distill_gain(methods=["plain", "kd"], seeds=[0], out_dir=out, runs_dir=runs_dir,
+                              overrides=_tiny_overrides(tmp_path), teacher_ckpt=teacher, panel_images=0,
+                              log=lambda *a: None)
+    recipe = [t for t in result["tuning"] if t["method"] == "recipe"]
+    assert [t["setting"] for t in recipe] == ["train.class_weights=none", "train.class_weights=median_freq"]
+    for k in (0, 1):  # the plain student, at the tuning seed, scored on the tune split
+        _, meta = checkpoint.load(runs_dir / "tune" / f"recipe_c{k}" / "student.pt")
+        cfg = meta["config"]
+        assert cfg["distill"]["kd"]["weight"] == 0 and cfg["train"]["seed"] == 100 and cfg["data"]["val_split"] == "tune"
+        assert recipe[k]["tune_mIoU"] == pytest.approx(meta["metrics"]["mIoU"])
+    best = max(recipe, key=lambda t: t["tune_mIoU"])
+    assert best["chosen"] and sum(t["chosen"] for t in recipe) == 1
+    want = best["setting"].split("=")[1]
+    for run in ("tune/kd_c0", "tune/kd_c1", "plain_s0", "kd_s0"):  # every later run trains with it
+        _, meta = checkpoint.load(runs_dir / run / "student.pt")
+        assert meta["config"]["train"]["class_weights"] == want, run
+    assert "data recipe (plain student)" in (out / "synthetic.md").read_text()
