@@ -1,4 +1,4 @@
-"""The CLI contract every `python -m` entry point shares (see DESIGN "One CLI contract"):
+"""The CLI contract every `python -m` entry point shares (README, "Command-line conventions"):
 argument ranges checked when the arguments are read, output files checked before the work,
 SIGTERM handled like Ctrl-C, and the exit codes.
 

@@ -193,7 +193,7 @@ def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root,
 
 def test_activations_onnxruntime_cannot_run_in_int8_are_reported(mobilenet_ckpt, tmp_path):
     """MobileNetV3's hard-swish has no int8 kernel in ONNX Runtime: it stays in float between Q/DQ pairs (the
-    reason its INT8 is slower than FP32 there, docs/results/speed.md); MobileNetV2's ReLU6 folds away."""
+    reason its INT8 is no faster than FP32 there, 1.03x in docs/results/speed.md); MobileNetV2's ReLU6 folds away."""
     from export.quantize import ort_int8_graph
 
     from .conftest import write_student
