@@ -126,7 +126,7 @@ class StudentStep(nn.Module):
     forward(images, labels, teacher_out) -> (total loss, {term: unweighted value}).
     """
 
-    def __init__(self, student: nn.Module, distiller: Distiller, aux_weight: float,
+    def __init__(self, student: nn.Module, distiller: Distiller | None, aux_weight: float,
                  class_weights: list[float] | None = None):
         super().__init__()
         self.student, self.distiller, self.aux_weight = student, distiller, aux_weight
@@ -261,7 +261,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     student = build_student(cfg, num_classes)
-    distiller = Distiller(cfg.distill, student, teacher) if teacher is not None else Distiller(cfg.distill, student, student)
+    distiller = Distiller(cfg.distill, student, teacher) if teacher is not None else None  # plain: CE only
     stepper = StudentStep(student, distiller, cfg.train.aux_weight, train_class_weights(cfg, rank)).to(device).train()
     optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                 weight_decay=cfg.train.weight_decay)
@@ -271,8 +271,10 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
 
     start, best = 0, -1.0
     if last_path.is_file():
-        state = resume_state(last_path, cfg, {"student": stepper.student, "connectors": stepper.distiller,
-                                         "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler})
+        parts = {"student": stepper.student, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        if distiller is not None:
+            parts["connectors"] = stepper.distiller
+        state = resume_state(last_path, cfg, parts)
         start, best = int(state["step"]), float(state["best_miou"])
         set_rng_state(state["rng"])
         if rank == 0:
@@ -296,7 +298,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
                   f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
 
     loader, val, info, mean, std = build_data(cfg, rank, world, start)
-    terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + list(distiller.losses)
+    terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + (list(distiller.losses) if distiller is not None else [])
     log = val_log = tb = None
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -320,7 +322,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
 
     def save_last():
         checkpoint.save_training(last_path, {
-            "student": student.state_dict(), "connectors": distiller.state_dict(),
+            "student": student.state_dict(), "connectors": distiller.state_dict() if distiller is not None else {},
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
             "config": cfg.to_dict()})
