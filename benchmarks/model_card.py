@@ -60,7 +60,8 @@ def card(title: str, path: Path, meta: dict, results: dict, seconds: float | Non
     lines = [f"# {title}", "",
              f"`{path.name}`: `{meta['arch']}`{kwargs}, "
              f"{meta['num_classes']} classes, input {meta['input_size'][0]}x{meta['input_size'][1]}, weights stored "
-             f"{meta.get('storage', 'fp32')}; trained at commit `{meta.get('git_commit') or 'unknown'}`.", "",
+             f"{meta.get('storage', 'fp32')}; checkpoint written at commit `{meta.get('git_commit') or 'unknown'}` "
+             f"(its metadata's `git_commit`).", "",
              "## Training", "",
              f"- Data: {data.get('dataset')} (`{data.get('root')}`), split `{data.get('train_split')}`, "
              f"{data.get('crop_size')} crops at scales {data.get('scale_range')}, batch {train.get('batch_size')}, "
@@ -128,8 +129,9 @@ def main(argv=None) -> int:
     p.add_argument("--title", help="the card's title")
     p.add_argument("--target-miou", type=positive_float, help="the mIoU target, in points")
     p.add_argument("--target-class-iou", type=positive_float, help="the lowest per-class IoU target, in points")
+    p.add_argument("--note", default="", help="a paragraph added to the card (Markdown)")
     a = p.parse_args(argv)
-    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou)
+    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note)
     return 0
 
 
