@@ -27,8 +27,15 @@ def file_sha256(path: Path) -> str:
 
 
 def fingerprint(config: dict) -> str:
-    """sha256 over the learned settings of a run's resolved config and the bytes of its teacher."""
-    flat = {k: v for k, v in _flatten(config).items() if k not in NOT_IDENTITY}
+    """sha256 over the learned settings of a run's resolved config that differ from today's defaults, and the
+    bytes of its teacher. Only non-default values count, so a setting added to Config later (with a default
+    that reproduces the old behaviour) leaves the fingerprints of finished runs as they were; a changed
+    default changes them, as it changes what a run learns."""
+    from distill.config import Config
+
+    defaults = _flatten(Config().to_dict())
+    flat = {k: v for k, v in _flatten(config).items()
+            if k not in NOT_IDENTITY and (k not in defaults or defaults[k] != v)}
     teacher = flat.get("teacher.ckpt")
     if teacher and any(flat.get(f"distill.{t}.weight") for t in ("kd", "cwd", "skd", "boundary", "relation")):
         flat["teacher.sha256"] = file_sha256(Path(teacher)) if Path(teacher).is_file() else "missing"

@@ -202,6 +202,9 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     moved = run.load().to_dict()
     moved["data"]["root"] = "/elsewhere"
     assert fingerprint(moved) == entry["fingerprint"]
+    older = run.load().to_dict()          # a run recorded before train.class_weights existed (its default: none)
+    del older["train"]["class_weights"]
+    assert fingerprint(older) == entry["fingerprint"]
     changed = run.load().to_dict()
     changed["train"]["lr"] = 0.05
     assert fingerprint(changed) != entry["fingerprint"]
