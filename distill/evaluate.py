@@ -158,19 +158,19 @@ def format_table(results: dict, classes: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def write_json(results: dict, path: str | Path) -> None:
-    """Strict JSON (NaN, a class absent from both prediction and label, is written as null), atomically."""
-    write_json_file(path, _json_safe(results))
+    """Strict JSON, atomically: NaN (a class in neither the predictions nor the labels) is written as null,
+    with a `<key>_null` entry beside it that says so (runtime.cli.finite_json)."""
+    notes = {}
+    for k, v in results.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        bad = [i for i, x in enumerate(vals) if isinstance(x, float) and math.isnan(x)]
+        if bad:
+            what = f"entries {bad} are null" if isinstance(v, (list, tuple)) else "null"
+            notes[f"{k}_null"] = (f"{what}: the class is in neither the predictions nor the labels (undefined)"
+                                  if isinstance(v, (list, tuple)) else
+                                  f"{what}: undefined (no labelled pixel or no region to measure it on)")
+    write_json_file(path, {**results, **notes})
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -25,13 +25,15 @@ def test_failed_parity_never_leaves_the_model_under_its_name(model, calib, tmp_p
     r = run(["export.quantize", model, "-o", out, "--calib-dir", calib, "--min-agreement", "1.0",
              *(["--keep-failed"] if keep else [])], env=env)
     assert r.returncode == 1, r.stderr
-    kept = "kept as q.int8.FAILED.onnx" if keep else "deleted (--keep-failed keeps it as q.int8.FAILED.onnx)"
+    kept = "kept as q.int8.FAILED.onnx with its records" if keep else \
+        "deleted (--keep-failed keeps it as q.int8.FAILED.onnx)"
     assert error_lines(r.stderr) == [f"error: q.int8.onnx failed its parity check: not written under its name; {kept}"]
-    report = json.loads(Path(str(out) + ".parity.json").read_text())
-    assert report["passed"] is False and report["model"] == "q.int8.onnx"
-    assert report["file"] == ("q.int8.FAILED.onnx" if keep else None)
+    # the record goes with the model: beside the FAILED one, or deleted with it (none under the final name)
     left = sorted(f.name for f in tmp_path.iterdir())
-    assert left == sorted(["q.int8.onnx.parity.json", "tmp"] + (["q.int8.FAILED.onnx"] if keep else []))
+    assert left == sorted(["tmp"] + (["q.int8.FAILED.onnx", "q.int8.FAILED.onnx.parity.json"] if keep else []))
+    if keep:
+        report = json.loads((tmp_path / "q.int8.FAILED.onnx.parity.json").read_text())
+        assert report["passed"] is False and report["model"] == "q.int8.onnx" and report["file"] == "q.int8.FAILED.onnx"
     assert not list((tmp_path / "tmp").glob("brd-*"))  # the work folder went too
 
 
