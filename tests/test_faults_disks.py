@@ -2,6 +2,7 @@
 refused before the work where the size is known, else stopped with the output closed; one line each."""
 from __future__ import annotations
 
+import json
 
 import pytest
 
@@ -19,26 +20,37 @@ def test_runtime_video_too_big_for_the_disk_is_refused_before_the_work(model, lo
     assert list(disk.iterdir()) == []
 
 
-def test_runtime_video_sink_stops_on_a_full_disk_and_the_video_still_plays(model, long_video, tmpfs):
+def _stats_outlive_the_sink(r, stats, line, n):
+    """The sink failed part-way: the summary is printed and -o/--output (on a disk with room) written, with
+    the sink's failure in "error"."""
+    s = json.loads(stats.read_text())
+    assert s["error"] == line[len("error: "):] and s["frames"]["processed"] == n and s["interrupted"] is None
+    assert f"{n} frames in " in r.stdout and "p50" in r.stdout
+
+
+def test_runtime_video_sink_stops_on_a_full_disk_and_the_video_still_plays(model, long_video, tmpfs, tmp_path):
     disk = tmpfs("full", 2600)  # room for the up-front estimate (1.8 MB), not for the ~6 MB video
-    out = disk / "out.mp4"
-    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", out, "-q"])
+    out, stats = disk / "out.mp4", tmp_path / "stats.json"
+    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", out, "-o", stats, "-q"])
     assert r.returncode == 2
     [line] = error_lines(r.stderr)
     assert line.startswith(f"error: {out}: the disk is full (") and "MB free): stopped after" in line
     n = int(line.split("stopped after ")[1].split()[0])
     assert 0 < n < 3000 and frame_count(out) == n  # closed properly: it plays, with the frames written
     assert [f.name for f in disk.iterdir()] == ["out.mp4"]
+    _stats_outlive_the_sink(r, stats, line, n)
 
 
-def test_runtime_frame_folder_on_a_full_disk(model, long_video, tmpfs):
+def test_runtime_frame_folder_on_a_full_disk(model, long_video, tmpfs, tmp_path):
     disk = tmpfs("frames", 1400)
-    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", f"{disk}/", "-q"])
+    stats = tmp_path / "stats.json"
+    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", f"{disk}/", "-o", stats, "-q"])
     assert r.returncode == 2
     [line] = error_lines(r.stderr)  # no libpng noise: the sink stops before a write can fail
     n = int(line.split("stopped after ")[1].split()[0])
     assert line.startswith(f"error: {disk}: the disk is full (") and n > 0
     assert len(list(disk.iterdir())) == n and all(f.stat().st_size > 0 for f in disk.iterdir())
+    _stats_outlive_the_sink(r, stats, line, n)
 
 
 def test_runtime_stats_on_a_full_disk_is_refused_before_the_work(model, images, tmp_path, tmpfs, capsys):
