@@ -62,7 +62,10 @@ def loads(text, source):
 
 
 def dumps(meta):
-    return json.dumps(meta, sort_keys=True)
+    """Strict JSON (a checkpoint's metrics may hold NaN: written as null with the reason beside it)."""
+    from .cli import finite_json
+
+    return json.dumps(finite_json(meta), sort_keys=True, allow_nan=False)
 
 
 def quantization_target(meta):
