@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import formats
-from runtime.cli import non_negative_int, positive_int
+from runtime.cli import finite_json, non_negative_int, positive_int
 from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
 from runtime.stats import time_calls
 
@@ -216,7 +216,8 @@ def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
         series = {role: [next((r["p50_ms"] for r in latency_rows if f"{r['pair']} {r['variant']}" == g
                                and r["model"] == role), 0.0) for g in groups] for role in roles}
         bar_chart(groups, series, out_dir / "latency.png", "p50 latency (ms)", "Plain vs BRD student: latency")
-    (out_dir / "results.json").write_text(json.dumps({"cost": cost_rows, "latency": latency_rows, "notes": notes}, indent=1))
+    (out_dir / "results.json").write_text(json.dumps(finite_json({"cost": cost_rows, "latency": latency_rows, "notes": notes}),
+                                                     indent=1, allow_nan=False))
     return {"cost": cost_rows, "latency": latency_rows, "notes": notes, "table": out_dir / "table.md"}
 
 

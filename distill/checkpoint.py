@@ -10,6 +10,7 @@ and written atomically (temp file in the same folder, then rename).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from runtime import contract
+from runtime import contract, metadata
+from runtime.contract import cause_line
 from runtime.cli import atomic_path, clean_stale
 
 from . import __version__
@@ -105,7 +107,7 @@ def _read(path: str | os.PathLike, expected: str) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle of foreign objects, random bytes...
-        raise CheckpointError(f"{path}: not a readable BRD Edge checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+        raise CheckpointError(f"{path}: not a readable BRD Edge checkpoint ({_load_error(e)})") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt != expected:
         hint = {TRAINING_FORMAT: " (a training checkpoint: use the run folder's student.pt or best.pt)",
@@ -113,7 +115,24 @@ def _read(path: str | os.PathLike, expected: str) -> dict:
         raise CheckpointError(f"{path}: expected a {expected!r} checkpoint, found {fmt or 'an unknown file'}{hint}")
     if obj.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {obj['format_version']} is newer than this BRD Edge ({FORMAT_VERSION})")
+    if expected == STUDENT_FORMAT:  # its metadata is what export and the runtime build on: ranges checked here
+        try:
+            metadata.check(obj.get("meta"), str(path))
+        except metadata.MetadataError as e:
+            raise CheckpointError(str(e).replace(": metadata ", ": meta ", 1)) from None
     return obj
+
+
+def _load_error(e: Exception) -> str:
+    """torch.load's failure, as the cause only: for a file with pickled objects other than tensors and plain
+    types (weights_only=True refuses them: such a file can run code when unpickled) torch's message goes on
+    with advice to retry with weights_only=False, which is not advice to give about an untrusted file."""
+    text = str(e)
+    if "weights_only" in text or "Weights only load failed" in text:
+        m = re.search(r"unsupported GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)", text, re.I)
+        what = f"it references {m.group(1) or m.group(2)}" if m else "it holds objects other than tensors and plain types"
+        return f"{what}; refused, since unpickling it could run code (a BRD Edge checkpoint holds tensors only)"
+    return f"{type(e).__name__}: {cause_line(e)}"
 
 
 def save(path: str | os.PathLike, model: nn.Module, meta: dict) -> None:

@@ -51,6 +51,7 @@ class DataCfg:
     flip: bool = True
     jitter: bool = True
     num_workers: int = 4
+    min_size: list[int] = field(default_factory=lambda: [16, 16])  # smaller images are skipped and counted
     kwargs: dict = field(default_factory=dict)      # extra build_dataset arguments for the train split
     val_kwargs: dict = field(default_factory=dict)  # ... and for the val split
 
@@ -258,7 +259,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         apply_override(cfg, item)
     cfg.name = cfg.name or path.stem
     cfg.out_dir = cfg.out_dir or str(Path("runs") / cfg.name)
-    _check(cfg, str(path))
+    _check(cfg, str(path), overrides)
     return cfg
 
 
@@ -311,6 +312,17 @@ def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     return merge(merged, data)
 
 
+def _source_of(key: str, source: str, overrides) -> str:
+    """Where the value of `key` came from: the last `--set` that set it (or a key above or below it), else
+    the config file."""
+    found = source
+    for item in overrides or ():
+        k = item.split("=", 1)[0].strip()
+        if k == key or key.startswith(k + ".") or k.startswith(key + "."):
+            found = f"--set {item}"
+    return found
+
+
 def _check_top(data, source: str) -> None:
     """An empty file would train the Cityscapes recipe on whatever is in data/cityscapes: refuse it."""
     if data is None or data == {}:
@@ -338,7 +350,7 @@ RANGES = {
     "distill.relation.weight": (0, None, False, False), "distill.relation.temperature": (0, None, True, False),
     "distill.relation.max_tokens": (1, None, False, False),
 }
-SIZES = ("data.crop_size", "eval.crop_size", "eval.stride", "eval.size", "eval.input_size")  # [H, W], each >= 1
+SIZES = ("data.crop_size", "data.min_size", "eval.crop_size", "eval.stride", "eval.size", "eval.input_size")  # [H, W], each >= 1
 
 
 def _get(cfg, key):
@@ -353,11 +365,12 @@ def _range_text(lo, hi, lo_open, hi_open) -> str:
     return f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
 
 
-def _check(cfg: Config, source: str) -> None:
-    """Every value check a type cannot express, run when the config is read (before any work)."""
+def _check(cfg: Config, source: str, overrides=()) -> None:
+    """Every value check a type cannot express, run when the config is read (before any work). An error
+    names where the value came from: the `--set` that gave it, else the file."""
     def need(ok, key, what):
         if not ok:
-            raise ConfigError(f"{source}: {key}: {what}")
+            raise ConfigError(f"{_source_of(key, source, overrides)}: {key}: {what}")
 
     for key, (lo, hi, lo_open, hi_open) in RANGES.items():
         v = _get(cfg, key)
@@ -384,6 +397,7 @@ def _check(cfg: Config, source: str) -> None:
     if cfg.distill.active():
         need(cfg.teacher.ckpt, "teacher.ckpt", f"distillation losses {cfg.distill.active()} need a teacher checkpoint")
     _check_names(cfg, need)
+    _check_model_kwargs(cfg, need)
     _check_crop(cfg, need)
     _check_device(cfg.train.device, need)
 
@@ -396,6 +410,41 @@ def _check_names(cfg: Config, need) -> None:
          f"unknown dataset {cfg.data.dataset!r}; expected one of {', '.join(DATASETS)}")
     need(cfg.model.arch in list_models(), "model.arch",
          f"unknown architecture {cfg.model.arch!r}; expected one of {', '.join(list_models())}")
+
+
+def _check_model_kwargs(cfg: Config, need) -> None:
+    """model.kwargs must be arguments the architecture takes, with values it accepts: the model is built
+    on torch's meta device (no memory, no weights), so a misspelt key or a bad value is one line here,
+    not a traceback once the run has started. (The pretrained file's own check comes with the real build.)"""
+    kwargs = dict(cfg.model.kwargs)
+    if not kwargs:
+        return
+    import re
+
+    import torch
+
+    from .models import build_model
+
+    import warnings
+
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op"
+            build_model(cfg.model.arch, 2, **kwargs).eval()(torch.zeros(1, 3, 64, 64))  # shapes only
+    except TypeError as e:
+        m = re.search(r"(?:unexpected keyword argument|multiple values for (?:keyword )?argument) '(\w+)'", str(e))
+        if m is None:
+            key = f"model.kwargs.{next(iter(kwargs))}" if len(kwargs) == 1 else "model.kwargs"
+            need(False, key, f"{cfg.model.arch} does not take {kwargs} (TypeError: {e})")
+        name = m.group(1)
+        why = "takes no argument" if "unexpected" in str(e) else "sets itself the argument"
+        need(False, f"model.kwargs.{name}", f"{cfg.model.arch} {why} {name!r}")
+    except (ValueError, RuntimeError, ZeroDivisionError, AssertionError, KeyError, IndexError) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        named = [k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", text)] or (list(kwargs)[:1] if len(kwargs) == 1 else [])
+        key = f"model.kwargs.{named[0]}" if len(named) == 1 else "model.kwargs"
+        need(False, key, f"{cfg.model.arch} does not accept {kwargs if len(named) != 1 else repr(kwargs[named[0]])}"
+                         f" ({type(e).__name__}: {text[:200]})")
 
 
 def _check_crop(cfg: Config, need) -> None:

@@ -45,12 +45,19 @@ class TeacherMissing(contract.CheckpointError, FileNotFoundError):
 # ---------------------------------------------------------------------------------------- data, models
 def build_data(cfg: Config, rank: int, world: int, start: int):
     from .data import DATASETS, MEAN, STD, build_dataset
+    from .data.checks import check_crop, require_labels, scan
     from .data.transforms import EvalTransform, TrainTransform
 
     d = cfg.data
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 builds the datasets first: only it writes (the synthetic data is generated)
     train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
+    if rank == 0 or world == 1:  # degenerate data is named before the work (distill/data/checks.py)
+        seen = scan(train_raw, d.min_size, f"{d.train_split} split")
+        check_crop(d.crop_size, d.scale_range, seen["largest"], f"{d.root} {d.train_split} split")
+        require_labels(train_raw, f"{d.train_split} split")
+    else:
+        scan(train_raw, d.min_size, f"{d.train_split} split")  # the same images on every rank
     train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
     if cfg.train.batch_size % world:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
@@ -64,6 +71,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     if rank == 0:
         val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
                             **d.val_kwargs)
+        scan(val, d.min_size, f"{d.val_split} split")
+        require_labels(val, f"{d.val_split} split")
         if world > 1:
             dist.barrier()  # the data is on disk: the other ranks may read it now
     return loader, val, DATASETS[d.dataset], MEAN, STD
@@ -220,8 +229,34 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     `stop_at`: return after that step's checkpoint as if the process had been killed there
     (for tests and time-sliced jobs; rerunning resumes). SIGINT/SIGTERM during the loop finish the
     step, save last.pt and raise `Interrupted`; before the loop they raise KeyboardInterrupt."""
-    with StopRequest() as stop:
-        return _train(cfg, stop_at, stop)
+    out_dir = Path(cfg.out_dir)
+    existed = out_dir.exists()
+    try:
+        with StopRequest() as stop:
+            return _train(cfg, stop_at, stop)
+    except BaseException:
+        if not existed:  # a run that failed before writing anything leaves no empty run folder behind
+            try:
+                out_dir.rmdir()
+            except OSError:  # not empty (or already gone): it holds what the run wrote
+                pass
+        raise
+
+
+def checkpoint_bytes(modules) -> int:
+    """The bytes of the tensors of `modules` as a checkpoint holds them."""
+    return sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values() if torch.is_tensor(t))
+
+
+def _check_space(out_dir: Path, student: nn.Module, connectors: nn.Module) -> None:
+    """Before the work: room for twice what the run folder will hold (last.pt: weights, connectors and one
+    momentum buffer per parameter; best.pt and student.pt: the student), since each is rewritten through a
+    temporary copy."""
+    from runtime.cli import check_folder
+
+    weights = checkpoint_bytes([student])
+    last = 2 * checkpoint_bytes([student, connectors])
+    check_folder(out_dir, 2 * (last + 2 * weights), "the run folder (out_dir)")
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -265,6 +300,8 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     stepper = StudentStep(student, distiller, cfg.train.aux_weight, train_class_weights(cfg, rank)).to(device).train()
     optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                 weight_decay=cfg.train.weight_decay)
+    if rank == 0:
+        _check_space(out_dir, student, distiller)
     iters, power = cfg.train.iters, cfg.train.poly_power
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)

@@ -158,19 +158,19 @@ def format_table(results: dict, classes: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def write_json(results: dict, path: str | Path) -> None:
-    """Strict JSON (NaN, a class absent from both prediction and label, is written as null), atomically."""
-    write_json_file(path, _json_safe(results))
+    """Strict JSON, atomically: NaN (a class in neither the predictions nor the labels) is written as null,
+    with a `<key>_null` entry beside it that says so (runtime.cli.finite_json)."""
+    notes = {}
+    for k, v in results.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        bad = [i for i, x in enumerate(vals) if isinstance(x, float) and math.isnan(x)]
+        if bad:
+            what = f"entries {bad} are null" if isinstance(v, (list, tuple)) else "null"
+            notes[f"{k}_null"] = (f"{what}: the class is in neither the predictions nor the labels (undefined)"
+                                  if isinstance(v, (list, tuple)) else
+                                  f"{what}: undefined (no labelled pixel or no region to measure it on)")
+    write_json_file(path, {**results, **notes})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -207,16 +207,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from . import checkpoint
+    from .config import DataCfg
     from .data import DATASETS, build_dataset
+    from .data.checks import require_labels, scan
     from .data.transforms import EvalTransform
 
-    data = {"dataset": None, "root": None, "split": "val", "kwargs": {}}
+    data = {"dataset": None, "root": None, "split": "val", "kwargs": {}, "min_size": DataCfg().min_size}
     ev = {"mode": "whole", "crop_size": None, "stride": None, "flip": False, "max_images": None, "size": None}
     if args.cfg:
         from .config import load_config
         cfg = load_config(args.cfg, args.override)
         data.update(dataset=cfg.data.dataset, root=cfg.data.root, split=cfg.data.val_split,
-                    kwargs=dict(cfg.data.val_kwargs))
+                    kwargs=dict(cfg.data.val_kwargs), min_size=cfg.data.min_size)
         ev.update(mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, flip=cfg.eval.flip,
                   max_images=cfg.eval.max_images, size=cfg.eval.size)
     elif args.override:
@@ -235,6 +237,8 @@ def main(argv=None) -> dict:
             ev[key] = value
     if not data["dataset"] or not data["root"]:
         raise ConfigError("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
+    if ev["mode"] == "slide" and not ev["crop_size"]:
+        raise ConfigError("--mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)")
     if data["dataset"] == "synthetic":
         data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one
     if args.output:  # before the work: results that cannot be written would be lost at the end
@@ -249,9 +253,12 @@ def main(argv=None) -> dict:
         raise DataError(f"{args.ckpt}: model has {meta['num_classes']} classes but {data['dataset']} has {info.num_classes}")
     dataset = build_dataset(data["dataset"], data["root"], data["split"],
                             transforms=EvalTransform(meta["mean"], meta["std"], size=ev["size"]), **data["kwargs"])
+    seen = scan(dataset, data["min_size"], f"{data['split']} split")  # too small to mean anything: skipped, counted
+    require_labels(dataset, f"{data['split']} split")
     results = evaluate(model, dataset, meta["num_classes"], mode=ev["mode"], crop_size=ev["crop_size"],
                        stride=ev["stride"], flip=ev["flip"], device=args.device, max_images=ev["max_images"],
                        progress=sys.stderr.isatty())
+    results["skipped_images"] = seen["skipped"]
     results["classes"] = list(meta["classes"])
     results["settings"] = {"ckpt": str(args.ckpt), "dataset": data["dataset"], "root": str(data["root"]),
                            "split": data["split"], **ev}

@@ -4,9 +4,12 @@ an ONNX file, and turning images into model input exactly as the runtime does.
 Python 3.8 compatible and torch-free (export.trt imports it on JetPack).
 """
 import contextlib
+import errno
 import functools
+import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +18,7 @@ import numpy as np
 
 from runtime import metadata
 from runtime.cli import OutputError, clean_stale, pid_tag, write_json_file
-from runtime.contract import ExportError, command
+from runtime.contract import ExportError, UserError, cause_line, command
 from runtime.formats import format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
@@ -40,8 +43,9 @@ def work_dir():
     return tempfile.TemporaryDirectory(prefix="brd-export-{}-".format(pid_tag()))
 
 
-def check_writable(out):
-    """Fail before any work if `out` cannot be written (missing permission, a folder in the way)."""
+def check_writable(out, need_bytes=0):
+    """Fail before any work if `out` cannot be written (missing permission, a folder in the way, less
+    free space than `need_bytes` plus a margin)."""
     out = Path(out)
     if out.is_dir():
         raise ExportError("{}: output path is a directory".format(out))
@@ -53,13 +57,59 @@ def check_writable(out):
     from runtime.cli import check_folder
 
     try:
-        check_folder(parent, 0, "output folder", out)
+        check_folder(parent, need_bytes, "output folder", out)
     except OutputError as e:
         raise ExportError(str(e)) from None
     # temporary files and unchecked candidates of killed exports (their pid is in the name)
     clean_stale(parent, ".*.pid*.tmp*")
     clean_stale(parent, ".*.pid*.candidate*")
+    clean_stale_records(parent)  # records of models that are not there (a killed run's, an older version's)
     return out
+
+
+EXPORT_SPACE_FACTOR = 3  # the candidate, the model it may replace, a work copy: checked up front
+
+
+def space_needed(source):
+    """Free space an export from `source` needs next to its output, checked before the work: the
+    source's size (an FP32 model of the same weights, about what any export writes) times 3."""
+    try:
+        return EXPORT_SPACE_FACTOR * Path(source).stat().st_size
+    except OSError:
+        return 0
+
+
+# How third-party writers report a full disk without an errno: OpenVINO's C++ streams, protobuf, zip writers.
+_IO_FAILURES = ("basic_ios", "iostream error", "no space left", "errno 28", "failed to write", "cannot write",
+                "file write failed", "unexpected pos")
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+@contextlib.contextmanager
+def writing(out, what="the model"):
+    """Around the writing of `out`: a full (or read-only) disk, reported as an OSError or as a third
+    party's RuntimeError that hides the errno (OpenVINO: `basic_ios::clear: iostream error`), becomes one
+    OutputError naming the path and the free space there. Anything else propagates unchanged."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, UserError):
+            raise
+        if isinstance(e, OSError):
+            if e.errno not in _DISK_ERRNOS:
+                raise
+            reason = e.strerror or str(e)
+        else:
+            text = str(e).strip()
+            if not any(marker in text.lower() for marker in _IO_FAILURES):
+                raise
+            reason = "a failed write, {}: {}".format(type(e).__name__, cause_line(text))
+        folder = Path(out).parent if str(Path(out).parent) else Path(".")
+        try:
+            free = "; {:.1f} MB free there".format(shutil.disk_usage(str(folder)).free / 1e6)
+        except OSError:
+            free = ""
+        raise OutputError("{}: cannot write {} ({}{})".format(out, what, reason, free)) from None
 
 
 def companions(path):
@@ -75,6 +125,55 @@ def companions(path):
     return []
 
 
+# The records that describe a model file, next to it (<model>.parity.json, <model>.gate.json). They are written
+# next to the file they checked (a candidate's under its hidden name) and move with it: published together
+# with the model, kept with a *.FAILED.* model, deleted with a deleted one.
+RECORDS = (".parity.json", ".gate.json")
+
+
+def records_of(path):
+    return [sibling(path, s) for s in RECORDS]
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hashes(path):
+    """What a record says about the bytes it describes: the model file's sha256, and its companions'
+    (keyed by their name after the model's stem: ".bin", ".engine.json")."""
+    path = Path(path)
+    out = {"sha256": sha256_file(path)}
+    comp = {c.name[len(path.stem):]: sha256_file(c) for c in companions(path) if c.is_file()}
+    if comp:
+        out["companions_sha256"] = comp
+    return out
+
+
+def clean_stale_records(folder):
+    """Records whose model file does not exist (left by a killed or older export) are stale: removed.
+    Hidden ones (a candidate's) carry a pid and go with clean_stale. Returns the removed paths."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for suffix in RECORDS:
+        for rec in folder.glob("*" + suffix):
+            if rec.name.startswith(".") or not rec.is_file():
+                continue
+            if not Path(str(rec)[:-len(suffix)]).exists():
+                try:
+                    rec.unlink()
+                    removed.append(rec)
+                except OSError:
+                    pass
+    return removed
+
+
 def candidate_path(out):
     """Where a model is written before its checks: a hidden name next to `out` (same disk, same
     suffix), so that a failed check never leaves a model under the name the runtime would load."""
@@ -87,29 +186,44 @@ def failed_path(out):
     return out.with_name("{}.FAILED{}".format(out.stem, out.suffix))
 
 
+def _remove(paths):
+    for f in paths:
+        if f.exists():
+            f.unlink()
+
+
 def publish(candidate, out, passed, keep_failed=False, why="its checks"):
-    """Move a checked `candidate` (and its companions) to `out`; a failed one is deleted, or kept as
-    <name>.FAILED<suffix> with --keep-failed. Returns the path it now has (None if deleted) and
-    prints one line for a failure."""
+    """Move a checked `candidate`, its companions and its records (parity, gate) to `out`; a failed one
+    goes with its records to <name>.FAILED<suffix> with --keep-failed, else all of it is deleted. An
+    existing model under `out` and its records are touched only by a candidate that passed. Returns the
+    path the model now has (None if deleted) and prints one line for a failure.
+
+    Order, so that a record on disk never describes another file than the one beside it (even after
+    kill -9 between two steps): the target's old records go first, then the companions and the model
+    (last: it appears only when complete), then the new records."""
     candidate, out = Path(candidate), Path(out)
     target = out if passed else failed_path(out) if keep_failed else None
-    pairs = list(zip([candidate] + companions(candidate), [] if target is None else [target] + companions(target)))
+    cand_records = [(r, s) for r, s in zip(records_of(candidate), RECORDS) if r.exists()]
     if target is None:
-        for f in [candidate] + companions(candidate):
-            if f.exists():
-                f.unlink()
+        _remove([candidate] + companions(candidate) + [r for r, _ in cand_records])
     else:
-        for src, dst in reversed(pairs):  # the model file last: it appears only when complete
+        for rec, _ in cand_records:  # the record names the file it describes under its final name
+            report = json.loads(rec.read_text())
+            report["file"] = target.name
+            write_json(rec, report)
+        _remove(records_of(target))
+        pairs = list(zip([candidate] + companions(candidate), [target] + companions(target)))
+        for src, dst in reversed(pairs):
             if src.exists():
                 os.replace(str(src), str(dst))
+        for rec, suffix in cand_records:
+            os.replace(str(rec), str(sibling(target, suffix)))
     if passed:  # a failed attempt kept earlier is stale now
-        for f in [failed_path(out)] + companions(failed_path(out)):
-            if f.exists():
-                f.unlink()
+        _remove(records_of(failed_path(out)) + [failed_path(out)] + companions(failed_path(out)))
     else:
         older = " (the older {} there is left untouched)".format(out.name) if out.exists() else ""
-        kept = "kept as {}".format(target.name) if target else "deleted (--keep-failed keeps it as {})".format(
-            failed_path(out).name)
+        kept = "kept as {} with its records".format(target.name) if target else \
+            "deleted (--keep-failed keeps it as {})".format(failed_path(out).name)
         print("error: {} failed {}: not written under its name{}; {}".format(out.name, why, older, kept),
               file=sys.stderr)
     return target
@@ -118,23 +232,17 @@ def publish(candidate, out, passed, keep_failed=False, why="its checks"):
 @contextlib.contextmanager
 def staged(out):
     """Yield the candidate path for `out`; whatever is left under it when the block ends (an
-    exception, Ctrl-C, a check that failed and was not published) is removed."""
+    exception, Ctrl-C, a check that failed and was not published), records included, is removed."""
     cand = candidate_path(out)
     try:
         yield cand
+    except OutputError as e:  # a write that failed names the output the user asked for, not the hidden name
+        text = str(e)
+        if not text.startswith(str(cand)):
+            raise
+        raise OutputError(str(out) + text[len(str(cand)):]) from None
     finally:
-        for f in [cand] + companions(cand):
-            if f.exists():
-                f.unlink()
-
-
-def record_file(report_path, kept):
-    """Add where the checked model went to its JSON report (None: deleted after a failed check)."""
-    path = Path(report_path)
-    if path.is_file():
-        report = json.loads(path.read_text())
-        report["file"] = kept.name if kept else None
-        write_json(path, report)
+        _remove([cand] + companions(cand) + records_of(cand))
 
 
 def write_json(path, obj):
@@ -153,7 +261,7 @@ def onnx_meta(path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise ExportError("{}: not a readable ONNX model ({})".format(path, str(e).splitlines()[0][:200])) from None
+        raise ExportError("{}: not a readable ONNX model ({})".format(path, cause_line(e))) from None
     props = {p.key: p.value for p in model.metadata_props}
     if metadata.META_KEY not in props:
         raise ExportError("{}: no '{}' metadata; export it with `python -m export.onnx student.pt`".format(
@@ -167,9 +275,7 @@ def openvino_meta(xml):
     try:
         model = ov.Core().read_model(str(xml))
     except Exception as e:  # OpenVINO's RuntimeError/GeneralFailure for a missing .bin or broken XML
-        text = str(e).strip()
-        raise ExportError("{}: OpenVINO cannot read it ({})".format(
-            xml, text.splitlines()[0][:200] if text else type(e).__name__)) from None
+        raise ExportError("{}: OpenVINO cannot read it ({})".format(xml, cause_line(e))) from None
     if not model.has_rt_info([metadata.META_KEY]):
         raise ExportError("{}: no '{}' in rt_info; export it with `python -m export.openvino`".format(
             xml, metadata.META_KEY))

@@ -17,8 +17,8 @@ from runtime.cli import atomic_path, positive_int
 from runtime.contract import ArgumentParser, alias, size
 from runtime.formats import default_output, require
 
-from .common import (MAX_OPSET, MIN_OPSET, ExportError, check_writable, exporter, publish, record_file,
-                     set_onnx_meta, sibling, source_kind, staged)
+from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, publish, set_onnx_meta,
+                     source_kind, space_needed, staged, writing)
 
 
 def check_opset(opset: int) -> int:
@@ -66,7 +66,7 @@ def torch_to_onnx(ckpt, out=None, opset: int = 17, height: int | None = None, wi
     out_name = metadata.OUTPUT_LABELS if argmax else metadata.OUTPUT_LOGITS
     axes = {0: "N", 2: "H", 3: "W"} if dynamic else {0: "N"}
     out_axes = ({0: "N", 1: "H", 2: "W"} if dynamic else {0: "N"}) if argmax else axes
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    with writing(out, "the ONNX model"), atomic_path(out) as tmp, warnings.catch_warnings():
         # dynamo=False on purpose: the TorchScript exporter handles these models with no extra deps
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         with torch.no_grad():
@@ -150,15 +150,14 @@ def main(argv=None) -> int:
         p.error("give both --height and --width, or neither (better: --size HxW)")
     if height and (height % 8 or width % 8):
         p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
-    out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"))
+    out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"),
+                         space_needed(args.checkpoint))
     model, meta = load_student(args.checkpoint)
     with staged(out) as candidate:  # checked under a temporary name, published only if parity passes
         torch_to_onnx(args.checkpoint, candidate, args.opset, height, width, args.dynamic,
                       args.argmax, not args.no_simplify, model_meta=(model, meta))
         code = parity_from_args(args, candidate, precision="fp32", torch_model=model, final=out)
         kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
-    if not args.skip_parity:
-        record_file(sibling(out, ".parity.json"), kept)
     if kept == out:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return code

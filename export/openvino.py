@@ -16,34 +16,35 @@ from pathlib import Path
 
 from runtime import metadata
 from runtime.cli import current_umask, pid_tag
-from runtime.contract import ArgumentParser
+from runtime.contract import ArgumentParser, cause_line
 from runtime.formats import FORMATS, default_output, lookup, require
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling, source_kind,
-                     staged, work_dir)
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, source_kind, space_needed, staged,
+                     work_dir, writing)
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
 
 
 def save_ir(model, out: Path, compress_to_fp16: bool):
-    """ov.save_model to temporary names in the output folder, then rename .bin and .xml into place."""
+    """ov.save_model to temporary names in the output folder, then rename .bin and .xml into place; a full
+    disk (OpenVINO says `basic_ios::clear`) is one OutputError naming `out`."""
     ov = require("openvino", "openvino")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.{pid_tag()}.", suffix=".tmp.xml", dir=str(out.parent))
-    os.close(fd)
-    tmp_xml = Path(tmp)
-    mode = 0o666 & ~current_umask()
-    tmp_bin = tmp_xml.with_suffix(".bin")
-    try:
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
-        for f in (tmp_xml, tmp_bin):
-            os.chmod(f, mode)
-        os.replace(tmp_bin, out.with_suffix(".bin"))
-        os.replace(tmp_xml, out)
-    finally:
-        for f in (tmp_xml, tmp_bin):
-            if f.exists():
-                f.unlink()
+    with writing(out, "the OpenVINO IR"):
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.{pid_tag()}.", suffix=".tmp.xml", dir=str(out.parent))
+        os.close(fd)
+        tmp_xml = Path(tmp)
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+            for f in (tmp_xml, tmp_bin):
+                os.chmod(f, 0o666 & ~current_umask())
+            os.replace(tmp_bin, out.with_suffix(".bin"))
+            os.replace(tmp_xml, out)
+        finally:
+            for f in (tmp_xml, tmp_bin):
+                if f.exists():
+                    f.unlink()
 
 
 def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, validation=None,
@@ -65,7 +66,7 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     try:
         model = ov.convert_model(str(src))
     except Exception as e:
-        raise ExportError(f"{src}: OpenVINO cannot convert it ({str(e).splitlines()[0][:200]})") from None
+        raise ExportError(f"{src}: OpenVINO cannot convert it ({cause_line(e)})") from None
     export = meta.setdefault("export", {})
     export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0])
     if precision == "int8":
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
     source_kind(args.source)
     src = Path(args.source)
     out = Path(args.output) if args.output else default_output(src, "openvino", args.precision)
-    check_writable(out)
+    check_writable(out, space_needed(src))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         from .quantize import accuracy_gate, validation_items
 
@@ -129,8 +130,6 @@ def main(argv=None) -> int:
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
         kept = publish(candidate, out, code == 0, args.keep_failed, why)
-    for suffix in ([] if args.skip_parity else [".parity.json"]) + ([".gate.json"] if gate else []):
-        record_file(sibling(out, suffix), kept)
     if kept == out:
         size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
         print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision})")

@@ -14,9 +14,10 @@ import numpy as np
 
 from runtime import metadata
 from runtime.cli import fraction, positive_int
+from runtime.contract import cause_line
 from runtime.formats import backend_class, format_for, require
 
-from .common import ExportError, model_meta, preprocess, sibling, write_json
+from .common import ExportError, file_hashes, model_meta, preprocess, sibling, write_json
 
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.95}  # INT8: a floor that catches broken calibration
 
@@ -45,8 +46,7 @@ def openvino_runner(path):
 
 
 def _first_line(e):
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else ""
+    return cause_line(e)
 
 
 def runner_for(path):
@@ -90,8 +90,9 @@ def compare(reference, candidate, inputs, labels_output: bool) -> dict:
 
 def check_parity(model_path, precision: str, reference, reference_name: str, images, images_source: str,
                  min_agreement: float | None = None, meta: dict | None = None, write=True, name=None) -> dict:
-    """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON
-    (next to `name`, the model's final name, when the model is checked under a temporary one).
+    """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON next to
+    the file checked (`name`: the model's final name, when it is checked under a temporary one; the
+    record moves with it, common.publish), with the sha256 of the bytes it describes.
 
     Returns the report; report["passed"] is False when agreement < the tolerance.
     """
@@ -105,10 +106,11 @@ def check_parity(model_path, precision: str, reference, reference_name: str, ima
     report = {"model": final.name, "precision": precision, "reference": reference_name,
               "images": len(images), "images_source": images_source, "input_size": list(meta["input_size"]),
               "output": "labels" if labels_output else "logits", **res,
-              "min_argmax_agreement": tol, "passed": tol is None or res["argmax_agreement"] >= tol}
+              "min_argmax_agreement": tol, "passed": tol is None or res["argmax_agreement"] >= tol,
+              "file": model_path.name, **file_hashes(model_path)}
     print(format_report(report))
     if write:
-        write_json(sibling(final, ".parity.json"), report)
+        write_json(sibling(model_path, ".parity.json"), report)
     return report
 
 
@@ -133,7 +135,7 @@ def add_parity_args(p):
 
 def parity_from_args(args, out, precision: str, torch_model=None, reference_onnx=None, final=None) -> int:
     """The CLI's check: 0 if parity passed (or was skipped), 1 if it failed. `out` is the file checked,
-    `final` the name it will have (the JSON goes next to that)."""
+    `final` the name it will have (the JSON, next to `out`, names it)."""
     from .data import parity_images
 
     if args.skip_parity:

@@ -26,8 +26,8 @@ from runtime.cli import atomic_path, finite_float
 from runtime.contract import ArgumentParser
 from runtime.formats import default_output, require
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, preprocess, publish, record_file,
-                     set_onnx_meta, sibling, source_kind, staged, work_dir)
+from .common import (ExportError, check_writable, exporter, onnx_meta, preprocess, publish, set_onnx_meta,
+                     source_kind, space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
@@ -79,7 +79,7 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) ->
     if meta.get("export", {}).get("opset", 17) < 13:
         raise ExportError(f"{src}: per-channel INT8 needs opset >= 13; re-export with --opset 17")
     settings = TARGETS[target]
-    with work_dir() as tmpdir, atomic_path(out) as tmp:
+    with writing(out, "the INT8 model"), work_dir() as tmpdir, atomic_path(out) as tmp:
         model_in = src
         if preprocess_model:  # shape inference + graph optimisation, as ORT recommends before quantising
             model_in = Path(tmpdir) / "pre.onnx"
@@ -100,6 +100,8 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) ->
         onnx.save(model, str(tmp))
     return out
 
+
+IGNORE_INDEX = 255
 
 # activations ONNX Runtime has no int8 kernel for: between Q/DQ pairs they run in float, with a dequantise
 # before and a quantise after each, over the whole feature map
@@ -187,9 +189,10 @@ def gate_scores(run, items, meta) -> dict:
 def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None,
                   max_boundary_drop: float = 1.0) -> dict:
     """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items; prints the table, returns the
-    verdict (passed when neither drop exceeds its limit). `name`: the INT8 model's final name when it is
-    checked under a temporary one (the JSON goes there)."""
-    from .common import sibling, write_json
+    verdict (passed when neither drop exceeds its limit). The JSON goes next to `int8_path`, with its sha256
+    (`name`: the INT8 model's final name when it is checked under a temporary one; the record moves with it,
+    common.publish)."""
+    from .common import file_hashes, sibling, write_json
     from .parity import runner_for
 
     meta = onnx_meta(fp32_path) if Path(fp32_path).suffix == ".onnx" else None
@@ -205,13 +208,14 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=
               "fp32_miou": fp32["mIoU"], "int8_miou": int8["mIoU"], "drop": drop, "max_drop": max_drop,
               "fp32_boundary_f1": fp32["boundary_f1"], "int8_boundary_f1": int8["boundary_f1"],
               "boundary_f1_drop": b_drop, "max_boundary_drop": max_boundary_drop,
-              "passed": drop <= max_drop and b_drop <= max_boundary_drop}
+              "passed": drop <= max_drop and b_drop <= max_boundary_drop,
+              "file": Path(int8_path).name, **file_hashes(int8_path)}
     fp32_name, int8_name = report["fp32_model"] + " (FP32)", report["int8_model"] + " (INT8)"
     print(f"{'model':<28} {'mIoU':>7} {'bF1':>7}\n{fp32_name:<28} {fp32['mIoU']:7.2f} {fp32['boundary_f1']:7.2f}\n"
           f"{int8_name:<28} {int8['mIoU']:7.2f} {int8['boundary_f1']:7.2f}\n"
           f"{'drop':<28} {drop:7.2f} {b_drop:7.2f}  (max {max_drop:.2f} / {max_boundary_drop:.2f}): "
           f"{'ok' if report['passed'] else 'FAILED'}")
-    write_json(sibling(final, ".gate.json"), report)
+    write_json(sibling(int8_path, ".gate.json"), report)
     return report
 
 
@@ -223,7 +227,11 @@ def validation_items(args, meta, n=None):
         return None
     name = args.dataset or meta.get("dataset")
     dataset = build(name, args.data_root, "val", meta)
-    return dataset_images(dataset, n or len(dataset), "validation", with_labels=True)
+    items = dataset_images(dataset, n or len(dataset), "validation", with_labels=True)
+    if not any((label != IGNORE_INDEX).any() for _, label in items):
+        raise ExportError(f"{args.data_root}: the {name!r} val split has no labelled pixel (all {len(items)} labels "
+                          f"are {IGNORE_INDEX} = ignore): the accuracy gate would measure nothing")
+    return items
 
 
 def add_gate_args(p):
@@ -252,10 +260,12 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
-    out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"))
+    out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"),
+                         space_needed(args.source))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
+        validation = validation_items(args, meta)  # before the work: a split the gate cannot use is an error
         images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
         quantize_onnx_int8(src_onnx, candidate, images, target=args.target)
         print(f"quantised {out.name}, calibrated on {len(images)} images; checking it")
@@ -266,7 +276,6 @@ def main(argv=None) -> int:
                       f"activations of {out.name} stay in float between Q/DQ pairs; such a model can run slower "
                       f"than FP32 (docs/int8.md): time both with benchmarks.speed", file=sys.stderr)
         code = parity_from_args(args, candidate, "int8", torch_model, reference_onnx=src_onnx, final=out)
-        validation = validation_items(args, meta)
         gate = None
         if validation and code == 0:
             gate = accuracy_gate(src_onnx, candidate, validation, args.max_drop, name=out,
@@ -274,8 +283,6 @@ def main(argv=None) -> int:
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
         kept = publish(candidate, out, code == 0, args.keep_failed, why)
-    for suffix in ([] if args.skip_parity else [".parity.json"]) + ([".gate.json"] if gate else []):
-        record_file(sibling(out, suffix), kept)
     if kept == out:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return code

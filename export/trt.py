@@ -11,7 +11,6 @@ INT8 is always explicit quantisation: a Q/DQ ONNX from ONNX Runtime's quantiser 
 TensorRT 10+ keeps no implicit (calibrator) path. Python 3.8 compatible; needs no torch given an .onnx.
 """
 import copy
-import hashlib
 import re
 import subprocess
 import sys
@@ -23,8 +22,8 @@ from runtime.contract import ArgumentParser, alias
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, publish, record_file, sibling,
-                     source_kind, staged, work_dir, write_json)
+from .common import (ExportError, check_writable, exporter, onnx_meta, publish, sha256_file, source_kind,
+                     space_needed, staged, work_dir, write_json, writing)
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")
 
@@ -91,14 +90,6 @@ def resolve_profile(dims, meta, min_shape=None, opt_shape=None, max_shape=None):
     if opt[1] != 3:
         raise ExportError("the input has 3 channels (RGB), the profile says {}".format(opt[1]))
     return {"min": list(lo), "opt": list(opt), "max": list(hi)}
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(str(path), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def gpu_info():
@@ -226,7 +217,7 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
             else metadata.OUTPUT_LOGITS
         sidecar = make_sidecar(meta, trt.__version__, gpu, cc, precision, profile,
                                [{"name": output}], sha256_file(parsed), api)
-        with atomic_path(out) as tmp:
+        with writing(out, "the engine"), atomic_path(out) as tmp:
             tmp.write_bytes(plan)
             write_json(sidecar_path(out), sidecar)
     return out
@@ -263,7 +254,8 @@ def main(argv=None):
             parse_shape(s)
     require("tensorrt", "tensorrt", "building TensorRT engines")  # before any export work
     int8, fp16 = args.precision == "int8", args.precision in ("fp16", "int8")
-    out = check_writable(Path(args.output) if args.output else default_output(args.source, "tensorrt", args.precision))
+    out = check_writable(Path(args.output) if args.output else default_output(args.source, "tensorrt", args.precision),
+                         space_needed(args.source))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity passes
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir, args)
         images = None
@@ -276,8 +268,6 @@ def main(argv=None):
         precision = "int8" if qdq else args.precision
         code = parity_from_args(args, candidate, precision, torch_model, reference_onnx=src_onnx, final=out)
         kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
-    if not args.skip_parity:
-        record_file(sibling(out, ".parity.json"), kept)
     if kept == out:
         print("wrote {} ({:.2f} MB) and {}".format(out, out.stat().st_size / 1e6, sidecar_path(out).name))
     return code

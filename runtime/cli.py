@@ -125,16 +125,53 @@ def current_umask():
 
 def write_json_file(path, obj, sort_keys=False):
     """Write JSON atomically (atomic_path); an OSError (disk full, read-only) becomes an OutputError
-    naming the path and leaves no partial file."""
+    naming the path and leaves no partial file. Strict JSON: NaN and Infinity are written as null,
+    with the reason beside them (finite_json)."""
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
+            tmp.write_text(json.dumps(finite_json(obj), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
     except OSError as e:
         if isinstance(e, OutputError):
             raise
         raise OutputError("{}: cannot write it ({})".format(path, e.strerror or e)) from None
     return path
+
+
+NULL_NOTE = "_null"  # the key beside a value written as null: why it is null
+
+
+def _non_finite(v):
+    return isinstance(v, float) and (v != v or v in (float("inf"), float("-inf")))
+
+
+def _why(v):
+    return "NaN: not measurable here (no pixel to measure it on)" if v != v else "{}: not finite".format(v)
+
+
+def finite_json(obj):
+    """`obj` with every NaN/Infinity float replaced by None (strict JSON has neither). In a mapping, key
+    `k` so replaced gets a key `k_null` beside it saying why (for a list: which entries and why), unless the
+    caller already put one there."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[k] = finite_json(v)
+            note = "{}{}".format(k, NULL_NOTE)
+            if note in obj:
+                continue
+            if _non_finite(v):
+                out[note] = _why(v)
+            elif isinstance(v, (list, tuple)):
+                bad = [i for i, x in enumerate(v) if _non_finite(x)]
+                if bad:
+                    out[note] = "entries {} are null: {}".format(bad, _why(v[bad[0]]))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if _non_finite(obj):
+        return None
+    return obj
 
 
 # ------------------------------------------------------------------------------------- signals

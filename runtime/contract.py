@@ -72,6 +72,25 @@ def one_line(e):
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def cause_line(e, limit=200):
+    """The line of a third party's (possibly multi-line) error message that names the cause, not the
+    source file it came from. OpenVINO stacks 'Exception from src/.../core.cpp:84:' and 'Check ... failed
+    at src/...' lines above the reason ('bin file cannot be found', 'Incorrect weights in bin file!');
+    torch appends advice after it. Returns the first line that is neither such a location line nor empty."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__ if isinstance(e, BaseException) else ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        low = ln.lower()
+        if low.startswith(("exception from ", "check '")) or (" failed at src/" in low or " failed at /" in low):
+            continue
+        if low.startswith("[ general_error ]") and len(ln) <= len("[ general_error ]") + 1:
+            continue
+        return ln[:limit]
+    return lines[0][:limit]
+
+
 # ------------------------------------------------------------------------------------- the wrapper
 def command(main=None, interrupted="outputs closed"):
     """Decorate `main(argv) -> int | None` into the entry point: UserError -> one line and its exit

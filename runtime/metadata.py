@@ -33,7 +33,24 @@ def check(meta, source):
             source, n, len(meta["classes"]), len(meta["palette"])))
     if len(meta["mean"]) != 3 or len(meta["std"]) != 3 or len(meta["input_size"]) != 2:
         raise MetadataError("{}: metadata mean/std need 3 values and input_size 2 ([H, W])".format(source))
+    # ranges: a value out of them would fail deep inside an exporter or a backend, far from its cause
+    if not _is_int(n) or n < 1:
+        raise MetadataError("{}: metadata num_classes must be an integer >= 1, got {!r}".format(source, n))
+    if not all(_is_int(v) and v >= 1 for v in meta["input_size"]):
+        raise MetadataError("{}: metadata input_size must be [H, W] with H, W >= 1, got {}".format(
+            source, meta["input_size"]))
+    if not all(_is_number(v) and v > 0 for v in meta["std"]) or not all(_is_number(v) for v in meta["mean"]):
+        raise MetadataError("{}: metadata mean must be 3 finite numbers and std 3 positive ones, got mean {} "
+                            "std {}".format(source, meta["mean"], meta["std"]))
     return meta
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
 def loads(text, source):
@@ -45,7 +62,10 @@ def loads(text, source):
 
 
 def dumps(meta):
-    return json.dumps(meta, sort_keys=True)
+    """Strict JSON (a checkpoint's metrics may hold NaN: written as null with the reason beside it)."""
+    from .cli import finite_json
+
+    return json.dumps(finite_json(meta), sort_keys=True, allow_nan=False)
 
 
 def quantization_target(meta):

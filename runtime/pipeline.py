@@ -39,6 +39,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._error = None
         self.interrupted = False  # ended by Ctrl-C/SIGTERM (runtime.cli.Signals raises KeyboardInterrupt)
+        self.started = False  # the loop ran (its statistics mean something even if a stage failed later)
         depth = max(1, int(getattr(backend, "max_in_flight", 1)))
         # live sources: keep the queues short so a frame is never processed long after capture
         self._q_in = queue.Queue(maxsize=depth if source.live else depth + 2)
@@ -123,6 +124,7 @@ class Pipeline:
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
         first = self.prepare()
+        self.started = True
         st = self.stats
         st.started = time.perf_counter()
         st._mark = (st.started, 0, {s: 0 for s in st.stages})

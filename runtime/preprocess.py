@@ -35,7 +35,7 @@ def resolve_size(meta, input_shape, frame_hw, keep_size=False, size=None, source
     wanted = tuple(int(v) for v in size) if size else (tuple(frame_hw) if keep_size else None)
     if all(d is not None for d in fixed):
         if wanted is not None and wanted != fixed:
-            why = "--input-size" if size else "--keep-size (frame size)"
+            why = "--size" if size else "--keep-size (frame size)"
             raise ShapeError("{}: model has a fixed input of {}x{} but {} asks for {}x{}; re-export it with "
                              "dynamic shapes (--dynamic) or drop {}".format(source, fixed[0], fixed[1], why,
                                                                              wanted[0], wanted[1], why))

@@ -15,7 +15,7 @@ import cv2
 from . import formats, shipped
 from .backends import load_backend
 from .cli import Signals, check_output, fraction, positive_float, positive_int, write_json_file
-from .contract import ArgumentParser, UserError, alias, command, size
+from .contract import ArgumentParser, UserError, alias, command, one_line, size
 from .overlay import Overlay
 from .pipeline import Pipeline
 from .sinks import has_display, open_sink
@@ -83,7 +83,8 @@ def _run(args, signals):
     sink_spec = args.sink or ("window" if has_display() else "none")
     if args.sink is None and sink_spec == "none":
         logging.getLogger("runtime.run").info("no display: showing nothing (use --sink out.mp4 to keep the result)")
-    source = sink = None
+    source = sink = pipeline = None
+    failure = None  # a sink (or stage) that failed part-way: the statistics so far are still reported
     try:
         if args.output:  # before the work: results that cannot be written would be lost at the end
             check_output(args.output, 0, "-o/--output")
@@ -110,17 +111,22 @@ def _run(args, signals):
         _close(source, sink)
         print("interrupted by {} before the first frame".format(signals.name), file=sys.stderr)
         return signals.exit_code
-    except UserError:
+    except UserError as e:
         _close(source, sink)
-        raise
+        if pipeline is None or not pipeline.started:
+            raise
+        failure, stats = e, pipeline.stats  # the loop ran: its summary and -o/--output outlive the failure
     signals.hold()  # the loop is over: a late signal must not cut the stats short
     info = backend.describe()
     info["source"] = args.source
     print(format_summary(stats.summary(), info))
     written = [str(sink.path) if hasattr(sink, "path") else str(sink.folder)] if hasattr(sink, "frames") else []
     if args.output:
-        write_json_file(args.output, dict(stats.summary(), backend=info, interrupted=signals.name))
+        extra = {"error": one_line(failure)} if failure is not None else {}
+        write_json_file(args.output, dict(stats.summary(), backend=info, interrupted=signals.name, **extra))
         written.append(args.output)
+    if failure is not None:
+        raise failure  # one `error:` line, exit 2
     if signals.received:
         print("interrupted by {} after {} frames; outputs closed{}".format(
             signals.name, stats.processed, ": " + ", ".join(written) if written else ""), file=sys.stderr)

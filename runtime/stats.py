@@ -75,8 +75,9 @@ class Stats:
     def write_json(self, path, extra=None):
         out = dict(extra or {})
         out.update(self.summary())
-        with open(str(path), "w") as f:
-            json.dump(out, f, indent=2)
+        from .cli import write_json_file  # atomic, strict JSON (NaN -> null with the reason beside it)
+
+        write_json_file(path, out)
 
 
 def table(latency_ms, title=""):

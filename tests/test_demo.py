@@ -32,7 +32,7 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
         # (no_added_cost, step 6, exports its own timing copies under the plain names, without checks)
         assert (models / f"resnet10_w8_brd.{name}").exists() or failed.exists(), name
         if failed.exists():
-            assert json.loads((models / f"resnet10_w8_brd.{name}.parity.json").read_text())["file"] == failed.name
+            assert json.loads((models / f"{failed.name}.parity.json").read_text())["file"] == failed.name
     video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
     assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)

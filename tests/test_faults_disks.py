@@ -2,6 +2,7 @@
 refused before the work where the size is known, else stopped with the output closed; one line each."""
 from __future__ import annotations
 
+import json
 
 import pytest
 
@@ -19,26 +20,37 @@ def test_runtime_video_too_big_for_the_disk_is_refused_before_the_work(model, lo
     assert list(disk.iterdir()) == []
 
 
-def test_runtime_video_sink_stops_on_a_full_disk_and_the_video_still_plays(model, long_video, tmpfs):
+def _stats_outlive_the_sink(r, stats, line, n):
+    """The sink failed part-way: the summary is printed and -o/--output (on a disk with room) written, with
+    the sink's failure in "error"."""
+    s = json.loads(stats.read_text())
+    assert s["error"] == line[len("error: "):] and s["frames"]["processed"] == n and s["interrupted"] is None
+    assert f"{n} frames in " in r.stdout and "p50" in r.stdout
+
+
+def test_runtime_video_sink_stops_on_a_full_disk_and_the_video_still_plays(model, long_video, tmpfs, tmp_path):
     disk = tmpfs("full", 2600)  # room for the up-front estimate (1.8 MB), not for the ~6 MB video
-    out = disk / "out.mp4"
-    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", out, "-q"])
+    out, stats = disk / "out.mp4", tmp_path / "stats.json"
+    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", out, "-o", stats, "-q"])
     assert r.returncode == 2
     [line] = error_lines(r.stderr)
     assert line.startswith(f"error: {out}: the disk is full (") and "MB free): stopped after" in line
     n = int(line.split("stopped after ")[1].split()[0])
     assert 0 < n < 3000 and frame_count(out) == n  # closed properly: it plays, with the frames written
     assert [f.name for f in disk.iterdir()] == ["out.mp4"]
+    _stats_outlive_the_sink(r, stats, line, n)
 
 
-def test_runtime_frame_folder_on_a_full_disk(model, long_video, tmpfs):
+def test_runtime_frame_folder_on_a_full_disk(model, long_video, tmpfs, tmp_path):
     disk = tmpfs("frames", 1400)
-    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", f"{disk}/", "-q"])
+    stats = tmp_path / "stats.json"
+    r = run(["runtime.run", "--model", model, "--source", long_video, "--sink", f"{disk}/", "-o", stats, "-q"])
     assert r.returncode == 2
     [line] = error_lines(r.stderr)  # no libpng noise: the sink stops before a write can fail
     n = int(line.split("stopped after ")[1].split()[0])
     assert line.startswith(f"error: {disk}: the disk is full (") and n > 0
     assert len(list(disk.iterdir())) == n and all(f.stat().st_size > 0 for f in disk.iterdir())
+    _stats_outlive_the_sink(r, stats, line, n)
 
 
 def test_runtime_stats_on_a_full_disk_is_refused_before_the_work(model, images, tmp_path, tmpfs, capsys):
@@ -52,14 +64,59 @@ def test_runtime_stats_on_a_full_disk_is_refused_before_the_work(model, images, 
     assert list(disk.iterdir()) == [] and not (tmp_path / "o.mp4").exists()  # nothing was run
 
 
-def test_training_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path, tmpfs):
+def test_training_on_a_full_disk_is_refused_before_the_work_and_leaves_no_run_folder(tmp_path, tmpfs, capsys):
+    from distill.run import main
+
     disk = tmpfs("run", 160)
     out = disk / "run"
-    r = run(train_args(tmp_path, out, iters=2, extra=["train.ckpt_every=1"]))
+    code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=2, extra=["train.ckpt_every=1"])[1:]],
+                         capsys)
+    assert code == 2, err[-2000:]
+    line = last_line(err)
+    assert line.startswith(f"error: {out}: the run folder (out_dir) needs about ") and "MB are free on that disk" in line
+    assert list(disk.iterdir()) == []  # no temp file, and no empty run folder
+
+
+def test_a_checkpoint_write_that_fails_is_one_line(tmp_path, tmpfs):
+    from distill import checkpoint
+
+    disk = tmpfs("ckpt", 200)
+    with pytest.raises(checkpoint.CheckpointWriteError, match=r"cannot write the checkpoint \(No space left on device; "):
+        checkpoint.atomic_save({"x": __import__("torch").zeros(100000)}, disk / "last.pt")
+    assert list(disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["export.onnx", "export.openvino", "export.quantize"])
+def test_every_exporter_checks_free_space_before_the_work(tmp_path, tmpfs, calib, module):
+    disk = tmpfs("exp", 1200)
+    ckpt = write_synthetic_student(tmp_path / "s.pt", input_size=(32, 64))
+    out = disk / ("s.xml" if module == "export.openvino" else "s.onnx")
+    r = run([module, ckpt, "-o", out, *(["--calib-dir", calib] if module == "export.quantize" else [])])
     assert r.returncode == 2, r.stderr[-2000:]
-    line = last_line(r.stderr)
-    assert line.startswith(f"error: {out / 'last.pt'}: cannot write the checkpoint (") and "MB free there)" in line
-    assert not list(out.glob(".*")) and not (out / "last.pt").exists()
+    [line] = error_lines(r.stderr)
+    assert line.startswith(f"error: {out}: output folder needs about ") and line.endswith(
+        "MB but only 1.2 MB are free on that disk")
+    assert list(disk.iterdir()) == []
+
+
+def test_a_full_disk_while_an_exporter_writes_is_one_line_naming_the_path(tmp_path, tmpfs):
+    """Past the up-front check (the space went while it ran): ONNX's OSError and OpenVINO's
+    'basic_ios::clear' both become one line naming the output and the free space, and nothing is left."""
+    from export.onnx import torch_to_onnx
+    from export.openvino import onnx_to_openvino
+    from runtime.contract import OutputError
+
+    disk = tmpfs("exp", 1200)  # past the 1 MB margin, short of the ~3 MB model
+    ckpt = write_synthetic_student(tmp_path / "s.pt", input_size=(32, 64))
+    with pytest.raises(OutputError) as e:
+        torch_to_onnx(ckpt, disk / "s.onnx", simplify=False)
+    assert str(e.value).startswith(f"{disk / 's.onnx'}: cannot write the ONNX model (No space left on device; ")
+    onnx_path = torch_to_onnx(ckpt, tmp_path / "s.onnx", simplify=False)
+    with pytest.raises(OutputError) as e:
+        onnx_to_openvino(onnx_path, disk / "s.xml")
+    assert str(e.value).startswith(f"{disk / 's.xml'}: cannot write the OpenVINO IR (a failed write, RuntimeError: "
+                                   "basic_ios::clear")
+    assert "\n" not in str(e.value) and list(disk.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------ read-only outputs

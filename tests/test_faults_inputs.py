@@ -25,13 +25,15 @@ def test_failed_parity_never_leaves_the_model_under_its_name(model, calib, tmp_p
     r = run(["export.quantize", model, "-o", out, "--calib-dir", calib, "--min-agreement", "1.0",
              *(["--keep-failed"] if keep else [])], env=env)
     assert r.returncode == 1, r.stderr
-    kept = "kept as q.int8.FAILED.onnx" if keep else "deleted (--keep-failed keeps it as q.int8.FAILED.onnx)"
+    kept = "kept as q.int8.FAILED.onnx with its records" if keep else \
+        "deleted (--keep-failed keeps it as q.int8.FAILED.onnx)"
     assert error_lines(r.stderr) == [f"error: q.int8.onnx failed its parity check: not written under its name; {kept}"]
-    report = json.loads(Path(str(out) + ".parity.json").read_text())
-    assert report["passed"] is False and report["model"] == "q.int8.onnx"
-    assert report["file"] == ("q.int8.FAILED.onnx" if keep else None)
+    # the record goes with the model: beside the FAILED one, or deleted with it (none under the final name)
     left = sorted(f.name for f in tmp_path.iterdir())
-    assert left == sorted(["q.int8.onnx.parity.json", "tmp"] + (["q.int8.FAILED.onnx"] if keep else []))
+    assert left == sorted(["tmp"] + (["q.int8.FAILED.onnx", "q.int8.FAILED.onnx.parity.json"] if keep else []))
+    if keep:
+        report = json.loads((tmp_path / "q.int8.FAILED.onnx.parity.json").read_text())
+        assert report["passed"] is False and report["model"] == "q.int8.onnx" and report["file"] == "q.int8.FAILED.onnx"
     assert not list((tmp_path / "tmp").glob("brd-*"))  # the work folder went too
 
 
@@ -95,8 +97,45 @@ def test_config_ranges_are_one_line_before_any_work(tmp_path, capsys, setting, m
     out = tmp_path / "run"
     code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=1, extra=[setting])[1:]], capsys)
     [line] = error_lines(err)
-    assert code == 2 and line.startswith(f"error: {ROOT / 'configs' / 'synthetic_plain.yaml'}: {message}")
+    assert code == 2 and line.startswith(f"error: --set {setting}: {message}")  # where the value came from
     assert not out.exists() and not (tmp_path / "data").exists()  # nothing was done
+
+
+def test_a_range_error_in_the_file_names_the_file(tmp_path, capsys):
+    from distill.run import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((ROOT / "configs" / "synthetic_plain.yaml").read_text() + "\ntrain:\n  lr: -0.5\n")
+    code, err = cli_exit(main, ["--cfg", str(cfg), "--set", f"out_dir={tmp_path / 'run'}"], capsys)
+    assert code == 2 and error_lines(err) == [f"error: {cfg}: train.lr: must be > 0, got -0.5"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("model.kwargs.bogus=1", "model.kwargs.bogus: deeplabv3_resnet10_w8 takes no argument 'bogus'"),
+    ("model.kwargs.stem=9x9", "model.kwargs.stem: deeplabv3_resnet10_w8 does not accept '9x9' (ValueError: stem must "
+                              "be one of v1c, v1s, 7x7, got '9x9')"),
+    ("model.kwargs.width=0", "model.kwargs.width: deeplabv3_resnet10_w8 does not accept 0 (IndexError: "),
+])
+def test_model_kwargs_are_checked_against_the_architecture_before_any_work(tmp_path, capsys, setting, message):
+    from distill.run import main
+
+    out = tmp_path / "run"
+    code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=1, extra=[setting])[1:]], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: --set {setting}: {message}")
+    assert not out.exists() and not (tmp_path / "data").exists()
+
+
+def test_a_run_that_fails_early_leaves_no_empty_run_folder(tmp_path, capsys):
+    from distill.run import main
+
+    out = tmp_path / "runs" / "x"
+    code, err = cli_exit(main, ["--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"), "--set", f"out_dir={out}",
+                                "data.dataset=cityscapes", f"data.root={tmp_path / 'nowhere'}", "data.kwargs={}",
+                                "data.val_kwargs={}"], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and str(tmp_path / "nowhere") in line
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n", "[1, 2]\n"])
@@ -237,3 +276,175 @@ def test_a_corrupt_checkpoint_to_evaluate_is_one_line(tmp_path, capsys):
     code, err = cli_exit(cli, ["--ckpt", str(bad), "--dataset", "synthetic", "--root", str(tmp_path)], capsys)
     [line] = error_lines(err)
     assert code == 2 and line.startswith(f"error: {bad}: not a readable BRD Edge checkpoint (")
+
+
+# ------------------------------------------------------------------------------------------ one line for every user error
+def test_slide_evaluation_without_a_window_is_one_line(tmp_path, capsys):
+    from distill.evaluate import cli
+
+    ckpt = write_synthetic_student(tmp_path / "s.pt")
+    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(tmp_path / "d"),
+                               "--mode", "slide"], capsys)
+    assert code == 2 and error_lines(err) == [
+        "error: --mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)"]
+
+
+def test_checkpoint_metadata_out_of_range_is_one_line_to_export(tmp_path, capsys):
+    from export.onnx import main
+
+    obj = torch.load(write_synthetic_student(tmp_path / "s.pt"), weights_only=True)
+    obj["meta"]["input_size"] = [0, -3]
+    torch.save(obj, tmp_path / "bad.pt")
+    code, err = cli_exit(main, [str(tmp_path / "bad.pt"), "-o", str(tmp_path / "bad.onnx")], capsys)
+    assert code == 2 and error_lines(err) == [
+        f"error: {tmp_path / 'bad.pt'}: meta input_size must be [H, W] with H, W >= 1, got [0, -3]"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["bad.pt", "s.pt"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_malicious_pickle_is_refused_without_advice_to_unsafe_load_it(tmp_path, capsys):
+    from distill.evaluate import cli
+
+    marker = tmp_path / "pwned"
+    torch.save({"format": "brd-edge/student", "meta": _Evil(marker)}, tmp_path / "evil.pt")
+    code, err = cli_exit(cli, ["--ckpt", str(tmp_path / "evil.pt"), "--dataset", "synthetic", "--root",
+                               str(tmp_path)], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line == (f"error: {tmp_path / 'evil.pt'}: not a readable BRD Edge checkpoint (it references "
+                                  "posix.system; refused, since unpickling it could run code (a BRD Edge checkpoint "
+                                  "holds tensors only))")
+    assert "weights_only" not in err and not marker.exists()
+
+
+@pytest.mark.parametrize("damage, cause", [
+    ("no_bin", "Empty weights data in bin file or bin file cannot be found!"),
+    ("short_bin", "Incorrect weights in bin file!"),
+    ("truncated_xml", "Error parsing element attribute at offset "),
+])
+def test_a_damaged_openvino_ir_keeps_its_cause(model, images, tmp_path, capsys, damage, cause):
+    from export.openvino import onnx_to_openvino
+    from runtime.run import main
+
+    xml = onnx_to_openvino(model, tmp_path / "m.xml")
+    bin_ = xml.with_suffix(".bin")
+    if damage == "no_bin":
+        bin_.unlink()
+    elif damage == "short_bin":
+        bin_.write_bytes(bin_.read_bytes()[:1000])
+    else:
+        xml.write_text(xml.read_text()[:len(xml.read_text()) // 2])
+    code, err = cli_exit(main, ["--model", str(xml), "--source", str(images), "--sink", "none", "-q"], capsys)
+    [line] = error_lines(err)
+    assert code == 2 and line.startswith(f"error: {xml}: OpenVINO cannot read it (RuntimeError: {cause}"), line
+    assert "core.cpp" not in line
+
+
+def test_errors_name_the_flags_the_user_typed(model, images, capsys):
+    from runtime.run import main
+
+    code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", "none", "--size", "64x64",
+                                "-q"], capsys)
+    assert code == 2 and "drop --size" in error_lines(err)[-1] and "--input-size" not in err
+    code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", "none", "--precision",
+                                "fp16", "-q"], capsys)
+    assert code == 2 and error_lines(err) == [
+        f"error: {model}: the onnxruntime backend takes no --precision (it takes --device, --threads)"]
+
+
+# ------------------------------------------------------------------------------------------ degenerate data
+def _cityscapes_args(root, out, *extra):
+    return ["--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"), "--set", f"out_dir={out}",
+            "data.dataset=cityscapes", f"data.root={root}", "data.kwargs={}", "data.val_kwargs={}",
+            "data.crop_size=[32,64]", "train.iters=2", "train.batch_size=2", "train.threads=1",
+            "train.val_every=100000", "train.ckpt_every=1000", "eval.input_size=[32,64]", *extra]
+
+
+def _add_pair(root, split, name, hw, label_value=7):
+    from PIL import Image
+
+    img = root / "leftImg8bit" / split / "aachen" / f"aachen_{name}_000019_leftImg8bit.png"
+    lbl = root / "gtFine" / split / "aachen" / f"aachen_{name}_000019_gtFine_labelIds.png"
+    cv2.imwrite(str(img), np.full((*hw, 3), 90, np.uint8))
+    Image.fromarray(np.full(hw, label_value, np.uint8)).save(lbl)
+
+
+def test_a_crop_larger_than_every_image_is_an_error_on_a_real_layout(tmp_path, capsys):
+    from distill.run import main
+
+    from .trees import cityscapes
+
+    root = cityscapes(tmp_path / "cs", size=(64, 128), train=2, val=1)
+    out = tmp_path / "run"
+    code, err = cli_exit(main, _cityscapes_args(root, out, "data.crop_size=[512,1024]"), capsys)
+    assert code == 2 and error_lines(err)[-1] == (
+        f"error: data.crop_size: 512x1024 is larger than the largest scaled image 96x192 ({root} train split: "
+        "largest image 64x128 x data.scale_range max 1.5): every crop would be mostly padding")
+    assert not out.exists()
+
+
+def test_tiny_images_are_skipped_and_counted_in_training_and_evaluation(tmp_path, capsys):
+    from distill.evaluate import cli
+    from distill.run import main
+
+    from .trees import cityscapes
+
+    root = cityscapes(tmp_path / "cs", size=(64, 128), train=2, val=2)
+    _add_pair(root, "train", "000050", (1, 1))
+    _add_pair(root, "val", "000150", (1, 1))
+    out = tmp_path / "run"
+    assert main(_cityscapes_args(root, out)) == 0
+    printed = capsys.readouterr().out
+    assert f"data: skipped 1 of 3 train split images smaller than 16x16 (data.min_size), e.g. {root}" in printed
+    assert "data: skipped 1 of 3 val split images smaller than 16x16" in printed
+    assert (out / "student.pt").is_file()
+    assert cli(["--ckpt", str(out / "student.pt"), "--dataset", "cityscapes", "--root", str(root),
+                "-o", str(tmp_path / "m.json")]) == 0
+    assert "data: skipped 1 of 3 val split images smaller than 16x16" in capsys.readouterr().out
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["skipped_images"] == 1 and result["num_images"] == 2
+
+
+def test_a_split_with_no_labelled_pixel_is_an_error_before_training(tmp_path, capsys):
+    from distill.run import main
+
+    from .trees import cityscapes
+
+    root = cityscapes(tmp_path / "cs", size=(64, 128), train=2, val=0)
+    (root / "leftImg8bit" / "val" / "aachen").mkdir(parents=True)
+    (root / "gtFine" / "val" / "aachen").mkdir(parents=True)
+    _add_pair(root, "val", "000150", (64, 128), label_value=0)  # 0: unlabeled -> 255
+    out = tmp_path / "run"
+    code, err = cli_exit(main, _cityscapes_args(root, out), capsys)
+    assert code == 2 and error_lines(err)[-1] == (
+        f"error: {root / 'gtFine' / 'val' / 'aachen'}: the val split has no labelled pixel (all 1 labels are 255 = "
+        "ignore): nothing to train on or measure")
+    assert not (out / "last.pt").exists() and not (out / "train_log.csv").exists()
+
+
+def test_the_int8_gate_refuses_a_split_with_no_labelled_pixel_before_the_work(tmp_path, capsys):
+    from PIL import Image
+
+    from distill.data import build_dataset
+    from export.onnx import torch_to_onnx
+    from export.quantize import main
+
+    ckpt = write_synthetic_student(tmp_path / "s.pt")
+    onnx_path = torch_to_onnx(ckpt, tmp_path / "s.onnx", simplify=False)
+    data = tmp_path / "data"
+    build_dataset("synthetic", data, "train", num_images=2, size=(32, 64), seed=0)
+    val = build_dataset("synthetic", data, "val", num_images=2, size=(32, 64), seed=1)
+    for _, lbl in val.pairs:
+        Image.fromarray(np.full((32, 64), 255, np.uint8)).save(lbl)
+    out = tmp_path / "q" / "s.int8.onnx"
+    code, err = cli_exit(main, [str(onnx_path), "-o", str(out), "--data-root", str(data)], capsys)
+    assert code == 2 and error_lines(err)[-1] == (
+        f"error: {data}: the 'synthetic' val split has no labelled pixel (all 2 labels are 255 = ignore): the "
+        "accuracy gate would measure nothing")
+    assert not out.parent.exists() or not list(out.parent.iterdir())

@@ -137,21 +137,22 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     r = subprocess.run(args + ["--max-boundary-drop", str(gate["boundary_f1_drop"] - 0.5)], cwd=ROOT,
                        capture_output=True, text=True)  # mIoU within its limit, boundaries not: fails
     assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
-    assert not json.loads(Path(str(out) + ".gate.json").read_text())["passed"]
+    assert json.loads(Path(str(out) + ".gate.json").read_text())["passed"]  # the record of the model in use
     passed_bytes = out.read_bytes()
     fail = ["--max-drop", str(gate["drop"] - 0.5)]  # negative: INT8 would have to beat FP32 by 0.5 points
     r = subprocess.run(args + fail, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "FAILED" in r.stdout
     assert r.stderr.strip().splitlines()[-1].startswith("error: s.int8.onnx failed its accuracy gate")
-    gate = json.loads(Path(str(out) + ".gate.json").read_text())
-    assert not gate["passed"] and gate["file"] is None and gate["int8_model"] == "s.int8.onnx"
+    assert json.loads(Path(str(out) + ".gate.json").read_text()) == gate  # the failed candidate's record went with it
     assert out.read_bytes() == passed_bytes  # the model that passed its gate earlier is left as it was
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no candidate left
     out2 = tmp_path / "new" / "t.int8.onnx"
     r = subprocess.run(args[:5] + [str(out2)] + args[6:] + fail + ["--keep-failed"], cwd=ROOT, capture_output=True,
                        text=True)
     assert r.returncode == 1 and not out2.exists() and (out2.parent / "t.int8.FAILED.onnx").is_file()
-    assert json.loads(Path(str(out2) + ".gate.json").read_text())["file"] == "t.int8.FAILED.onnx"
+    failed = json.loads((out2.parent / "t.int8.FAILED.onnx.gate.json").read_text())
+    assert failed["file"] == "t.int8.FAILED.onnx" and not failed["passed"] and failed["int8_model"] == "t.int8.onnx"
+    assert not Path(str(out2) + ".gate.json").exists()
 
 
 def test_cli_missing_calibration(student_ckpt, tmp_path):
@@ -188,7 +189,7 @@ def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root,
     r = subprocess.run(args + ["--max-boundary-drop", str(gate["boundary_f1_drop"] - 0.5)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
-    assert not json.loads(Path(str(out) + ".gate.json").read_text())["passed"]
+    assert json.loads(Path(str(out) + ".gate.json").read_text()) == gate  # the model in use keeps its record
 
 
 def test_activations_onnxruntime_cannot_run_in_int8_are_reported(mobilenet_ckpt, tmp_path):

@@ -157,7 +157,7 @@ def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
                        "--warmup", "0", "-o", str(batched)]) == 0
     assert json.loads(batched.read_text())["shape"] == [2, 3, 32, 64]
     assert bench_main(["--model", str(models["dynamic"]), "--hint", "throughput", "--iters", "1"]) == 2  # ONNX: no hint
-    assert "the onnxruntime backend takes no hint" in capsys.readouterr().err
+    assert "the onnxruntime backend takes no --hint (it takes --device, --threads)" in capsys.readouterr().err
 
 
 # -- the loop ------------------------------------------------------------------------------

@@ -107,6 +107,11 @@ def static_dims(shape):
     return tuple(out)
 
 
+# backend option -> the runtime.run / runtime.bench flag that sets it (what an error names)
+FLAGS = {"device": "--device", "threads": "--threads", "hint": "--hint", "requests": "--requests",
+         "inference_precision": "--precision"}
+
+
 def load_backend(path, **options):
     """Open a model file with the backend its suffix names in runtime.formats.FORMATS. Options the
     backend does not take are a ConfigError naming them (a misspelt one is never dropped silently);
@@ -117,7 +122,8 @@ def load_backend(path, **options):
     cls = formats.backend_class(fmt)
     takes = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "path")]
     unknown = sorted(set(options) - set(takes))
-    if unknown:
+    if unknown:  # named as the user typed them: the command-line flag where there is one
         raise ConfigError("{}: the {} backend takes no {} (it takes {})".format(
-            path, cls.name, ", ".join(unknown), ", ".join(takes)))
+            path, cls.name, ", ".join(FLAGS.get(k, k) for k in unknown),
+            ", ".join(FLAGS.get(k, k) for k in takes if k != "labels")))
     return cls(path, **options)

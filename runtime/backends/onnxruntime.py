@@ -6,7 +6,7 @@ import logging
 import numpy as np
 
 from .. import formats, metadata
-from ..contract import ConfigError, ModelError
+from ..contract import ConfigError, ModelError, cause_line
 from .base import Backend, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.onnx").extra
@@ -47,7 +47,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError("{}: ONNX Runtime cannot load it ({}: {})".format(
-                path, type(e).__name__, str(e)[:300])) from None
+                path, type(e).__name__, cause_line(e, 300))) from None
         props = self.session.get_modelmeta().custom_metadata_map
         if metadata.META_KEY not in props:
             raise metadata.MetadataError("{}: no {!r} entry in the ONNX metadata_props (export it with "

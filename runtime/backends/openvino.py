@@ -6,7 +6,7 @@ from collections import deque
 import numpy as np
 
 from .. import formats, metadata
-from ..contract import ConfigError, ModelError
+from ..contract import ConfigError, ModelError, cause_line
 from .base import Backend, Pending, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.xml").extra
@@ -41,7 +41,7 @@ class OpenVINOBackend(Backend):
             model = core.read_model(str(path))
         except Exception as e:
             raise ModelError("{}: OpenVINO cannot read it ({}: {})".format(
-                path, type(e).__name__, str(e)[:300])) from None
+                path, type(e).__name__, cause_line(e, 300))) from None
         if not model.has_rt_info(metadata.META_KEY):
             raise metadata.MetadataError("{}: no {!r} entry in the OpenVINO rt_info (export it with "
                                          "python -m export.openvino)".format(path, metadata.META_KEY))
@@ -58,7 +58,7 @@ class OpenVINOBackend(Backend):
             self.compiled = core.compile_model(model, device, config)
         except Exception as e:
             raise ConfigError("{}: OpenVINO cannot compile it for {} (available: {}; {})".format(
-                path, device, ", ".join(core.available_devices), str(e)[:300])) from None
+                path, device, ", ".join(core.available_devices), cause_line(e, 300))) from None
         inp, out = self.compiled.input(0), self.compiled.output(0)
         self.input_name = inp.get_any_name()
         self.input_shape = static_dims(d.get_length() if d.is_static else None for d in inp.get_partial_shape())
