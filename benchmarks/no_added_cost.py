@@ -21,7 +21,7 @@ from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
 from runtime.stats import time_calls
 
-from .model_cost import compare_structure, count_macs, count_params, file_size
+from .model_cost import compare_structure, count_macs, file_size, network
 from .report import bar_chart, markdown_table, write_csv
 
 
@@ -145,8 +145,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
             if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
                 torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
             onnx_files[role] = onnx_path
-            cost_rows.append({"pair": label, "model": role, "arch": meta["arch"],
-                              "params_M": count_params(model) / 1e6,
+            cost_rows.append({"pair": label, "model": role, **network(model),  # registry name, stem, parameters
                               "GMACs": count_macs(model, meta["input_size"]) / 1e9,
                               "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
         meta = metas["plain"]

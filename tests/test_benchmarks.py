@@ -47,6 +47,8 @@ def test_no_added_cost_report(tmp_path):
     out = run_no_added_cost([("r10", plain, brd)], tmp_path / "out", variants=["onnx-fp32", "openvino-fp32"],
                             num_calib=2, iters=2, warmup=1, rounds=2, log=lambda *_: None)
     assert {r["model"] for r in out["cost"]} == {"plain", "brd"}
+    assert {(r["network"], r["stem"]) for r in out["cost"]} == {("deeplabv3_resnet10_w16", "v1c")}
+    assert out["cost"][0]["params"] == out["cost"][1]["params"] > 0
     assert out["cost"][0]["GMACs"] == out["cost"][1]["GMACs"] > 0
     assert {(r["variant"], r["model"]) for r in out["latency"]} == {
         ("onnx-fp32", "plain"), ("onnx-fp32", "brd"), ("openvino-fp32", "plain"), ("openvino-fp32", "brd")}
@@ -59,6 +61,22 @@ def test_no_added_cost_report(tmp_path):
     other = write_student(tmp_path / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
     with pytest.raises(ValueError, match="differ in architecture .arch: plain deeplabv3_resnet10_w16, BRD lraspp_mob"):
         run_no_added_cost([("bad", plain, other)], tmp_path / "out2", variants=["onnx-fp32"], log=lambda *_: None)
+
+
+def test_reports_name_the_exact_network():
+    """One registry name is two networks (mmseg's default stem, CIRKD's v1s): reports name the stem and the
+    exact parameter count, from the arguments the network was built with."""
+    from benchmarks.model_cost import network, parse_arch
+    from distill.models import build_model
+
+    assert parse_arch("deeplabv3_resnet18:stem=v1s,aux=false") == ("deeplabv3_resnet18", {"stem": "v1s", "aux": False})
+    assert parse_arch("lraspp_mobilenetv2") == ("lraspp_mobilenetv2", {})
+    with pytest.raises(ValueError, match="expected NAME"):
+        parse_arch("deeplabv3_resnet18:v1s")
+    cirkd = network(build_model(*parse_arch("deeplabv3_resnet18:stem=v1s")[:1], 19, stem="v1s"))
+    default = network(build_model("deeplabv3_resnet18", 19))
+    assert cirkd == {"network": "deeplabv3_resnet18", "stem": "v1s", "params": 13_607_974}
+    assert default == {"network": "deeplabv3_resnet18", "stem": "v1c", "params": 18_102_726}
 
 
 def test_speed_report_says_what_ran_where(tmp_path):
@@ -74,6 +92,7 @@ def test_speed_report_says_what_ran_where(tmp_path):
     assert speed.main(argv) == 0
     row = next(csv.DictReader(open(out / "speed.csv")))
     assert row["arch"] == "lraspp_mobilenetv2_w035" and float(row["GMACs"]) > 0
+    assert row["stem"] == "-" and int(row["params"]) > 0
     assert all(float(row[f"{b}_ms"]) > 0 for b in ("ort-fp32", "ort-int8", "ov-int8")) and "torch_ms" not in row
     fused, total = (int(v) for v in row["ort_int8_convs_fused"].split("/"))
     assert fused == total > 10
