@@ -24,6 +24,10 @@ from .common import (ExportError, check_writable, exporter, onnx_meta, publish, 
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
+# The compute precision parity and the accuracy gate run the IR at, recorded in its metadata
+# (export.inference_precision) so that the runtime compiles it at the same one by default
+# (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
+CHECKED_PRECISION = "f32"
 
 
 def save_ir(model, out: Path, compress_to_fp16: bool):
@@ -67,7 +71,8 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     except Exception as e:
         raise ExportError(f"{src}: OpenVINO cannot convert it ({str(e).splitlines()[0][:200]})") from None
     export = meta.setdefault("export", {})
-    export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0])
+    export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0],
+                  inference_precision=CHECKED_PRECISION)
     if precision == "int8":
         from .quantize import quantize_openvino_int8
 
