@@ -80,10 +80,21 @@ def test_fp16_weights_and_parity(onnx_model, tmp_path):
 
 
 def test_int8_from_onnx_without_torch(onnx_model, calib_dir, tmp_path):
+    """No labelled data (calibration images only): INT8 only with --no-gate, recorded as "gate": null, and the
+    runtime says so in one line when it loads the model."""
     out = tmp_path / "s8.xml"
-    r = run_without_torch("export.openvino", str(onnx_model), "--precision", "int8", "--calib-dir", str(calib_dir),
-                          "-o", str(out))
+    args = [str(onnx_model), "--precision", "int8", "--calib-dir", str(calib_dir), "-o", str(out)]
+    r = run_without_torch("export.openvino", *args)
+    assert r.returncode == 2 and "INT8 is published only after its accuracy gate" in r.stderr and not out.exists()
+    r = run_without_torch("export.openvino", *args, "--no-gate")
     assert r.returncode == 0, r.stderr
+    assert "NOT GATED" in r.stdout and openvino_meta(out)["export"]["gate"] is None
+    bench = subprocess.run([sys.executable, "-m", "runtime.bench", "--model", str(out), "--iters", "1", "--warmup", "0"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bench.returncode == 0, bench.stderr
+    assert [line for line in bench.stderr.splitlines() if "gate" in line] == [
+        f"{out}: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never checked "
+        "on labelled data"]
     report = json.loads(Path(str(out) + ".parity.json").read_text())
     assert "no torch" in report["reference"] and report["precision"] == "int8"
     assert report["argmax_agreement"] > 0.9
@@ -103,7 +114,9 @@ def test_fp32_from_onnx_without_torch(onnx_model, tmp_path):
 
 def test_errors_are_one_line_and_leave_nothing(student_ckpt, onnx_model, tmp_path):
     out = tmp_path / "x.xml"
-    for args, expected in [((str(onnx_model), "--precision", "int8", "-o", str(out)), "INT8 needs calibration images"),
+    for args, expected in [((str(onnx_model), "--precision", "int8", "-o", str(out)), "only after its accuracy gate"),
+                           ((str(onnx_model), "--precision", "int8", "-o", str(out), "--no-gate"),
+                            "INT8 needs calibration images"),
                            ((str(tmp_path / "nope.onnx"), "-o", str(out)), "no such file"),
                            ((str(onnx_model), "-o", str(tmp_path / "x.onnx")), "must end in .xml")]:
         r = run_without_torch("export.openvino", *args)
