@@ -16,13 +16,16 @@ Backends (`--backends`):
               made of our INT8 before the targets were split (docs/int8.md)
   ov-f32      OpenVINO CPU, FP32 IR, f32 compute
   ov-bf16     OpenVINO CPU, FP32 IR, bf16 compute (the CPU plugin's default where the CPU has bf16)
-  ov-fp16     OpenVINO CPU, FP16-compressed IR, the device's default compute
-  ov-int8     OpenVINO CPU, NNCF INT8 IR, the device's default compute
+  ov-fp16     OpenVINO CPU, FP16-compressed IR, at the compute precision recorded in the IR (f32: what its
+              checks ran at and what the runtime runs by default)
+  ov-int8     OpenVINO CPU, NNCF INT8 IR, at the recorded compute precision (f32) likewise
   trt-fp16    TensorRT FP16 engine (skipped without tensorrt and a GPU)
   trt-int8    TensorRT INT8 engine from symmetric Q/DQ (export.quantize --target trt)
 
 Writes `<out>/speed.md` and `<out>/speed.csv` with the machine (CPU model, cores, ISA flags that matter
-for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse.
+for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse. They are timing
+copies (random weights, no parity check, no gate; INT8 records "gate": null) and their names say so:
+<work-dir>/<network>/student.unchecked<suffix>.
 """
 from __future__ import annotations
 
@@ -79,7 +82,7 @@ def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
 
     d = work / arch.replace(":", "-").replace("=", "_").replace(",", "-")
     d.mkdir(parents=True, exist_ok=True)
-    ckpt, onnx_path = d / "student.pt", d / "student.onnx"
+    ckpt, onnx_path = d / "student.pt", d / "student.unchecked.onnx"  # timing copies: the name says so
     if not ckpt.exists():
         write_checkpoint(arch, size, ckpt)
     files = {"torch": ckpt}
@@ -337,7 +340,8 @@ def main(argv=None) -> int:
                    help="seconds of rest before each timed call, so the previous runtime's spinning worker "
                         "threads are idle (default 0.25)")
     p.add_argument("--calib", type=positive_int, default=16, help="INT8 calibration images (default 16)")
-    p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="model files (kept for reuse)")
+    p.add_argument("--work-dir", type=Path, default=Path("runs/speed"),
+                   help="model files, timing copies named student.unchecked.* (kept for reuse)")
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where speed.md and speed.csv go")
     args = p.parse_args(argv)
     from distill.models import list_models
