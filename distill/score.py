@@ -167,9 +167,10 @@ def resize_pair(image, label, size):
 
 
 def score(predict, items, num_classes: int, size=None, max_images: int | None = None, ignore_index: int = 255,
-          progress: bool = False, boundary: bool = True, connectivity: bool = True) -> dict:
+          progress: bool = False, boundary: bool = True, connectivity: bool = True, on_item=None) -> dict:
     """SegMetric's dict for `predict(HxWx3 uint8 RGB) -> HxW labels` over (image, label) items (a dataset
-    without transforms, or any sequence or iterable of such pairs), one item in memory at a time."""
+    without transforms, or any sequence or iterable of such pairs), one item in memory at a time.
+    `on_item(pred, label)` is called for each image (per-image values)."""
     metric = SegMetric(num_classes, ignore_index, boundary=boundary, connectivity=connectivity)
     if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
         n = len(items) if max_images is None else min(len(items), max_images)
@@ -188,6 +189,8 @@ def score(predict, items, num_classes: int, size=None, max_images: int | None = 
         if pred.shape != label.shape:
             raise ValueError(f"predictor returned shape {pred.shape} for an image whose label is {label.shape}")
         metric.update(pred, label)
+        if on_item is not None:
+            on_item(pred, label)
     return metric.compute()
 
 

@@ -161,7 +161,11 @@ def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=Non
     reference = gate_scores(CompiledModel(fp32, meta), validation, meta)
 
     def validate(compiled, data):
-        return -relative_drop(reference, gate_scores(CompiledModel(compiled, meta), list(data), meta), limits)
+        # (metric, per-image mIoU): with values per item NNCF ranks layers by them instead of keeping every
+        # image's logits of both models in memory
+        per_item = []
+        got = gate_scores(CompiledModel(compiled, meta), data, meta, per_item=per_item)
+        return -relative_drop(reference, got, limits), per_item
 
     # inference data (NNCF's ranking of layers compares outputs) is the model input at its own size
     val = nncf.Dataset(validation, lambda item: preprocess([item[0]], meta))
@@ -192,16 +196,26 @@ def relative_drop(reference: dict, got: dict, limits: dict) -> float:
     return max((reference[k] - got[k]) / limit for k, limit in limits.items() if limit and limit > 0)
 
 
-def gate_scores(backend, items, meta) -> dict:
+def gate_scores(backend, items, meta, per_item=None) -> dict:
     """mIoU and boundary F1 (percent) of a backend over labelled (image, label) items, scored as
-    `distill.evaluate --model` scores it (distill.score), with the model's own evaluation settings."""
+    `distill.evaluate --model` scores it (distill.score), with the model's own evaluation settings.
+    `per_item`: a list that gets each image's own mIoU (percent) appended."""
     try:
+        from distill.metrics import SegMetric
         from distill.score import Scorer, eval_settings, score
     except ImportError as e:
         raise ExportError(f"the accuracy gate scores with distill.score (the training install): {e}") from None
     ev = eval_settings(meta)
     scorer = Scorer(backend, ev["mode"], ev["crop_size"], ev["stride"], ev["flip"])
-    result = score(scorer, items, meta["num_classes"], size=ev["size"], boundary=True, connectivity=False)
+    on_item = None
+    if per_item is not None:
+        def on_item(pred, label):
+            one = SegMetric(meta["num_classes"], boundary=False, connectivity=False)
+            one.update(pred, label)
+            value = one.compute()["mIoU"]
+            per_item.append(100.0 * float(value) if value == value else 0.0)  # NaN: no class in the image
+    result = score(scorer, items, meta["num_classes"], size=ev["size"], boundary=True, connectivity=False,
+                   on_item=on_item)
     return {"mIoU": 100.0 * float(result["mIoU"]), "boundary_f1": 100.0 * float(result["boundary_f1"]),
             "images": int(result["num_images"]), "how": scorer.describe()}
 
