@@ -1,7 +1,8 @@
 """`python -m benchmarks.demo`: BRD Edge end to end on the built-in synthetic data, on a CPU.
 
 generate data -> train the small teacher -> train a plain and a BRD student -> export both to ONNX,
-ONNX INT8, OpenVINO FP32/FP16/INT8 (each with its parity check, INT8 with its accuracy gate) -> run
+ONNX INT8, OpenVINO FP32/FP16/INT8 (each with its parity check, INT8 with its accuracy gate) -> score the
+BRD student's exported files, FP32 and INT8, on the labelled val split (distill.evaluate --model) -> run
 the runtime loop on a generated street video, writing an overlay video -> both benchmarks with short
 settings -> runs/demo/report.md. Each step says what it does and how long it took; re-running
 reuses every finished step (delete its output, or the whole folder, to redo it).
@@ -149,6 +150,10 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
                    for s in DEMO_SUFFIXES]
         steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, export, method)
 
+    scores = out / "scores"
+    steps("4c. score the BRD student's exported models on the val split (distill.evaluate --model)",
+          [scores / "scores.json"], score_exports, models / f"{STUDENT_PAIR}_brd", data, scores)
+
     video = out / "street.mp4"
     overlay = out / "overlay.mp4"
     steps("5a. generate a street video", [video], street_video, video)
@@ -172,6 +177,59 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     return report
 
 
+# the exported files the demo scores, FP32 next to INT8: (format, precision) rows of the FORMATS table
+SCORED = (("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"))
+
+
+def score_exports(base: Path, data: Path, scores: Path) -> str:
+    """Score each published export of `base` (FP32 and INT8, ONNX and OpenVINO) on the synthetic val split
+    with `distill.evaluate --model`, the command a user runs on a deployed file; scores/scores.json."""
+    from distill import evaluate
+    from distill.data.synthetic import generated_settings
+
+    scores.mkdir(parents=True, exist_ok=True)
+    settings = generated_settings(data, "val")
+    rows = []
+    for fmt, precision in SCORED:
+        model = Path(str(base) + lookup(fmt, precision).suffix)
+        if not model.exists():  # failed its checks (kept as *.FAILED.*, never scored as if deployed)
+            rows.append({"model": model.name, "format": fmt, "precision": precision, "published": False})
+            continue
+        result = scores / f"{model.name}.json"
+        argv = ["--model", str(model), "--dataset", "synthetic", "--root", str(data), "--split", "val",
+                "--data-kwargs", json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}),
+                "-o", str(result)]
+        print("   $ python -m distill.evaluate", " ".join(argv), flush=True)
+        r = evaluate.main(argv)
+        rows.append({"model": model.name, "format": fmt, "precision": precision, "published": True,
+                     "runs_as": r["settings"]["precision"], "images": r["num_images"], "mIoU": r["mIoU"],
+                     "boundary_f1": r["boundary_f1"], "split_rate": r["split_rate"]})
+    (scores / "scores.json").write_text(json.dumps(rows, indent=1))
+    return "done"
+
+
+def scores_table(out: Path) -> str:
+    """FP32 and INT8 side by side, per format, from scores/scores.json (percent)."""
+    from .report import markdown_table
+
+    path = out / "scores" / "scores.json"
+    if not path.exists():
+        return "(no scores)\n"
+    rows = json.loads(path.read_text())
+    pct = lambda r, k: round(100 * r[k], 2) if r.get("published") and r.get(k) is not None else None  # noqa: E731
+    table = []
+    for fmt in dict.fromkeys(r["format"] for r in rows):
+        by = {r["precision"]: r for r in rows if r["format"] == fmt}
+        f, q = by.get("fp32", {}), by.get("int8", {})
+        table.append({"format": fmt, "FP32 file": f.get("model"), "INT8 file": q.get("model") if q.get("published")
+                      else f"{q.get('model')} (failed its checks: not published)",
+                      "runs as": f"{f.get('runs_as')} / {q.get('runs_as')}",
+                      "mIoU FP32": pct(f, "mIoU"), "mIoU INT8": pct(q, "mIoU"),
+                      "bF1 FP32": pct(f, "boundary_f1"), "bF1 INT8": pct(q, "boundary_f1"),
+                      "split rate FP32": pct(f, "split_rate"), "split rate INT8": pct(q, "split_rate")})
+    return markdown_table(table)
+
+
 def write_report(out: Path, timings: list[dict], total: float) -> Path:
     from .report import markdown_table
 
@@ -193,6 +251,11 @@ def write_report(out: Path, timings: list[dict], total: float) -> Path:
         "docs/results/synthetic.md.", "",
         "## What BRD buys (benchmarks.distill_gain)", "",
         _read(out / "distill_gain" / "synthetic.md", strip_title=True),
+        "## The deployed files, scored (distill.evaluate --model)", "",
+        "The BRD student's exported files as a device runs them (the runtime's backends, OpenVINO at the precision "
+        "its checks ran at), scored on the labelled val split at native resolution: FP32 and INT8 side by side "
+        "(percent; per-class tables in [scores/](scores)).", "",
+        scores_table(out),
         "## No added inference cost (benchmarks.no_added_cost)", "",
         _read(out / "no_added_cost" / "table.md", strip_title=True),
         "![latency](no_added_cost/latency.png)", "",

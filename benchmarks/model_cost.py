@@ -10,6 +10,27 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def network(model) -> dict:
+    """The exact network a report is about: registry name, ResNet stem ('-' for a backbone without one) and
+    parameter count (the same name is 13.6M or 18.1M parameters depending on the stem)."""
+    stem = getattr(getattr(model, "backbone", None), "stem_type", None)
+    return {"network": getattr(model, "arch", type(model).__name__), "stem": stem or "-", "params": count_params(model)}
+
+
+def parse_arch(spec: str) -> tuple[str, dict]:
+    """'deeplabv3_resnet18:stem=v1s,aspp=cirkd' -> ('deeplabv3_resnet18', {'stem': 'v1s', 'aspp': 'cirkd'})."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    kwargs = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"{spec!r}: expected NAME[:key=value,...], e.g. deeplabv3_resnet18:stem=v1s")
+        kwargs[key.strip()] = yaml.safe_load(value)
+    return name, kwargs
+
+
 def count_macs(model, input_size) -> int:
     """Multiply-accumulates of one forward pass at (H, W), from torch's own FLOP counter (FLOPs / 2)."""
     import torch

@@ -5,6 +5,11 @@ the plain student costs at inference. This measures it instead of claiming it: p
 file size per format, structural identity of the exported graphs, and latency p50/p90 for every
 available backend x precision, with plain and BRD timed interleaved in one process so that
 machine drift (thermal, other load) hits both alike. Output: table.md, results.csv, latency.png.
+
+It times the checked models found in --models-dir (published by the exporters with their parity check and
+INT8 gate) where they exist. Anything it has to build itself is a timing copy, never published: written
+under <out-dir>/unchecked_timing_copies/ as <name>.unchecked<suffix> (INT8 copies record "gate": null, so
+the runtime warns if one is ever loaded), and the table says which files were which.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from runtime.cli import finite_json, non_negative_int, positive_int
 from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
 from runtime.stats import time_calls
 
-from .model_cost import compare_structure, count_macs, count_params, file_size
+from .model_cost import compare_structure, count_macs, file_size, network
 from .report import bar_chart, markdown_table, write_csv
 
 
@@ -91,8 +96,16 @@ def unavailable(variant: Variant) -> str | None:
     return f"{', '.join(missing)} not installed" if missing else None
 
 
+COPIES = "unchecked_timing_copies"  # the folder (under --out-dir) of what this benchmark builds itself
+
+
+def copy_path(copies: Path, name: str, suffix: str) -> Path:
+    """A timing copy's name says what it is: <copies>/<name>.unchecked<suffix> (the suffix keeps the backend)."""
+    return copies / f"{name}.unchecked{suffix}"
+
+
 def export_variant(variant: Variant, onnx_path: Path, out: Path, calib: list) -> Path:
-    """Build one deployable file from the FP32 ONNX (reused when newer than the ONNX)."""
+    """Build one timing copy from the FP32 ONNX (reused when newer than the ONNX); no checks, no gate."""
     if out.exists() and out.stat().st_mtime >= onnx_path.stat().st_mtime:
         return out
     export = formats.exporter(variant.fmt)  # the table's function; each takes the FP32 ONNX
@@ -101,6 +114,18 @@ def export_variant(variant: Variant, onnx_path: Path, out: Path, calib: list) ->
     if variant.fmt.name == "openvino":
         return export(onnx_path, out, variant.precision, calib_images=calib)
     return export(onnx_path, out, fp16=True, int8=variant.precision == "int8", calib_images=calib)
+
+
+def checked(models_dir, name: str, suffix: str, ckpt: Path) -> Path | None:
+    """The checked model <models_dir>/<name><suffix> an exporter published (with its parity record), if it
+    is there and newer than its checkpoint."""
+    if not models_dir:
+        return None
+    path = Path(models_dir) / f"{name}{suffix}"
+    parity = Path(str(path) + ".parity.json")
+    if path.exists() and parity.exists() and path.stat().st_mtime >= ckpt.stat().st_mtime:
+        return path
+    return None
 
 
 def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int, rounds: int) -> dict:
@@ -119,8 +144,9 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
                       data_root: str | None = None, num_calib: int = 32, variants: list[str] | None = None,
                       iters: int = 50, warmup: int = 10, rounds: int = 4, threads: int | None = None,
                       models_dir: Path | None = None, log=print) -> dict:
-    """Export every model to every available variant (reusing up-to-date files in `models_dir`,
-    named <pair>_<plain|brd><suffix> and teacher<suffix>), then compare and time them."""
+    """Time every model in every available variant: the checked file in `models_dir` (named
+    <pair>_<plain|brd><suffix>, teacher<suffix>) where it is there and newer than the checkpoint, else a timing
+    copy built under <out_dir>/unchecked_timing_copies/ (copy_path); then compare and time them."""
     from distill import checkpoint
     from export.common import synthetic_images
     from export.data import calibration_images
@@ -129,24 +155,27 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
 
     check_pairs(pairs, teacher)  # before any export or timing
     out_dir = Path(out_dir)
-    models_dir = Path(models_dir) if models_dir else out_dir / "models"
+    copies = out_dir / COPIES
+    copies.mkdir(parents=True, exist_ok=True)
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
     cost_rows, latency_rows, notes = [], [], []
     for label, plain_ckpt, brd_ckpt in pairs:
         roles = {"plain": Path(plain_ckpt), "brd": Path(brd_ckpt)}
         if teacher:
             roles["teacher"] = Path(teacher)
-        onnx_files, metas = {}, {}
+        onnx_files, metas, names = {}, {}, {}
         for role, ckpt in roles.items():
             model, meta = checkpoint.load(ckpt)
             metas[role] = meta
             name = "teacher" if role == "teacher" else f"{label}_{role}"
-            onnx_path = models_dir / f"{name}.onnx"
-            if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
-                torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
+            names[role] = name
+            onnx_path = checked(models_dir, name, ".onnx", Path(ckpt))
+            if onnx_path is None:
+                onnx_path = copy_path(copies, name, ".onnx")
+                if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
+                    torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
             onnx_files[role] = onnx_path
-            cost_rows.append({"pair": label, "model": role, "arch": meta["arch"],
-                              "params_M": count_params(model) / 1e6,
+            cost_rows.append({"pair": label, "model": role, **network(model),  # registry name, stem, parameters
                               "GMACs": count_macs(model, meta["input_size"]) / 1e9,
                               "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
         meta = metas["plain"]
@@ -168,8 +197,8 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
             files = {}
             try:
                 for role, onnx_path in onnx_files.items():
-                    base = onnx_path.with_suffix("")
-                    files[role] = export_variant(variant, onnx_path, base.with_name(base.name + variant.suffix), calib)
+                    files[role] = checked(models_dir, names[role], variant.suffix, roles[role]) or export_variant(
+                        variant, onnx_path, copy_path(copies, names[role], variant.suffix), calib)
             except Exception as e:  # one variant failing (e.g. no GPU for TensorRT) must not hide the others
                 notes.append(f"{label} {variant.name}: export failed ({type(e).__name__}: {str(e)[:160]})")
                 continue
@@ -191,6 +220,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
                     "pair": label, "variant": variant.name, "model": role, "device": device["device"],
                     "runs_as": device["precision"],  # what the backend computes in (e.g. OpenVINO's bf16 on AVX512-BF16 CPUs)
                     "threads": device["threads"], "size_MB": file_size(files[role]) / 1e6,
+                    "file": files[role].name if files[role].parent != copies else f"{COPIES}/{files[role].name}",
                     "p50_ms": p50[role], "p90_ms": float(np.percentile(t, 90)),
                     "BRD/plain": p50[role] / p50["plain"] if role != "teacher" else None,
                 })
@@ -204,6 +234,8 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
 def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = ["# No added inference cost: plain vs BRD student", "",
+          f"`file`: the checked model an exporter published, or `{COPIES}/...`, a copy this benchmark built for "
+          "timing only (no parity check, no INT8 gate).", "",
           "## Model cost", "", markdown_table(cost_rows),
           "## Latency (interleaved, batch 1)", "", markdown_table(latency_rows),
           "## Notes", ""] + [f"- {n}" for n in notes] + [""]

@@ -1,6 +1,7 @@
 """Inference speed of students at real size on every backend present: `python -m benchmarks.speed`.
 
-For each architecture: a checkpoint with seeded random weights (speed does not depend on the values),
+For each network (a registry name with its arguments, e.g. `deeplabv3_resnet18:stem=v1s`, the Cityscapes
+student; the report names each by registry name, stem and parameter count): a checkpoint with seeded random weights (speed does not depend on the values),
 exported with our own commands' functions (ONNX; ONNX Runtime Q/DQ INT8 for the `ort` target; OpenVINO
 IR f32/fp16/INT8 through NNCF; TensorRT FP16/INT8 where tensorrt and a GPU are present). Then every
 backend's model is opened at once and timed *interleaved*: each round runs each backend once, in an
@@ -15,13 +16,16 @@ Backends (`--backends`):
               made of our INT8 before the targets were split (docs/int8.md)
   ov-f32      OpenVINO CPU, FP32 IR, f32 compute
   ov-bf16     OpenVINO CPU, FP32 IR, bf16 compute (the CPU plugin's default where the CPU has bf16)
-  ov-fp16     OpenVINO CPU, FP16-compressed IR, the device's default compute
-  ov-int8     OpenVINO CPU, NNCF INT8 IR, the device's default compute
+  ov-fp16     OpenVINO CPU, FP16-compressed IR, at the compute precision recorded in the IR (f32: what its
+              checks ran at and what the runtime runs by default)
+  ov-int8     OpenVINO CPU, NNCF INT8 IR, at the recorded compute precision (f32) likewise
   trt-fp16    TensorRT FP16 engine (skipped without tensorrt and a GPU)
   trt-int8    TensorRT INT8 engine from symmetric Q/DQ (export.quantize --target trt)
 
 Writes `<out>/speed.md` and `<out>/speed.csv` with the machine (CPU model, cores, ISA flags that matter
-for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse.
+for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse. They are timing
+copies (random weights, no parity check, no gate; INT8 records "gate": null) and their names say so:
+<work-dir>/<network>/student.unchecked<suffix>.
 """
 from __future__ import annotations
 
@@ -39,7 +43,9 @@ from runtime.formats import default_output
 
 from .report import markdown_table, provenance, write_csv
 
-DEFAULT_ARCHS = ("lraspp_mobilenetv2", "deeplabv3_mobilenetv2", "deeplabv3_resnet18", "lraspp_mobilenetv3_large")
+# deeplabv3_resnet18:stem=v1s is the Cityscapes student (CIRKD's, 13.6M parameters); with the default stem (v1c) the
+# same name is mmseg's 18.1M network, so the stem is always named
+DEFAULT_ARCHS = ("lraspp_mobilenetv2", "deeplabv3_mobilenetv2", "deeplabv3_resnet18:stem=v1s", "lraspp_mobilenetv3_large")
 BACKENDS = ("torch", "ort-fp32", "ort-int8", "ort-int8-trt", "ov-f32", "ov-bf16", "ov-fp16", "ov-int8", "trt-fp16", "trt-int8")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_fp16")
 NUM_CLASSES = 19  # Cityscapes
@@ -47,20 +53,24 @@ MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
 def write_checkpoint(arch: str, size, path: Path, seed: int = 0) -> Path:
-    """Seeded random weights with populated BatchNorm statistics (eval BN is then not an identity)."""
+    """Seeded random weights with populated BatchNorm statistics (eval BN is then not an identity).
+    `arch`: a registry name with its arguments (model_cost.parse_arch)."""
     import torch
 
     from distill import checkpoint
     from distill.data import DATASETS
     from distill.models import build_model
 
+    from .model_cost import parse_arch
+
+    name, kwargs = parse_arch(arch)
     info = DATASETS["cityscapes"]
     torch.manual_seed(seed)
-    model = build_model(arch, info.num_classes).train()
+    model = build_model(name, info.num_classes, **kwargs).train()
     with torch.no_grad():
         for _ in range(2):
             model(torch.randn(2, 3, 128, 256))
-    meta = checkpoint.make_meta(arch, {}, info.num_classes, list(info.classes), [list(c) for c in info.palette],
+    meta = checkpoint.make_meta(name, kwargs, info.num_classes, list(info.classes), [list(c) for c in info.palette],
                                 MEAN, STD, list(size), "cityscapes")
     checkpoint.save(path, model.eval(), meta)
     return path
@@ -70,9 +80,9 @@ def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
     """The model file of every backend that needs one (reused when already in `work`)."""
     from export.common import synthetic_images
 
-    d = work / arch
+    d = work / arch.replace(":", "-").replace("=", "_").replace(",", "-")
     d.mkdir(parents=True, exist_ok=True)
-    ckpt, onnx_path = d / "student.pt", d / "student.onnx"
+    ckpt, onnx_path = d / "student.pt", d / "student.unchecked.onnx"  # timing copies: the name says so
     if not ckpt.exists():
         write_checkpoint(arch, size, ckpt)
     files = {"torch": ckpt}
@@ -185,14 +195,16 @@ def time_interleaved(runners: dict, x: np.ndarray, rounds: int, warmup: int, pau
     return times
 
 
-def model_cost(arch: str, size) -> tuple[float, float]:
-    """(GMACs at `size`, parameters in millions) of the architecture as exported (eval mode, no aux head)."""
+def model_cost(arch: str, size) -> tuple[float, dict]:
+    """(GMACs at `size`, model_cost.network: registry name, stem, parameters) of the network as exported
+    (eval mode, no aux head)."""
     from distill.models import build_model
 
-    from .model_cost import count_macs, count_params
+    from .model_cost import count_macs, network, parse_arch
 
-    model = build_model(arch, NUM_CLASSES).eval()
-    return count_macs(model, size) / 1e9, count_params(model) / 1e6
+    name, kwargs = parse_arch(arch)
+    model = build_model(name, NUM_CLASSES, **kwargs).eval()
+    return count_macs(model, size) / 1e9, network(model)
 
 
 def machine() -> dict:
@@ -234,8 +246,8 @@ def measure(archs, backends, size, threads, rounds, warmup, work: Path, calib: i
                 runners[name], what[name] = runner(name, files[name], threads)
         report(f"{arch}: timing {', '.join(runners)} interleaved, {rounds} rounds after {warmup} warm-up")
         times = time_interleaved(runners, x, rounds, warmup, pause)
-        gmacs, params = model_cost(arch, size)
-        row = {"arch": arch, "GMACs": round(gmacs, 2), "params_M": round(params, 2)}
+        gmacs, net = model_cost(arch, size)
+        row = {"arch": net["network"], "stem": net["stem"], "params": net["params"], "GMACs": round(gmacs, 2)}
         for name in BACKENDS:
             if name in times:
                 row[f"{name}_ms"] = round(float(np.median(times[name])) * 1000, 1)
@@ -254,7 +266,7 @@ def speedups(rows: list[dict]) -> list[dict]:
         def ratio(a, b):
             return round(r[f"{a}_ms"] / r[f"{b}_ms"], 2) if f"{a}_ms" in r and f"{b}_ms" in r else None
         fps = {f"{b} FPS": round(1000.0 / r[f"{b}_ms"], 1) for b in BACKENDS if f"{b}_ms" in r}
-        out.append({"arch": r["arch"], "ORT INT8 vs FP32": ratio("ort-fp32", "ort-int8"),
+        out.append({"arch": r["arch"], "stem": r.get("stem", "-"), "ORT INT8 vs FP32": ratio("ort-fp32", "ort-int8"),
                     "ORT INT8 (trt form) vs FP32": ratio("ort-fp32", "ort-int8-trt"),
                     "OV INT8 vs f32": ratio("ov-f32", "ov-int8"), "OV INT8 vs bf16": ratio("ov-bf16", "ov-int8"),
                     "OV INT8 vs torch": ratio("torch", "ov-int8"), **fps})
@@ -264,9 +276,10 @@ def speedups(rows: list[dict]) -> list[dict]:
 def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pause: float = 0.0) -> Path:
     m, v = machine(), versions()
     present = [b for b in BACKENDS if any(f"{b}_ms" in r for r in rows)]
-    latency = [{"arch": r["arch"], "GMACs": r["GMACs"], "params (M)": r["params_M"],
+    latency = [{"arch": r["arch"], "stem": r.get("stem", "-"), "params": f"{r['params']:,}" if "params" in r else None,
+                "GMACs": r["GMACs"],
                 **{b: r.get(f"{b}_ms") for b in present}} for r in rows]
-    fused = [{"arch": r["arch"], "ort target": r.get("ort_int8_convs_fused"),
+    fused = [{"arch": r["arch"], "stem": r.get("stem", "-"), "ort target": r.get("ort_int8_convs_fused"),
               "trt target": r.get("ort_int8_trt_convs_fused")}
              for r in rows if "ort_int8_convs_fused" in r or "ort_int8_trt_convs_fused" in r]
     skipped = [b for b in asked if b not in present]
@@ -314,7 +327,9 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0], examples=(
         "python -m benchmarks.speed",
         "python -m benchmarks.speed --arch lraspp_mobilenetv3_large --backends ort-fp32 ort-int8 ov-int8 --rounds 50"))
-    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), help="registered architectures to measure")
+    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
+                   help="networks to measure: registered names, with their arguments after a colon "
+                        "(deeplabv3_resnet18:stem=v1s)")
     p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, metavar="BACKEND",
                    help=f"backends to time (default: all present): {', '.join(BACKENDS)}")
     p.add_argument("--size", type=size, default=(512, 1024), metavar="HxW", help="input HxW (default 512x1024)")
@@ -325,11 +340,18 @@ def main(argv=None) -> int:
                    help="seconds of rest before each timed call, so the previous runtime's spinning worker "
                         "threads are idle (default 0.25)")
     p.add_argument("--calib", type=positive_int, default=16, help="INT8 calibration images (default 16)")
-    p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="model files (kept for reuse)")
+    p.add_argument("--work-dir", type=Path, default=Path("runs/speed"),
+                   help="model files, timing copies named student.unchecked.* (kept for reuse)")
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where speed.md and speed.csv go")
     args = p.parse_args(argv)
     from distill.models import list_models
-    unknown = [a for a in args.arch if a not in list_models()]
+
+    from .model_cost import parse_arch
+    try:
+        names = [parse_arch(a)[0] for a in args.arch]
+    except ValueError as e:
+        p.error(f"argument --arch: {e}")
+    unknown = [a for a in names if a not in list_models()]
     if unknown:
         p.error(f"unknown architecture(s) {', '.join(unknown)}; registered: {', '.join(list_models())}")
     rows = measure(args.arch, args.backends, args.size, args.threads, args.rounds, args.warmup, args.work_dir,

@@ -1,12 +1,17 @@
-"""Evaluate a segmentation model: whole-image or sliding-window inference, optional flip, `SegMetric`.
+"""Evaluate a segmentation model, checkpoint or exported file: whole-image or sliding-window inference,
+optional flip, `SegMetric`, at the labels' native resolution.
 
-    python -m distill.evaluate --ckpt student.pt --cfg synthetic.yaml [-o metrics.json]
-    python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes --split val \\
+    python -m distill.evaluate --model student.pt --cfg synthetic.yaml [-o metrics.json]
+    python -m distill.evaluate --model student.int8.xml --cfg cityscapes.yaml     # ONNX, IR, engine: no torch
+    python -m distill.evaluate --model student.pt --dataset cityscapes --root data/cityscapes --split val \\
         --mode slide --window 512x1024 --stride 341x683 --flip
 
-`evaluate(model, dataset, ...)` takes a dataset whose items are already `EvalTransform`ed (normalised
-tensor, long label); `evaluate_predictions(predict_fn, raw_dataset, ...)` scores any predictor of
-uint8 RGB images (ONNX Runtime, OpenVINO, ...) with the same metric.
+A checkpoint (.pt) runs in PyTorch; any other model file (.onnx FP32/INT8, OpenVINO .xml at the precision
+it will run, TensorRT .engine) through the runtime's backend and preprocessing, without torch
+(distill/score.py: its resolution policy for fixed-input models). `evaluate(model, dataset, ...)` takes a
+dataset whose items are already `EvalTransform`ed (normalised tensor, long label);
+`evaluate_predictions(predict_fn, raw_dataset, ...)` scores any predictor of uint8 RGB images with the same
+metric. Importing this module imports no torch.
 """
 from __future__ import annotations
 
@@ -18,9 +23,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from runtime.cli import check_output, positive_int, write_json_file
 from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, command, overrides,
@@ -39,6 +41,8 @@ def _pair(v):
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
     logits = model(x)
     if logits.shape[-2:] != x.shape[-2:]:
         logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -48,6 +52,8 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def slide_logits(model: nn.Module, x: torch.Tensor, crop_size, stride) -> torch.Tensor:
     """Logits of overlapping crop_size windows taken every `stride`, averaged where windows overlap.
     An image smaller than the window is zero-padded (the normalised mean colour) and cropped back."""
+    import torch.nn.functional as F
+
     (ch, cw), (sh, sw) = _pair(crop_size), _pair(stride)
     n, _, h, w = x.shape
     ph, pw = max(ch - h, 0), max(cw - w, 0)
@@ -94,6 +100,8 @@ def evaluate(model: nn.Module, dataset, num_classes: int, mode: str = "whole", c
              progress: bool = False) -> dict:
     """Score `model` on a dataset of (normalised 3xHxW tensor, HxW label) items; returns SegMetric's dict.
     The model's train/eval mode is restored afterwards."""
+    import torch
+
     metric = SegMetric(num_classes, ignore_index)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     was_training = model.training
@@ -120,18 +128,10 @@ def evaluate(model: nn.Module, dataset, num_classes: int, mode: str = "whole", c
 def evaluate_predictions(predict_fn: Callable[[np.ndarray], np.ndarray], dataset, num_classes: int,
                          max_images: int | None = None, ignore_index: int = 255) -> dict:
     """Score any predictor: `predict_fn(HxWx3 uint8 RGB) -> HxW integer labels`, on a dataset without
-    transforms (raw uint8 image, uint8 label) items."""
-    metric = SegMetric(num_classes, ignore_index)
-    n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    for i in range(n):
-        image, label = dataset[i]
-        pred = np.asarray(predict_fn(image))
-        if pred.ndim == 3 and pred.shape[0] == 1:
-            pred = pred[0]
-        if pred.shape != np.asarray(label).shape:
-            raise ValueError(f"predictor returned shape {pred.shape} for an image whose label is {np.shape(label)}")
-        metric.update(pred, label)
-    return metric.compute()
+    transforms (raw uint8 image, uint8 label) items (distill.score.score)."""
+    from .score import score
+
+    return score(predict_fn, dataset, num_classes, max_images=max_images, ignore_index=ignore_index)
 
 
 def format_table(results: dict, classes: list[str] | None = None) -> str:
@@ -175,11 +175,16 @@ def write_json(results: dict, path: str | Path) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0], examples=(
-        "python -m distill.evaluate --ckpt runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
-        "python -m distill.evaluate --ckpt student.pt --cfg cityscapes.yaml --set data.root=data/cityscapes",
-        "python -m distill.evaluate --ckpt student.pt --dataset cityscapes --root data/cityscapes "
+        "python -m distill.evaluate --model runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
+        "python -m distill.evaluate --model student.int8.onnx --cfg cityscapes.yaml --set data.root=data/cityscapes",
+        "python -m distill.evaluate --model student.int8.xml --dataset voc --root data/VOCdevkit/VOC2012 -o m.json",
+        "python -m distill.evaluate --model student.pt --dataset cityscapes --root data/cityscapes "
         "--mode slide --window 512x1024 --stride 341x683 --flip"))
-    p.add_argument("--ckpt", required=True, help="student checkpoint (student.pt / best.pt)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="the model file to score: a checkpoint (.pt, runs in PyTorch) or an exported "
+                       "model (.onnx FP32/INT8, OpenVINO .xml, TensorRT .engine: runs in its runtime backend, "
+                       "no torch needed)")
+    which.add_argument("--ckpt", help="student checkpoint (student.pt / best.pt); the same as --model FILE.pt")
     p.add_argument("--cfg", help="run config YAML, or a shipped config's name (cityscapes.yaml): its data and eval "
                    "sections say what and how to evaluate")
     p.add_argument("--dataset", help="dataset name (overrides the config's data.dataset)")
@@ -194,8 +199,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--flip", action="store_true", default=None, help="average with the mirrored image")
     size_arg(p, "--size", help="resize images to HxW before inference (default: eval.size)")
     p.add_argument("--max-images", type=positive_int, help="evaluate the first N images only")
-    p.add_argument("--device", default="auto", help="torch device: auto (cuda if present, else cpu), cpu, cuda, cuda:N "
+    p.add_argument("--device", default="auto", help="a checkpoint's torch device: auto (cuda if present, else cpu), cpu, "
+                   "cuda, cuda:N; an exported model's backend device (onnx: cpu|cuda|trt, openvino: cpu|gpu|npu) "
                    "(default auto)")
+    p.add_argument("--threads", type=positive_int, help="an exported model's inference threads (default: the backend's)")
+    p.add_argument("--precision-hint", choices=("fp32", "bf16", "fp16"),
+                   help="OpenVINO: compute at this precision instead of the one the IR was checked at (its "
+                        "metadata's; the run is then unchecked)")
     p.add_argument("-o", "--output", help="write the results as JSON to this file")
     alias(p, "--out", "output", "-o/--output")
     add_overrides(p, positional=True)
@@ -206,11 +216,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from . import checkpoint
     from .config import DataCfg
     from .data import DATASETS, build_dataset
     from .data.checks import require_labels, scan
-    from .data.transforms import EvalTransform
+
+    path = args.model or args.ckpt
+    torch_model = Path(path).suffix.lower() in (".pt", ".pth", ".ckpt")
+    if not torch_model:
+        from runtime.formats import format_for
+        format_for(path)  # an unknown suffix: one line naming the file and the formats there are
 
     data = {"dataset": None, "root": None, "split": "val", "kwargs": {}, "min_size": DataCfg().min_size}
     ev = {"mode": "whole", "crop_size": None, "stride": None, "flip": False, "max_images": None, "size": None}
@@ -244,13 +258,21 @@ def main(argv=None) -> dict:
     if args.output:  # before the work: results that cannot be written would be lost at the end
         check_output(args.output, 0, "-o/--output")
 
-    model, meta = checkpoint.load(args.ckpt)
+    if not torch_model:
+        return _score_file(args, path, data, ev)
+    if args.threads or args.precision_hint:
+        raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs in "
+                          "PyTorch")
+    import torch
+
+    from . import checkpoint
+    from .data.transforms import EvalTransform
+
+    model, meta = checkpoint.load(path)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(args.device)
-    info = DATASETS.get(data["dataset"])
-    if info is not None and info.num_classes != meta["num_classes"]:
-        raise DataError(f"{args.ckpt}: model has {meta['num_classes']} classes but {data['dataset']} has {info.num_classes}")
+    _check_classes(path, meta, data["dataset"])
     dataset = build_dataset(data["dataset"], data["root"], data["split"],
                             transforms=EvalTransform(meta["mean"], meta["std"], size=ev["size"]), **data["kwargs"])
     seen = scan(dataset, data["min_size"], f"{data['split']} split")  # too small to mean anything: skipped, counted
@@ -260,10 +282,51 @@ def main(argv=None) -> dict:
                        progress=sys.stderr.isatty())
     results["skipped_images"] = seen["skipped"]
     results["classes"] = list(meta["classes"])
-    results["settings"] = {"ckpt": str(args.ckpt), "dataset": data["dataset"], "root": str(data["root"]),
-                           "split": data["split"], **ev}
-    print(f"{args.ckpt} on {data['dataset']}/{data['split']} ({results['num_images']} images, {ev['mode']}"
-          f"{', flip' if ev['flip'] else ''})")
+    results["settings"] = {"model": str(path), "ckpt": str(path), "backend": "torch", "dataset": data["dataset"],
+                           "root": str(data["root"]), "split": data["split"], **ev}
+    print(f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} images, {ev['mode']}"
+          f"{', flip' if ev['flip'] else ''}; PyTorch)")
+    print(format_table(results, meta["classes"]))
+    if args.output:
+        write_json(results, args.output)
+        print(f"wrote {args.output}")
+    return results
+
+
+def _check_classes(path, meta, dataset):
+    from .data import DATASETS
+
+    info = DATASETS.get(dataset)
+    if info is not None and info.num_classes != meta["num_classes"]:
+        raise DataError(f"{path}: model has {meta['num_classes']} classes but {dataset} has {info.num_classes}")
+
+
+def _score_file(args, path, data, ev) -> dict:
+    """An exported model through its runtime backend (distill.score): no torch."""
+    from .data import build_dataset
+    from .data.checks import require_labels
+    from .score import Scorer, open_model, score
+
+    backend = open_model(path, device=args.device, threads=args.threads, precision_hint=args.precision_hint)
+    try:
+        meta = backend.meta
+        _check_classes(path, meta, data["dataset"])
+        scorer = Scorer(backend, ev["mode"], ev["crop_size"], ev["stride"], ev["flip"])
+        dataset = build_dataset(data["dataset"], data["root"], data["split"], **data["kwargs"])
+        require_labels(dataset, f"{data['split']} split")
+        results = score(scorer, dataset, meta["num_classes"], size=ev["size"], max_images=ev["max_images"],
+                        progress=sys.stderr.isatty())
+        info = backend.describe()
+    finally:
+        backend.close()
+    results["classes"] = list(meta["classes"])
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    results["settings"] = {"model": str(path), "backend": info["backend"], "device": info["device"],
+                           "precision": info["precision"], "file_precision": export.get("precision"),
+                           "dataset": data["dataset"], "root": str(data["root"]), "split": data["split"], **ev,
+                           "how": scorer.describe()}
+    print(f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} images; {info['backend']} "
+          f"{info['device']}, {info['precision']}; {scorer.describe()})")
     print(format_table(results, meta["classes"]))
     if args.output:
         write_json(results, args.output)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import OutputError, clean_stale, pid_tag, write_json_file
+from runtime.cli import OutputError, clean_stale, finite_float, pid_tag, write_json_file
 from runtime.contract import ExportError, UserError, cause_line, command
 from runtime.formats import format_for, lookup, require
 
@@ -350,3 +350,35 @@ def source_kind(path):
     if path.suffix.lower() == lookup("onnx", "fp32").suffix:  # any ONNX: its metadata says what it holds
         return "onnx"
     raise ExportError("{}: expected a student checkpoint (.pt) or an ONNX model (.onnx)".format(path))
+
+
+# -- INT8 is published only after its accuracy gate ----------------------------------------------
+NO_GATE = ("INT8 is published only after its accuracy gate on labelled validation data: pass --data-root DIR "
+           "(the dataset the model was trained on; its val split is scored, --dataset NAME if the model does not "
+           "say), or --no-gate to publish it unchecked")
+
+
+def add_gate_args(p):
+    """The INT8 gate's flags, the same in export.quantize, export.openvino and export.trt."""
+    p.add_argument("--max-drop", type=finite_float, default=1.0,
+                   help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
+    p.add_argument("--max-boundary-drop", type=finite_float, default=1.0,
+                   help="accuracy gate: max boundary-F1 drop in points (default 1.0)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="publish INT8 without the accuracy gate (no labelled data): its metadata records "
+                        "\"gate\": null and the runtime warns when it loads it")
+
+
+def require_gate(args):
+    """Before any work: INT8 needs labelled validation data (--data-root) unless --no-gate says otherwise."""
+    if not getattr(args, "no_gate", False) and not getattr(args, "data_root", None):
+        raise ExportError(NO_GATE)
+
+
+def gate_record(args, out):
+    """What an INT8 model's metadata says about its gate (export.gate): the limits it was published under
+    and the report next to it, or None with --no-gate (the runtime then warns on load)."""
+    if getattr(args, "no_gate", False):
+        return None
+    return {"max_drop": args.max_drop, "max_boundary_drop": args.max_boundary_drop, "split": "val",
+            "report": Path(str(out) + ".gate.json").name}

@@ -2,6 +2,9 @@
 on (distill.data.build_dataset), from a folder of image files, or deterministic synthetic images.
 
 Images are uint8 RGB HxWx3; `common.preprocess` turns them into model input as the runtime does.
+Every list here is lazy (`Items`, `FolderImages`): an image is read when it is used and dropped after, so
+calibration and the accuracy gate hold one image at a time whatever the split's size or resolution (a
+Cityscapes frame is 6 MB as uint8, 25 MB as model input).
 """
 from __future__ import annotations
 
@@ -71,34 +74,60 @@ def _synthetic_settings(root, split, meta) -> dict:
     return {"num_images": 32, "size": tuple(meta["input_size"]), "seed": 0 if split == "train" else 1}
 
 
-def folder_images(folder, n: int) -> list[np.ndarray]:
-    import cv2
+class FolderImages:
+    """The image files of a folder as a lazy sequence of uint8 RGB arrays (read on access)."""
 
+    def __init__(self, files):
+        self.files = list(files)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        import cv2
+
+        f = self.files[i]
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ExportError(f"{f}: not a readable image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def folder_images(folder, n: int) -> FolderImages:
     folder = Path(folder)
     if not folder.is_dir():
         raise ExportError(f"{folder}: calibration folder not found")
     files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ExportError(f"{folder}: no calibration images ({', '.join(IMAGE_SUFFIXES)}) found")
-    images = []
-    for f in files[:n]:
-        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ExportError(f"{f}: not a readable image")
-        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return images
+    return FolderImages(files[:n])
 
 
-def dataset_images(dataset, n: int, desc: str, with_labels=False) -> list:
-    """The first n items of a dataset (evenly spread over it), with a progress bar."""
-    from tqdm import tqdm
+class Items:
+    """Chosen items of a dataset as a lazy sequence: (image, label) pairs, or images only; each is read from
+    disk when it is used, so a split of any size streams through in bounded memory."""
 
+    def __init__(self, dataset, indices, with_labels=False):
+        self.dataset, self.indices, self.with_labels = dataset, [int(i) for i in indices], with_labels
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        img, label = self.dataset[self.indices[i]]
+        return (np.asarray(img), np.asarray(label)) if self.with_labels else np.asarray(img)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def dataset_images(dataset, n: int, desc: str = "", with_labels=False) -> Items:
+    """n items of a dataset, evenly spread over it, read lazily (`desc`: kept for callers that named the use)."""
     idx = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int) if len(dataset) else []
-    items = []
-    for i in tqdm(idx, desc=desc, unit="img", leave=False):
-        img, label = dataset[int(i)]
-        items.append((np.asarray(img), np.asarray(label)) if with_labels else np.asarray(img))
-    return items
+    return Items(dataset, idx, with_labels)
 
 
 def calibration_images(meta: dict, data_root=None, dataset=None, calib_dir=None, num_calib=None) -> list:

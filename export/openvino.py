@@ -19,11 +19,15 @@ from runtime.cli import current_umask, pid_tag
 from runtime.contract import ArgumentParser, cause_line
 from runtime.formats import FORMATS, default_output, lookup, require
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, publish, source_kind, space_needed, staged,
-                     work_dir, writing)
+from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, publish,
+                     require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
+# The compute precision parity and the accuracy gate run the IR at, recorded in its metadata
+# (export.inference_precision) so that the runtime compiles it at the same one by default
+# (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
+CHECKED_PRECISION = "f32"
 
 
 def save_ir(model, out: Path, compress_to_fp16: bool):
@@ -48,11 +52,13 @@ def save_ir(model, out: Path, compress_to_fp16: bool):
 
 
 def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, validation=None,
-                     max_drop: float | None = None, max_boundary_drop: float | None = None) -> Path:
+                     max_drop: float | None = None, max_boundary_drop: float | None = None, gate=None) -> Path:
     """Convert an FP32 ONNX model (with BRD Edge metadata) to IR at `precision`; returns the .xml.
 
     int8 needs `calib_images` (uint8 RGB); with `validation` [(image, label)] it uses NNCF's
     accuracy-controlled quantisation within `max_drop` (mIoU) and `max_boundary_drop` (boundary F1) points.
+    An INT8 IR records `gate` (export.gate: the gate it is published under, common.gate_record; None for
+    one nobody gates, which the runtime warns about).
     """
     ov = require("openvino", "openvino", "OpenVINO export")
     if precision not in PRECISIONS:
@@ -68,13 +74,15 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
     except Exception as e:
         raise ExportError(f"{src}: OpenVINO cannot convert it ({cause_line(e)})") from None
     export = meta.setdefault("export", {})
-    export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0])
+    export.update(format="openvino", precision=precision, openvino=ov.__version__.split("-")[0],
+                  inference_precision=CHECKED_PRECISION)
     if precision == "int8":
         from .quantize import quantize_openvino_int8
 
         model = quantize_openvino_int8(model, calib_images, meta, validation, max_drop, max_boundary_drop)
         export["quantization"] = {"tool": "nncf", "accuracy_control": validation is not None,
                                   "calibration_images": len(calib_images)}
+        export["gate"] = gate
         if validation is not None:
             export["quantization"].update(max_drop=max_drop, max_boundary_drop=max_boundary_drop)
     model.set_rt_info(metadata.dumps(meta), [metadata.META_KEY])
@@ -86,12 +94,12 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
-    from .quantize import add_gate_args
 
     p = ArgumentParser(prog="python -m export.openvino", description=__doc__, examples=(
         "python -m export.openvino student.onnx",
         "python -m export.openvino student.pt --precision fp16 -o deploy/student.fp16.xml",
-        "python -m export.openvino student.onnx --precision int8 --data-root data/synthetic --accuracy-control"))
+        "python -m export.openvino student.onnx --precision int8 --data-root data/synthetic --accuracy-control",
+        "python -m export.openvino student.onnx --precision int8 --calib-dir calib/ --no-gate   # unchecked"))
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output .xml (default: next to the source; .fp16/.int8 infix)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights and compute (default fp32)")
@@ -104,6 +112,10 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
+    if args.precision == "int8":
+        require_gate(args)  # before any work: INT8 is published gated, or explicitly not
+        if args.accuracy_control and args.no_gate:
+            raise ExportError("--accuracy-control needs labelled data, --no-gate says there is none: drop one")
     src = Path(args.source)
     out = Path(args.output) if args.output else default_output(src, "openvino", args.precision)
     check_writable(out, space_needed(src))
@@ -115,15 +127,16 @@ def main(argv=None) -> int:
         images = validation = None
         if args.precision == "int8":
             images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-            validation = validation_items(args, meta)
+            validation = None if args.no_gate else validation_items(args, meta)
             if args.accuracy_control and not validation:
                 raise ExportError("--accuracy-control needs a labelled validation split: pass --data-root")
         onnx_to_openvino(src_onnx, candidate, args.precision, images,
-                         validation if args.accuracy_control else None, args.max_drop, args.max_boundary_drop)
+                         validation if args.accuracy_control else None, args.max_drop, args.max_boundary_drop,
+                         gate=gate_record(args, out))
         print(f"converted {out.name} ({args.precision}); checking it")
         code = parity_from_args(args, candidate, args.precision, torch_model, reference_onnx=src_onnx, final=out)
         gate = None
-        if args.precision == "int8" and validation and code == 0:
+        if args.precision == "int8" and validation is not None and code == 0:
             fp32_xml = onnx_to_openvino(src_onnx, Path(tmpdir) / "fp32.xml", "fp32")
             gate = accuracy_gate(fp32_xml, candidate, validation, args.max_drop, name=out,
                                  max_boundary_drop=args.max_boundary_drop)
@@ -132,7 +145,9 @@ def main(argv=None) -> int:
         kept = publish(candidate, out, code == 0, args.keep_failed, why)
     if kept == out:
         size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
-        print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision})")
+        print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision}, runs at {CHECKED_PRECISION})" + (
+            "; NOT GATED (--no-gate): its metadata says so and the runtime warns" if args.no_gate and
+            args.precision == "int8" else ""))
     return code
 
 

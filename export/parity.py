@@ -35,10 +35,18 @@ def onnx_runner(path):
 
 
 def openvino_runner(path):
+    """The IR compiled for the CPU at the compute precision recorded in it (export.openvino's
+    CHECKED_PRECISION, f32), which is also what the runtime compiles it at by default; f32 for an IR that
+    records none (the CPU plugin would otherwise pick bf16 on AMX/AVX512-BF16 machines)."""
     ov = require("openvino", "openvino", "running OpenVINO models")
-    # f32 execution: the CPU plugin would otherwise pick bf16 on AMX/AVX512-BF16 machines
+    from runtime.backends.openvino import checked_precision
+
     try:
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        core = ov.Core()
+        model = core.read_model(str(path))
+        meta = metadata.loads(model.get_rt_info([metadata.META_KEY]).astype(str), str(path)) \
+            if model.has_rt_info([metadata.META_KEY]) else {}
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": checked_precision(meta) or "f32"})
     except Exception as e:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable IR
         raise ExportError(f"{path}: OpenVINO cannot load it ({type(e).__name__}: {_first_line(e)})") from None
     out = compiled.outputs[0]

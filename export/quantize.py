@@ -9,9 +9,15 @@
   NNCF's accuracy-controlled quantisation when a labelled validation split is given.
 - The gate: FP32 vs INT8 mIoU and boundary F1 on the validation split; fails when either drop
   exceeds its limit (--max-drop, --max-boundary-drop). Boundaries are what BRD buys, and they are
-  what INT8 rounding erodes first.
+  what INT8 rounding erodes first. Both models are scored by `distill.evaluate --model`'s own code
+  (distill.score: the runtime backends, at the labels' native resolution, with the model's evaluation
+  settings), so the gate's fp32_miou is what evaluating the FP32 model gives on the same images.
+- No INT8 without the gate: without labelled validation data (--data-root) the exporters refuse to
+  publish INT8 (exit 2) unless told --no-gate; the model's metadata then records "gate": null and the
+  runtime warns when it loads it.
 
-Calibration images go through exactly the runtime's preprocessing (common.preprocess).
+Calibration images go through exactly the runtime's preprocessing (common.preprocess), one at a time:
+calibration and the gate stream through their images in bounded memory.
 """
 from __future__ import annotations
 
@@ -22,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import atomic_path, finite_float
+from runtime.cli import atomic_path
 from runtime.contract import ArgumentParser
-from runtime.formats import default_output, require
+from runtime.formats import default_output, format_for, require
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, preprocess, publish, set_onnx_meta,
-                     source_kind, space_needed, staged, work_dir, writing)
+from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, model_meta,  # noqa: F401
+                     onnx_meta, preprocess, publish, require_gate, set_onnx_meta, sibling, source_kind, space_needed,
+                     staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
@@ -46,28 +53,31 @@ TARGETS = {
 
 
 def _reader(images, meta):
+    """ONNX Runtime's calibration reader over `images` (any sequence, lazy ones included): each image is
+    read and preprocessed when the calibrator asks for it, so at most one is held (MinMax keeps only
+    per-tensor minima and maxima of what it has seen)."""
     quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
-    inputs = preprocess(images, meta)
 
     class Reader(quant.CalibrationDataReader):
         def __init__(self):
-            self.it = iter(inputs)
+            self.it = iter(images)
 
         def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {metadata.INPUT_NAME: x[None]}
+            img = next(self.it, None)
+            return None if img is None else {metadata.INPUT_NAME: preprocess([img], meta)}
 
         def rewind(self):
-            self.it = iter(inputs)
+            self.it = iter(images)
 
     return Reader()
 
 
-def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) -> Path:
+def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True, gate=None) -> Path:
     """FP32 ONNX -> Q/DQ INT8 ONNX with ONNX Runtime's static quantiser, calibrated on `images`.
 
     Per-channel symmetric weights for both targets; activations per TARGETS[target]. The target is
-    recorded in the metadata (export.quantization.target).
+    recorded in the metadata (export.quantization.target), and so is `gate` (export.gate): the gate the
+    file is published under (common.gate_record), None for a file nobody gates (the runtime warns).
     """
     quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
     if target not in TARGETS:
@@ -95,7 +105,7 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True) ->
         meta.setdefault("export", {}).update(precision="int8", quantization={
             "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "target": target,
             "activations": settings["activation"], "symmetric_activations": settings["extra"]["ActivationSymmetric"],
-            "per_channel": True, "calibration_images": len(images)})
+            "per_channel": True, "calibration_images": len(images)}, gate=gate)
         set_onnx_meta(model, meta)
         onnx.save(model, str(tmp))
     return out
@@ -129,38 +139,57 @@ def ort_int8_graph(path) -> dict:
 
 
 def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=None, max_boundary_drop=None):
-    """NNCF post-training quantisation of an OpenVINO model. With `validation` (list of (image, label)),
+    """NNCF post-training quantisation of an OpenVINO model. With `validation` ((image, label) items),
     NNCF's accuracy-controlled variant keeps the mIoU drop within `max_drop` and the boundary-F1 drop
-    within `max_boundary_drop` (points; None: that one is not limited)."""
+    within `max_boundary_drop` (points; None: that one is not limited), scored as the gate scores.
+    Images are read and preprocessed as NNCF asks for them (bounded memory)."""
     nncf = require("nncf", "openvino", "OpenVINO INT8 quantisation")
     if not images:
         raise ExportError("INT8 calibration needs at least one image")
-    inputs = [x[None] for x in preprocess(images, meta)]
-    calib = nncf.Dataset(inputs)
+    calib = nncf.Dataset(images, lambda img: preprocess([img], meta))
     if validation is None:
-        return nncf.quantize(ov_model, calib, subset_size=len(inputs))
+        return nncf.quantize(ov_model, calib, subset_size=len(images))
 
     import openvino as ov
 
-    val_inputs = [(preprocess([img], meta), label) for img, label in validation]
+    from .openvino import CHECKED_PRECISION
 
-    def run_with(compiled):
-        return lambda x: compiled(x)[compiled.outputs[0]]
-
-    # NNCF limits one metric's drop. Both limits at once: the metric is minus the larger of the two drops,
-    # each relative to its limit, so the FP32 model scores 0 and "drop <= 1" means both drops are within theirs.
-    reference = gate_scores(run_with(ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})),
-                            val_inputs, meta)
     limits = {"mIoU": max_drop, "boundary_f1": max_boundary_drop}
     if not any(v and v > 0 for v in limits.values()):
         raise ExportError("accuracy-controlled INT8 needs a positive --max-drop or --max-boundary-drop")
+    # NNCF limits one metric's drop. Both limits at once: the metric is minus the larger of the two drops,
+    # each relative to its limit, so the FP32 model scores 0 and "drop <= 1" means both drops are within theirs.
+    fp32 = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": CHECKED_PRECISION})
+    reference = gate_scores(CompiledModel(fp32, meta), validation, meta)
 
     def validate(compiled, data):
-        return -relative_drop(reference, gate_scores(run_with(compiled), data, meta), limits)
+        # (metric, per-image mIoU): with values per item NNCF ranks layers by them instead of keeping every
+        # image's logits of both models in memory
+        per_item = []
+        got = gate_scores(CompiledModel(compiled, meta), data, meta, per_item=per_item)
+        return -relative_drop(reference, got, limits), per_item
 
+    # inference data (NNCF's ranking of layers compares outputs) is the model input at its own size
+    val = nncf.Dataset(validation, lambda item: preprocess([item[0]], meta))
     return nncf.quantize_with_accuracy_control(
-        ov_model, calib, nncf.Dataset(val_inputs), validation_fn=validate, max_drop=1.0,
-        drop_type=nncf.DropType.ABSOLUTE, subset_size=len(inputs))
+        ov_model, calib, val, validation_fn=validate, max_drop=1.0,
+        drop_type=nncf.DropType.ABSOLUTE, subset_size=len(images))
+
+
+class CompiledModel:
+    """An OpenVINO model NNCF compiled, as a backend for distill.score.Scorer (infer, meta, input shape)."""
+
+    name, precision, device = "openvino", "nncf candidate", "CPU"
+
+    def __init__(self, compiled, meta):
+        self.compiled, self.meta, self.path = compiled, meta, "NNCF's candidate model"
+        shape = compiled.input(0).get_partial_shape()
+        self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
+        out = compiled.output(0)
+        self.output_kind = metadata.OUTPUT_LABELS if out.get_element_type().is_integral() else metadata.OUTPUT_LOGITS
+
+    def infer(self, x):
+        return self.compiled(x)[self.compiled.outputs[0]]
 
 
 def relative_drop(reference: dict, got: dict, limits: dict) -> float:
@@ -169,58 +198,76 @@ def relative_drop(reference: dict, got: dict, limits: dict) -> float:
     return max((reference[k] - got[k]) / limit for k, limit in limits.items() if limit and limit > 0)
 
 
-def gate_scores(run, items, meta) -> dict:
-    """mIoU and boundary F1 (percent) of `run` (batch -> logits or labels) over preprocessed (input, label) pairs."""
-    import cv2
+def gate_scores(backend, items, meta, per_item=None) -> dict:
+    """mIoU and boundary F1 (percent) of a backend over labelled (image, label) items, scored as
+    `distill.evaluate --model` scores it (distill.score), with the model's own evaluation settings.
+    `per_item`: a list that gets each image's own mIoU (percent) appended."""
+    try:
+        from distill.metrics import SegMetric
+        from distill.score import Scorer, eval_settings, score
+    except ImportError as e:
+        raise ExportError(f"the accuracy gate scores with distill.score (the training install): {e}") from None
+    ev = eval_settings(meta)
+    scorer = Scorer(backend, ev["mode"], ev["crop_size"], ev["stride"], ev["flip"])
+    on_item = None
+    if per_item is not None:
+        def on_item(pred, label):
+            one = SegMetric(meta["num_classes"], boundary=False, connectivity=False)
+            one.update(pred, label)
+            value = one.compute()["mIoU"]
+            per_item.append(100.0 * float(value) if value == value else 0.0)  # NaN: no class in the image
+    result = score(scorer, items, meta["num_classes"], size=ev["size"], boundary=True, connectivity=False,
+                   on_item=on_item)
+    return {"mIoU": 100.0 * float(result["mIoU"]), "boundary_f1": 100.0 * float(result["boundary_f1"]),
+            "images": int(result["num_images"]), "how": scorer.describe()}
 
-    from distill.metrics import SegMetric
 
-    metric = SegMetric(meta["num_classes"], ignore_index=255, boundary=True, connectivity=False)
-    for x, label in items:
-        out = run(x)
-        pred = (out.argmax(1) if out.ndim == 4 else out)[0].astype(np.uint8)
-        if pred.shape != label.shape:  # back to the label's resolution, as the runtime's overlay does
-            pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
-        metric.update(pred.astype(np.int64), label.astype(np.int64))
-    result = metric.compute()
-    return {"mIoU": 100.0 * float(result["mIoU"]), "boundary_f1": 100.0 * float(result["boundary_f1"])}
+def _gate_backend(path):
+    """The runtime backend the gate scores a file with: the CPU for ONNX Runtime and OpenVINO (OpenVINO at
+    the precision recorded in the IR), the engine's GPU for TensorRT."""
+    from distill.score import open_model
+
+    return open_model(path, device="cpu" if format_for(path).name in ("onnx", "openvino") else "auto")
 
 
 def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None,
                   max_boundary_drop: float = 1.0) -> dict:
-    """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items; prints the table, returns the
-    verdict (passed when neither drop exceeds its limit). The JSON goes next to `int8_path`, with its sha256
-    (`name`: the INT8 model's final name when it is checked under a temporary one; the record moves with it,
-    common.publish)."""
+    """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items (read one at a time); prints the
+    table, returns the verdict (passed when neither drop exceeds its limit). The JSON goes next to `int8_path`,
+    with its sha256 (`name`: the INT8 model's final name when it is checked under a temporary one; the record
+    moves with it, common.publish)."""
     from .common import file_hashes, sibling, write_json
-    from .parity import runner_for
 
-    meta = onnx_meta(fp32_path) if Path(fp32_path).suffix == ".onnx" else None
-    if meta is None:
-        from .common import openvino_meta
-        meta = openvino_meta(fp32_path)
-    items = [(preprocess([img], meta), label) for img, label in validation]
-    fp32 = gate_scores(runner_for(fp32_path), items, meta)
-    int8 = gate_scores(runner_for(int8_path), items, meta)
+    meta = model_meta(fp32_path)
+    scores = {}
+    for key, path in (("fp32", fp32_path), ("int8", int8_path)):
+        backend = _gate_backend(path)
+        try:
+            scores[key] = gate_scores(backend, validation, meta)
+            scores[key]["precision"] = backend.precision
+        finally:
+            backend.close()
+    fp32, int8 = scores["fp32"], scores["int8"]
     drop, b_drop = fp32["mIoU"] - int8["mIoU"], fp32["boundary_f1"] - int8["boundary_f1"]
     final = Path(name) if name else Path(int8_path)
-    report = {"fp32_model": Path(fp32_path).name, "int8_model": final.name, "images": len(items),
+    report = {"fp32_model": Path(fp32_path).name, "int8_model": final.name, "images": fp32["images"],
               "fp32_miou": fp32["mIoU"], "int8_miou": int8["mIoU"], "drop": drop, "max_drop": max_drop,
               "fp32_boundary_f1": fp32["boundary_f1"], "int8_boundary_f1": int8["boundary_f1"],
               "boundary_f1_drop": b_drop, "max_boundary_drop": max_boundary_drop,
+              "scored": fp32["how"], "fp32_runs_as": fp32["precision"], "int8_runs_as": int8["precision"],
               "passed": drop <= max_drop and b_drop <= max_boundary_drop,
               "file": Path(int8_path).name, **file_hashes(int8_path)}
     fp32_name, int8_name = report["fp32_model"] + " (FP32)", report["int8_model"] + " (INT8)"
     print(f"{'model':<28} {'mIoU':>7} {'bF1':>7}\n{fp32_name:<28} {fp32['mIoU']:7.2f} {fp32['boundary_f1']:7.2f}\n"
           f"{int8_name:<28} {int8['mIoU']:7.2f} {int8['boundary_f1']:7.2f}\n"
           f"{'drop':<28} {drop:7.2f} {b_drop:7.2f}  (max {max_drop:.2f} / {max_boundary_drop:.2f}): "
-          f"{'ok' if report['passed'] else 'FAILED'}")
+          f"{'ok' if report['passed'] else 'FAILED'}  [{report['images']} images, {fp32['how']}]")
     write_json(sibling(int8_path, ".gate.json"), report)
     return report
 
 
 def validation_items(args, meta, n=None):
-    """Labelled validation images for the gate (None when no dataset was given)."""
+    """Labelled validation items for the gate, read lazily (None when no dataset was given)."""
     from .data import build, dataset_images
 
     if not getattr(args, "data_root", None):
@@ -234,13 +281,6 @@ def validation_items(args, meta, n=None):
     return items
 
 
-def add_gate_args(p):
-    p.add_argument("--max-drop", type=finite_float, default=1.0,
-                   help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
-    p.add_argument("--max-boundary-drop", type=finite_float, default=1.0,
-                   help="accuracy gate: max boundary-F1 drop in points (default 1.0)")
-
-
 @exporter
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
@@ -248,7 +288,8 @@ def main(argv=None) -> int:
 
     p = ArgumentParser(prog="python -m export.quantize", description=__doc__, examples=(
         "python -m export.quantize student.onnx --data-root data/synthetic",
-        "python -m export.quantize student.pt -o student.int8.onnx --calib-dir calib/ --num-calib 100",
+        "python -m export.quantize student.pt -o student.int8.onnx --data-root data/cityscapes --calib-dir calib/",
+        "python -m export.quantize student.onnx --calib-dir calib/ --no-gate    # unchecked: gate null, warned",
         "python -m export.quantize student.onnx --data-root data/cityscapes --max-drop 0.5 --keep-failed"))
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
@@ -260,14 +301,16 @@ def main(argv=None) -> int:
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
+    require_gate(args)  # before any work: INT8 is published gated, or explicitly not
     out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"),
                          space_needed(args.source))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)
-        validation = validation_items(args, meta)  # before the work: a split the gate cannot use is an error
+        # before the work: a split the gate cannot use is an error
+        validation = None if args.no_gate else validation_items(args, meta)
         images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
-        quantize_onnx_int8(src_onnx, candidate, images, target=args.target)
+        quantize_onnx_int8(src_onnx, candidate, images, target=args.target, gate=gate_record(args, out))
         print(f"quantised {out.name}, calibrated on {len(images)} images; checking it")
         if args.target == "ort":
             graph = ort_int8_graph(candidate)
@@ -277,14 +320,15 @@ def main(argv=None) -> int:
                       f"than FP32 (docs/int8.md): time both with benchmarks.speed", file=sys.stderr)
         code = parity_from_args(args, candidate, "int8", torch_model, reference_onnx=src_onnx, final=out)
         gate = None
-        if validation and code == 0:
+        if validation is not None and code == 0:
             gate = accuracy_gate(src_onnx, candidate, validation, args.max_drop, name=out,
                                  max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
         kept = publish(candidate, out, code == 0, args.keep_failed, why)
     if kept == out:
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)" + (
+            "; NOT GATED (--no-gate): its metadata says so and the runtime warns" if args.no_gate else ""))
     return code
 
 

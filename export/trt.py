@@ -8,7 +8,11 @@ version, GPU compute capability, precision, shapes and the ONNX sha256 go in `<e
 - 10.x: explicit batch is implicit, memory-pool limit, weakly typed flags;
 - 11.x: strongly typed only (no precision flags): FP16 means an FP16 ONNX (I/O kept FP32).
 INT8 is always explicit quantisation: a Q/DQ ONNX from ONNX Runtime's quantiser (export.quantize);
-TensorRT 10+ keeps no implicit (calibrator) path. Python 3.8 compatible; needs no torch given an .onnx.
+TensorRT 10+ keeps no implicit (calibrator) path. An INT8 engine is gated like every INT8 model: scored
+against its FP32 ONNX on the labelled validation split (export.quantize.accuracy_gate, through the
+runtime's TensorRT backend), published only when it passes; without labelled data it is refused unless
+--no-gate (its sidecar's metadata then records "gate": null). Python 3.8 compatible; needs no torch given an
+.onnx (the gate needs the dataset readers and metrics of the training package).
 """
 import copy
 import re
@@ -22,8 +26,9 @@ from runtime.contract import ArgumentParser, alias
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, check_writable, exporter, onnx_meta, publish, sha256_file, source_kind,
-                     space_needed, staged, work_dir, write_json, writing)
+from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, publish,
+                     require_gate, sha256_file, sibling, source_kind, space_needed, staged, work_dir, write_json,
+                     writing)
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")
 
@@ -112,9 +117,12 @@ def gpu_info():
         raise ExportError("cannot read the GPU's compute capability: install pycuda (pip install 'brd-edge[tensorrt]')") from None
 
 
-def make_sidecar(meta, trt_version, gpu, compute_capability, precision, profile, outputs, onnx_sha256, api):
+def make_sidecar(meta, trt_version, gpu, compute_capability, precision, profile, outputs, onnx_sha256, api,
+                 gate=None):
     meta = copy.deepcopy(meta)
     meta.setdefault("export", {}).update(format="tensorrt", precision=precision)
+    if precision == "int8":  # the gate it is published under (common.gate_record), None: nobody gated it
+        meta["export"]["gate"] = gate
     return {"format": SIDECAR_FORMAT, "meta": meta, "tensorrt_version": str(trt_version), "api": api,
             "gpu": gpu, "compute_capability": str(compute_capability), "precision": precision,
             "inputs": [{"name": metadata.INPUT_NAME, "dtype": "float32", "profile": profile}],
@@ -187,7 +195,7 @@ def prequantized(meta, src):
 
 
 def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_shape=None, opt_shape=None,
-                max_shape=None, timing_cache=None, calib_images=None):
+                max_shape=None, timing_cache=None, calib_images=None, gate=None):
     """Build `out` (.engine) and its sidecar from an FP32 ONNX model with BRD Edge metadata.
 
     int8 quantises with ONNX Runtime (Q/DQ for TensorRT, calibrated on `calib_images`) first, unless `src`
@@ -208,7 +216,7 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
         if int8 and not qdq:
             from .quantize import quantize_onnx_int8
 
-            parsed = quantize_onnx_int8(src, Path(tmpdir) / "qdq.onnx", calib_images, target="trt")
+            parsed = quantize_onnx_int8(src, Path(tmpdir) / "qdq.onnx", calib_images, target="trt", gate=gate)
         elif fp16 and api == "trt11":
             parsed = _fp16_onnx(src, Path(tmpdir) / "fp16.onnx")
         plan = build_engine(trt, parsed, api, fp16, int8, workspace_gb, profile, timing_cache)
@@ -216,7 +224,7 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
         output = metadata.OUTPUT_LABELS if meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS \
             else metadata.OUTPUT_LOGITS
         sidecar = make_sidecar(meta, trt.__version__, gpu, cc, precision, profile,
-                               [{"name": output}], sha256_file(parsed), api)
+                               [{"name": output}], sha256_file(parsed), api, gate)
         with writing(out, "the engine"), atomic_path(out) as tmp:
             tmp.write_bytes(plan)
             write_json(sidecar_path(out), sidecar)
@@ -232,6 +240,7 @@ def main(argv=None):
     p = ArgumentParser(prog="python -m export.trt", description=__doc__, examples=(
         "python -m export.trt student.onnx --precision fp16",
         "python -m export.trt student.onnx --precision int8 --data-root data/synthetic --timing-cache trt.cache",
+        "python -m export.trt student.onnx --precision int8 --calib-dir calib/ --no-gate   # unchecked",
         "python -m export.trt dynamic.onnx --min-shape 1x3x256x512 --opt-shape 1x3x512x1024 --max-shape 4x3x512x1024"))
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output .engine (default: next to the source, named by precision)")
@@ -245,10 +254,13 @@ def main(argv=None):
     p.add_argument("--max-shape", help="profile maximum NxCxHxW (default batch {})".format(DEFAULT_MAX_BATCH))
     p.add_argument("--timing-cache", help="timing cache file, read if present and updated (faster rebuilds)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the intermediate export (.pt source)")
+    add_gate_args(p)
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
     source_kind(args.source)
+    if args.precision == "int8":
+        require_gate(args)  # before any work: INT8 is published gated, or explicitly not
     for s in (args.min_shape, args.opt_shape, args.max_shape):
         if s:
             parse_shape(s)
@@ -261,13 +273,25 @@ def main(argv=None):
         images = None
         meta = onnx_meta(src_onnx)
         qdq = prequantized(meta, src_onnx)  # an INT8 ONNX for TensorRT is built as it is
+        if qdq and not args.no_gate:
+            raise ExportError("{}: an engine built from an INT8 ONNX has no FP32 model to be gated against: give the "
+                              "FP32 ONNX with --precision int8 (quantised and gated here), or --no-gate".format(src_onnx))
+        int8 = int8 or qdq
         if int8 and not qdq:
             images = calibration_images(meta, args.data_root, args.dataset, args.calib_dir, args.num_calib)
         onnx_to_trt(src_onnx, candidate, fp16, int8, args.workspace, args.min_shape, args.opt_shape,
-                    args.max_shape, args.timing_cache, images)
+                    args.max_shape, args.timing_cache, images, gate=gate_record(args, out) if int8 else None)
         precision = "int8" if qdq else args.precision
         code = parity_from_args(args, candidate, precision, torch_model, reference_onnx=src_onnx, final=out)
-        kept = publish(candidate, out, code == 0, args.keep_failed, "its parity check")
+        gate = None
+        if int8 and not args.no_gate and code == 0:  # scored through the runtime's TensorRT backend
+            from .quantize import accuracy_gate, validation_items
+
+            gate = accuracy_gate(src_onnx, candidate, validation_items(args, meta), args.max_drop, name=out,
+                                 max_boundary_drop=args.max_boundary_drop)
+            code = 0 if gate["passed"] else 1
+        why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
+        kept = publish(candidate, out, code == 0, args.keep_failed, why)
     if kept == out:
         print("wrote {} ({:.2f} MB) and {}".format(out, out.stat().st_size / 1e6, sidecar_path(out).name))
     return code

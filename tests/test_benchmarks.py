@@ -39,26 +39,57 @@ def test_macs_and_params_depend_on_arch_not_weights(tmp_path):
 
 
 def test_no_added_cost_report(tmp_path):
-    """The benchmark's verdicts: identical graphs for plain/BRD, a flagged pair for a different arch."""
+    """The benchmark's verdicts: identical graphs for plain/BRD, a flagged pair for a different arch. It times the
+    checked models it finds and builds what is missing as timing copies only, in a folder and under names that
+    say so: nothing it writes sits under a name or folder the runtime's models are loaded from."""
     from benchmarks.no_added_cost import run_no_added_cost
+    from export import onnx as export_onnx
 
     plain = write_student(tmp_path / "plain.pt", seed=1)
     brd = write_student(tmp_path / "brd.pt", seed=2)
-    out = run_no_added_cost([("r10", plain, brd)], tmp_path / "out", variants=["onnx-fp32", "openvino-fp32"],
-                            num_calib=2, iters=2, warmup=1, rounds=2, log=lambda *_: None)
+    models = tmp_path / "models"
+    assert export_onnx.main([str(plain), "-o", str(models / "r10_plain.onnx")]) == 0  # checked: parity record
+    published = sorted(p.name for p in models.iterdir())
+    out = run_no_added_cost([("r10", plain, brd)], tmp_path / "out", variants=["onnx-fp32", "onnx-int8"],
+                            num_calib=2, iters=2, warmup=1, rounds=2, models_dir=models, log=lambda *_: None)
+    assert sorted(p.name for p in models.iterdir()) == published
+    files = {(r["variant"], r["model"]): r["file"] for r in out["latency"]}
+    assert files == {("onnx-fp32", "plain"): "r10_plain.onnx",
+                     ("onnx-fp32", "brd"): "unchecked_timing_copies/r10_brd.unchecked.onnx",
+                     ("onnx-int8", "plain"): "unchecked_timing_copies/r10_plain.unchecked.int8.onnx",
+                     ("onnx-int8", "brd"): "unchecked_timing_copies/r10_brd.unchecked.int8.onnx"}
+    copy = tmp_path / "out" / "unchecked_timing_copies" / "r10_plain.unchecked.int8.onnx"
+    from export.common import onnx_meta
+    assert onnx_meta(copy)["export"]["gate"] is None  # the runtime warns if it is ever loaded
     assert {r["model"] for r in out["cost"]} == {"plain", "brd"}
+    assert {(r["network"], r["stem"]) for r in out["cost"]} == {("deeplabv3_resnet10_w16", "v1c")}
+    assert out["cost"][0]["params"] == out["cost"][1]["params"] > 0
     assert out["cost"][0]["GMACs"] == out["cost"][1]["GMACs"] > 0
-    assert {(r["variant"], r["model"]) for r in out["latency"]} == {
-        ("onnx-fp32", "plain"), ("onnx-fp32", "brd"), ("openvino-fp32", "plain"), ("openvino-fp32", "brd")}
     assert all(r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] for r in out["latency"])
     assert any("structurally identical" in n for n in out["notes"])
     text = (tmp_path / "out" / "table.md").read_text()
-    assert "| r10 | onnx-fp32 | brd |" in text
+    assert "| r10 | onnx-fp32 | brd |" in text and "timing only (no parity check, no INT8 gate)" in text
     assert (tmp_path / "out" / "latency.png").stat().st_size > 1000
 
     other = write_student(tmp_path / "mbv2.pt", arch="lraspp_mobilenetv2_w035")
     with pytest.raises(ValueError, match="differ in architecture .arch: plain deeplabv3_resnet10_w16, BRD lraspp_mob"):
         run_no_added_cost([("bad", plain, other)], tmp_path / "out2", variants=["onnx-fp32"], log=lambda *_: None)
+
+
+def test_reports_name_the_exact_network():
+    """One registry name is two networks (mmseg's default stem, CIRKD's v1s): reports name the stem and the
+    exact parameter count, from the arguments the network was built with."""
+    from benchmarks.model_cost import network, parse_arch
+    from distill.models import build_model
+
+    assert parse_arch("deeplabv3_resnet18:stem=v1s,aux=false") == ("deeplabv3_resnet18", {"stem": "v1s", "aux": False})
+    assert parse_arch("lraspp_mobilenetv2") == ("lraspp_mobilenetv2", {})
+    with pytest.raises(ValueError, match="expected NAME"):
+        parse_arch("deeplabv3_resnet18:v1s")
+    cirkd = network(build_model(*parse_arch("deeplabv3_resnet18:stem=v1s")[:1], 19, stem="v1s"))
+    default = network(build_model("deeplabv3_resnet18", 19))
+    assert cirkd == {"network": "deeplabv3_resnet18", "stem": "v1s", "params": 13_607_974}
+    assert default == {"network": "deeplabv3_resnet18", "stem": "v1c", "params": 18_102_726}
 
 
 def test_speed_report_says_what_ran_where(tmp_path):
@@ -74,6 +105,7 @@ def test_speed_report_says_what_ran_where(tmp_path):
     assert speed.main(argv) == 0
     row = next(csv.DictReader(open(out / "speed.csv")))
     assert row["arch"] == "lraspp_mobilenetv2_w035" and float(row["GMACs"]) > 0
+    assert row["stem"] == "-" and int(row["params"]) > 0
     assert all(float(row[f"{b}_ms"]) > 0 for b in ("ort-fp32", "ort-int8", "ov-int8")) and "torch_ms" not in row
     fused, total = (int(v) for v in row["ort_int8_convs_fused"].split("/"))
     assert fused == total > 10

@@ -82,12 +82,12 @@ def test_outputs_equal_cirkds_for_the_same_weights(case):
 
 
 def test_cirkd_imagenet_file_builds_cirkds_student_and_its_checkpoint_rebuilds_it(tmp_path):
-    """`pretrained=` CIRKD's resnet18-imagenet.pth picks stem="v1s", which brings CIRKD's head; a checkpoint
+    """`pretrained=` CIRKD's resnet18-imagenet.pth with stem="v1s", which brings CIRKD's head; a checkpoint
     records only that, and rebuilds the same network (the BRD taps: 4 stages, the 128-channel head feature)."""
     from tests.test_recipes import imagenet_file
 
     weights = imagenet_file(tmp_path / "resnet18-imagenet.pth", "cirkd_resnet18_v1s")
-    model = build_model("deeplabv3_resnet18", 19, pretrained=str(weights))
+    model = build_model("deeplabv3_resnet18", 19, pretrained=str(weights), stem="v1s")
     assert model.arch_kwargs == {"stem": "v1s"} and model.pretrained_report.complete
     assert sorted(k for k in model.state_dict() if k.startswith("head.aspp.b1")) == [
         "head.aspp.b1.block.0.weight", "head.aspp.b1.block.1.bias", "head.aspp.b1.block.1.num_batches_tracked",

@@ -29,10 +29,19 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
         # kept only as *.FAILED.* (the demo passes --keep-failed) and its report says so
         stem, suffix = name.rsplit(".", 1) if "." in name else ("", name)
         failed = models / f"resnet10_w8_brd.{stem + '.' if stem else ''}FAILED.{suffix}"
-        # (no_added_cost, step 6, exports its own timing copies under the plain names, without checks)
         assert (models / f"resnet10_w8_brd.{name}").exists() or failed.exists(), name
         if failed.exists():
             assert json.loads((models / f"{failed.name}.parity.json").read_text())["file"] == failed.name
+    # no_added_cost (step 6) times the checked files; what it builds itself stays in its own folder, so the
+    # models folder holds only what the exporters published after their checks (or kept as *.FAILED.*)
+    assert not [p.name for p in models.iterdir() if ".unchecked." in p.name]
+    assert all(".unchecked." in p.name for p in (tmp_path / "demo" / "no_added_cost" / "unchecked_timing_copies").iterdir())
+    # the exported INT8 model scored with distill.evaluate --model, next to its FP32 model
+    assert "The deployed files, scored (distill.evaluate --model)" in text and "| mIoU FP32 | mIoU INT8 |" in text
+    rows = json.loads((tmp_path / "demo" / "scores" / "scores.json").read_text())
+    assert [(r["format"], r["precision"]) for r in rows] == [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"),
+                                                              ("openvino", "int8")]
+    assert all(0 <= r["mIoU"] <= 1 and r["images"] == 3 for r in rows if r["published"])
     video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
     assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)

@@ -80,10 +80,21 @@ def test_fp16_weights_and_parity(onnx_model, tmp_path):
 
 
 def test_int8_from_onnx_without_torch(onnx_model, calib_dir, tmp_path):
+    """No labelled data (calibration images only): INT8 only with --no-gate, recorded as "gate": null, and the
+    runtime says so in one line when it loads the model."""
     out = tmp_path / "s8.xml"
-    r = run_without_torch("export.openvino", str(onnx_model), "--precision", "int8", "--calib-dir", str(calib_dir),
-                          "-o", str(out))
+    args = [str(onnx_model), "--precision", "int8", "--calib-dir", str(calib_dir), "-o", str(out)]
+    r = run_without_torch("export.openvino", *args)
+    assert r.returncode == 2 and "INT8 is published only after its accuracy gate" in r.stderr and not out.exists()
+    r = run_without_torch("export.openvino", *args, "--no-gate")
     assert r.returncode == 0, r.stderr
+    assert "NOT GATED" in r.stdout and openvino_meta(out)["export"]["gate"] is None
+    bench = subprocess.run([sys.executable, "-m", "runtime.bench", "--model", str(out), "--iters", "1", "--warmup", "0"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bench.returncode == 0, bench.stderr
+    assert [line for line in bench.stderr.splitlines() if "gate" in line] == [
+        f"{out}: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never checked "
+        "on labelled data"]
     report = json.loads(Path(str(out) + ".parity.json").read_text())
     assert "no torch" in report["reference"] and report["precision"] == "int8"
     assert report["argmax_agreement"] > 0.9
@@ -103,7 +114,9 @@ def test_fp32_from_onnx_without_torch(onnx_model, tmp_path):
 
 def test_errors_are_one_line_and_leave_nothing(student_ckpt, onnx_model, tmp_path):
     out = tmp_path / "x.xml"
-    for args, expected in [((str(onnx_model), "--precision", "int8", "-o", str(out)), "INT8 needs calibration images"),
+    for args, expected in [((str(onnx_model), "--precision", "int8", "-o", str(out)), "only after its accuracy gate"),
+                           ((str(onnx_model), "--precision", "int8", "-o", str(out), "--no-gate"),
+                            "INT8 needs calibration images"),
                            ((str(tmp_path / "nope.onnx"), "-o", str(out)), "no such file"),
                            ((str(onnx_model), "-o", str(tmp_path / "x.onnx")), "must end in .xml")]:
         r = run_without_torch("export.openvino", *args)
@@ -114,3 +127,30 @@ def test_errors_are_one_line_and_leave_nothing(student_ckpt, onnx_model, tmp_pat
     assert r.returncode == 2 and "needs torch" in r.stderr and "or pass an exported .onnx" in r.stderr, r.stderr
     with pytest.raises(ExportError, match="unknown precision"):
         onnx_to_openvino(onnx_model, tmp_path / "y.xml", precision="int4")
+
+
+def test_the_ir_runs_at_the_precision_it_was_checked_at(onnx_model, tmp_path, caplog):
+    """export.openvino records the compute precision parity (and the INT8 gate) ran at; the runtime compiles
+    the IR at it by default, not at the device's own default (bf16 on a CPU with AVX512-BF16 or AMX), and an
+    override is one line saying the run is unchecked."""
+    from runtime.backends.openvino import OpenVINOBackend
+
+    out = onnx_to_openvino(onnx_model, tmp_path / "s.xml")
+    assert openvino_meta(out)["export"]["inference_precision"] == "f32"
+    hint = lambda compiled: compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # noqa: E731
+    device_default = hint(ov.Core().compile_model(str(out), "CPU"))
+    with caplog.at_level("WARNING"):
+        backend = OpenVINOBackend(out, device="cpu")
+    assert hint(backend.compiled) == "f32" and backend.precision == "fp32" and "unchecked" not in caplog.text
+    print(f"this CPU's own default: {device_default}; the IR runs at f32")
+    with caplog.at_level("WARNING"):
+        other = OpenVINOBackend(out, device="cpu", inference_precision="bf16")
+    assert "computing in bf16, not f32" in caplog.text and "this run is unchecked" in caplog.text
+    if device_default == "bf16":  # a CPU that has bf16: the override is what runs
+        assert hint(other.compiled) == "bf16"
+    r = subprocess.run([sys.executable, "-m", "runtime.bench", "--model", str(out), "--precision-hint", "bf16",
+                        "--iters", "1", "--warmup", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "unchecked" in line] == [
+        f"{out}: computing in bf16, not f32, the precision its parity check and accuracy gate were measured at: "
+        "this run is unchecked"]

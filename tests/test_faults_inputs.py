@@ -22,7 +22,7 @@ def test_failed_parity_never_leaves_the_model_under_its_name(model, calib, tmp_p
     out = tmp_path / "q.int8.onnx"
     env = dict(ENV, TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    r = run(["export.quantize", model, "-o", out, "--calib-dir", calib, "--min-agreement", "1.0",
+    r = run(["export.quantize", model, "-o", out, "--calib-dir", calib, "--no-gate", "--min-agreement", "1.0",
              *(["--keep-failed"] if keep else [])], env=env)
     assert r.returncode == 1, r.stderr
     kept = "kept as q.int8.FAILED.onnx with its records" if keep else \
@@ -51,7 +51,7 @@ def test_stale_temp_files_of_killed_exports_are_cleaned_on_the_next_start(model,
         d.mkdir()
         (d / "pre.onnx").write_bytes(b"x")
     os.utime(stale[3], (time.time() - 2 * 86400,) * 2)
-    r = run(["export.quantize", model, "-o", tmp_path / "q.int8.onnx", "--calib-dir", calib],
+    r = run(["export.quantize", model, "-o", tmp_path / "q.int8.onnx", "--calib-dir", calib, "--no-gate"],
             env=dict(ENV, TMPDIR=str(tmp)))
     assert r.returncode == 0, r.stderr
     assert not any(f.exists() for f in stale) and live.exists() and list(tmp.glob("brd-*")) == [recent]

@@ -58,7 +58,7 @@ CASES = [  # layout, arch, the arch kwargs the file needs, wrapper/prefix as tho
 def test_every_backbone_tensor_of_the_file_loads(tmp_path, layout, arch, kwargs, wrap, prefix):
     path = weight_file(tmp_path / f"{layout}.pth", layout, wrap, prefix)
     file_keys = json.loads((LAYOUTS / f"{layout}.json").read_text())["keys"]
-    model = build_model(arch, 19, pretrained=str(path))
+    model = build_model(arch, 19, pretrained=str(path), **kwargs)  # the stem is asked for, never inferred
     assert model.arch_kwargs == kwargs
     report = model.pretrained_report
     assert report.complete, str(report)
@@ -98,13 +98,13 @@ def test_incomplete_or_foreign_files_are_errors_naming_file_and_keys(tmp_path, c
     short = weight_file(tmp_path / "short.pth", "torchvision_resnet18", drop={"layer3.1.bn2.running_var"})
     with pytest.raises(PretrainedError, match=r"short\.pth: does not fill .*missing 1 \(layer3\.1\.bn2\.running_var\)"
                                               r".*pretrained_strict=false"):
-        build_model("deeplabv3_resnet18", 19, pretrained=str(short))
+        build_model("deeplabv3_resnet18", 19, pretrained=str(short), stem="7x7")
 
     # ResNet-101's file into ResNet-18: the shared names have other shapes, the rest has no place
     big = weight_file(tmp_path / "r101.pth", "cirkd_resnet101_v1s")
     with pytest.raises(PretrainedError, match=r"r101\.pth: .*shape-mismatched .*layer1\.0\.conv1\.weight \(file "
                                               r"\[64, 128, 1, 1\], model \[64, 128, 3, 3\]\).*unexpected"):
-        build_model("deeplabv3_resnet18", 19, pretrained=str(big))
+        build_model("deeplabv3_resnet18", 19, pretrained=str(big), stem="v1s")
 
     # extra backbone tensors (a deeper network's) are not silently ignored either
     extra = weight_file(tmp_path / "extra.pth", "mmseg_resnet18_v1c", extra={"layer1.2.conv1.weight": torch.zeros(64, 64, 3, 3)})
@@ -112,14 +112,15 @@ def test_incomplete_or_foreign_files_are_errors_naming_file_and_keys(tmp_path, c
         build_model("deeplabv3_resnet18", 19, pretrained=str(extra))
 
     # asked for explicitly, a partial load goes through, loudly
-    model = build_model("deeplabv3_resnet18", 19, pretrained=str(short), pretrained_strict=False)
+    model = build_model("deeplabv3_resnet18", 19, pretrained=str(short), pretrained_strict=False, stem="7x7")
     assert model.pretrained_report.missing == ["layer3.1.bn2.running_var"]
     err = capsys.readouterr().err
     assert "WARNING: PARTIAL PRETRAINED LOAD" in err and "short.pth" in err and "layer3.1.bn2.running_var" in err
 
     # a stem asked for that the file does not have; a model already built with another stem
     cirkd = weight_file(tmp_path / "cirkd.pth", "cirkd_resnet18_v1s")
-    with pytest.raises(PretrainedError, match=r"cirkd\.pth: the file needs stem='v1s' but stem='v1c'"):
+    with pytest.raises(PretrainedError, match=r"cirkd\.pth: the file has the 'v1s' ResNet stem but deeplabv3_resnet18 "
+                                              r"is built with stem='v1c' \(which was asked for\)"):
         build_model("deeplabv3_resnet18", 19, pretrained=str(cirkd), stem="v1c")
     with pytest.raises(PretrainedError, match=r"cirkd\.pth: the file has the 'v1s' ResNet stem but the model was built "
                                               r"with stem='v1c'"):
@@ -132,14 +133,36 @@ def test_incomplete_or_foreign_files_are_errors_naming_file_and_keys(tmp_path, c
         build_model("deeplabv3_mobilenetv2", 19, pretrained=str(tmp_path / "foreign.pth"))
 
 
+def test_the_file_never_picks_the_network(tmp_path):
+    """Without stem= the name's default stem is built: a file made for another stem is an error naming the file,
+    the stem it needs and how to ask for it, never a silently different network (CIRKD's file would give a
+    13.6M-parameter network under the name that is 18.1M with any other file)."""
+    default = sum(p.numel() for p in build_model("deeplabv3_resnet18", 19).parameters())
+    for layout, need in (("cirkd_resnet18_v1s", "v1s"), ("torchvision_resnet18", "7x7")):
+        path = weight_file(tmp_path / f"{layout}.pth", layout)
+        with pytest.raises(PretrainedError) as e:
+            build_model("deeplabv3_resnet18", 19, pretrained=str(path))
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: the file has the '{need}' ResNet stem") and "(which is its default)" in msg
+        assert f"stem='{need}' in code" in msg and f"model.kwargs.stem: {need} in a config" in msg
+        model = build_model("deeplabv3_resnet18", 19, pretrained=str(path), stem=need)
+        assert model.arch_kwargs == {"stem": need} and model.pretrained_report.complete
+    mmseg = weight_file(tmp_path / "v1c.pth", "mmseg_resnet18_v1c", "state_dict")
+    model = build_model("deeplabv3_resnet18", 19, pretrained=str(mmseg))  # the default stem's file: no stem= needed
+    assert model.arch_kwargs == {} and sum(p.numel() for p in model.parameters()) == default == 18_102_726
+    cirkd = build_model("deeplabv3_resnet18", 19, stem="v1s")
+    assert sum(p.numel() for p in cirkd.parameters()) == 13_607_974
+
+
 def test_old_deep_stem_false_checkpoints_still_rebuild():
     model = build_model("deeplabv3_resnet10_w16", 3, deep_stem=False)
     assert model.backbone.stem_type == "7x7" and model.backbone.conv1.kernel_size == (7, 7)
 
 
 def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run(tmp_path):
-    """model.pretrained in a config: the run's student.pt records the file's stem (so export/evaluate rebuild
-    CIRKD's student without the file); an incomplete file is a one-line error before training starts."""
+    """model.pretrained in a config whose model.kwargs.stem names the file's stem: the run's student.pt records
+    it (so export/evaluate rebuild CIRKD's student without the file); an incomplete file, or a file of another
+    stem, is a one-line error before training starts."""
     from distill.config import load_config
     from distill.engine import train
 
@@ -161,3 +184,9 @@ def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.startswith("error: ") and "short.pth" in done.stderr and "stem.7.weight" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "run2" / "last.pt").exists()
+    v1c = weight_file(tmp_path / "resnet18_v1c.pth", "mmseg_resnet18_v1c", "state_dict")
+    done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "cityscapes_plain.yaml", "--set", *over,
+                           f"out_dir={tmp_path / 'run3'}", f"model.pretrained={v1c}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert "resnet18_v1c.pth: the file has the 'v1c' ResNet stem" in done.stderr and "model.kwargs.stem" in done.stderr

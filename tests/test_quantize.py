@@ -130,6 +130,8 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     gate = json.loads(Path(str(out) + ".gate.json").read_text())
     assert gate["images"] == 32 and gate["passed"] and abs(gate["drop"]) <= 1.0
+    assert onnx_meta(out)["export"]["gate"] == {"max_drop": 1.0, "max_boundary_drop": 1.0, "split": "val",
+                                                "report": "s.int8.onnx.gate.json"}
     assert abs(gate["boundary_f1_drop"]) <= 1.0 and gate["max_boundary_drop"] == 1.0
     assert gate["boundary_f1_drop"] == pytest.approx(gate["fp32_boundary_f1"] - gate["int8_boundary_f1"])
     assert "(FP32)" in r.stdout and "(INT8)" in r.stdout and "bF1" in r.stdout
@@ -155,9 +157,15 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     assert not Path(str(out2) + ".gate.json").exists()
 
 
-def test_cli_missing_calibration(student_ckpt, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "export.quantize", str(student_ckpt), "-o", str(tmp_path / "q.onnx")],
-                       cwd=ROOT, capture_output=True, text=True)
+def test_cli_refuses_ungated_int8_and_missing_calibration(student_ckpt, calib, tmp_path):
+    """No labelled data: INT8 is refused (one line saying how to give it) before any work, unless --no-gate."""
+    args = [sys.executable, "-m", "export.quantize", str(student_ckpt), "-o", str(tmp_path / "q.onnx")]
+    for extra in ([], ["--calib-dir", str(calib)]):
+        r = subprocess.run(args + extra, cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+        assert r.stderr.startswith("error: INT8 is published only after its accuracy gate on labelled validation "
+                                   "data: pass --data-root DIR") and "or --no-gate" in r.stderr
+    r = subprocess.run(args + ["--no-gate"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: INT8 needs calibration images"), r.stderr
     assert list(tmp_path.iterdir()) == []
 

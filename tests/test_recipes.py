@@ -3,13 +3,14 @@ ONNX export and the runtime benchmark on the student, on a small tree in the dat
 
 Overridden: train.iters, train.batch_size, train.threads, out_dir, plus where things are (data.root, the
 teacher's student.pt as teacher.ckpt, model.pretrained: ImageNet files in CIRKD's and mmseg's real layouts,
-with sane random values). Everything else (architectures, crop sizes, losses, eval sizes) is the config's.
+with sane random values: each config gets the files it names, in their layouts). Everything else
+(architectures and their stems, crop sizes, losses, eval sizes) is the config's.
 All four chains run in CI (marked `slow`; CI does not deselect them). Their cost, measured with `nice -n 19`
 on the shared 2-core machine while other jobs held the cores (CPU time of the child processes, then wall):
 Cityscapes 9.6 CPU-min (11.1 min wall), VOC 4.2 (6.3), ADE20K 4.7 (7.1), COCO-Stuff 4.7 (13.9, its teacher
 starved): 23 CPU-minutes in all, so roughly 12-17 minutes on an idle 2-core machine (an estimate from CPU time;
 with the cores quiet, the COCO-Stuff chain took 2.3 minutes of wall time). Cityscapes is the chain
-of CIRKD's networks (its ImageNet file layouts); the others run the mmseg-layout teacher.
+of CIRKD's networks (its ImageNet file layouts, stem v1s); the others run mmseg's (stem v1c).
 """
 from __future__ import annotations
 
@@ -76,25 +77,30 @@ def _run(args, timeout=2400):
 def test_recipe_at_real_size(tmp_path, dataset):
     size, eval_flags = RECIPES[dataset]
     data = trees.TREES[dataset](tmp_path / "data", size=size, train=2, val=1)
-    # Cityscapes: CIRKD's teacher and student, as its configs name CIRKD's files; the others keep the mmseg
-    # teacher, so both layouts run a whole chain
-    teacher_layout, teacher_stem = ("cirkd_resnet101_v1s", "v1s") if dataset == "cityscapes" else ("mmseg_resnet101_v1c", "v1c")
-    r101 = imagenet_file(tmp_path / "resnet101.pth", teacher_layout)
-    r18 = imagenet_file(tmp_path / "resnet18-imagenet.pth", "cirkd_resnet18_v1s")
+    # each config's own named files in their own layouts: Cityscapes names CIRKD's (stem v1s, CIRKD's networks),
+    # VOC, ADE20K and COCO-Stuff name mmseg's resnet*_v1c (stem v1c); the configs name the stem, the files do not
+    cirkd = dataset == "cityscapes"
+    stem = "v1s" if cirkd else "v1c"
+    r101 = imagenet_file(tmp_path / ("resnet101-imagenet.pth" if cirkd else "resnet101_v1c.pth"),
+                         "cirkd_resnet101_v1s" if cirkd else "mmseg_resnet101_v1c")
+    r18 = imagenet_file(tmp_path / ("resnet18-imagenet.pth" if cirkd else "resnet18_v1c.pth"),
+                        "cirkd_resnet18_v1s" if cirkd else "mmseg_resnet18_v1c")
     common = ["train.iters=2", "train.batch_size=2", "train.threads=2", f"data.root={data}"]
 
     _run(["-m", "distill.run", "--cfg", f"{dataset}_teacher.yaml", *common, f"out_dir={tmp_path / 'teacher'}",
           f"model.pretrained={r101}"])
     teacher, tmeta = checkpoint.load(tmp_path / "teacher" / "student.pt")
-    assert tmeta["arch"] == "deeplabv3_resnet101" and tmeta["arch_kwargs"] == {"stem": teacher_stem}
+    assert tmeta["arch"] == "deeplabv3_resnet101" and tmeta["arch_kwargs"] == {"stem": stem}
 
     _run(["-m", "distill.run", "--cfg", f"{dataset}.yaml", *common, f"out_dir={tmp_path / 'student'}",
           f"model.pretrained={r18}", f"teacher.ckpt={tmp_path / 'teacher' / 'student.pt'}"])
     ckpt = tmp_path / "student" / "student.pt"
     _, meta = checkpoint.load(ckpt)
-    assert meta["arch"] == "deeplabv3_resnet18" and meta["arch_kwargs"] == {"stem": "v1s"}  # CIRKD's student
-    # CIRKD's student has 13,607,974 parameters at 19 classes; each class adds a 128-wide and a 64-wide 1x1 + bias
-    assert sum(p.numel() for p in checkpoint.load(ckpt)[0].parameters()) == 13_607_974 + (meta["num_classes"] - 19) * 194
+    assert meta["arch"] == "deeplabv3_resnet18" and meta["arch_kwargs"] == {"stem": stem}
+    # at 19 classes CIRKD's student (v1s) has 13,607,974 parameters, each class adding a 128- and a 64-wide 1x1 +
+    # bias; the mmseg-head v1c network 18,102,726, each class adding a 256- and a 64-wide 1x1 + bias
+    base, per_class = (13_607_974, 194) if cirkd else (18_102_726, 322)
+    assert sum(p.numel() for p in checkpoint.load(ckpt)[0].parameters()) == base + (meta["num_classes"] - 19) * per_class
     with open(tmp_path / "student" / "train_log.csv") as f:
         (row,) = list(csv.DictReader(f))          # the config logs every 50 steps and at the last one
     assert row["step"] == "2" and all(math.isfinite(float(row[t])) for t in ("ce", "kd", "boundary", "relation"))

@@ -146,7 +146,7 @@ def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
     assert r["backend"] == "onnxruntime" and r["threads"] == 1
     out = tmp_path / "bench.json"
     assert bench_main(["--model", str(models["openvino"]), "--iters", "3", "--warmup", "1", "--requests", "2",
-                       "--hint", "throughput", "--precision", "fp32", "-o", str(out)]) == 0
+                       "--hint", "throughput", "--precision-hint", "fp32", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "openvino" in printed and "p99" in printed and "throughput" in printed
     saved = json.loads(out.read_text())

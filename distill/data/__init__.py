@@ -1,4 +1,5 @@
-"""Datasets in their exact on-disk layouts, the built-in synthetic street dataset, and transforms.
+"""Datasets in their exact on-disk layouts, the built-in synthetic street dataset, and transforms (imported
+on first use: they need torch, the readers do not).
 
     ds = build_dataset("cityscapes", root, "val")              # item: (HxWx3 uint8 RGB, HxW uint8, 255 = ignore)
     ds = build_dataset("synthetic", root, "train", num_images=300, size=(128, 256), seed=0)
@@ -11,7 +12,6 @@ from typing import Callable
 
 from . import ade20k, camvid, cityscapes, cocostuff, synthetic, voc
 from .base import IGNORE_INDEX, DatasetError, SegmentationDataset
-from .transforms import EvalTransform, TrainTransform
 
 # ImageNet statistics on the 0-255 scale, the field's default for every dataset here.
 MEAN = (123.675, 116.28, 103.53)
@@ -56,6 +56,14 @@ def build_dataset(name: str, root, split: str, transforms=None, **kwargs) -> Seg
         if "unexpected keyword" in str(e):
             raise DatasetError(f"dataset {name!r}: {e}") from e
         raise
+
+
+def __getattr__(name):
+    """The transforms need torch; the readers do not (scoring an exported model runs where torch is absent)."""
+    if name in ("EvalTransform", "TrainTransform"):
+        from . import transforms
+        return getattr(transforms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DATASETS", "DatasetInfo", "DatasetError", "SegmentationDataset", "build_dataset", "MEAN", "STD",

@@ -10,7 +10,6 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from runtime import contract
 
@@ -37,7 +36,12 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_label(path: Path) -> np.ndarray:
-    """A single-channel label PNG as uint8. PIL keeps palette indices (VOC); OpenCV would expand them to RGB."""
+    """A single-channel label PNG as uint8. PIL keeps palette indices (VOC); OpenCV would expand them to RGB.
+    Without Pillow (a device with the core install) a single-channel file is read by OpenCV."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return _read_label_cv2(path)
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I", "I;16"):
@@ -45,6 +49,20 @@ def read_label(path: Path) -> np.ndarray:
             arr = np.asarray(im)
     except (OSError, SyntaxError) as e:
         raise DatasetError(f"{path}: cannot read label ({e})") from e
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise DatasetError(f"{path}: label values {arr.min()}..{arr.max()} do not fit 8 bits")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _read_label_cv2(path: Path) -> np.ndarray:
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DatasetError(f"{path}: cannot read label (missing, truncated or not an image)")
+    if arr.ndim != 2:
+        raise DatasetError(f"{path}: a label OpenCV reads as {arr.shape[2]} channels (a palette PNG?): install Pillow "
+                           "to read its indices (pip install Pillow)")
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise DatasetError(f"{path}: label values {arr.min()}..{arr.max()} do not fit 8 bits")

@@ -9,8 +9,9 @@ Layouts understood (key layouts taken from the real model code, see tests/layout
   `layerK.J.conv.I.conv|bn`, `conv2`, `head.fc`).
 Wrappers (`state_dict`, `model`, `net`) and prefixes (`module.`, `backbone.`) are removed first.
 
-`read_weights` + `arch_kwargs_for` say which model variant the file needs (`build_model(..., pretrained=)`
-builds that one and records it in `arch_kwargs`); `load_backbone` puts every backbone tensor in, skipping the
+The file never picks the network: `build_model(name, C, pretrained=FILE)` builds the name's default stem (or
+the `stem=` asked for), and a file made for another stem is an error saying which stem it needs and how to ask
+for it (`check_stem`). `load_backbone` puts every backbone tensor in, skipping the
 ImageNet classifier (`fc`, `classifier`, `head`, MobileNetV2's last 1x1 to 1280). Any backbone tensor left
 unloaded, or a file tensor with no place in the backbone, is an error naming the file and the first keys,
 unless `strict=False`, which loads what fits and says so loudly on stderr.
@@ -108,9 +109,19 @@ def resnet_stem(sd: dict, path: str = "") -> str:
     return "v1c"
 
 
-def arch_kwargs_for(sd: dict, path: str = "") -> dict:
-    """The architecture keyword arguments a file's layout needs (ResNet: its stem; MobileNetV2: none)."""
-    return {"stem": resnet_stem(sd, path)} if _is_resnet(sd) else {}
+def check_stem(model: nn.Module, sd: dict, path: str = "", asked: bool = False) -> None:
+    """A ResNet file made for another stem than the model's is an error naming the file, the stem the file
+    needs and how to ask for it; the model is never changed to fit the file."""
+    have = getattr(getattr(model, "backbone", None), "stem_type", None)
+    if have is None or not _is_resnet(sd):
+        return
+    need = resnet_stem(sd, path)
+    if need != have:
+        arch = getattr(model, "arch", type(model).__name__)
+        how = "was asked for" if asked else "is its default"
+        raise PretrainedError(f"{path}: the file has the {need!r} ResNet stem but {arch} is built with "
+                              f"stem={have!r} (which {how}); to use this file ask for its stem: stem={need!r} in "
+                              f"code (build_model(..., stem={need!r})), model.kwargs.stem: {need} in a config")
 
 
 def _map_resnet(sd: dict) -> dict:
@@ -164,8 +175,8 @@ def load_backbone(model: nn.Module, sd: dict, path: str | os.PathLike = "", stri
             have = resnet_stem(sd, path)
             if have != need:
                 raise PretrainedError(f"{path}: the file has the {have!r} ResNet stem but the model was built with "
-                                      f"stem={need!r}; build it with stem={have!r} (build_model(..., pretrained=PATH) "
-                                      f"picks it), or use a file with the {need!r} stem")
+                                      f"stem={need!r}; build it with stem={have!r} (build_model(..., stem={have!r}), "
+                                      f"model.kwargs.stem: {have} in a config), or use a file with the {need!r} stem")
         sd = _map_resnet(sd)
     elif any(k.startswith("conv1.conv") for k in sd):
         sd = _map_mmseg_mobilenetv2(sd, list(own))

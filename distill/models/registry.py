@@ -23,25 +23,22 @@ def build_model(name: str, num_classes: int, pretrained: str | None = None, pret
                 **kwargs) -> nn.Module:
     """Build a registered model; `kwargs` are the architecture's own (stored as `arch_kwargs`).
 
-    `pretrained`: an ImageNet backbone file. The variant its layout needs (a ResNet's stem) is built and
-    added to `arch_kwargs`, so a checkpoint of this model rebuilds without the file; every backbone tensor
-    must load (`pretrained_strict=False` allows a partial load, with a warning). The load report is
-    `model.pretrained_report`."""
+    The architecture comes from `name` and `kwargs` only, never from a weight file: without `stem=` a ResNet
+    gets its name's default stem. `pretrained`: an ImageNet backbone file for the network so named. A file
+    made for another stem is an error naming the file, the stem it needs and how to ask for it (`stem="v1s"`
+    here, `model.kwargs.stem` in a config); every backbone tensor must load (`pretrained_strict=False` allows
+    a partial load, with a warning). The load report is `model.pretrained_report`."""
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     sd = None
     if pretrained:
-        from .pretrained import PretrainedError, arch_kwargs_for, read_weights
+        from .pretrained import read_weights
         sd = read_weights(pretrained)
-        for key, value in arch_kwargs_for(sd, str(pretrained)).items():
-            if key in kwargs and kwargs[key] != value:
-                raise PretrainedError(f"{pretrained}: the file needs {key}={value!r} but {key}={kwargs[key]!r} was "
-                                      f"asked for; drop {key} from the model arguments (model.kwargs)")
-            kwargs[key] = value
     model = _MODELS[name](num_classes=num_classes, **kwargs)
     model.arch = name
     model.arch_kwargs = dict(kwargs)
     if sd is not None:
-        from .pretrained import load_backbone
+        from .pretrained import check_stem, load_backbone
+        check_stem(model, sd, str(pretrained), asked="stem" in kwargs or "deep_stem" in kwargs)
         model.pretrained_report = load_backbone(model, sd, pretrained, strict=pretrained_strict)
     return model

@@ -83,7 +83,7 @@ def _resnet_seg(kind: str, depth: int, num_classes: int, width=64, head_channels
 @register_model
 def deeplabv3_resnet101(num_classes, **kw):
     """The standard teacher (CIRKD/mmrazor recipe): DeepLabV3, ResNet-101, OS8; stem="v1c" (mmseg) by default.
-    With CIRKD's resnet101-imagenet.pth (`pretrained=` picks stem="v1s") it is CIRKD's teacher: its ResNetV1b
+    With stem="v1s" (and CIRKD's resnet101-imagenet.pth as `pretrained=`) it is CIRKD's teacher: its ResNetV1b
     and its DeepLabV3 head (aspp="cirkd", 256 channels), 61.1M parameters."""
     return _resnet_seg("deeplabv3", 101, num_classes, **kw)
 
@@ -95,8 +95,8 @@ def deeplabv3_resnet50(num_classes, **kw):
 
 @register_model
 def deeplabv3_resnet18(num_classes, **kw):
-    """The standard student: DeepLabV3, ResNet-18, OS8. With CIRKD's resnet18-imagenet.pth (`pretrained=`
-    picks stem="v1s") it is CIRKD's student of its 74.21 -> 76.38 recipe: its resnet18_v1s and its DeepLabV3
+    """The standard student: DeepLabV3, ResNet-18, OS8. With stem="v1s" (CIRKD's resnet18-imagenet.pth as
+    `pretrained=`) it is CIRKD's student of its 74.21 -> 76.38 recipe: its resnet18_v1s and its DeepLabV3
     head (aspp="cirkd", 128 channels), 13.6M parameters."""
     return _resnet_seg("deeplabv3", 18, num_classes, **kw)
 

@@ -11,6 +11,7 @@ Python 3.8 compatible; imports no torch.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import numpy as np
 
 from .. import formats, metadata
 from ..contract import ConfigError, ModelError
+
+
+log = logging.getLogger("runtime.backends")
 
 
 class ModelFileMissing(ModelError, FileNotFoundError):
@@ -126,4 +130,14 @@ def load_backend(path, **options):
         raise ConfigError("{}: the {} backend takes no {} (it takes {})".format(
             path, cls.name, ", ".join(FLAGS.get(k, k) for k in unknown),
             ", ".join(FLAGS.get(k, k) for k in takes if k != "labels")))
-    return cls(path, **options)
+    backend = cls(path, **options)
+    if ungated(backend.meta):
+        log.warning("%s: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never "
+                    "checked on labelled data", path)
+    return backend
+
+
+def ungated(meta):
+    """True for an INT8 model whose exporter was told --no-gate (its metadata records "gate": null)."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    return export.get("precision") == "int8" and "gate" in export and export["gate"] is None

@@ -1,6 +1,13 @@
-"""OpenVINO backend (.xml + .bin): device CPU/GPU/NPU/AUTO, async infer requests for throughput."""
+"""OpenVINO backend (.xml + .bin): device CPU/GPU/NPU/AUTO, async infer requests for throughput.
+
+The IR records the compute precision its parity check and accuracy gate were measured at
+(`export.inference_precision` in its metadata, written by export.openvino); the backend compiles at that
+precision by default, so what runs is what was checked (a CPU with AVX512-BF16 would otherwise pick bf16).
+`inference_precision` (runtime --precision-hint) overrides it, with one warning line: the run is unchecked.
+"""
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import numpy as np
@@ -11,6 +18,17 @@ from .base import Backend, Pending, file_precision, output_kind_for, static_dims
 
 _EXTRA = formats.format_for("x.xml").extra
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+# our precision names -> OpenVINO's INFERENCE_PRECISION_HINT values
+OV_TYPES = {"fp32": "f32", "f32": "f32", "fp16": "f16", "f16": "f16", "bf16": "bf16"}
+log = logging.getLogger("runtime.backends.openvino")
+
+
+def checked_precision(meta):
+    """The compute precision ('f32', 'bf16', 'f16') an IR's parity and gate were measured at, or None for a
+    file exported before it was recorded."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    value = export.get("inference_precision")
+    return OV_TYPES.get(str(value), str(value)) if value else None
 
 
 class _Request(Pending):
@@ -49,9 +67,17 @@ class OpenVINOBackend(Backend):
         if labels:
             _argmax_in_graph(ov, model)
         config = {"PERFORMANCE_HINT": HINTS[hint]}
-        if inference_precision:  # e.g. f32 on a CPU that would otherwise run bf16
-            config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "fp16": "f16"}.get(inference_precision,
-                                                                                   inference_precision)
+        checked = checked_precision(self.meta)
+        if inference_precision:
+            inference_precision = OV_TYPES.get(str(inference_precision), str(inference_precision))
+            if checked and inference_precision != checked:
+                log.warning("%s: computing in %s, not %s, the precision its parity check and accuracy gate were "
+                            "measured at: this run is unchecked", path, inference_precision, checked)
+        else:  # the precision it was checked at (e.g. f32 on a CPU that would otherwise run bf16)
+            inference_precision = checked
+        self.checked_precision = checked
+        if inference_precision:
+            config["INFERENCE_PRECISION_HINT"] = inference_precision
         if threads and device in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:

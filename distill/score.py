@@ -1,0 +1,224 @@
+"""Score any model file on a labelled split, torch-free: `.onnx` (FP32 or INT8), OpenVINO `.xml` (at the
+precision it will run), TensorRT `.engine`, through the runtime's own backends and preprocessing, with the
+metric of `distill.evaluate` (distill.metrics.SegMetric) at the labels' native resolution.
+
+    python -m distill.evaluate --model student.int8.xml --cfg cityscapes.yaml
+    python -m distill.evaluate --model student.onnx --dataset voc --root data/VOCdevkit/VOC2012 -o m.json
+
+The resolution policy (one function, `Scorer.logits`, used by evaluation and by the INT8 accuracy gate alike):
+- `whole`: the whole image at its own resolution. A model with a fixed input (the exporters' default) runs an
+  image of another size as windows of its input size (stride 2/3 of it; an image smaller than the window is
+  padded with the mean colour), never stretched; logits are averaged where windows overlap.
+- `slide`: windows of `crop_size` (default: the model's input size) every `stride` (default 2/3 of the
+  window), as `distill.evaluate.slide_logits` does for a checkpoint.
+- `flip`: logits averaged with those of the mirrored image.
+- `size`: image (bilinear) and label (nearest) resized to it first, as `EvalTransform(size=)` does.
+Predictions are scored at the (possibly resized) label's resolution; nothing is resized after the argmax.
+Images stream through one at a time: memory does not grow with the split.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime import metadata
+from runtime.contract import ConfigError
+
+from .metrics import SegMetric
+
+
+def _pair(v):
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return int(v), int(v)
+    h, w = v
+    return int(h), int(w)
+
+
+def open_model(path, device="auto", threads=None, precision_hint=None):
+    """The runtime backend for a model file (runtime.formats picks it by suffix). `precision_hint`: an
+    OpenVINO compute precision other than the one the file was checked at (the run is then unchecked)."""
+    from runtime.backends import load_backend
+
+    options = {}
+    if device and str(device) != "auto":
+        options["device"] = device
+    if threads:
+        options["threads"] = threads
+    if precision_hint:
+        options["inference_precision"] = precision_hint
+    return load_backend(str(path), **options)
+
+
+class Scorer:
+    """HxWx3 uint8 RGB image -> HxW class map at the image's resolution, with a runtime backend, under the
+    resolution policy of the module docstring."""
+
+    def __init__(self, backend, mode="whole", crop_size=None, stride=None, flip=False):
+        if mode not in ("whole", "slide"):
+            raise ConfigError(f"mode must be 'whole' or 'slide', got {mode!r}")
+        self.backend, self.mode, self.flip = backend, mode, bool(flip)
+        self.meta = backend.meta
+        dims = tuple(backend.input_shape[2:4])
+        self.fixed = dims if all(d is not None for d in dims) else None
+        self.labels_out = backend.output_kind == metadata.OUTPUT_LABELS
+        crop = _pair(crop_size)
+        if mode == "slide":
+            crop = crop or self.fixed or _pair(self.meta["input_size"])
+            if self.fixed and crop != self.fixed:
+                raise ConfigError(f"{backend.path}: the model has a fixed {self.fixed[0]}x{self.fixed[1]} input; a "
+                                  f"{crop[0]}x{crop[1]} sliding window needs a model exported at that size "
+                                  f"(export.onnx --size) or with --dynamic")
+        self.window = crop if mode == "slide" else self.fixed
+        step = _pair(stride)
+        if self.window is not None and step is None:
+            step = (max(1, self.window[0] * 2 // 3), max(1, self.window[1] * 2 // 3))
+        self.stride = step
+        if self.labels_out and (self.flip or mode == "slide"):
+            raise ConfigError(f"{backend.path}: the model outputs class labels (exported with --argmax); sliding "
+                              "windows and flip average logits: export it without --argmax to score it this way")
+
+    def describe(self, image_hw=None) -> str:
+        """One line: how an image is run."""
+        if self.mode == "whole" and self.fixed is None:
+            how = "whole images at their own resolution"
+        elif self.mode == "whole":
+            how = (f"whole images; the model's input is fixed at {self.fixed[0]}x{self.fixed[1]}, so an image of "
+                   f"another size runs as {self.fixed[0]}x{self.fixed[1]} windows every {self.stride[0]}x"
+                   f"{self.stride[1]} (padded with the mean colour where smaller), never stretched")
+        else:
+            how = (f"sliding {self.window[0]}x{self.window[1]} windows every {self.stride[0]}x{self.stride[1]}")
+        return how + (", averaged with the mirrored image" if self.flip else "")
+
+    def _normalise(self, image):
+        from runtime.preprocess import Preprocessor
+
+        h, w = image.shape[:2]
+        x, _ = Preprocessor(self.meta, (h, w))(np.ascontiguousarray(image[..., ::-1]))  # RGB -> the BGR it takes
+        return x
+
+    def _run(self, x):
+        out = self.backend.infer(np.ascontiguousarray(x))
+        if self.labels_out:
+            return out
+        if out.shape[-2:] != x.shape[-2:]:  # a head at stride: to input size, as the checkpoint's forward does
+            out = np.stack([cv2.resize(c, (x.shape[3], x.shape[2]), interpolation=cv2.INTER_LINEAR)
+                            for c in out[0]])[None]
+        return out
+
+    def _windows(self, x):
+        """(1, C, H, W) logits of windows over x, averaged where they overlap (distill.evaluate.slide_logits)."""
+        (ch, cw), (sh, sw) = self.window, self.stride
+        _, _, h, w = x.shape
+        ph, pw = max(ch - h, 0), max(cw - w, 0)
+        if ph or pw:  # zero after normalisation: the mean colour
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)))
+        H, W = x.shape[-2:]
+        rows = max(H - ch + sh - 1, 0) // sh + 1
+        cols = max(W - cw + sw - 1, 0) // sw + 1
+        total = count = None
+        for r in range(rows):
+            for c in range(cols):
+                y2, x2 = min(r * sh + ch, H), min(c * sw + cw, W)
+                y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
+                out = self._run(x[:, :, y1:y2, x1:x2])
+                if total is None:
+                    total = np.zeros((out.shape[1], H, W), np.float32)
+                    count = np.zeros((H, W), np.float32)
+                total[:, y1:y2, x1:x2] += out[0]
+                count[y1:y2, x1:x2] += 1
+        return (total / count)[None, :, :h, :w]
+
+    def _pass(self, x):
+        if self.mode == "whole" and (self.fixed is None or tuple(x.shape[-2:]) == self.fixed):
+            return self._run(x)
+        if self.labels_out:
+            raise ConfigError(f"{self.backend.path}: the model outputs class labels (exported with --argmax) at a "
+                              f"fixed {self.fixed[0]}x{self.fixed[1]}; a {x.shape[2]}x{x.shape[3]} image needs "
+                              "windows whose logits are averaged: export it without --argmax, or with --dynamic")
+        return self._windows(x)
+
+    def logits(self, image):
+        """(1, C, H, W) logits (or (1, H, W) labels for a labels model) of an RGB image at its resolution."""
+        x = self._normalise(image)
+        out = self._pass(x)
+        if self.flip:
+            out = (out + self._pass(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
+        return out
+
+    def __call__(self, image):
+        out = self.logits(image)
+        labels = out[0] if self.labels_out else out[0].argmax(0)
+        return labels.astype(np.int64)
+
+
+def resize_pair(image, label, size):
+    """EvalTransform(size=)'s resize, in numpy: image bilinear, label nearest."""
+    if size is None or tuple(label.shape) == tuple(size):
+        return image, label
+    h, w = _pair(size)
+    return (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR),
+            cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST))
+
+
+def score(predict, items, num_classes: int, size=None, max_images: int | None = None, ignore_index: int = 255,
+          progress: bool = False, boundary: bool = True, connectivity: bool = True, on_item=None) -> dict:
+    """SegMetric's dict for `predict(HxWx3 uint8 RGB) -> HxW labels` over (image, label) items (a dataset
+    without transforms, or any sequence or iterable of such pairs), one item in memory at a time.
+    `on_item(pred, label)` is called for each image (per-image values)."""
+    metric = SegMetric(num_classes, ignore_index, boundary=boundary, connectivity=connectivity)
+    if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
+        n = len(items) if max_images is None else min(len(items), max_images)
+        it = (items[i] for i in range(n))
+    else:
+        n = max_images
+        it = itertools.islice(iter(items), max_images)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, total=n, desc="score", unit="img", leave=False)
+    for image, label in it:
+        image, label = resize_pair(np.asarray(image), np.asarray(label), size)
+        pred = np.asarray(predict(image))
+        if pred.ndim == 3 and pred.shape[0] == 1:
+            pred = pred[0]
+        if pred.shape != label.shape:
+            raise ValueError(f"predictor returned shape {pred.shape} for an image whose label is {label.shape}")
+        metric.update(pred, label)
+        if on_item is not None:
+            on_item(pred, label)
+    return metric.compute()
+
+
+def score_model(path_or_backend, items, mode="whole", crop_size=None, stride=None, flip=False, size=None,
+                max_images=None, progress=False, boundary=True, connectivity=True, **open_kw) -> dict:
+    """Score a model file (or an open backend) on labelled (image, label) items; SegMetric's dict plus
+    `settings` (how it ran) and `classes`."""
+    backend = path_or_backend if hasattr(path_or_backend, "infer") else open_model(path_or_backend, **open_kw)
+    scorer = Scorer(backend, mode, crop_size, stride, flip)
+    meta = backend.meta
+    results = score(scorer, items, meta["num_classes"], size=size, max_images=max_images, progress=progress,
+                    boundary=boundary, connectivity=connectivity)
+    results["classes"] = list(meta["classes"])
+    results["settings"] = {"model": Path(str(backend.path)).name, "backend": backend.name,
+                           "precision": backend.precision, "device": backend.device, "mode": mode,
+                           "crop_size": list(scorer.window) if mode == "slide" else crop_size,
+                           "stride": list(scorer.stride) if scorer.stride else stride, "flip": bool(flip),
+                           "size": size, "how": scorer.describe()}
+    return results
+
+
+def eval_settings(meta: dict) -> dict:
+    """The evaluation settings a model was trained to be judged by: its config's eval section (kept in the
+    metadata of a checkpoint and of every file exported from it), else whole images."""
+    ev = (meta.get("config") or {}).get("eval") or {}
+    return {"mode": ev.get("mode") or "whole", "crop_size": ev.get("crop_size"), "stride": ev.get("stride"),
+            "flip": bool(ev.get("flip", False)), "size": ev.get("size")}
+
+
+if __name__ == "__main__":  # the CLI is distill.evaluate's (--model)
+    sys.exit("use: python -m distill.evaluate --model FILE ...")
