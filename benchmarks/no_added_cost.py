@@ -271,13 +271,16 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls per model first (default 10)")
     p.add_argument("--rounds", type=positive_int, default=4, help="rounds, alternating which model goes first (default 4)")
     p.add_argument("--threads", type=positive_int, help="inference threads (default: the backend's)")
+    p.add_argument("--models-dir", help="the exporters' published models to time (<pair>_plain.onnx, ... with their "
+                   "parity records); what is missing is built as timing copies under --out-dir")
     args = p.parse_args(argv)
     unknown = set(args.variants.split(",")) - {v.name for v in VARIANTS} if args.variants else set()
     if unknown:
         p.error(f"argument --variants: unknown {', '.join(sorted(unknown))}")
     result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out_dir), args.teacher,
                                args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
-                               args.iters, args.warmup, args.rounds, args.threads)
+                               args.iters, args.warmup, args.rounds, args.threads,
+                               models_dir=Path(args.models_dir) if args.models_dir else None)
     print(result["table"].read_text())
     return 0
 

@@ -245,7 +245,8 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
 
 def checkpoint_bytes(modules) -> int:
     """The bytes of the tensors of `modules` as a checkpoint holds them."""
-    return sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values() if torch.is_tensor(t))
+    return sum(t.numel() * t.element_size() for m in modules if m is not None for t in m.state_dict().values()
+               if torch.is_tensor(t))
 
 
 def _check_space(out_dir: Path, student: nn.Module, connectors: nn.Module) -> None:

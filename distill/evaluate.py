@@ -176,7 +176,6 @@ def write_json(results: dict, path: str | Path) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0], examples=(
         "python -m distill.evaluate --model runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
-        "python -m distill.evaluate --model student.int8.onnx --cfg cityscapes.yaml --set data.root=data/cityscapes",
         "python -m distill.evaluate --model student.int8.xml --dataset voc --root data/VOCdevkit/VOC2012 -o m.json",
         "python -m distill.evaluate --model student.pt --dataset cityscapes --root data/cityscapes "
         "--mode slide --window 512x1024 --stride 341x683 --flip"))
@@ -251,7 +250,7 @@ def main(argv=None) -> dict:
             ev[key] = value
     if not data["dataset"] or not data["root"]:
         raise ConfigError("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
-    if ev["mode"] == "slide" and not ev["crop_size"]:
+    if ev["mode"] == "slide" and not ev["crop_size"] and torch_model:  # an exported model's window: its input size
         raise ConfigError("--mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)")
     if data["dataset"] == "synthetic":
         data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one

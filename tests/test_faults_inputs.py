@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -247,13 +248,14 @@ def test_no_added_cost_differing_graphs_end_the_run(tmp_path, capsys):
     brd = write_student(tmp_path / "brd.pt", input_size=(32, 64), seed=2)
     models = tmp_path / "nac" / "models"
     models.mkdir(parents=True)
-    # a reused export that is newer than the checkpoint but of another graph (labels output)
+    # a checked export (its parity record beside it) newer than the checkpoint but of another graph (labels output)
     torch_to_onnx(brd, models / "p_brd.onnx", argmax=True, simplify=False)
+    (models / "p_brd.onnx.parity.json").write_text('{"passed": true}')
     code, err = cli_exit(main, ["--pair", "p", str(plain), str(brd), "--out-dir", str(tmp_path / "nac"),
-                                "--variants", "onnx-fp32"], capsys)
+                                "--models-dir", str(models), "--variants", "onnx-fp32"], capsys)
     [line] = error_lines(err)
     assert code == 1 and line.startswith("error: pair p: the plain and BRD ONNX graphs differ (")
-    assert line.endswith("p_plain.onnx vs p_brd.onnx), so no timing was done")
+    assert line.endswith("p_plain.unchecked.onnx vs p_brd.onnx), so no timing was done")
     assert not (tmp_path / "nac" / "results.csv").exists()
 
 
@@ -324,9 +326,10 @@ def test_a_malicious_pickle_is_refused_without_advice_to_unsafe_load_it(tmp_path
 
 
 @pytest.mark.parametrize("damage, cause", [
-    ("no_bin", "Empty weights data in bin file or bin file cannot be found!"),
-    ("short_bin", "Incorrect weights in bin file!"),
-    ("truncated_xml", "Error parsing element attribute at offset "),
+    ("no_bin", re.escape("Empty weights data in bin file or bin file cannot be found!")),
+    ("short_bin", re.escape("Incorrect weights in bin file!")),
+    # pugixml's reason depends on where the cut falls (the IR's size changes with its metadata)
+    ("truncated_xml", r"(Error parsing element attribute|Start-end tags mismatch|Unexpected end of data) at offset "),
 ])
 def test_a_damaged_openvino_ir_keeps_its_cause(model, images, tmp_path, capsys, damage, cause):
     from export.openvino import onnx_to_openvino
@@ -342,7 +345,7 @@ def test_a_damaged_openvino_ir_keeps_its_cause(model, images, tmp_path, capsys, 
         xml.write_text(xml.read_text()[:len(xml.read_text()) // 2])
     code, err = cli_exit(main, ["--model", str(xml), "--source", str(images), "--sink", "none", "-q"], capsys)
     [line] = error_lines(err)
-    assert code == 2 and line.startswith(f"error: {xml}: OpenVINO cannot read it (RuntimeError: {cause}"), line
+    assert code == 2 and re.match(re.escape(f"error: {xml}: OpenVINO cannot read it (RuntimeError: ") + cause, line), line
     assert "core.cpp" not in line
 
 
@@ -352,10 +355,10 @@ def test_errors_name_the_flags_the_user_typed(model, images, capsys):
     code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", "none", "--size", "64x64",
                                 "-q"], capsys)
     assert code == 2 and "drop --size" in error_lines(err)[-1] and "--input-size" not in err
-    code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", "none", "--precision",
+    code, err = cli_exit(main, ["--model", str(model), "--source", str(images), "--sink", "none", "--precision-hint",
                                 "fp16", "-q"], capsys)
     assert code == 2 and error_lines(err) == [
-        f"error: {model}: the onnxruntime backend takes no --precision (it takes --device, --threads)"]
+        f"error: {model}: the onnxruntime backend takes no --precision-hint (it takes --device, --threads)"]
 
 
 # ------------------------------------------------------------------------------------------ degenerate data

@@ -113,7 +113,7 @@ def static_dims(shape):
 
 # backend option -> the runtime.run / runtime.bench flag that sets it (what an error names)
 FLAGS = {"device": "--device", "threads": "--threads", "hint": "--hint", "requests": "--requests",
-         "inference_precision": "--precision"}
+         "inference_precision": "--precision-hint"}
 
 
 def load_backend(path, **options):
