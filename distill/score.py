@@ -88,9 +88,8 @@ class Scorer:
         if self.mode == "whole" and self.fixed is None:
             how = "whole images at their own resolution"
         elif self.mode == "whole":
-            how = (f"whole images; the model's input is fixed at {self.fixed[0]}x{self.fixed[1]}, so an image of "
-                   f"another size runs as {self.fixed[0]}x{self.fixed[1]} windows every {self.stride[0]}x"
-                   f"{self.stride[1]} (padded with the mean colour where smaller), never stretched")
+            how = (f"whole images at the model's fixed {self.fixed[0]}x{self.fixed[1]}; other sizes as "
+                   f"{self.fixed[0]}x{self.fixed[1]} windows every {self.stride[0]}x{self.stride[1]}, never stretched")
         else:
             how = (f"sliding {self.window[0]}x{self.window[1]} windows every {self.stride[0]}x{self.stride[1]}")
         return how + (", averaged with the mirrored image" if self.flip else "")

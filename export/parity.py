@@ -87,9 +87,9 @@ def compare(reference, candidate, inputs, labels_output: bool) -> dict:
         out_labels = out if labels_output else out.argmax(1)
         agree += int((ref_labels.astype(np.int64) == out_labels.astype(np.int64)).sum())
         total += ref_labels.size
-        if not labels_output:
-            d = np.abs(ref.astype(np.float64) - out.astype(np.float64))
-            max_abs, abs_sum, n_vals = max(max_abs, float(d.max())), abs_sum + float(d.sum()), n_vals + d.size
+        if not labels_output:  # float32 differences, summed in float64: no float64 copies of full-size logits
+            d = np.abs(np.subtract(ref, out, dtype=np.float32))
+            max_abs, abs_sum, n_vals = max(max_abs, float(d.max())), abs_sum + float(d.sum(dtype=np.float64)), n_vals + d.size
     res = {"argmax_agreement": agree / max(total, 1), "pixels": total}
     if not labels_output:
         res.update(max_abs_diff=max_abs, mean_abs_diff=abs_sum / max(n_vals, 1))
@@ -108,7 +108,7 @@ def check_parity(model_path, precision: str, reference, reference_name: str, ima
     final = Path(name) if name else model_path
     meta = meta or model_meta(model_path)
     labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
-    inputs = preprocess(images, meta)
+    inputs = (preprocess([img], meta)[0] for img in images)  # one image at a time
     res = compare(reference, runner_for(model_path), inputs, labels_output)
     tol = MIN_AGREEMENT.get(precision) if min_agreement is None else min_agreement
     report = {"model": final.name, "precision": precision, "reference": reference_name,

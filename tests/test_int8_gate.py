@@ -138,7 +138,11 @@ def test_every_int8_exporter_refuses_to_publish_ungated(setup, tmp_path):
 def test_quantisation_and_gate_stream_in_bounded_memory(tmp_path):
     """export.quantize with its gate on a Cityscapes tree of 100 images at 1024x2048 (calibration streams all 100
     train images; the gate scores FP32 and INT8 on the same 100 as the val split): peak resident memory stays
-    under 2 GB. Holding them would take 2.5 GB for the calibration inputs alone (100 x 25 MB)."""
+    under 2 GB. Holding them would take 2.5 GB for the calibration inputs alone (100 x 25 MB).
+    The model is the demo's student architecture (DeepLabV3-ResNet10 at eighth width): ONNX Runtime's
+    calibration session (MinMax, every activation tapped, graph optimisation off) needs 0.77 GB for it at
+    1024x2048, whatever the number of images; for LR-ASPP MobileNetV2-0.35 it is 4.3 GB (measured), which is
+    the library's per-image working set, not images held."""
     import resource  # noqa: F401  (ru_maxrss of the waited child)
 
     from distill import checkpoint
@@ -157,14 +161,15 @@ def test_quantisation_and_gate_stream_in_bounded_memory(tmp_path):
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.link(src, dst)
     info = DATASETS["cityscapes"]
-    model = build_model("lraspp_mobilenetv2_w035", info.num_classes).eval()
-    meta = checkpoint.make_meta("lraspp_mobilenetv2_w035", {}, info.num_classes, list(info.classes),
+    model = build_model("deeplabv3_resnet10_w8", info.num_classes).eval()
+    meta = checkpoint.make_meta("deeplabv3_resnet10_w8", {}, info.num_classes, list(info.classes),
                                 [list(c) for c in info.palette], MEAN, STD, [1024, 2048], "cityscapes")
     checkpoint.save(tmp_path / "s.pt", model, meta)
     onnx_path = torch_to_onnx(tmp_path / "s.pt", tmp_path / "s.onnx")
     out = tmp_path / "s.int8.onnx"
     proc = subprocess.Popen([sys.executable, "-m", "export.quantize", str(onnx_path), "-o", str(out), "--data-root",
-                             str(root), "--num-calib", str(n), "--max-drop", "100", "--max-boundary-drop", "100"],
+                             str(root), "--num-calib", str(n), "--max-drop", "100", "--max-boundary-drop", "100",
+                             "--min-agreement", "0.5"],  # random weights: near-tied logits
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
