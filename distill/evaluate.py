@@ -54,25 +54,22 @@ def slide_logits(model: nn.Module, x: torch.Tensor, crop_size, stride) -> torch.
     An image smaller than the window is zero-padded (the normalised mean colour) and cropped back."""
     import torch.nn.functional as F
 
+    from .score import window_grid
+
     (ch, cw), (sh, sw) = _pair(crop_size), _pair(stride)
     n, _, h, w = x.shape
     ph, pw = max(ch - h, 0), max(cw - w, 0)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph))
     H, W = x.shape[-2:]
-    rows = max(H - ch + sh - 1, 0) // sh + 1
-    cols = max(W - cw + sw - 1, 0) // sw + 1
     total = count = None
-    for r in range(rows):
-        for c in range(cols):
-            y2, x2 = min(r * sh + ch, H), min(c * sw + cw, W)
-            y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
-            out = _forward(model, x[:, :, y1:y2, x1:x2])
-            if total is None:
-                total = x.new_zeros((n, out.shape[1], H, W))
-                count = x.new_zeros((1, 1, H, W))
-            total[:, :, y1:y2, x1:x2] += out
-            count[:, :, y1:y2, x1:x2] += 1
+    for y1, y2, x1, x2 in window_grid(H, W, (ch, cw), (sh, sw)):
+        out = _forward(model, x[:, :, y1:y2, x1:x2])
+        if total is None:
+            total = x.new_zeros((n, out.shape[1], H, W))
+            count = x.new_zeros((1, 1, H, W))
+        total[:, :, y1:y2, x1:x2] += out
+        count[:, :, y1:y2, x1:x2] += 1
     return (total / count)[:, :, :h, :w]
 
 
@@ -283,8 +280,13 @@ def main(argv=None) -> dict:
     results["classes"] = list(meta["classes"])
     results["settings"] = {"model": str(path), "ckpt": str(path), "backend": "torch", "dataset": data["dataset"],
                            "root": str(data["root"]), "split": data["split"], **ev}
-    print(f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} images, {ev['mode']}"
-          f"{', flip' if ev['flip'] else ''}; PyTorch)")
+    return _report(results, meta, args, f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} "
+                   f"images, {ev['mode']}{', flip' if ev['flip'] else ''}; PyTorch)")
+
+
+def _report(results: dict, meta: dict, args, headline: str) -> dict:
+    """The headline, the per-class table and, with -o, the JSON: the same for a checkpoint and a file."""
+    print(headline)
     print(format_table(results, meta["classes"]))
     if args.output:
         write_json(results, args.output)
@@ -324,13 +326,8 @@ def _score_file(args, path, data, ev) -> dict:
                            "precision": info["precision"], "file_precision": export.get("precision"),
                            "dataset": data["dataset"], "root": str(data["root"]), "split": data["split"], **ev,
                            "how": scorer.describe()}
-    print(f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} images; {info['backend']} "
-          f"{info['device']}, {info['precision']}; {scorer.describe()})")
-    print(format_table(results, meta["classes"]))
-    if args.output:
-        write_json(results, args.output)
-        print(f"wrote {args.output}")
-    return results
+    return _report(results, meta, args, f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} "
+                   f"images; {info['backend']} {info['device']}, {info['precision']}; {scorer.describe()})")
 
 
 @command(interrupted="no results written")

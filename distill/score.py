@@ -55,6 +55,19 @@ def open_model(path, device="auto", threads=None, precision_hint=None):
     return load_backend(str(path), **options)
 
 
+
+def window_grid(H: int, W: int, window, stride):
+    """(y1, y2, x1, x2) of the sliding windows over an H x W image (at least the window's size), every
+    `stride`, the last row and column flush with the border: mmseg's slide inference grid, shared by the
+    checkpoint's windows (distill.evaluate.slide_logits) and an exported model's (Scorer)."""
+    (ch, cw), (sh, sw) = window, stride
+    rows = max(H - ch + sh - 1, 0) // sh + 1
+    cols = max(W - cw + sw - 1, 0) // sw + 1
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * sh + ch, H), min(c * sw + cw, W)
+            yield max(y2 - ch, 0), y2, max(x2 - cw, 0), x2
+
 class Scorer:
     """HxWx3 uint8 RGB image -> HxW class map at the image's resolution, with a runtime backend, under the
     resolution policy of the module docstring."""
@@ -112,25 +125,19 @@ class Scorer:
 
     def _windows(self, x):
         """(1, C, H, W) logits of windows over x, averaged where they overlap (distill.evaluate.slide_logits)."""
-        (ch, cw), (sh, sw) = self.window, self.stride
         _, _, h, w = x.shape
-        ph, pw = max(ch - h, 0), max(cw - w, 0)
+        ph, pw = max(self.window[0] - h, 0), max(self.window[1] - w, 0)
         if ph or pw:  # zero after normalisation: the mean colour
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)))
         H, W = x.shape[-2:]
-        rows = max(H - ch + sh - 1, 0) // sh + 1
-        cols = max(W - cw + sw - 1, 0) // sw + 1
         total = count = None
-        for r in range(rows):
-            for c in range(cols):
-                y2, x2 = min(r * sh + ch, H), min(c * sw + cw, W)
-                y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
-                out = self._run(x[:, :, y1:y2, x1:x2])
-                if total is None:
-                    total = np.zeros((out.shape[1], H, W), np.float32)
-                    count = np.zeros((H, W), np.float32)
-                total[:, y1:y2, x1:x2] += out[0]
-                count[y1:y2, x1:x2] += 1
+        for y1, y2, x1, x2 in window_grid(H, W, self.window, self.stride):
+            out = self._run(x[:, :, y1:y2, x1:x2])
+            if total is None:
+                total = np.zeros((out.shape[1], H, W), np.float32)
+                count = np.zeros((H, W), np.float32)
+            total[:, y1:y2, x1:x2] += out[0]
+            count[y1:y2, x1:x2] += 1
         return (total / count)[None, :, :h, :w]
 
     def _pass(self, x):
