@@ -26,6 +26,9 @@ def onnx_runner(path):
     ort = require("onnxruntime", "export", "running ONNX models")
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    # no memory arena: a check runs a few images, and at 1024x2048 an arena per session would keep the
+    # peak of each (the reference's and the candidate's) for the life of the export
+    so.enable_cpu_mem_arena = False
     try:
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own Fail/InvalidGraph/NoSuchFile types
