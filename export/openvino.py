@@ -96,7 +96,6 @@ def main(argv=None) -> int:
 
     p = ArgumentParser(prog="python -m export.openvino", description=__doc__, examples=(
         "python -m export.openvino student.onnx",
-        "python -m export.openvino student.pt --precision fp16 -o deploy/student.fp16.xml",
         "python -m export.openvino student.onnx --precision int8 --data-root data/synthetic --accuracy-control",
         "python -m export.openvino student.onnx --precision int8 --calib-dir calib/ --no-gate   # unchecked"))
     p.add_argument("source", help="student checkpoint (.pt) or ONNX model (.onnx)")

@@ -281,8 +281,7 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m export.quantize", description=__doc__, examples=(
         "python -m export.quantize student.onnx --data-root data/synthetic",
         "python -m export.quantize student.pt -o student.int8.onnx --data-root data/cityscapes --calib-dir calib/",
-        "python -m export.quantize student.onnx --calib-dir calib/ --no-gate    # unchecked: gate null, warned",
-        "python -m export.quantize student.onnx --data-root data/cityscapes --max-drop 0.5 --keep-failed"))
+        "python -m export.quantize student.onnx --calib-dir calib/ --no-gate    # unchecked: gate null, warned"))
     p.add_argument("source", help="student checkpoint (.pt) or FP32 ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="output Q/DQ ONNX (default: <source>.int8.onnx)")
     p.add_argument("--target", choices=sorted(TARGETS), default="ort",
