@@ -174,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0], examples=(
         "python -m distill.evaluate --model runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
         "python -m distill.evaluate --model student.int8.xml --dataset voc --root data/VOCdevkit/VOC2012 -o m.json",
-        "python -m distill.evaluate --model student.pt --dataset cityscapes --root data/cityscapes "
+        "python -m distill.evaluate --model student.onnx --dataset cityscapes --root data/cityscapes "
         "--mode slide --window 512x1024 --stride 341x683 --flip"))
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="the model file to score: a checkpoint (.pt, runs in PyTorch) or an exported "
