@@ -105,7 +105,8 @@ def test_shipped_config_set_is_complete():
 
 
 def test_bases_merge_deeply_child_wins_lists_replaced(tmp_path):
-    from distill.config import load_config, merge
+    from distill.config import load_config
+    from distill.config_bases import merge
 
     assert merge({"a": {"x": 1, "y": [1, 2]}, "b": 1}, {"a": {"y": [3]}, "c": 2}) == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
     (tmp_path / "base.yaml").write_text("data: {dataset: synthetic, root: d, crop_size: [64, 128]}\n"
