@@ -169,3 +169,34 @@ def save_training(path: str | os.PathLike, state: dict) -> None:
 
 def load_training(path: str | os.PathLike) -> dict:
     return _read(path, TRAINING_FORMAT)
+
+
+def checkpoint_bytes(modules) -> int:
+    """The bytes of the tensors of `modules` as a checkpoint holds them."""
+    return sum(t.numel() * t.element_size() for m in modules if m is not None for t in m.state_dict().values()
+               if torch.is_tensor(t))
+
+
+def check_room(out_dir: Path, student: nn.Module, connectors: nn.Module | None) -> None:
+    """Before the work: room for twice what the run folder will hold (last.pt: weights, connectors and one
+    momentum buffer per parameter; best.pt and student.pt: the student), since each is rewritten through a
+    temporary copy."""
+    from runtime.cli import check_folder
+
+    weights = checkpoint_bytes([student])
+    last = 2 * checkpoint_bytes([student, connectors])
+    check_folder(out_dir, 2 * (last + 2 * weights), "the run folder (out_dir)")
+
+
+def prepare_run_folder(out_dir: Path) -> None:
+    """Before any work: the run folder must be writable (root ignores permission bits: probe it); half-written
+    checkpoints of killed runs are removed."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CheckpointWriteError(f"{out_dir}: the run folder (out_dir) cannot be written "
+                                   f"({e.strerror or e})") from None
+    clean_stale_temps(out_dir)

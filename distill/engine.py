@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from runtime import contract
@@ -32,8 +31,8 @@ from .losses import Distiller
 from .models import build_model
 from .resume import CSVLog, SeededTransform, StepBatchSampler, resume_state, rng_state, set_rng_state
 from .signals import Interrupted, StopRequest
+from .step import StudentStep, all_finite, train_class_weights
 
-IGNORE_INDEX = 255
 MAX_BAD_STEPS = 20  # consecutive non-finite losses that end a run (one is a bad batch, twenty are divergence)
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
@@ -78,22 +77,6 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
     return loader, val, DATASETS[d.dataset], MEAN, STD
 
 
-def train_class_weights(cfg: Config, rank: int) -> list[float] | None:
-    """The CE class weights `train.class_weights` asks for, from the train split's label files."""
-    if cfg.train.class_weights == "none":
-        return None
-    from .data import DATASETS, build_dataset
-    from .data.balance import class_weights
-
-    d = cfg.data
-    weights = class_weights(build_dataset(d.dataset, d.root, d.train_split, **d.kwargs), cfg.train.class_weights)
-    if rank == 0:
-        names = DATASETS[d.dataset].classes
-        print(f"[{cfg.name}] CE class weights ({cfg.train.class_weights} over {d.train_split}): "
-              + ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)), flush=True)
-    return weights
-
-
 def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
     if not cfg.distill.active():
         return None
@@ -115,49 +98,6 @@ def build_student(cfg: Config, num_classes: int) -> nn.Module:
     if cfg.model.pretrained:
         print(f"pretrained backbone {cfg.model.pretrained} ({model.arch_kwargs}): {model.pretrained_report}")
     return model
-
-
-def safe_cross_entropy(logits, labels, weight=None):
-    """Mean (class-weighted) cross-entropy over the labelled pixels; 0, not NaN, when a batch has none
-    (an all-ignore crop: padding, or a frame without labels), so one such batch cannot end a run."""
-    loss = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
-    valid = labels != IGNORE_INDEX
-    if weight is None:
-        denom = valid.sum()
-    else:
-        denom = weight[labels.clamp(max=weight.numel() - 1)][valid].sum()
-    return loss / denom.clamp(min=1e-12)
-
-
-class StudentStep(nn.Module):
-    """Everything trained in one module (student + connectors), so DDP syncs all of it.
-
-    forward(images, labels, teacher_out) -> (total loss, {term: unweighted value}).
-    """
-
-    def __init__(self, student: nn.Module, distiller: Distiller | None, aux_weight: float,
-                 class_weights: list[float] | None = None):
-        super().__init__()
-        self.student, self.distiller, self.aux_weight = student, distiller, aux_weight
-        # a buffer, so it moves with .to(device); not persistent: it is derived from the data, not trained
-        self.register_buffer("class_weights", None if class_weights is None else torch.tensor(class_weights),
-                             persistent=False)
-
-    def forward(self, images, labels, teacher_out=None):
-        out = self.student.forward_features(images)
-        size = labels.shape[-2:]
-        logits = F.interpolate(out["logits"], size=size, mode="bilinear", align_corners=False)
-        terms = {"ce": safe_cross_entropy(logits, labels, self.class_weights)}
-        total = terms["ce"]
-        if out["aux"] is not None and self.aux_weight:
-            aux = F.interpolate(out["aux"], size=size, mode="bilinear", align_corners=False)
-            terms["aux"] = safe_cross_entropy(aux, labels, self.class_weights)
-            total = total + self.aux_weight * terms["aux"]
-        if teacher_out is not None and self.distiller:
-            for name, value in self.distiller(out, teacher_out, labels != IGNORE_INDEX).items():
-                terms[name] = value
-                total = total + self.distiller.weights[name] * value
-        return total, terms
 
 
 def setup_distributed(cfg: Config):
@@ -243,36 +183,6 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
         raise
 
 
-def checkpoint_bytes(modules) -> int:
-    """The bytes of the tensors of `modules` as a checkpoint holds them."""
-    return sum(t.numel() * t.element_size() for m in modules if m is not None for t in m.state_dict().values()
-               if torch.is_tensor(t))
-
-
-def _check_space(out_dir: Path, student: nn.Module, connectors: nn.Module) -> None:
-    """Before the work: room for twice what the run folder will hold (last.pt: weights, connectors and one
-    momentum buffer per parameter; best.pt and student.pt: the student), since each is rewritten through a
-    temporary copy."""
-    from runtime.cli import check_folder
-
-    weights = checkpoint_bytes([student])
-    last = 2 * checkpoint_bytes([student, connectors])
-    check_folder(out_dir, 2 * (last + 2 * weights), "the run folder (out_dir)")
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """Before any work: the run folder must be writable (root ignores permission bits: probe it)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".probe.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise checkpoint.CheckpointWriteError(f"{out_dir}: the run folder (out_dir) cannot be written "
-                                              f"({e.strerror or e})") from None
-    checkpoint.clean_stale_temps(out_dir)  # half-written checkpoints of killed runs
-
-
 def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     rank, world, device = setup_distributed(cfg)
     if cfg.train.threads:
@@ -286,7 +196,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     out_dir = Path(cfg.out_dir)
     last_path = out_dir / "last.pt"
     if rank == 0:
-        _check_out_dir(out_dir)
+        checkpoint.prepare_run_folder(out_dir)
 
     from .data import DATASETS
     info = DATASETS[cfg.data.dataset]
@@ -302,7 +212,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                 weight_decay=cfg.train.weight_decay)
     if rank == 0:
-        _check_space(out_dir, student, distiller)
+        checkpoint.check_room(out_dir, student, distiller)
     iters, power = cfg.train.iters, cfg.train.poly_power
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
@@ -380,7 +290,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         optimizer.zero_grad(set_to_none=True)
         # A non-finite loss is checked before the optimiser steps: the step is skipped (weights untouched)
         # and logged; only a run of them means divergence. Under torchrun every rank sees the same verdict.
-        finite = _all_finite(total, world)
+        finite = all_finite(total, world)
         if finite:
             scaler.scale(total).backward()
             scaler.step(optimizer)
@@ -459,13 +369,6 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         dist.barrier()
         dist.destroy_process_group()
     return metrics
-
-
-def _all_finite(total: torch.Tensor, world: int) -> bool:
-    ok = torch.isfinite(total.detach()).float()
-    if world > 1:
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    return bool(ok.item())
 
 
 def weights_digest(model: nn.Module) -> str:
