@@ -29,7 +29,7 @@ from . import checkpoint
 from .config import Config, ConfigError, save_config
 from .losses import Distiller
 from .models import build_model
-from .resume import CSVLog, SeededTransform, StepBatchSampler, resume_state, rng_state, set_rng_state
+from .resume import CSVLog, SeededTransform, StepBatchSampler, resume, rng_state
 from .signals import Interrupted, StopRequest
 from .step import StudentStep, all_finite, train_class_weights
 
@@ -151,18 +151,6 @@ def _plain(metrics: dict) -> dict:
     return out
 
 
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict) and k not in ("kwargs", "val_kwargs"):
-            out += _diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}")
-    return out
-
-
 def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     """Run (or resume) the training the config describes; return the final validation metrics.
 
@@ -217,33 +205,11 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
-    start, best = 0, -1.0
-    if last_path.is_file():
-        parts = {"student": stepper.student, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-        if distiller is not None:
-            parts["connectors"] = stepper.distiller
-        state = resume_state(last_path, cfg, parts)
-        start, best = int(state["step"]), float(state["best_miou"])
-        set_rng_state(state["rng"])
-        if rank == 0:
-            print(f"resuming {out_dir} from step {start}/{iters}")
-            changed = _diff(state.get("config", {}), cfg.to_dict())
-            if changed:
-                print(f"warning: config differs from the one {last_path} was trained with: {', '.join(changed)}")
-
-    model = stepper
-    if world > 1:
-        # torch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each process normalises with its own batch
-        # statistics, and DDP broadcasts rank 0's running statistics to every rank at each step
-        sync_bn = cfg.train.sync_bn and device.type == "cuda"
-        if sync_bn:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if rank == 0:
-            why = ("" if sync_bn else " (train.sync_bn=false)" if not cfg.train.sync_bn else
-                   " (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA; running statistics come from rank 0)")
-            print(f"[{cfg.name}] {world} processes on {device.type}; BatchNorm: "
-                  f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
+    parts = {"student": stepper.student, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    if distiller is not None:
+        parts["connectors"] = stepper.distiller
+    start, best = resume(cfg, last_path, parts, rank)
+    model = _parallel(stepper, cfg, device, rank, world)
 
     loader, val, info, mean, std = build_data(cfg, rank, world, start)
     terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + (list(distiller.losses) if distiller is not None else [])
@@ -275,7 +241,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
             "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
             "config": cfg.to_dict()})
 
-    skipped = bad_run = 0
+    skips = _Skips(cfg.name)
     stop.deferring = True  # from here a signal ends the current step, then last.pt is saved
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
@@ -295,16 +261,7 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
             scaler.scale(total).backward()
             scaler.step(optimizer)
             scaler.update()
-            bad_run = 0
-        else:
-            skipped, bad_run = skipped + 1, bad_run + 1
-            if rank == 0:
-                tqdm.write(f"[{cfg.name}] step {step + 1}: non-finite loss "
-                           f"({ {k: round(v.item(), 4) for k, v in terms.items()} }); step skipped "
-                           f"({skipped} so far)")
-            if bad_run >= MAX_BAD_STEPS:
-                raise FloatingPointError(f"step {step + 1}: the loss was non-finite for {bad_run} steps in a row "
-                                         f"(the run diverged; lower train.lr or check the data)")
+        skips.count(finite, step + 1, terms, rank == 0)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         step += 1
@@ -360,15 +317,57 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         if tb:
             tb.close()
     if world > 1:
-        digests = [None] * world
-        dist.all_gather_object(digests, weights_digest(student))
-        if rank == 0:
-            if len(set(digests)) > 1:
-                raise RuntimeError(f"the {world} processes ended with different weights: {digests}")
-            print(f"[{cfg.name}] all {world} processes hold the same weights (sha256 {digests[0]})", flush=True)
-        dist.barrier()
-        dist.destroy_process_group()
+        _same_weights_everywhere(cfg, student, rank, world)
     return metrics
+
+
+def _parallel(stepper: nn.Module, cfg: Config, device, rank: int, world: int) -> nn.Module:
+    """The step module, under DDP when there are several processes."""
+    if world == 1:
+        return stepper
+    # torch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each process normalises with its own batch
+    # statistics, and DDP broadcasts rank 0's running statistics to every rank at each step
+    sync_bn = cfg.train.sync_bn and device.type == "cuda"
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(stepper) if sync_bn else stepper
+    model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        why = ("" if sync_bn else " (train.sync_bn=false)" if not cfg.train.sync_bn else
+               " (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA; running statistics come from rank 0)")
+        print(f"[{cfg.name}] {world} processes on {device.type}; BatchNorm: "
+              f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
+    return model
+
+
+class _Skips:
+    """Steps skipped for a non-finite loss (checked before the optimiser steps, so the weights are untouched):
+    each is logged; only a run of MAX_BAD_STEPS of them means divergence and ends the run."""
+
+    def __init__(self, name: str):
+        self.name, self.total, self.in_a_row = name, 0, 0
+
+    def count(self, finite: bool, step: int, terms: dict, log: bool) -> None:
+        if finite:
+            self.in_a_row = 0
+            return
+        self.total, self.in_a_row = self.total + 1, self.in_a_row + 1
+        if log:
+            tqdm.write(f"[{self.name}] step {step}: non-finite loss ({ {k: round(v.item(), 4) for k, v in terms.items()} }); "
+                       f"step skipped ({self.total} so far)")
+        if self.in_a_row >= MAX_BAD_STEPS:
+            raise FloatingPointError(f"step {step}: the loss was non-finite for {self.in_a_row} steps in a row "
+                                     f"(the run diverged; lower train.lr or check the data)")
+
+
+def _same_weights_everywhere(cfg: Config, student: nn.Module, rank: int, world: int) -> None:
+    """Under DDP every process must end with the same weights (else the run is a bug, not a result)."""
+    digests = [None] * world
+    dist.all_gather_object(digests, weights_digest(student))
+    if rank == 0:
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"the {world} processes ended with different weights: {digests}")
+        print(f"[{cfg.name}] all {world} processes hold the same weights (sha256 {digests[0]})", flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def weights_digest(model: nn.Module) -> str:

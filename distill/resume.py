@@ -1,7 +1,8 @@
 """Exact resume: what makes a run killed at step k and rerun end with the same weights as one that
 never stopped. Every sample's augmentation depends on its (index, seed) key only (`SeededTransform`),
 batches are a pure function of the step (`StepBatchSampler`), the RNG states travel in last.pt
-(`rng_state` / `set_rng_state`), the logs drop rows past the resumed step (`CSVLog`), and a last.pt of
+(`rng_state` / `set_rng_state`), the logs drop rows past the resumed step (`CSVLog`), `resume` loads last.pt
+and names the settings that changed since, and a last.pt of
 another model is refused in one line (`resume_state`).
 """
 from __future__ import annotations
@@ -135,3 +136,30 @@ def resume_state(last_path: Path, cfg: Config, parts: dict) -> dict:
         raise checkpoint.CheckpointError(f"{last_path}: cannot resume this config from it ({type(e).__name__}: "
                                          f"{str(e).splitlines()[0][:200]}); use another out_dir or remove it") from None
     return state
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict) and k not in ("kwargs", "val_kwargs"):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def resume(cfg: Config, last_path: Path, parts: dict, rank: int) -> tuple[int, float]:
+    """(step, best mIoU) of last.pt loaded into `parts`, or (0, -1) for a new run."""
+    if not last_path.is_file():
+        return 0, -1.0
+    state = resume_state(last_path, cfg, parts)
+    set_rng_state(state["rng"])
+    start = int(state["step"])
+    if rank == 0:
+        print(f"resuming {last_path.parent} from step {start}/{cfg.train.iters}")
+        changed = config_diff(state.get("config", {}), cfg.to_dict())
+        if changed:
+            print(f"warning: config differs from the one {last_path} was trained with: {', '.join(changed)}")
+    return start, float(state["best_miou"])
