@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime.cli import atomic_path
 
-from .gain_runs import NOT_LEARNED, _flatten
+from .gain_runs import NOT_LEARNED, flatten_config
 
 # where the data lives, not what it is: a ledger row stays valid on a machine with another data path
 NOT_IDENTITY = NOT_LEARNED | {"data.root"}
@@ -33,8 +33,8 @@ def fingerprint(config: dict) -> str:
     default changes them, as it changes what a run learns."""
     from distill.config import Config
 
-    defaults = _flatten(Config().to_dict())
-    flat = {k: v for k, v in _flatten(config).items()
+    defaults = flatten_config(Config().to_dict())
+    flat = {k: v for k, v in flatten_config(config).items()
             if k not in NOT_IDENTITY and (k not in defaults or defaults[k] != v)}
     teacher = flat.get("teacher.ckpt")
     if teacher and any(flat.get(f"distill.{t}.weight") for t in ("kd", "cwd", "skd", "boundary", "relation")):

@@ -106,11 +106,11 @@ def make_run(method, seed, run_dir, prefix, configs_dir, overrides, setting=(), 
     return Run(method, seed, run_dir, config_path(method, prefix, configs_dir), [*overrides, *extra], candidate, split)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten_config(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         if isinstance(v, dict) and v and k not in ("kwargs", "val_kwargs"):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten_config(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -122,7 +122,7 @@ def config_changes(trained: dict, wanted: dict) -> list[str]:
     from distill.config import Config
 
     # a key the trained config lacks (added to Config since) had its default value then
-    old, new = {**_flatten(Config().to_dict()), **_flatten(trained)}, _flatten(wanted)
+    old, new = {**flatten_config(Config().to_dict()), **flatten_config(trained)}, flatten_config(wanted)
     return sorted(k for k in set(old) | set(new) if k not in NOT_LEARNED and old.get(k) != new.get(k))
 
 
