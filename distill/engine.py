@@ -1,4 +1,6 @@
-"""Training: one step (`StudentStep`), the data stream, and the loop with checkpoints and resume.
+"""Training: the data stream, the teacher and the student, and the loop as named steps (`_Run`: build, one
+step, validate, checkpoint) with exact resume. One step's losses are `StudentStep` (distill/step.py); several
+processes, distill/ddp.py.
 
 A teacher run, a plain student and a distilled student are the same loop; what differs is the
 config (no `teacher`, no `distill` weights => plain supervised training).
@@ -10,8 +12,6 @@ same command reaches the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from runtime import contract
 
-from . import checkpoint
+from . import checkpoint, ddp
 from .config import Config, ConfigError, save_config
 from .losses import Distiller
 from .models import build_model
@@ -100,25 +100,6 @@ def build_student(cfg: Config, num_classes: int) -> nn.Module:
     return model
 
 
-def setup_distributed(cfg: Config):
-    """(rank, world, device). Process groups only under torchrun with WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    want = cfg.train.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if want.startswith("cuda"):
-            torch.cuda.set_device(local)
-            device = torch.device("cuda", local)
-        else:
-            device = torch.device("cpu")
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return dist.get_rank(), world, device
-    return 0, 1, torch.device(want)
-
-
 def _tensorboard(out_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
@@ -172,170 +153,201 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
 
 
 def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
-    rank, world, device = setup_distributed(cfg)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    # CUDA: fp16 autocast with a GradScaler. CPU: bf16 autocast only when asked (train.amp_cpu), since
-    # without bf16 hardware (AMX/AVX512-BF16) it is slower than float32; bf16 keeps fp32's range, no scaler.
-    use_amp = cfg.train.amp and (device.type == "cuda" or cfg.train.amp_cpu)
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    out_dir = Path(cfg.out_dir)
-    last_path = out_dir / "last.pt"
-    if rank == 0:
-        checkpoint.prepare_run_folder(out_dir)
+    """The loop over the named steps of `_Run`: one step, its log, validation, the checkpoint."""
+    run = _Run(cfg)
+    stop.deferring = True  # from here a signal ends the current step, then last.pt is saved
+    for images, labels in run.loader:
+        run.one_step(images, labels)
+        if run.step % cfg.train.val_every == 0 or run.step == run.iters:
+            run.validate()
+        saved = run.rank == 0 and (run.step % cfg.train.ckpt_every == 0 or run.step == run.iters)
+        if saved:
+            run.save_last()
+        if stop.requested and run.step < run.iters:
+            if run.rank == 0 and not saved:
+                run.save_last()
+            run.bar.close()
+            raise Interrupted(stop.signum, run.step, run.last_path if run.rank == 0 else None)
+        if stop_at is not None and run.step >= stop_at and run.step < run.iters:
+            run.bar.close()
+            return None
+    run.bar.close()
+    stop.deferring = False
+    return run.finish()
 
-    from .data import DATASETS
-    info = DATASETS[cfg.data.dataset]
-    num_classes = info.num_classes
-    teacher = load_teacher(cfg, num_classes, device)
 
-    torch.manual_seed(cfg.train.seed)
-    random.seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    student = build_student(cfg, num_classes)
-    distiller = Distiller(cfg.distill, student, teacher) if teacher is not None else None  # plain: CE only
-    stepper = StudentStep(student, distiller, cfg.train.aux_weight, train_class_weights(cfg, rank)).to(device).train()
-    optimizer = torch.optim.SGD(stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                weight_decay=cfg.train.weight_decay)
-    if rank == 0:
-        checkpoint.check_room(out_dir, student, distiller)
-    iters, power = cfg.train.iters, cfg.train.poly_power
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
+class _Run:
+    """One training run as named steps. Built once (`__init__`: devices, models, optimiser, the resumed state,
+    data, logs; in that order, which fixes what the seeded RNGs are drawn for), then per batch `one_step`
+    (forward, backward, optimiser, scheduler, train log), `validate` (val log, best.pt) and `save_last`
+    (last.pt, the resumable state); `finish` writes student.pt."""
 
-    parts = {"student": stepper.student, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-    if distiller is not None:
-        parts["connectors"] = stepper.distiller
-    start, best = resume(cfg, last_path, parts, rank)
-    model = _parallel(stepper, cfg, device, rank, world)
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self._devices()
+        self.out_dir = Path(cfg.out_dir)
+        self.last_path = self.out_dir / "last.pt"
+        if self.rank == 0:
+            checkpoint.prepare_run_folder(self.out_dir)
+        self._models()
+        self._optimiser()
+        parts = {"student": self.stepper.student, "optimizer": self.optimizer, "scheduler": self.scheduler,
+                 "scaler": self.scaler}
+        if self.distiller is not None:
+            parts["connectors"] = self.stepper.distiller
+        self.start, self.best = resume(cfg, self.last_path, parts, self.rank)
+        self.model = ddp.wrap(self.stepper, cfg, self.device, self.rank, self.world)
+        self.loader, self.val, self.info, self.mean, self.std = build_data(cfg, self.rank, self.world, self.start)
+        self._logs()
+        self.metrics: dict = {}
+        self.window: dict[str, float] = {}
+        self.n_window, self.t0 = 0, time.perf_counter()
+        self.bar = tqdm(total=self.iters, initial=self.start, desc=cfg.name, disable=self.rank != 0, dynamic_ncols=True)
+        self.step = self.start
+        self.skips = _Skips(cfg.name)
 
-    loader, val, info, mean, std = build_data(cfg, rank, world, start)
-    terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + (list(distiller.losses) if distiller is not None else [])
-    log = val_log = tb = None
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
-        resume_step = start if start else None
-        log = CSVLog(out_dir / "train_log.csv", ["step", "lr", "total"] + terms_cols + ["sec_per_iter"], resume_step)
-        val_log = CSVLog(out_dir / "val_log.csv", ["step", *VAL_KEYS], resume_step)
-        tb = _tensorboard(out_dir)
+    def _devices(self) -> None:
+        cfg = self.cfg
+        self.rank, self.world, self.device = ddp.setup_distributed(cfg)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        # CUDA: fp16 autocast with a GradScaler. CPU: bf16 autocast only when asked (train.amp_cpu), since
+        # without bf16 hardware (AMX/AVX512-BF16) it is slower than float32; bf16 keeps fp32's range, no scaler.
+        self.use_amp = cfg.train.amp and (self.device.type == "cuda" or cfg.train.amp_cpu)
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
 
-    def meta(metrics):
-        return checkpoint.make_meta(cfg.model.arch, student.arch_kwargs, num_classes, list(info.classes),
-                                    [list(c) for c in info.palette], list(mean), list(std),
+    def _models(self) -> None:
+        """Teacher (if distilling), then the seeded student, its distiller and the step module."""
+        from .data import DATASETS
+
+        cfg = self.cfg
+        self.num_classes = DATASETS[cfg.data.dataset].num_classes
+        self.teacher = load_teacher(cfg, self.num_classes, self.device)
+        torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        self.student = build_student(cfg, self.num_classes)
+        # plain: CE only
+        self.distiller = Distiller(cfg.distill, self.student, self.teacher) if self.teacher is not None else None
+        self.stepper = StudentStep(self.student, self.distiller, cfg.train.aux_weight,
+                                   train_class_weights(cfg, self.rank)).to(self.device).train()
+
+    def _optimiser(self) -> None:
+        cfg = self.cfg
+        self.optimizer = torch.optim.SGD(self.stepper.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
+                                         weight_decay=cfg.train.weight_decay)
+        if self.rank == 0:
+            checkpoint.check_room(self.out_dir, self.student, self.distiller)
+        self.iters = cfg.train.iters
+        iters, power = self.iters, cfg.train.poly_power
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: max(0.0, 1 - s / iters) ** power)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+    def _logs(self) -> None:
+        """config.yaml, train_log.csv, val_log.csv and tensorboard, on rank 0 (logs cut back to a resumed step)."""
+        cfg, student, distiller = self.cfg, self.student, self.distiller
+        terms_cols = ["ce"] + (["aux"] if student.aux_head is not None and cfg.train.aux_weight else []) + (list(distiller.losses) if distiller is not None else [])
+        self.log = self.val_log = self.tb = None
+        if self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+            resume_step = self.start if self.start else None
+            self.log = CSVLog(self.out_dir / "train_log.csv", ["step", "lr", "total"] + terms_cols + ["sec_per_iter"], resume_step)
+            self.val_log = CSVLog(self.out_dir / "val_log.csv", ["step", *VAL_KEYS], resume_step)
+            self.tb = _tensorboard(self.out_dir)
+
+    def meta(self, metrics: dict) -> dict:
+        cfg, info = self.cfg, self.info
+        return checkpoint.make_meta(cfg.model.arch, self.student.arch_kwargs, self.num_classes, list(info.classes),
+                                    [list(c) for c in info.palette], list(self.mean), list(self.std),
                                     cfg.eval.input_size or cfg.data.crop_size, cfg.data.dataset,
                                     config=cfg.to_dict(), metrics=metrics)
 
-    metrics: dict = {}
-    window: dict[str, float] = {}
-    n_window, t0 = 0, time.perf_counter()
-    bar = tqdm(total=iters, initial=start, desc=cfg.name, disable=rank != 0, dynamic_ncols=True)
-    step = start
-
-    def save_last():
-        checkpoint.save_training(last_path, {
-            "student": student.state_dict(), "connectors": distiller.state_dict() if distiller is not None else {},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "best_miou": best, "rng": rng_state(),
-            "config": cfg.to_dict()})
-
-    skips = _Skips(cfg.name)
-    stop.deferring = True  # from here a signal ends the current step, then last.pt is saved
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        autocast = torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext()
+    def one_step(self, images, labels) -> None:
+        """Forward (teacher's features first), backward and optimiser step, scheduler step, the train log."""
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext()
         with autocast:
             t_out = None
-            if teacher is not None:
+            if self.teacher is not None:
                 with torch.no_grad():
-                    t_out = teacher.forward_features(images)
-            total, terms = model(images, labels, t_out)
-        optimizer.zero_grad(set_to_none=True)
+                    t_out = self.teacher.forward_features(images)
+            total, terms = self.model(images, labels, t_out)
+        self.optimizer.zero_grad(set_to_none=True)
         # A non-finite loss is checked before the optimiser steps: the step is skipped (weights untouched)
         # and logged; only a run of them means divergence. Under torchrun every rank sees the same verdict.
-        finite = all_finite(total, world)
+        finite = all_finite(total, self.world)
         if finite:
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        skips.count(finite, step + 1, terms, rank == 0)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        step += 1
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.skips.count(finite, self.step + 1, terms, self.rank == 0)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.step += 1
         if finite:  # the log averages the steps that trained
             for k, v in [("total", total), *terms.items()]:
-                window[k] = window.get(k, 0.0) + v.detach().item()
-            n_window += 1
-        bar.update(1)
-        if rank == 0 and n_window and (step % cfg.train.log_every == 0 or step == iters):
-            row = {"step": step, "lr": lr, **{k: v / n_window for k, v in window.items()},
-                   "sec_per_iter": (time.perf_counter() - t0) / n_window}
-            log.write(row)
-            bar.set_postfix(loss=f"{row['total']:.3f}")
-            if tb:
+                self.window[k] = self.window.get(k, 0.0) + v.detach().item()
+            self.n_window += 1
+        self.bar.update(1)
+        self._log_train(lr)
+
+    def _log_train(self, lr: float) -> None:
+        step = self.step
+        if self.rank == 0 and self.n_window and (step % self.cfg.train.log_every == 0 or step == self.iters):
+            row = {"step": step, "lr": lr, **{k: v / self.n_window for k, v in self.window.items()},
+                   "sec_per_iter": (time.perf_counter() - self.t0) / self.n_window}
+            self.log.write(row)
+            self.bar.set_postfix(loss=f"{row['total']:.3f}")
+            if self.tb:
                 for k, v in row.items():
                     if k != "step":
-                        tb.add_scalar(f"train/{k}", v, step)
-            window, n_window, t0 = {}, 0, time.perf_counter()
+                        self.tb.add_scalar(f"train/{k}", v, step)
+            self.window, self.n_window, self.t0 = {}, 0, time.perf_counter()
 
-        if step % cfg.train.val_every == 0 or step == iters:
-            if rank == 0:
-                metrics = _plain(validate(cfg, student, val, num_classes, device))
-                val_log.write({"step": step, **metrics})
-                if tb:
-                    for k in VAL_KEYS:
-                        if k in metrics:
-                            tb.add_scalar(f"val/{k}", metrics[k], step)
-                tqdm.write(f"[{cfg.name}] step {step}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in VAL_KEYS if k in metrics))
-                if metrics.get("mIoU", -1.0) > best:
-                    best = metrics["mIoU"]
-                    checkpoint.save(out_dir / "best.pt", student, meta({**metrics, "step": step}))
-            if world > 1:
-                dist.barrier()
-        saved = rank == 0 and (step % cfg.train.ckpt_every == 0 or step == iters)
-        if saved:
-            save_last()
-        if stop.requested and step < iters:
-            if rank == 0 and not saved:
-                save_last()
-            bar.close()
-            raise Interrupted(stop.signum, step, last_path if rank == 0 else None)
-        if stop_at is not None and step >= stop_at and step < iters:
-            bar.close()
-            return None
-    bar.close()
-    stop.deferring = False
+    def validate(self) -> None:
+        """Rank 0 scores the student on the val split, logs it and keeps the best as best.pt; the others wait."""
+        cfg, step = self.cfg, self.step
+        if self.rank == 0:
+            metrics = self.metrics = _plain(validate(cfg, self.student, self.val, self.num_classes, self.device))
+            self.val_log.write({"step": step, **metrics})
+            if self.tb:
+                for k in VAL_KEYS:
+                    if k in metrics:
+                        self.tb.add_scalar(f"val/{k}", metrics[k], step)
+            tqdm.write(f"[{cfg.name}] step {step}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in VAL_KEYS if k in metrics))
+            if metrics.get("mIoU", -1.0) > self.best:
+                self.best = metrics["mIoU"]
+                checkpoint.save(self.out_dir / "best.pt", self.student, self.meta({**metrics, "step": step}))
+        if self.world > 1:
+            dist.barrier()
 
-    if rank == 0:
-        if not metrics:  # resumed a finished run: evaluate the final weights again
-            metrics = _plain(validate(cfg, student, val, num_classes, device))
-        checkpoint.save(out_dir / "student.pt", student, meta({**metrics, "step": step}))
-        print(f"[{cfg.name}] done: {out_dir / 'student.pt'} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
-        if tb:
-            tb.close()
-    if world > 1:
-        _same_weights_everywhere(cfg, student, rank, world)
-    return metrics
+    def save_last(self) -> None:
+        """last.pt: everything an exact resume needs (distill/resume.py)."""
+        distiller = self.distiller
+        checkpoint.save_training(self.last_path, {
+            "student": self.student.state_dict(), "connectors": distiller.state_dict() if distiller is not None else {},
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "step": self.step, "best_miou": self.best, "rng": rng_state(),
+            "config": self.cfg.to_dict()})
 
-
-def _parallel(stepper: nn.Module, cfg: Config, device, rank: int, world: int) -> nn.Module:
-    """The step module, under DDP when there are several processes."""
-    if world == 1:
-        return stepper
-    # torch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each process normalises with its own batch
-    # statistics, and DDP broadcasts rank 0's running statistics to every rank at each step
-    sync_bn = cfg.train.sync_bn and device.type == "cuda"
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(stepper) if sync_bn else stepper
-    model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if rank == 0:
-        why = ("" if sync_bn else " (train.sync_bn=false)" if not cfg.train.sync_bn else
-               " (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA; running statistics come from rank 0)")
-        print(f"[{cfg.name}] {world} processes on {device.type}; BatchNorm: "
-              f"{'SyncBatchNorm' if sync_bn else 'per process'}{why}", flush=True)
-    return model
+    def finish(self) -> dict:
+        """The final checkpoint (student.pt) with the last validation's metrics; under DDP, the weight check."""
+        cfg, out_dir, student, step, best = self.cfg, self.out_dir, self.student, self.step, self.best
+        if self.rank == 0:
+            if not self.metrics:  # resumed a finished run: evaluate the final weights again
+                self.metrics = _plain(validate(cfg, student, self.val, self.num_classes, self.device))
+            metrics, meta = self.metrics, self.meta
+            checkpoint.save(out_dir / "student.pt", student, meta({**metrics, "step": step}))
+            print(f"[{cfg.name}] done: {out_dir / 'student.pt'} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
+            if self.tb:
+                self.tb.close()
+        if self.world > 1:
+            ddp.check_same_weights(cfg, student, self.rank, self.world)
+        return self.metrics
 
 
 class _Skips:
@@ -356,24 +368,3 @@ class _Skips:
         if self.in_a_row >= MAX_BAD_STEPS:
             raise FloatingPointError(f"step {step}: the loss was non-finite for {self.in_a_row} steps in a row "
                                      f"(the run diverged; lower train.lr or check the data)")
-
-
-def _same_weights_everywhere(cfg: Config, student: nn.Module, rank: int, world: int) -> None:
-    """Under DDP every process must end with the same weights (else the run is a bug, not a result)."""
-    digests = [None] * world
-    dist.all_gather_object(digests, weights_digest(student))
-    if rank == 0:
-        if len(set(digests)) > 1:
-            raise RuntimeError(f"the {world} processes ended with different weights: {digests}")
-        print(f"[{cfg.name}] all {world} processes hold the same weights (sha256 {digests[0]})", flush=True)
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def weights_digest(model: nn.Module) -> str:
-    """sha256 over the trained parameters, in order: equal on every rank when DDP kept them in step."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        h.update(name.encode())
-        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

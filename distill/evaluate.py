@@ -212,15 +212,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from .config import DataCfg
-    from .data import DATASETS, build_dataset
-    from .data.checks import require_labels, scan
-
     path = args.model or args.ckpt
     torch_model = Path(path).suffix.lower() in (".pt", ".pth", ".ckpt")
     if not torch_model:
         from runtime.formats import format_for
         format_for(path)  # an unknown suffix: one line naming the file and the formats there are
+    data, ev = _settings(args, torch_model)
+    if args.output:  # before the work: results that cannot be written would be lost at the end
+        check_output(args.output, 0, "-o/--output")
+    if not torch_model:
+        return _score_file(args, path, data, ev)
+    if args.threads or args.precision_hint:
+        raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs in "
+                          "PyTorch")
+    return _score_checkpoint(args, path, data, ev)
+
+
+def _settings(args, torch_model: bool) -> tuple[dict, dict]:
+    """(data, eval) settings: the defaults, then the config's (--cfg, with its overrides), then the flags."""
+    from .config import DataCfg
 
     data = {"dataset": None, "root": None, "split": "val", "kwargs": {}, "min_size": DataCfg().min_size}
     ev = {"mode": "whole", "crop_size": None, "stride": None, "flip": False, "max_images": None, "size": None}
@@ -251,17 +261,16 @@ def main(argv=None) -> dict:
         raise ConfigError("--mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)")
     if data["dataset"] == "synthetic":
         data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one
-    if args.output:  # before the work: results that cannot be written would be lost at the end
-        check_output(args.output, 0, "-o/--output")
+    return data, ev
 
-    if not torch_model:
-        return _score_file(args, path, data, ev)
-    if args.threads or args.precision_hint:
-        raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs in "
-                          "PyTorch")
+
+def _score_checkpoint(args, path: str, data: dict, ev: dict) -> dict:
+    """A checkpoint, scored in PyTorch."""
     import torch
 
     from . import checkpoint
+    from .data import build_dataset
+    from .data.checks import require_labels, scan
     from .data.transforms import EvalTransform
 
     model, meta = checkpoint.load(path)

@@ -231,11 +231,9 @@ def onnx_to_trt(src, out=None, fp16=False, int8=False, workspace_gb=4.0, min_sha
     return out
 
 
-@exporter
-def main(argv=None):
-    from .data import add_data_args, calibration_images
-    from .onnx import fp32_onnx
-    from .parity import add_parity_args, parity_from_args
+def _parser():
+    from .data import add_data_args
+    from .parity import add_parity_args
 
     p = ArgumentParser(prog="python -m export.trt", description=__doc__, examples=(
         "python -m export.trt student.onnx --precision int8 --data-root data/synthetic --timing-cache trt.cache",
@@ -256,7 +254,16 @@ def main(argv=None):
     add_gate_args(p)
     add_data_args(p)
     add_parity_args(p)
-    args = p.parse_args(argv)
+    return p
+
+
+@exporter
+def main(argv=None):
+    from .data import calibration_images
+    from .onnx import fp32_onnx
+    from .parity import parity_from_args
+
+    args = _parser().parse_args(argv)
     source_kind(args.source)
     if args.precision == "int8":
         require_gate(args)  # before any work: INT8 is published gated, or explicitly not

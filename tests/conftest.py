@@ -1,6 +1,8 @@
 """Shared fixtures: small real student checkpoints written by the tests themselves."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -60,6 +62,47 @@ def write_synthetic_student(path, arch="deeplabv3_resnet10_w16", input_size=(32,
                                 [list(c) for c in info.palette], MEAN, STD, list(input_size), "synthetic")
     checkpoint.save(path, model.eval(), meta)
     return path
+
+
+TRAINED_SIZE = [64, 128]
+TRAINED_ITERS = 40
+
+
+def _tiny_training(cfg_name: str, data_root, out_dir, extra=()) -> Path:
+    """A real training of TRAINED_ITERS steps on 64 synthetic 64x128 images (batch 4, one thread), validated
+    once at its end; returns its best.pt (that last validation's weights, the run's final ones)."""
+    from distill.config import load_config
+    from distill.engine import train
+
+    over = [f"out_dir={out_dir}", f"data.root={data_root}", "data.crop_size=[64,128]",
+            "data.kwargs={num_images: 64, size: [64, 128], seed: 0}",
+            "data.val_kwargs={num_images: 16, size: [64, 128], seed: 0}",
+            f"train.iters={TRAINED_ITERS}", "train.batch_size=4", f"train.ckpt_every={TRAINED_ITERS}",
+            f"train.val_every={TRAINED_ITERS}", "train.log_every=10", "train.threads=1", "eval.input_size=[64,128]",
+            *extra]
+    train(load_config(cfg_name, over))  # a shipped config, by name
+    return Path(out_dir) / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def trained_plain(tmp_path_factory):
+    """A plain student (synthetic_plain.yaml, cross-entropy only) from a real 40-step training: its best.pt and
+    the synthetic data it was trained on (`data`, train and val splits). About 8 s of CPU."""
+    d = tmp_path_factory.mktemp("trained")
+    return {"plain": _tiny_training("synthetic_plain.yaml", d / "data", d / "plain"), "data": d / "data"}
+
+
+@pytest.fixture(scope="session")
+def trained_brd(trained_plain):
+    """A BRD student (synthetic.yaml: KD + boundary + relation, here with a relation connector, so that training
+    holds a module the student must not carry) from a real 40-step training on the plain student's data. It
+    distils from a random-weight teacher of another width: the run needs the teacher's outputs, not its
+    accuracy. About 12 s of CPU."""
+    d = trained_plain["data"].parent
+    teacher = write_synthetic_student(d / "teacher.pt", input_size=TRAINED_SIZE, seed=1,
+                                      arch_kwargs={"width": 8, "head_channels": 32})
+    return _tiny_training("synthetic.yaml", d / "data", d / "brd",
+                          [f"teacher.ckpt={teacher}", "distill.relation.connector=true"])
 
 
 # ------------------------------------------------------------------------------------------ fault injection

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from benchmarks.model_cost import compare_structure, count_macs, count_params, file_size
 from distill import checkpoint
@@ -11,17 +12,27 @@ from .conftest import write_student
 
 
 @pytest.fixture(scope="module")
-def onnx_pair(tmp_path_factory):
+def onnx_pair(tmp_path_factory, trained_plain, trained_brd):
+    """The ONNX exports of a plain-trained and a BRD-trained student (real 40-step trainings, tests/conftest.py),
+    and of a student of another architecture."""
     d = tmp_path_factory.mktemp("pair")
-    a = torch_to_onnx(write_student(d / "plain.pt", seed=1), d / "plain.onnx")
-    b = torch_to_onnx(write_student(d / "brd.pt", seed=2), d / "brd.onnx")
+    a = torch_to_onnx(trained_plain["plain"], d / "plain.onnx")
+    b = torch_to_onnx(trained_brd, d / "brd.onnx")
     c = torch_to_onnx(write_student(d / "mbv2.pt", arch="lraspp_mobilenetv2_w035"), d / "mbv2.onnx")
     return a, b, c
 
 
-def test_students_with_different_weights_have_identical_graphs(onnx_pair):
+def test_plain_and_brd_trained_students_have_identical_graphs(onnx_pair, trained_plain, trained_brd):
+    """BRD's training adds losses and, here, a relation connector; none of it may reach the exported student.
+    Both runs start from the same seeded weights; their trainings took different paths (the weights differ),
+    and their graphs are the same node for node."""
     plain, brd, other = onnx_pair
-    assert plain.read_bytes() != brd.read_bytes()  # the weights really differ
+    training = checkpoint.load_training(trained_brd.parent / "last.pt")
+    assert any(k.startswith("connectors.") for k in training["connectors"])  # BRD trained a connector
+    distill = training["config"]["distill"]
+    assert distill["kd"]["weight"] > 0 and distill["boundary"]["weight"] > 0 and distill["relation"]["weight"] > 0
+    a, b = (checkpoint.load(p)[0].state_dict() for p in (trained_plain["plain"], trained_brd))
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)  # the weights really differ
     assert compare_structure(plain, brd) == []
     assert file_size(plain) == pytest.approx(file_size(brd), rel=0.01)
     diffs = compare_structure(plain, other)
@@ -94,7 +105,7 @@ def test_reports_name_the_exact_network():
 
 def test_speed_report_says_what_ran_where(tmp_path):
     """benchmarks.speed on a small input: every asked backend gets a latency column, the speed-ups follow from
-    them, ONNX Runtime runs every conv of the INT8 model as QLinearConv, and the machine and versions are named."""
+    them (a column per asked pair), ONNX Runtime runs every conv of the INT8 model as QLinearConv, and the machine and versions are named."""
     import csv
 
     from benchmarks import speed
@@ -110,14 +121,35 @@ def test_speed_report_says_what_ran_where(tmp_path):
     fused, total = (int(v) for v in row["ort_int8_convs_fused"].split("/"))
     assert fused == total > 10
     text = (out / "speed.md").read_text()
-    ups = speed.speedups([{k: float(v) if k.endswith("_ms") else v for k, v in row.items()}])[0]
-    assert ups["ORT INT8 vs FP32"] == round(float(row["ort-fp32_ms"]) / float(row["ort-int8_ms"]), 2)
-    assert ups["ov-int8 FPS"] == round(1000 / float(row["ov-int8_ms"]), 1) and ups["OV INT8 vs f32"] is None
+    assert "## Speed-ups and FPS" in text  # its numbers: test_speed_ups_from_hand_written_latencies
     assert "onnxruntime " in text and "openvino " in text and "cores" in text and "interleaved" in text
     assert "Not asked: torch, ort-int8-trt, ov-f32, ov-bf16, ov-fp16, trt-fp16, trt-int8." in text
     assert "Made by `python -m benchmarks.speed --arch lraspp_mobilenetv2_w035" in text
     with pytest.raises(SystemExit):
         speed.main(["--arch", "no_such_model", "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])
+
+
+def test_speed_ups_from_hand_written_latencies(tmp_path):
+    """Speed-up = the slower backend's p50 / the faster one's, so > 1 when INT8 is faster; FPS = 1000 / p50.
+    Model A: ORT FP32 30 ms, INT8 12 ms -> 2.5x; OpenVINO f32 20, bf16 16, INT8 8 -> 2.5x and 2.0x; torch 50 ms
+    -> OV INT8 6.25x -> 6.25 (two decimals kept); FPS 33.3, 83.3, 50.0, 62.5, 125.0, 20.0.
+    Model B: INT8 slower than FP32 (10 ms vs 12 ms) -> 0.83x; no OpenVINO or torch timings -> no such speed-up."""
+    from benchmarks import speed
+
+    rows = [{"arch": "a", "stem": "v1c", "GMACs": 1.0, "torch_ms": 50.0, "ort-fp32_ms": 30.0, "ort-int8_ms": 12.0, "ov-f32_ms": 20.0,
+             "ov-bf16_ms": 16.0, "ov-int8_ms": 8.0},
+            {"arch": "b", "GMACs": 0.5, "ort-fp32_ms": 10.0, "ort-int8_ms": 12.0}]
+    assert speed.speedups(rows) == [
+        {"arch": "a", "stem": "v1c", "ORT INT8 vs FP32": 2.5, "ORT INT8 (trt form) vs FP32": None,
+         "OV INT8 vs f32": 2.5, "OV INT8 vs bf16": 2.0, "OV INT8 vs torch": 6.25, "torch FPS": 20.0,
+         "ort-fp32 FPS": 33.3, "ort-int8 FPS": 83.3, "ov-f32 FPS": 50.0, "ov-bf16 FPS": 62.5, "ov-int8 FPS": 125.0},
+        {"arch": "b", "stem": "-", "ORT INT8 vs FP32": 0.83, "ORT INT8 (trt form) vs FP32": None,
+         "OV INT8 vs f32": None, "OV INT8 vs bf16": None, "OV INT8 vs torch": None, "ort-fp32 FPS": 100.0,
+         "ort-int8 FPS": 83.3}]
+    text = speed.write_report(rows, ["ort-fp32", "ort-int8"], (64, 128), 2, 3, 1, tmp_path, []).read_text()
+    table = text.split("## Speed-ups and FPS")[1].splitlines()
+    assert "| a | v1c | 2.5 |  | 2.5 | 2 | 6.25 | 20 | 33.3 | 83.3 | 50 | 62.5 | 125 |" in table
+    assert "| b | - | 0.83 |  |  |  |  |  | 100 | 83.3 |  |  |  |" in table
 
 
 def test_loop_report_compares_medians_with_the_goals():

@@ -180,3 +180,38 @@ def test_quantisation_and_gate_stream_in_bounded_memory(tmp_path):
     assert gate["images"] == n and onnx_meta(out)["export"]["quantization"]["calibration_images"] == n
     assert peak_gb < 2.0, output[-2000:]
     (tmp_path / "peak_rss_gb.txt").write_text(f"{peak_gb:.3f}\n")
+
+
+def test_the_gate_with_its_default_limits_catches_a_real_int8_degradation(trained_plain, tmp_path, capsys):
+    """A trained student (40 steps of synthetic_plain.yaml; its FP32 model scores about 17.6 mIoU on the 16 val
+    images) quantised two ways, and gated with the limits the exporters default to (1.0 mIoU point, 1.0
+    boundary-F1 point):
+    - calibrated on 16 train images: the activation ranges fit what the model sees; measured drop -0.02 mIoU,
+      -0.18 boundary F1: published;
+    - calibrated on one constant mid-grey image (about the dataset's mean colour, so the normalised input is
+      ~0 everywhere and each activation's MinMax range is only what a flat input produces): real images
+      saturate those ranges; measured drop 3.6 mIoU and 3.3 boundary F1: refused.
+    (An all-black image ruins less: its normalised input is strongly negative everywhere, and the ranges it
+    gives happened to cost only 0.5 mIoU here; an all-white one cost 3.5.)"""
+    from export.common import add_gate_args
+    from export.data import calibration_images
+    from runtime.contract import ArgumentParser
+
+    defaults = ArgumentParser(prog="gate")
+    add_gate_args(defaults)
+    limits = vars(defaults.parse_args([]))
+    assert (limits["max_drop"], limits["max_boundary_drop"]) == (1.0, 1.0)
+    fp32 = torch_to_onnx(trained_plain["plain"], tmp_path / "s.onnx")
+    meta = onnx_meta(fp32)
+    validation = validation_items(Namespace(data_root=str(trained_plain["data"]), dataset=None), meta)
+    train_images = calibration_images(meta, data_root=str(trained_plain["data"]), num_calib=16)
+    grey = np.full((64, 128, 3), 128, np.uint8)
+
+    proper = accuracy_gate(fp32, quantize_onnx_int8(fp32, tmp_path / "proper.int8.onnx", train_images), validation,
+                           max_drop=limits["max_drop"], max_boundary_drop=limits["max_boundary_drop"])
+    ruined = accuracy_gate(fp32, quantize_onnx_int8(fp32, tmp_path / "grey.int8.onnx", [grey]), validation,
+                           max_drop=limits["max_drop"], max_boundary_drop=limits["max_boundary_drop"])
+    assert proper["fp32_miou"] > 10  # a model that learned something: there is accuracy to lose
+    assert proper["passed"] and abs(proper["drop"]) < 0.5, proper
+    assert not ruined["passed"] and ruined["drop"] > 2.0 and ruined["boundary_f1_drop"] > 1.0, ruined
+    assert "FAILED" in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """Distillation losses: scalar and finite, ~0 at the teacher, larger when further away, gradients reach
-the student only, connectors stay out of the student, and the relation loss stays in its memory bound."""
+the student only, connectors stay out of the student, and the relation loss stays in its memory bound. Each
+term (KD, CWD, pairwise, relation, boundary) also equals a value worked by hand on a tiny case, so a wrong
+factor, normaliser, direction or sign fails."""
 from __future__ import annotations
 
 import pytest
@@ -227,3 +229,67 @@ def test_cwd_by_hand_and_masked_to_labelled_cells():
     s2, t2 = torch.cat([s, s]), torch.cat([t, t])
     valid = torch.tensor([[[True, True, False]], [[False, False, False]]])
     assert cwd(s2, t2, valid).item() == pytest.approx(0.056633, abs=1e-6)
+
+
+# The 2x2 feature maps of the hand-worked cases below, tokens in row-major order (cell (0,0), (0,1), (1,0), (1,1)).
+# Teacher: tokens (1,0), (1,0), (0,1), (0,1): two groups of two pixels.
+TEACHER_2X2 = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, 1.0]]]])
+ONLY_LAST_CELL_IGNORED = torch.tensor([[[True, True], [True, False]]])
+
+
+def test_pairwise_by_hand_on_a_2x2_map():
+    """SKD's pair-wise term, mean over all M^2 pairs of (cos_S - cos_T)^2 (Liu et al. 2019; CIRKD's skd.py).
+    Teacher cosines A_T = [[1,1,0,0], [1,1,0,0], [0,0,1,1], [0,0,1,1]].
+    Student tokens (1,0), (3,0), (1,1), (0,-2) (lengths differ: only directions count); with r = 1/sqrt2
+    A_S = [[1,1,r,0], [1,1,r,0], [r,r,1,-r], [0,0,-r,1]].
+    Squared differences by row: r^2 = 1/2; 1/2; 1/2 + 1/2 + (1+r)^2; (1+r)^2, with (1+r)^2 = 3/2 + sqrt2.
+    Sum 5 + 2 sqrt2 = 7.828427 over 16 pairs: 0.489277.
+    Last cell ignored: the 9 pairs of the first three tokens, 1/2 + 1/2 + (1/2 + 1/2) = 2, over 9: 0.222222."""
+    student = torch.tensor([[[[1.0, 3.0], [1.0, 0.0]], [[0.0, 0.0], [1.0, -2.0]]]])
+    skd = PairwiseLoss(max_tokens=512)
+    assert skd(student, TEACHER_2X2).item() == pytest.approx(0.489277, abs=1e-6)
+    assert skd(student, TEACHER_2X2, ONLY_LAST_CELL_IGNORED).item() == pytest.approx(0.222222, abs=1e-6)
+
+
+def test_relation_by_hand_on_a_2x2_map():
+    """Student tokens all (1,0): every similarity is 1/tau, each row softmax is uniform (1/4).
+    Teacher row 1 (and by symmetry every row): logits (1, 1, 0, 0)/tau, so p_T = (a/2, a/2, (1-a)/2, (1-a)/2)
+    with a = e^(1/tau) / (e^(1/tau) + 1), and KL(p_T || 1/4) = sum p ln(4p) = ln 2 - H(a), H the binary entropy.
+    tau = 1: a = 0.731059, H = 0.582203, KL = 0.110944 (the other direction, KL(1/4 || p_T), would be 0.120115).
+    tau = 0.5: a = 0.880797, KL = 0.327813 (a tau^2 factor would make it 0.081953).
+    Mean over images and rows: a second image whose teacher is its student adds 4 rows of KL 0: 0.055472.
+    Last cell ignored (tau = 1), rows and columns over tokens 1-3, student uniform 1/3:
+    rows 1, 2: p_T = (e, e, 1)/(2e+1), KL = ln 3 + sum p ln p = 0.081255; row 3: p_T = (1, 1, e)/(e+2), KL = 0.123284;
+    mean of the three rows 0.095265."""
+    student = torch.zeros(1, 2, 2, 2)
+    student[:, 0] = 1.0
+    teacher = torch.cat([TEACHER_2X2, torch.zeros(1, 1, 2, 2)], 1)  # a third, empty channel: widths need not match
+    assert RelationLoss(temperature=1.0)(student, teacher).item() == pytest.approx(0.110944, abs=1e-6)
+    assert RelationLoss(temperature=0.5)(student, teacher).item() == pytest.approx(0.327813, abs=1e-6)
+    pair_s = torch.cat([student, student])
+    pair_t = torch.cat([teacher, torch.cat([student, torch.zeros(1, 1, 2, 2)], 1)])
+    assert RelationLoss(temperature=1.0)(pair_s, pair_t).item() == pytest.approx(0.055472, abs=1e-6)
+    masked = RelationLoss(temperature=1.0)(student, teacher, ONLY_LAST_CELL_IGNORED)
+    assert masked.item() == pytest.approx(0.095265, abs=1e-6)
+
+
+def test_boundary_by_hand_on_a_2x2_map():
+    """On a 2x2 map the 3x3 local average (padding not counted) of every cell is the mean of all four.
+    Teacher [[1,0],[0,0]]: mean 1/4, E_T = |F - 1/4| = (3/4, 1/4, 1/4, 1/4). Its 99th percentile (linear, position
+    0.99 * 3 = 2.97 in the sorted values) is 1/4 + 0.97 * 1/2 = 0.735, so B_T = (50/49, 50/147, 50/147, 50/147).
+    Student [[0,0],[2,2]]: mean 1, E_S = (1, 1, 1, 1), percentile 1, B_S = (1, 1, 1, 1) (its scale does not count).
+    B_S - B_T = (-1/49, 97/147, 97/147, 97/147). Weights from the teacher's map, w = 1 + 4 B_T =
+    (249/49, 347/147, 347/147, 347/147), sum 1788/147 = 12.163265.
+    L = (249/49 (1/49)^2 + 3 * 347/147 (97/147)^2) / (1788/147) = 3.085595 / 12.163265 = 0.253682
+    (weights from the student's map instead would give 0.326669, unweighted: see below).
+    Without the edge weight (alpha = 0) it is the plain mean: ((1/49)^2 + 3 (97/147)^2) / 4 = 0.326669.
+    A second stage on which the maps agree (the teacher's two channels [[1,0],[0,0]] and [[2,0],[0,0]] give the
+    student's one-channel map [[1,0],[0,0]]: the channel mean and the scale cancel) adds 0; the stages are
+    averaged: 0.126841."""
+    teacher = [torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])]
+    student = [torch.tensor([[[[0.0, 0.0], [2.0, 2.0]]]])]
+    assert BoundaryLoss(kernel=3, edge_weight=4.0)(student, teacher).item() == pytest.approx(0.253682, abs=1e-6)
+    assert BoundaryLoss(kernel=3, edge_weight=0.0)(student, teacher).item() == pytest.approx(0.326669, abs=1e-6)
+    teacher.append(torch.tensor([[[[1.0, 0.0], [0.0, 0.0]], [[2.0, 0.0], [0.0, 0.0]]]]))
+    student.append(torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]))
+    assert BoundaryLoss(kernel=3, edge_weight=4.0)(student, teacher).item() == pytest.approx(0.126841, abs=1e-6)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from distill import checkpoint
-from distill.engine import weights_digest
+from distill.ddp import weights_digest
 from tests.test_run import ROOT, _teacher
 
 pytestmark = pytest.mark.slow

@@ -101,9 +101,15 @@ class _Scene:
 
     # -- background: sky, buildings, ground ------------------------------------------------------
     def background(self):
+        """Sky, then the skyline's buildings, then the ground (the scene's RNG is drawn in that order)."""
+        yy = np.arange(self.h, dtype=np.float32)[:, None]
+        xx = np.arange(self.w, dtype=np.float32)[None, :]
+        self.sky(yy)
+        self.buildings(yy, xx)
+        self.ground(yy)
+
+    def sky(self, yy):
         rng, h, w, cv = self.rng, self.h, self.w, self.cv
-        yy = np.arange(h, dtype=np.float32)[:, None]
-        xx = np.arange(w, dtype=np.float32)[None, :]
         overcast = rng.random() < 0.35
         zenith = np.array([150, 160, 170] if overcast else [60, 110, 200], np.float32) + rng.uniform(-20, 20, 3)
         horizon = np.array([200, 200, 205] if overcast else [170, 200, 235], np.float32) + rng.uniform(-15, 15, 3)
@@ -112,6 +118,8 @@ class _Scene:
         clouds = _smooth_noise(rng, h, w, 6).clip(0, 1)[..., None] * rng.uniform(20, 70)
         cv.img[:] = np.broadcast_to(sky + clouds, (h, w, 3))
 
+    def buildings(self, yy, xx):
+        rng, h, w, cv = self.rng, self.h, self.w, self.cv
         # Ground boundary below each column: the outer sidewalk edges, extended past the image sides.
         left = self.walk_h[0] - xx
         bot = np.where(xx < self.walk_h[0], self.yh + (h - self.yh) * left / max(self.walk_h[0] - self.walk_b[0], 1),
@@ -149,6 +157,8 @@ class _Scene:
         facade[windows] = facade[windows] * 0.35 + np.array([40, 60, 80], np.float32)
         cv.img[building] = facade[building]
 
+    def ground(self, yy):
+        rng, h, w, cv = self.rng, self.h, self.w, self.cv
         # Ground: sidewalk trapezoid, then the road over it, then lane marks (road label, paint colour).
         asphalt = rng.uniform(70, 110)
         cv.poly([(self.walk_h[0], self.yh), (self.walk_h[1], self.yh), (self.walk_b[1], h), (self.walk_b[0], h)],
