@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.config import load_config
-from runtime.cli import non_negative_int, positive_int
-from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
+from runtime.contract import ArgumentParser, add_overrides, alias, command, non_negative_int, overrides, positive_int
 
 from .report import markdown_table, provenance, write_csv
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import check_folder, positive_int
-from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
+from runtime.contract import (ArgumentParser, UserError, add_overrides, alias, check_folder, command, overrides,
+                              positive_int)
 from runtime.formats import FORMATS, lookup
 
 # The students run their configs' own iteration counts (configs/synthetic*.yaml: 250), the teacher a quarter

@@ -34,8 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cli import non_negative_int, positive_int
-from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
+from runtime.contract import ArgumentParser, add_overrides, alias, command, non_negative_int, overrides, positive_int
 
 from .gain_ledger import Ledger
 from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,

@@ -12,8 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
-from runtime.cli import positive_float
-from runtime.contract import ArgumentParser, DataError, command
+from runtime.contract import ArgumentParser, DataError, command, positive_float
 
 
 def store(src: Path, dst: Path, fp16: bool) -> dict:

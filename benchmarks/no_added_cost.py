@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime import formats
-from runtime.cli import finite_json, non_negative_int, positive_int
-from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
+from runtime.contract import (ArgumentParser, CheckpointError, GateError, alias, command, finite_json, non_negative_int,
+                              positive_int)
 from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, file_size, network

@@ -20,8 +20,7 @@ import torch
 import torch.nn as nn
 
 from runtime import contract, metadata
-from runtime.contract import cause_line
-from runtime.cli import atomic_path, clean_stale
+from runtime.contract import atomic_path, cause_line, check_folder, clean_stale
 
 from . import __version__
 from .models import build_model
@@ -181,8 +180,6 @@ def check_room(out_dir: Path, student: nn.Module, connectors: nn.Module | None) 
     """Before the work: room for twice what the run folder will hold (last.pt: weights, connectors and one
     momentum buffer per parameter; best.pt and student.pt: the student), since each is rewritten through a
     temporary copy."""
-    from runtime.cli import check_folder
-
     weights = checkpoint_bytes([student])
     last = 2 * checkpoint_bytes([student, connectors])
     check_folder(out_dir, 2 * (last + 2 * weights), "the run folder (out_dir)")

@@ -15,8 +15,7 @@ import tempfile
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import current_umask, pid_tag
-from runtime.contract import ArgumentParser, cause_line
+from runtime.contract import ArgumentParser, cause_line, current_umask, pid_tag
 from runtime.formats import FORMATS, default_output, lookup, require
 
 from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, publish,

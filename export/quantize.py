@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import atomic_path
-from runtime.contract import ArgumentParser
+from runtime.contract import ArgumentParser, atomic_path
 from runtime.formats import default_output, format_for, require
 
 from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, model_meta,  # noqa: F401
