@@ -65,6 +65,10 @@ def check_writable(out, need_bytes=0):
     return out
 
 
+# The compute precision parity and the accuracy gate run an OpenVINO IR at, recorded in its metadata
+# (export.inference_precision) so that the runtime compiles it at the same one by default
+# (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
+CHECKED_PRECISION = "f32"
 EXPORT_SPACE_FACTOR = 3  # the candidate, the model it may replace, a work copy: checked up front
 
 
