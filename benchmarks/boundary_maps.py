@@ -1,6 +1,6 @@
 """Do the boundary maps BRD distils mark real object boundaries? Scored per backbone stage of a trained model.
 
-    python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg configs/synthetic.yaml
+    python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg configs/synthetic.yaml
     python -m benchmarks.boundary_maps --ckpt T.pt --cfg C.yaml --split val --images 50 --out docs/results/boundary_maps
 
 For each stage (and the stages fused at stage 1's stride, as `distill.boundary.fuse` distils them) the map
@@ -166,7 +166,7 @@ def picture(dataset, examples, path: Path, raw=None) -> None:
 @command
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.boundary_maps", description=__doc__, examples=(
-        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg synthetic.yaml",
+        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
         "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
         "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
         "--out-dir docs/results"))

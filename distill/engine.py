@@ -80,9 +80,9 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
 def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
     if not cfg.distill.active():
         return None
-    path = Path(cfg.teacher.ckpt)
+    path = checkpoint.model_file(cfg.teacher.ckpt)  # a teacher run of an earlier release: its student.pt
     if not path.is_file():
-        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's student.pt)"
+        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's model.pt)"
                if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
         raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
                              f"or put a BRD Edge student-format checkpoint there, or pass teacher.ckpt=PATH")
@@ -312,8 +312,8 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
     if rank == 0:
         if not metrics:  # resumed a finished run: evaluate the final weights again
             metrics = _plain(validate(cfg, student, val, num_classes, device))
-        checkpoint.save(out_dir / "student.pt", student, meta({**metrics, "step": step}))
-        print(f"[{cfg.name}] done: {out_dir / 'student.pt'} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
+        checkpoint.save(out_dir / checkpoint.MODEL_FILE, student, meta({**metrics, "step": step}))
+        print(f"[{cfg.name}] done: {out_dir / checkpoint.MODEL_FILE} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
         if tb:
             tb.close()
     if world > 1:

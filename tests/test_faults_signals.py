@@ -66,14 +66,14 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
     assert 2 <= step < iters  # saved at the step the signal interrupted (ckpt_every is 1000)
     assert last_line(err) == (f"interrupted by {signal.Signals(sig).name}: {out / 'last.pt'} saved at step {step}; "
                               "rerun the same command to resume")
-    assert not list(out.glob(".*.tmp")) and not (out / "student.pt").exists()
+    assert not list(out.glob(".*.tmp")) and not (out / "model.pt").exists()
     if sig == signal.SIGTERM:  # and it resumes from there, to the weights of an uninterrupted run
         r = run(train_args(tmp_path, out, iters=iters))
         assert r.returncode == 0, r.stderr[-2000:]
-        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "student.pt").is_file()
+        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "model.pt").is_file()
         straight = tmp_path / "straight"
         assert run(train_args(tmp_path, straight, iters=iters)).returncode == 0
-        a, b = checkpoint.load(out / "student.pt")[0].state_dict(), checkpoint.load(straight / "student.pt")[0].state_dict()
+        a, b = checkpoint.load(out / "model.pt")[0].state_dict(), checkpoint.load(straight / "model.pt")[0].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
