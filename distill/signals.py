@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from runtime.contract import SignalInterrupt, Signals as StopRequest  # noqa: F401  (the names training uses)
+from runtime.contract import Signals as StopRequest  # noqa: F401  (the name training uses)
 
 
 class Interrupted(Exception):

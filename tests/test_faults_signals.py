@@ -87,3 +87,33 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
     rc, _, err = signal_when(p, lambda: any(tmp_path.glob(".q.int8.pid*")), signal.SIGTERM)
     assert rc == 143 and error_lines(err) == ["interrupted by SIGTERM: nothing written under the output name"]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["tmp"] and not list(tmp.glob("brd-*"))
+
+
+# ------------------------------------------------------------------------------------------ the one handler
+def test_the_one_handler_raises_defers_or_holds_as_asked():
+    """runtime.contract.Signals is every command's handler, training's included (distill.signals.StopRequest
+    is it): a signal raises at once; while a loop defers, the first is recorded and a second raises; once the
+    outputs are being written, every signal is only recorded. Real signals, sent to this process."""
+    import os
+
+    from distill.signals import StopRequest
+    from runtime.contract import SignalInterrupt, Signals
+
+    assert StopRequest is Signals
+    before = signal.getsignal(signal.SIGTERM)
+    with Signals() as s, pytest.raises(SignalInterrupt) as e:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert e.value.signum == signal.SIGTERM and s.exit_code == 143 and isinstance(e.value, KeyboardInterrupt)
+    with Signals() as s:
+        s.deferring = True
+        os.kill(os.getpid(), signal.SIGINT)  # recorded: the step goes on
+        assert s.requested and s.signum == signal.SIGINT
+        with pytest.raises(SignalInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # asked twice: now
+    assert s.exit_code == 130  # the first signal decides the exit code
+    with Signals() as s:
+        s.hold()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert s.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is gone after the block

@@ -9,8 +9,8 @@ Exit codes (`command` turns a main function into one that keeps them):
   Anything else is a bug and keeps its traceback.
 
 Stdlib only, torch-free, Python 3.8 compatible: the lowest layer. runtime/, export/, distill/ and
-benchmarks/ all use it, and it is the only part of runtime/ that distill's training side imports
-(tests/test_layering.py). One idea per file:
+benchmarks/ all use it; with runtime.metadata and runtime.formats it is all of runtime/ that distill
+imports (tests/test_layering.py states the rules). One idea per file:
   errors.py   the UserError family and the exit codes
   entry.py    `command`, the entry-point wrapper
   flags.py    the parser, shared flags, argument ranges (positive_int, ...), deprecated spellings
