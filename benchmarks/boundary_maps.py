@@ -1,6 +1,6 @@
 """Do the boundary maps BRD distils mark real object boundaries? Scored per backbone stage of a trained model.
 
-    python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg configs/synthetic.yaml
+    python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg configs/synthetic.yaml
     python -m benchmarks.boundary_maps --ckpt T.pt --cfg C.yaml --split val --images 50 --out docs/results/boundary_maps
 
 For each stage (and the stages fused at stage 1's stride, as `distill.boundary.fuse` distils them) the map
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.config import load_config
-from runtime.cli import non_negative_int, positive_int
-from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
+from runtime.contract import ArgumentParser, add_overrides, alias, command, non_negative_int, overrides, positive_int
 
 from .report import markdown_table, provenance, write_csv
 
@@ -167,7 +166,7 @@ def picture(dataset, examples, path: Path, raw=None) -> None:
 @command
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.boundary_maps", description=__doc__, examples=(
-        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg synthetic.yaml",
+        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
         "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
         "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
         "--out-dir docs/results"))

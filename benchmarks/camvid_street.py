@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.cli import positive_int
-from runtime.contract import ArgumentParser, DataError, command
+from runtime.contract import ArgumentParser, DataError, command, positive_int
 
 
 def drive_frames(root: Path, split: str = "val", drive: str = "0016E5") -> list[Path]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import check_folder, positive_int
-from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
+from runtime.contract import (ArgumentParser, UserError, add_overrides, alias, check_folder, command, overrides,
+                              positive_int)
 from runtime.formats import FORMATS, lookup
 
 # The students run their configs' own iteration counts (configs/synthetic*.yaml: 250), the teacher a quarter
@@ -98,6 +98,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     from benchmarks.distill_gain import run_distill_gain
     from benchmarks.gain_runs import train_one
     from benchmarks.no_added_cost import run_no_added_cost
+    from distill.checkpoint import run_model
     from distill.config import load_config
     from distill.data import build_dataset
     from distill.engine import train
@@ -114,7 +115,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     common = [f"data.root={data}", *overrides]
     teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
                               + [f"train.iters={teacher_iters or DEMO_TEACHER_ITERS}"])
-    teacher = out / "teacher" / "student.pt"
+    teacher = run_model(out / "teacher")
     student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
     student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
 
@@ -128,7 +129,7 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     students = {}
     for method in ("plain", "brd"):
         run_dir = out / "runs" / f"{method}_s0"
-        students[method] = run_dir / "student.pt"
+        students[method] = run_model(run_dir)
         steps(f"3. train the {method} student ({student_iters} iters)", [students[method]], train_one, method, 0,
               out / "runs", overrides=student_overrides, teacher=teacher)
 

@@ -34,8 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cli import non_negative_int, positive_int
-from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
+from runtime.contract import ArgumentParser, add_overrides, alias, command, non_negative_int, overrides, positive_int
 
 from .gain_ledger import Ledger
 from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
@@ -102,7 +101,7 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     ledger = Ledger(out / f"{prefix}_ledger.jsonl")
 
     def metrics_of(r: Run) -> dict | None:
-        """A finished run's numbers: its student.pt, else its ledger entry (run folders gone)."""
+        """A finished run's numbers: its model.pt, else its ledger entry (run folders gone)."""
         return run_metrics(r) if r.student.is_file() else ledger.get(r)
 
     def state_of(r: Run) -> str:

@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from runtime.cli import atomic_path
+from runtime.contract import atomic_path
 
 from .gain_runs import NOT_LEARNED, flatten_config
 

@@ -42,7 +42,9 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     caption = None
     pair_seed = next((s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}), None)
     if pair_seed is not None and panel_images:
-        cols = {m: Path(runs_dir) / f"{m}_s{pair_seed}" / "student.pt" for m in ("plain", "kd", "brd")
+        from distill.checkpoint import run_model
+
+        cols = {m: run_model(Path(runs_dir) / f"{m}_s{pair_seed}") for m in ("plain", "kd", "brd")
                 if (m, pair_seed) in {(r["method"], r["seed"]) for r in runs}}
         if teacher is not None:
             cols["teacher"] = Path(teacher)
@@ -197,7 +199,7 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
         lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
     commits = sorted({r.get("git_commit") or "unknown" for r in runs})
     lines += [provenance("benchmarks.distill_gain", argv) + f" The runs were trained at commit(s) "
-              f"{', '.join(f'`{c[:12]}`' for c in commits)} (each student.pt records its own).", ""]
+              f"{', '.join(f'`{c[:12]}`' for c in commits)} (each run's model.pt records its own).", ""]
     return "\n".join(lines)
 
 

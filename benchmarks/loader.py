@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cli import non_negative_int, positive_float, positive_int, write_json_file
-from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides, size_arg
+from runtime.contract import (ArgumentParser, add_overrides, alias, command, non_negative_int, overrides,
+                              positive_float, positive_int, size_arg, write_json_file)
 
 DEFAULT_WORKERS = (0, 2, 4)
 

@@ -24,8 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runtime.cli import positive_int
-from runtime.contract import ArgumentParser, command
+from runtime.contract import ArgumentParser, command, positive_int
 
 from .demo import street_video
 from .report import markdown_table, provenance, write_csv

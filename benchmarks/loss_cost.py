@@ -15,8 +15,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from runtime.cli import non_negative_int, positive_int
-from runtime.contract import ArgumentParser, ConfigError, command, size_arg
+from runtime.contract import ArgumentParser, ConfigError, command, non_negative_int, positive_int, size_arg
 from runtime.stats import time_calls
 
 

@@ -3,7 +3,7 @@ itself with `distill.evaluate` (the command the card names, so anyone can reprod
 and write the model card next to it: data, split, training command, commit, training time, per-class val
 metrics, and the targets the model was trained to meet.
 
-    python -m benchmarks.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 \\
+    python -m benchmarks.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 \\
         --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
 """
 from __future__ import annotations
@@ -12,8 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
-from runtime.cli import positive_float
-from runtime.contract import ArgumentParser, DataError, command
+from runtime.contract import ArgumentParser, DataError, command, positive_float
 
 
 def store(src: Path, dst: Path, fp16: bool) -> dict:
@@ -118,9 +117,9 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
 @command(interrupted="the model file is written atomically; the card may be missing")
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.model_card", description=__doc__, examples=(
-        "python -m benchmarks.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 "
+        "python -m benchmarks.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 "
         "--run runs/camvid_teacher --target-miou 52 --target-class-iou 10",))
-    p.add_argument("ckpt", help="the trained checkpoint (a run folder's student.pt)")
+    p.add_argument("ckpt", help="the trained checkpoint (a run folder's model.pt; student.pt from an earlier release)")
     p.add_argument("out", help="where to ship it (models/<dataset>/<name>.pt); the card is <name>.md beside it")
     p.add_argument("--fp16", action="store_true", help="store the weights in fp16 (half the size)")
     p.add_argument("--root", help="dataset root (default: the checkpoint config's data.root)")

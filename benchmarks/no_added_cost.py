@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime import formats
-from runtime.cli import finite_json, non_negative_int, positive_int
-from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, command
+from runtime.contract import (ArgumentParser, CheckpointError, GateError, alias, command, finite_json, non_negative_int,
+                              positive_int)
 from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, file_size, network
@@ -256,7 +256,7 @@ def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
 @command
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.no_added_cost", description=__doc__, examples=(
-        "python -m benchmarks.no_added_cost --pair r10 runs/plain/student.pt runs/brd/student.pt",
+        "python -m benchmarks.no_added_cost --pair r10 runs/plain/model.pt runs/brd/model.pt",
         "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --teacher teacher.pt --data-root data/synthetic",
         "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --variants onnx-fp32,openvino-int8 --threads 2"))
     p.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "PLAIN_PT", "BRD_PT"),

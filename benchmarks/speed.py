@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import non_negative_float, positive_int
-from runtime.contract import ArgumentParser, command, size
+from runtime.contract import ArgumentParser, command, non_negative_float, positive_int, size
 from runtime.formats import default_output
 
 from .report import markdown_table, provenance, write_csv

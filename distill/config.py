@@ -19,13 +19,8 @@ from typing import Any, Optional
 
 import yaml
 
-from runtime import contract
-
-from .config_bases import read_with_bases
-
-
-class ConfigError(contract.ConfigError):
-    """A bad config key or value; the message names the key and where it came from."""
+from .config_bases import ConfigError, read_with_bases  # noqa: F401  (ConfigError: defined there, the lowest)
+from .config_checks import check
 
 
 @dataclass
@@ -247,7 +242,6 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """`path`: a YAML file, or the name of a shipped config (`cityscapes.yaml`); an existing file wins."""
-    from .config_checks import check
     from .configs import names, resolve
 
     found = resolve(path)

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import yaml
 
+from runtime import contract
+
+
+class ConfigError(contract.ConfigError):
+    """A bad config key or value; the message names the key and where it came from."""
+
 
 def merge(base: dict, child: dict) -> dict:
     """`child` over `base`, deeply: mappings merge key by key (the child's keys win), anything else, lists
@@ -28,8 +34,6 @@ def _find_base(name: str, child: Path) -> Path | None:
 def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """The YAML mapping of `path` merged over its `base:` (one name or a list, merged in order, later bases
     winning), recursively. A missing base or a cycle is one error naming the chain."""
-    from .config import ConfigError  # config.py imports this module
-
     chain = (*chain, path.resolve())
     shown = " -> ".join(p.name for p in chain)
     try:

@@ -24,9 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.cli import check_output, positive_int, write_json_file
-from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, command, overrides,
-                              size_arg)
+from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, check_output, command,
+                              overrides, positive_int, size_arg, write_json_file)
 
 from .metrics import SegMetric
 
@@ -157,7 +156,7 @@ def format_table(results: dict, classes: list[str] | None = None) -> str:
 
 def write_json(results: dict, path: str | Path) -> None:
     """Strict JSON, atomically: NaN (a class in neither the predictions nor the labels) is written as null,
-    with a `<key>_null` entry beside it that says so (runtime.cli.finite_json)."""
+    with a `<key>_null` entry beside it that says so (runtime.contract.finite_json)."""
     notes = {}
     for k, v in results.items():
         vals = v if isinstance(v, (list, tuple)) else [v]

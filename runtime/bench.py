@@ -16,8 +16,8 @@ import numpy as np
 
 from . import formats, shipped
 from .backends import load_backend
-from .cli import check_output, non_negative_int, positive_int, write_json_file
-from .contract import ArgumentParser, alias, command, size
+from .contract import (ArgumentParser, alias, check_output, command, non_negative_int, positive_int, size,
+                       write_json_file)
 from .preprocess import resolve_size
 from .run import OV_PRECISION, backend_options
 from .stats import percentiles, table, time_calls

@@ -38,7 +38,7 @@ class Pipeline:
         self.preprocessor = None
         self._stop = threading.Event()
         self._error = None
-        self.interrupted = False  # ended by Ctrl-C/SIGTERM (runtime.cli.Signals raises KeyboardInterrupt)
+        self.interrupted = False  # ended by Ctrl-C/SIGTERM (runtime.contract.Signals raises KeyboardInterrupt)
         self.started = False  # the loop ran (its statistics mean something even if a stage failed later)
         depth = max(1, int(getattr(backend, "max_in_flight", 1)))
         # live sources: keep the queues short so a frame is never processed long after capture

@@ -14,8 +14,8 @@ import cv2
 
 from . import formats, shipped
 from .backends import load_backend
-from .cli import Signals, check_output, fraction, positive_float, positive_int, write_json_file
-from .contract import ArgumentParser, UserError, alias, command, one_line, size
+from .contract import (ArgumentParser, Signals, UserError, alias, check_output, command, fraction, one_line,
+                       positive_float, positive_int, size, write_json_file)
 from .overlay import Overlay
 from .pipeline import Pipeline
 from .sinks import has_display, open_sink

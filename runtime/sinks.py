@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from .cli import MIN_FREE_BYTES, OutputError, check_folder, check_output
+from .contract import MIN_FREE_BYTES, OutputError, check_folder, check_output
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 

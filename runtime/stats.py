@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from .contract import write_json_file
+
 # capture_wait: time read() waited for the frame (decode, for files); infer: submit to result;
 # sink: overlay + show/write; total: frame read -> sink done, queueing between stages included.
 STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sink", "total")
@@ -75,9 +77,7 @@ class Stats:
     def write_json(self, path, extra=None):
         out = dict(extra or {})
         out.update(self.summary())
-        from .cli import write_json_file  # atomic, strict JSON (NaN -> null with the reason beside it)
-
-        write_json_file(path, out)
+        write_json_file(path, out)  # atomic, strict JSON (NaN -> null with the reason beside it)
 
 
 def table(latency_ms, title=""):

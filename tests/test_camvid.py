@@ -140,7 +140,7 @@ def test_training_goes_through_batches_without_a_labelled_pixel(tmp_path, camvid
     assert empty, "no step drew an all-ignore frame"
     for r in empty:
         assert all(float(r[k]) == 0.0 for k in ("total", "kd", "cwd", "skd", "boundary", "relation")), r
-    assert np.isfinite(metrics["mIoU"]) and (tmp_path / "run" / "student.pt").is_file()
+    assert np.isfinite(metrics["mIoU"]) and (tmp_path / "run" / "model.pt").is_file()
 
 
 def test_a_non_finite_loss_is_skipped_before_the_optimizer_steps_and_logged(tmp_path, camvid_teacher, capsys,

@@ -1,4 +1,4 @@
-"""The CLI contract, for every `python -m` entry point (runtime/contract.py): bad input exits 2 with
+"""The CLI contract, for every `python -m` entry point (runtime/contract/): bad input exits 2 with
 exactly one `error:` line on stderr and no traceback; every flag has help and each --help ends with
 real examples.
 

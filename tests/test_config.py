@@ -101,7 +101,7 @@ def test_shipped_config_set_is_complete():
     brd = load_config(Path(__file__).parent.parent / "configs" / "cityscapes.yaml")
     assert brd.model.arch == "deeplabv3_resnet18" and set(brd.distill.active()) == {"kd", "boundary", "relation"}
     teacher = load_config(Path(__file__).parent.parent / "configs" / "cityscapes_teacher.yaml")
-    assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "student.pt")
+    assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "model.pt")
 
 
 def test_bases_merge_deeply_child_wins_lists_replaced(tmp_path):

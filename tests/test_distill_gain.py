@@ -27,7 +27,7 @@ def _tiny_overrides(tmp_path):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A real (random-weight) teacher checkpoint with the synthetic dataset's 11 classes."""
-    return write_synthetic_student(tmp_path_factory.mktemp("teacher") / "student.pt", input_size=SIZE, seed=1,
+    return write_synthetic_student(tmp_path_factory.mktemp("teacher") / "model.pt", input_size=SIZE, seed=1,
                                    arch_kwargs={"width": 8, "head_channels": 32})
 
 
@@ -49,11 +49,11 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
         mine = [t for t in tuning if t["method"] == m]
         best = max(mine, key=lambda t: float(t["tune_mIoU"]))
         assert [t["chosen"] for t in mine].count("True") == 1 and best["chosen"] == "True"
-        _, meta = checkpoint.load(runs_dir / "tune" / f"{m}_c0" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"{m}_c0" / "model.pt")
         assert meta["config"]["train"]["seed"] == 100 and meta["config"]["data"]["val_split"] == "tune"
         assert float(mine[0]["tune_mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
         # the final runs carry the chosen setting and were validated on val
-        _, final = checkpoint.load(runs_dir / f"{m}_s1" / "student.pt")
+        _, final = checkpoint.load(runs_dir / f"{m}_s1" / "model.pt")
         assert final["config"]["data"]["val_split"] == "val" and final["config"]["train"]["seed"] == 1
         chosen = int(best["candidate"])
         if m == "kd":
@@ -64,9 +64,9 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
     # BRD contains the KD term: it is tuned after KD, with KD's chosen temperature, for every candidate
     kd_t = [1.0, 4.0][int(next(t for t in tuning if t["method"] == "kd" and t["chosen"] == "True")["candidate"])]
     for k in (0, 1):
-        _, meta = checkpoint.load(runs_dir / "tune" / f"brd_c{k}" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"brd_c{k}" / "model.pt")
         assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
-    _, meta = checkpoint.load(runs_dir / "brd_s0" / "student.pt")
+    _, meta = checkpoint.load(runs_dir / "brd_s0" / "model.pt")
     assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
 
     # one CSV row per method x seed plus the teacher, with the issue's columns
@@ -75,7 +75,7 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
                                                         ("kd", "1"), ("brd", "1"), ("teacher", "")]
     for key in ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate"):
         assert all(0.0 <= float(r[key]) <= 1.0 for r in rows if r[key] not in ("", "nan")), key
-    _, meta = checkpoint.load(runs_dir / "brd_s1" / "student.pt")
+    _, meta = checkpoint.load(runs_dir / "brd_s1" / "model.pt")
     assert float(rows[5]["mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
 
     # paired differences: BRD minus each method on the same seed, mean = mean of the per-seed differences
@@ -96,9 +96,9 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
         assert img is not None and img.shape[1] >= 400, name
 
     # second call: finished runs are reused, not retrained, and give the same numbers
-    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")}
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/model.pt")}
     again = run_distill_gain(**kwargs)
-    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")} == before
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/model.pt")} == before
     assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in result["runs"]]
 
     # a run folder trained with another config is not silently reused: stop and name the key
@@ -118,15 +118,15 @@ def test_parallel_jobs_train_the_same_weights_as_one_at_a_time(tmp_path, teacher
                   tune=False, panel_images=1, log=lambda *a: None)
     run_distill_gain(out_dir=tmp_path / "a", runs_dir=tmp_path / "ra", jobs=1, threads=1, **common)
     run_distill_gain(out_dir=tmp_path / "b", runs_dir=tmp_path / "rb", jobs=2, threads=1, **common)
-    a, _ = checkpoint.load(tmp_path / "ra" / "brd_s0" / "student.pt")
-    b, _ = checkpoint.load(tmp_path / "rb" / "brd_s0" / "student.pt")
+    a, _ = checkpoint.load(tmp_path / "ra" / "brd_s0" / "model.pt")
+    b, _ = checkpoint.load(tmp_path / "rb" / "brd_s0" / "model.pt")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
     assert (tmp_path / "rb" / "brd_s0" / "train.out").stat().st_size > 0  # its output went to the run's log
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
-    missing = tmp_path / "nowhere" / "student.pt"
+    missing = tmp_path / "nowhere" / "model.pt"
     with pytest.raises(BenchmarkError, match="--train-teacher"):
         run_distill_gain(["plain", "brd"], [0], tmp_path / "out", overrides=_tiny_overrides(tmp_path),
                          teacher_ckpt=missing, log=lambda *a: None)
@@ -185,7 +185,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     shutil.rmtree(runs_dir)
     logs.clear()
     again = run_distill_gain(**kwargs)
-    assert not runs_dir.exists() or not list(runs_dir.glob("**/student.pt"))    # nothing trained
+    assert not runs_dir.exists() or not list(runs_dir.glob("**/model.pt"))    # nothing trained
     assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in first["runs"]]
     assert [t["chosen"] for t in again["tuning"]] == [t["chosen"] for t in first["tuning"]]
     after = _read_csv(out / "synthetic.csv")
@@ -216,7 +216,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
 
     logs.clear()
     run_distill_gain(**{**kwargs, "methods": ["plain"], "overrides": [*_tiny_overrides(tmp_path), "train.iters=4"]})
-    assert (runs_dir / "plain_s0" / "student.pt").is_file()                      # changed: trained anew
+    assert (runs_dir / "plain_s0" / "model.pt").is_file()                      # changed: trained anew
 
 
 def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to_every_method(tmp_path, teacher,
@@ -232,7 +232,7 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
     recipe = [t for t in result["tuning"] if t["method"] == "recipe"]
     assert [t["setting"] for t in recipe] == ["train.class_weights=none", "train.class_weights=median_freq"]
     for k in (0, 1):  # the plain student, at the tuning seed, scored on the tune split
-        _, meta = checkpoint.load(runs_dir / "tune" / f"recipe_c{k}" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"recipe_c{k}" / "model.pt")
         cfg = meta["config"]
         assert cfg["distill"]["kd"]["weight"] == 0 and cfg["train"]["seed"] == 100 and cfg["data"]["val_split"] == "tune"
         assert recipe[k]["tune_mIoU"] == pytest.approx(meta["metrics"]["mIoU"])
@@ -240,6 +240,6 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
     assert best["chosen"] and sum(t["chosen"] for t in recipe) == 1
     want = best["setting"].split("=")[1]
     for run in ("tune/kd_c0", "tune/kd_c1", "plain_s0", "kd_s0"):  # every later run trains with it
-        _, meta = checkpoint.load(runs_dir / run / "student.pt")
+        _, meta = checkpoint.load(runs_dir / run / "model.pt")
         assert meta["config"]["train"]["class_weights"] == want, run
     assert "data recipe (plain student)" in (out / "synthetic.md").read_text()

@@ -175,7 +175,7 @@ def test_foreign_last_pt_is_one_line_and_left_alone(tmp_path, capsys, other, mes
     before = (out / "last.pt").read_bytes()
     code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=3)[1:]], capsys)
     assert code == 2 and error_lines(err)[-1].startswith(f"error: {out / 'last.pt'}: {message}")
-    assert (out / "last.pt").read_bytes() == before and not (out / "student.pt").exists()
+    assert (out / "last.pt").read_bytes() == before and not (out / "model.pt").exists()
 
 
 def test_stale_checkpoint_temp_of_a_killed_run_is_removed_at_the_next_start(tmp_path):
@@ -185,7 +185,7 @@ def test_stale_checkpoint_temp_of_a_killed_run_is_removed_at_the_next_start(tmp_
     stale.write_bytes(b"x" * 4096)
     r = run(train_args(tmp_path, out, iters=1))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert not stale.exists() and (out / "student.pt").is_file()
+    assert not stale.exists() and (out / "model.pt").is_file()
 
 
 # ------------------------------------------------------------------------------------------ nothing destructive
