@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.boundary_maps import PRCounter, label_boundaries, main, to_cells
+from benchmarks.gain.boundary_maps import PRCounter, label_boundaries, main, to_cells
 
 from .conftest import write_synthetic_student
 

@@ -37,8 +37,8 @@ from pathlib import Path
 from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
-from .gain_ledger import Ledger
-from .gain_runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
+from .ledger import Ledger
+from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
                         BenchmarkError, Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs,
                         run_metrics, score_checkpoint)
 
@@ -72,7 +72,7 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
                      threads=0, argv=None, log=print) -> dict:
     """Tune, train (or reuse) and evaluate; write the report. Returns {"runs": [...], "rows": [...],
     "paired": [...], "tuning": [...], "teacher": {...} or None}. train=False reports the finished runs only."""
-    from .gain_report import write_report
+    from .report import write_report
 
     methods, seeds, overrides = list(dict.fromkeys(methods)), list(dict.fromkeys(int(s) for s in seeds)), list(overrides)
     if not methods or not seeds:

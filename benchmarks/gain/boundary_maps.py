@@ -26,7 +26,7 @@ from distill.config import load_config
 from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
-from .report import markdown_table, provenance, write_csv
+from ..report import markdown_table, provenance, write_csv
 
 THRESHOLDS = np.linspace(0.0, 1.0, 101)[1:]  # maps are scaled to ~[0, 1] (values above 1 count as 1)
 

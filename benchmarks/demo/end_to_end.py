@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from runtime.cli import check_folder, positive_int
 from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
 from runtime.formats import FORMATS, lookup
+
+from ..street import street_video
 
 # The students run their configs' own iteration counts (configs/synthetic*.yaml: 250), the teacher a quarter
 # of its config's 1600 (the benchmark's teacher alone takes ~20 minutes): about 10 minutes on 2 CPU cores.
@@ -64,25 +64,6 @@ class Steps:
         return sum(t["seconds"] or 0 for t in self.timings)
 
 
-def street_video(path: Path, size=(128, 256), scenes=3, frames_per_scene=40, fps=15) -> Path:
-    """A drive-by street video: each scene is rendered wide and panned across, so frames are continuous."""
-    import cv2
-
-    from distill.data.synthetic import render
-
-    h, w = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp_" + path.name)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for s in range(scenes):
-        wide, _ = render(seed=1000 + s, split="video", index=0, size=(h, 3 * w))
-        for x in np.linspace(0, 2 * w, frames_per_scene).astype(int):
-            writer.write(cv2.cvtColor(np.ascontiguousarray(wide[:, x:x + w]), cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
-    return path
-
-
 def _cli(main, argv: list[str]) -> str:
     """Run an export/runtime CLI in-process; its exit code becomes the step's status."""
     print("   $ python -m", main.__module__, " ".join(argv), flush=True)
@@ -95,9 +76,9 @@ def _cli(main, argv: list[str]) -> str:
 def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
              overrides: list[str] = (), bench_iters: int = 30) -> Path:
     """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
-    from benchmarks.distill_gain import run_distill_gain
-    from benchmarks.gain_runs import train_one
-    from benchmarks.no_added_cost import run_no_added_cost
+    from benchmarks.gain.protocol import run_distill_gain
+    from benchmarks.gain.runs import train_one
+    from benchmarks.speed.no_added_cost import run_no_added_cost
     from distill.config import load_config
     from distill.data import build_dataset
     from distill.engine import train
@@ -210,7 +191,7 @@ def score_exports(base: Path, data: Path, scores: Path) -> str:
 
 def scores_table(out: Path) -> str:
     """FP32 and INT8 side by side, per format, from scores/scores.json (percent)."""
-    from .report import markdown_table
+    from ..report import markdown_table
 
     path = out / "scores" / "scores.json"
     if not path.exists():
@@ -231,7 +212,7 @@ def scores_table(out: Path) -> str:
 
 
 def write_report(out: Path, timings: list[dict], total: float) -> Path:
-    from .report import markdown_table
+    from ..report import markdown_table
 
     stats = json.loads((out / "runtime_stats.json").read_text()) if (out / "runtime_stats.json").exists() else {}
     if stats:

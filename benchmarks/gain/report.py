@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .gain_panel import prediction_panel
-from .gain_runs import label
-from .gain_stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
-from .report import bar_chart, markdown_table, provenance, write_csv
+from ..report import bar_chart, markdown_table, provenance, write_csv
+from .panel import prediction_panel
+from .runs import label
+from .stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
 
 TEACHER_LEAD = {"camvid": 10}  # points of mIoU a teacher must lead the plain student by (default 15)
 CSV_KEYS = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate", "aAcc")

@@ -27,8 +27,8 @@ from pathlib import Path
 from runtime.cli import positive_int
 from runtime.contract import ArgumentParser, command
 
-from .demo import street_video
-from .report import markdown_table, provenance, write_csv
+from ..report import markdown_table, provenance, write_csv
+from ..street import street_video
 
 GOALS = {"loop_bare": 0.9, "loop_full": 0.8}
 
@@ -137,7 +137,7 @@ def write_report(rows, model: Path, video: Path, frames: int, threads: int, out:
 
 
 def default_model(work: Path) -> Path:
-    from .speed import build_files
+    from .table import build_files
     return build_files("lraspp_mobilenetv2", (512, 1024), work, {"ov-int8"}, calib=16)["ov-int8"]
 
 

@@ -27,7 +27,7 @@ from runtime.contract import ArgumentParser, CheckpointError, GateError, alias, 
 from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, file_size, network
-from .report import bar_chart, markdown_table, write_csv
+from ..report import bar_chart, markdown_table, write_csv
 
 
 @dataclass(frozen=True)
