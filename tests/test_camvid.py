@@ -184,7 +184,7 @@ def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypat
 
 
 def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
-    """benchmarks.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
+    """benchmarks.demo.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
     what `distill.evaluate` on that file prints, and the file is about half the size."""
     import json
 

@@ -1,5 +1,6 @@
-"""benchmarks.distill_gain end to end on tiny synthetic data: real (3-step) runs through the runner, one
-evaluation for students and teacher, the report files, reuse of finished runs, and the missing-teacher error."""
+"""benchmarks.gain (the distillation gain) end to end on tiny synthetic data: real (3-step) runs through the
+runner, one evaluation for students and teacher, the report files, reuse of finished runs, and the
+missing-teacher error."""
 from __future__ import annotations
 
 import csv
@@ -89,7 +90,7 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
 
     md = (out / "synthetic.md").read_text()
     for text in ("| teacher |", "| BRD |", "BRD against each method", "Target (BRD above KD and plain",
-                 "## Tuning", "python -m benchmarks.distill_gain", "the teacher leads by"):
+                 "## Tuning", "python -m benchmarks.gain", "the teacher leads by"):
         assert text in md, text
     for name in ("metrics", "connectivity", "paired", "panel"):
         img = cv2.imread(str(out / f"synthetic_{name}.png"))

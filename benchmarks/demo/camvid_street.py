@@ -1,8 +1,8 @@
 """A real street through the runtime: CamVid's val drive (0016E5, frames 1 s apart) made into a video in frame
 order, run through `runtime.run` with the overlay, and a picture of what it wrote for the docs.
 
-    python -m benchmarks.camvid_street --root ../shared/camvid --out docs/results     # the shipped model
-    python -m benchmarks.camvid_street --model models/camvid/student.int8.xml --fps 5
+    python -m benchmarks.demo.camvid_street --root ../shared/camvid --out docs/results     # the shipped model
+    python -m benchmarks.demo.camvid_street --model models/camvid/student.int8.xml --fps 5
 """
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def run_street(root, out_dir, model=None, fps=5.0, work="runs/camvid_street") ->
 
 @command(interrupted="the picture is written only at the end")
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.camvid_street", description=__doc__, examples=(
-        "python -m benchmarks.camvid_street --root ../shared/camvid --out docs/results",))
+    p = ArgumentParser(prog="python -m benchmarks.demo.camvid_street", description=__doc__, examples=(
+        "python -m benchmarks.demo.camvid_street --root ../shared/camvid --out docs/results",))
     p.add_argument("--root", default="../shared/camvid", help="CamVid in SegNet's layout (default ../shared/camvid)")
     p.add_argument("--model", default=None, help="model file (default: the runtime's shipped model)")
     p.add_argument("--out", default="docs/results", help="folder of the picture (default docs/results)")

@@ -227,17 +227,17 @@ def write_report(out: Path, timings: list[dict], total: float) -> Path:
         "# BRD Edge demo report", "",
         "Built-in synthetic street data, small teacher (DeepLabV3-ResNet18 at half width, trained a quarter of "
         "the benchmark's length) and students (DeepLabV3-ResNet10 at eighth width), trained on a CPU. One seed, no "
-        "tuning: differences of a point or two are within seed noise. `python -m benchmarks.distill_gain` runs the "
+        "tuning: differences of a point or two are within seed noise. `python -m benchmarks.gain` runs the "
         "full protocol (tuned KD/CWD/SKD/ablation baselines, 5 seeds, paired intervals); its committed result is "
         "docs/results/synthetic.md.", "",
-        "## What BRD buys (benchmarks.distill_gain)", "",
+        "## What BRD buys (benchmarks.gain)", "",
         _read(out / "distill_gain" / "synthetic.md", strip_title=True),
         "## The deployed files, scored (distill.evaluate --model)", "",
         "The BRD student's exported files as a device runs them (the runtime's backends, OpenVINO at the precision "
         "its checks ran at), scored on the labelled val split at native resolution: FP32 and INT8 side by side "
         "(percent; per-class tables in [scores/](scores)).", "",
         scores_table(out),
-        "## No added inference cost (benchmarks.no_added_cost)", "",
+        "## No added inference cost (benchmarks.speed.no_added_cost)", "",
         _read(out / "no_added_cost" / "table.md", strip_title=True),
         "![latency](no_added_cost/latency.png)", "",
         "## Runtime loop on the street video", "",

@@ -3,7 +3,7 @@ itself with `distill.evaluate` (the command the card names, so anyone can reprod
 and write the model card next to it: data, split, training command, commit, training time, per-class val
 metrics, and the targets the model was trained to meet.
 
-    python -m benchmarks.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 \\
+    python -m benchmarks.demo.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 \\
         --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
 """
 from __future__ import annotations
@@ -117,8 +117,8 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
 
 @command(interrupted="the model file is written atomically; the card may be missing")
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.model_card", description=__doc__, examples=(
-        "python -m benchmarks.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 "
+    p = ArgumentParser(prog="python -m benchmarks.demo.model_card", description=__doc__, examples=(
+        "python -m benchmarks.demo.model_card runs/camvid_teacher/student.pt models/camvid/teacher.pt --fp16 "
         "--run runs/camvid_teacher --target-miou 52 --target-class-iou 10",))
     p.add_argument("ckpt", help="the trained checkpoint (a run folder's student.pt)")
     p.add_argument("out", help="where to ship it (models/<dataset>/<name>.pt); the card is <name>.md beside it")

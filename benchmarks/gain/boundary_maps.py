@@ -1,7 +1,7 @@
 """Do the boundary maps BRD distils mark real object boundaries? Scored per backbone stage of a trained model.
 
-    python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg configs/synthetic.yaml
-    python -m benchmarks.boundary_maps --ckpt T.pt --cfg C.yaml --split val --images 50 --out docs/results/boundary_maps
+    python -m benchmarks.gain.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg configs/synthetic.yaml
+    python -m benchmarks.gain.boundary_maps --ckpt T.pt --cfg C.yaml --split val --images 50 --out docs/results/boundary_maps
 
 For each stage (and the stages fused at stage 1's stride, as `distill.boundary.fuse` distils them) the map
 `distill.losses.boundary.boundary_map` is compared with the ground-truth boundaries at the map's own
@@ -166,10 +166,10 @@ def picture(dataset, examples, path: Path, raw=None) -> None:
 
 @command
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.boundary_maps", description=__doc__, examples=(
-        "python -m benchmarks.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg synthetic.yaml",
-        "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
-        "python -m benchmarks.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
+    p = ArgumentParser(prog="python -m benchmarks.gain.boundary_maps", description=__doc__, examples=(
+        "python -m benchmarks.gain.boundary_maps --ckpt runs/synthetic_teacher/student.pt --cfg synthetic.yaml",
+        "python -m benchmarks.gain.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
+        "python -m benchmarks.gain.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
         "--out-dir docs/results"))
     p.add_argument("--ckpt", required=True, help="trained model checkpoint (student format), e.g. the teacher")
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
             f"Model `{args.ckpt}` ({meta['arch']}, input {meta['input_size'][0]}x{meta['input_size'][1]}), "
             f"{d.dataset}/{args.split}, {n} images, tolerance in map cells. Scores are fractions; "
             f"`boundary cell share` is the share of valid cells holding a label boundary.", "",
-            table.rstrip("\n"), "", "![maps](boundary_maps.png)", "", provenance("benchmarks.boundary_maps", argv)]
+            table.rstrip("\n"), "", "![maps](boundary_maps.png)", "", provenance("benchmarks.gain.boundary_maps", argv)]
     (out / "boundary_maps.md").write_text("\n".join(text) + "\n")
     print(table)
     print(f"wrote {out / 'boundary_maps.md'}, boundary_maps.csv, boundary_maps.png")

@@ -1,9 +1,9 @@
 """What BRD buys: plain, KD, CWD, SKD, BRD and its two ablations, each tuned on a held-out split with the same
 small budget, then trained over several seeds and compared on val with paired (same-seed) differences.
 
-    python -m benchmarks.distill_gain --out-dir docs/results                      # the full protocol (synthetic)
-    python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune      # a quick single-seed look
-    python -m benchmarks.distill_gain --no-train --out-dir docs/results            # report the finished runs only
+    python -m benchmarks.gain --out-dir docs/results                       # the full protocol (synthetic)
+    python -m benchmarks.gain --methods plain brd --seeds 0 --no-tune      # a quick single-seed look
+    python -m benchmarks.gain --no-train --out-dir docs/results            # report the finished runs only
 
 Protocol:
 0. The data recipe, where a dataset has one to choose (`RECIPE`; CamVid: no class weights, the square root of
@@ -204,10 +204,10 @@ def _words(values) -> list[str]:
 
 @command
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.distill_gain", description=__doc__, examples=(
-        "python -m benchmarks.distill_gain --out-dir docs/results --jobs 2",
-        "python -m benchmarks.distill_gain --methods plain brd --seeds 0 --no-tune --set train.iters=60",
-        "python -m benchmarks.distill_gain --no-train --out-dir docs/results"))
+    p = ArgumentParser(prog="python -m benchmarks.gain", description=__doc__, examples=(
+        "python -m benchmarks.gain --out-dir docs/results --jobs 2",
+        "python -m benchmarks.gain --methods plain brd --seeds 0 --no-tune --set train.iters=60",
+        "python -m benchmarks.gain --no-train --out-dir docs/results"))
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    help=f"methods to compare (default all: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--seeds", nargs="+", default=[str(s) for s in DEFAULT_SEEDS], help="train.seed values (default 0 1 2 3 4)")

@@ -196,7 +196,7 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
     if result["missing"]:
         lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
     commits = sorted({r.get("git_commit") or "unknown" for r in runs})
-    lines += [provenance("benchmarks.distill_gain", argv) + f" The runs were trained at commit(s) "
+    lines += [provenance("benchmarks.gain", argv) + f" The runs were trained at commit(s) "
               f"{', '.join(f'`{c[:12]}`' for c in commits)} (each student.pt records its own).", ""]
     return "\n".join(lines)
 

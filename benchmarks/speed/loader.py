@@ -1,7 +1,7 @@
 """Can the data pipeline feed a GPU? Images/s of the Cityscapes training pipeline, by worker count.
 
-    python -m benchmarks.loader --root data/cityscapes                       # 0, 2 and 4 workers
-    python -m benchmarks.loader --root data/cityscapes --step-its 2.5 --out docs/results/loader
+    python -m benchmarks.speed.loader --root data/cityscapes                       # 0, 2 and 4 workers
+    python -m benchmarks.speed.loader --root data/cityscapes --step-its 2.5 --out docs/results/loader
 
 It runs the exact training input pipeline of a config (default `cityscapes.yaml`: PNG decode, label id
 mapping, random scale 0.5-2, 512x1024 crop, flip, photometric jitter, normalisation, batching; built by
@@ -68,10 +68,10 @@ def report(rows: list[dict], cfg_name: str, batch: int, step_its: float) -> str:
 
 @command
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.loader", description=__doc__, examples=(
-        "python -m benchmarks.loader --root data/cityscapes",
-        "python -m benchmarks.loader --root data/cityscapes --workers 0 2 4 8 --batch 16 --step-its 2.0",
-        "python -m benchmarks.loader --root data/cityscapes --size 512x1024 --out-dir docs/results"))
+    p = ArgumentParser(prog="python -m benchmarks.speed.loader", description=__doc__, examples=(
+        "python -m benchmarks.speed.loader --root data/cityscapes",
+        "python -m benchmarks.speed.loader --root data/cityscapes --workers 0 2 4 8 --batch 16 --step-its 2.0",
+        "python -m benchmarks.speed.loader --root data/cityscapes --size 512x1024 --out-dir docs/results"))
     p.add_argument("--root", required=True, help="Cityscapes root (leftImg8bit/ and gtFine/ with train and val)")
     p.add_argument("--cfg", default="cityscapes.yaml", help="config whose training pipeline is measured")
     add_overrides(p)

@@ -1,7 +1,7 @@
 """What BRD costs at training time: loss time as a share of a student step, and relation-loss memory.
 
-    python -m benchmarks.loss_cost                      # demo models, batch 8 x 128x256 (the synthetic configs)
-    python -m benchmarks.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 \
+    python -m benchmarks.speed.loss_cost                      # demo models, batch 8 x 128x256 (the synthetic configs)
+    python -m benchmarks.speed.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 \
         --batch 2 --size 512x1024 --classes 19         # the Cityscapes pair (slow on CPU)
 
 Prints two tables: (1) median wall time of a plain student step, a BRD student step (teacher forward
@@ -114,10 +114,10 @@ def relation_memory(args):
 
 @command
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.loss_cost", description=__doc__, examples=(
-        "python -m benchmarks.loss_cost",
-        "python -m benchmarks.loss_cost --batch 4 --repeats 3 --threads 2",
-        "python -m benchmarks.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 "
+    p = ArgumentParser(prog="python -m benchmarks.speed.loss_cost", description=__doc__, examples=(
+        "python -m benchmarks.speed.loss_cost",
+        "python -m benchmarks.speed.loss_cost --batch 4 --repeats 3 --threads 2",
+        "python -m benchmarks.speed.loss_cost --teacher deeplabv3_resnet101 --student deeplabv3_resnet18 "
         "--classes 19 --batch 2 --size 512x1024"))
     p.add_argument("--teacher", default="deeplabv3_resnet18_w32", help="teacher architecture (default deeplabv3_resnet18_w32)")
     p.add_argument("--student", default="deeplabv3_resnet10_w16", help="student architecture (default deeplabv3_resnet10_w16)")

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.no_added_cost --pair NAME PLAIN.pt BRD.pt [--teacher T.pt]`
+"""`python -m benchmarks.speed.no_added_cost --pair NAME PLAIN.pt BRD.pt [--teacher T.pt]`
 
 BRD changes a student's weights, never its architecture, so a BRD student must cost exactly what
 the plain student costs at inference. This measures it instead of claiming it: parameters, MACs,
@@ -255,10 +255,10 @@ def write_outputs(out_dir: Path, cost_rows, latency_rows, notes) -> dict:
 
 @command
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m benchmarks.no_added_cost", description=__doc__, examples=(
-        "python -m benchmarks.no_added_cost --pair r10 runs/plain/student.pt runs/brd/student.pt",
-        "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --teacher teacher.pt --data-root data/synthetic",
-        "python -m benchmarks.no_added_cost --pair r10 plain.pt brd.pt --variants onnx-fp32,openvino-int8 --threads 2"))
+    p = ArgumentParser(prog="python -m benchmarks.speed.no_added_cost", description=__doc__, examples=(
+        "python -m benchmarks.speed.no_added_cost --pair r10 runs/plain/student.pt runs/brd/student.pt",
+        "python -m benchmarks.speed.no_added_cost --pair r10 plain.pt brd.pt --teacher teacher.pt --data-root data/synthetic",
+        "python -m benchmarks.speed.no_added_cost --pair r10 plain.pt brd.pt --variants onnx-fp32,openvino-int8 --threads 2"))
     p.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "PLAIN_PT", "BRD_PT"),
                    help="a plain and a BRD student of the same architecture (repeatable)")
     p.add_argument("--teacher", help="teacher checkpoint, timed for reference")
