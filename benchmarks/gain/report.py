@@ -1,5 +1,5 @@
 """The distillation-gain report: CSVs, Markdown with the paired comparison and its verdicts, charts and
-the prediction panel (gain_panel.py). Everything here is computed from the runs' numbers; nothing is typed by hand."""
+the prediction panel (panel.py). Everything here is computed from the runs' numbers; nothing is typed by hand."""
 from __future__ import annotations
 
 import math
