@@ -73,37 +73,35 @@ def _cli(main, argv: list[str]) -> str:
     return "done" if code == 0 else "FAILED (parity/accuracy gate, see above)"
 
 
-def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
-             overrides: list[str] = (), bench_iters: int = 30) -> Path:
-    """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
-    from benchmarks.gain.protocol import run_distill_gain
-    from benchmarks.gain.runs import train_one
-    from benchmarks.speed.no_added_cost import run_no_added_cost
-    from distill.config import load_config
-    from distill.data import build_dataset
-    from distill.engine import train
+def _export_student(ckpt: Path, base: Path, data: Path) -> str:
+    """One student to ONNX FP32, ONNX INT8 and OpenVINO FP32/FP16/INT8, each through its CLI and checks."""
     from export import onnx as export_onnx
     from export import openvino as export_openvino
     from export import quantize as export_quantize
-    from runtime import run as runtime_run
 
-    t_start = time.perf_counter()
-    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
-    data = out / "data"
-    models = out / "models"
-    steps = Steps(out)
-    common = [f"data.root={data}", *overrides]
-    teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
-                              + [f"train.iters={teacher_iters or DEMO_TEACHER_ITERS}"])
-    teacher = out / "teacher" / "student.pt"
-    student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
-    student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
+    onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
+    gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
+    status = [_cli(export_onnx.main, [str(ckpt), "-o", str(onnx)]),
+              _cli(export_quantize.main, [str(onnx), *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "fp32", *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "fp16", *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "int8", *gate])]
+    failed = [s for s in status if s != "done"]
+    return failed[0] if failed else "done"
+
+
+def _train(steps: Steps, out: Path, data: Path, teacher_cfg, student_overrides, student_iters) -> dict[str, Path]:
+    """Steps 1-3: the data, the teacher, the plain and BRD students. Returns {method: student.pt}."""
+    from benchmarks.gain.runs import train_one
+    from distill.data import build_dataset
+    from distill.engine import train
 
     def make_data():
         for split, kw in (("train", teacher_cfg.data.kwargs), ("val", teacher_cfg.data.val_kwargs)):
             ds = build_dataset("synthetic", data, split, **kw)
             print(f"   synthetic/{split}: {len(ds)} images {kw.get('size')}")
 
+    teacher = out / "teacher" / "student.pt"
     steps("1. generate synthetic street data", [data / "synthetic_train.json", data / "synthetic_val.json"], make_data)
     steps(f"2. train the teacher ({teacher_cfg.model.arch}, {teacher_cfg.train.iters} iters)", [teacher], train, teacher_cfg)
     students = {}
@@ -112,25 +110,19 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
         students[method] = run_dir / "student.pt"
         steps(f"3. train the {method} student ({student_iters} iters)", [students[method]], train_one, method, 0,
               out / "runs", overrides=student_overrides, teacher=teacher)
+    return students
 
-    def export(method):
-        base = models / f"{STUDENT_PAIR}_{method}"
-        onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
-        gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
-        status = [_cli(export_onnx.main, [str(students[method]), "-o", str(onnx)]),
-                  _cli(export_quantize.main, [str(onnx), *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "fp32", *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "fp16", *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "int8", *gate])]
-        failed = [s for s in status if s != "done"]
-        return failed[0] if failed else "done"
+
+def _deploy(steps: Steps, out: Path, data: Path, models: Path, students: dict[str, Path]) -> None:
+    """Steps 4-5: export both students, score the BRD one's files, and run the runtime loop on a street video."""
+    from runtime import run as runtime_run
 
     for method in ("plain", "brd"):
         base = models / f"{STUDENT_PAIR}_{method}"
         outputs = [(Path(str(base) + s), Path(f"{base}{s[:-len(Path(s).suffix)]}.FAILED{Path(s).suffix}"))
                    for s in DEMO_SUFFIXES]
-        steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, export, method)
-
+        steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, _export_student,
+              students[method], base, data)
     scores = out / "scores"
     steps("4c. score the BRD student's exported models on the val split (distill.evaluate --model)",
           [scores / "scores.json"], score_exports, models / f"{STUDENT_PAIR}_brd", data, scores)
@@ -144,6 +136,28 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     steps(f"5b. runtime loop: BRD student ({live.name}) on the video -> overlay video", [overlay], _cli,
           runtime_run.main, ["--model", str(live), "--source", str(video),
                              "--sink", str(overlay), "-o", str(out / "runtime_stats.json")])
+
+
+def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
+             overrides: list[str] = (), bench_iters: int = 30) -> Path:
+    """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
+    from benchmarks.gain.protocol import run_distill_gain
+    from benchmarks.speed.no_added_cost import run_no_added_cost
+    from distill.config import load_config
+
+    t_start = time.perf_counter()
+    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
+    data = out / "data"
+    models = out / "models"
+    steps = Steps(out)
+    common = [f"data.root={data}", *overrides]
+    teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
+                              + [f"train.iters={teacher_iters or DEMO_TEACHER_ITERS}"])
+    teacher = out / "teacher" / "student.pt"
+    student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
+    student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
+    students = _train(steps, out, data, teacher_cfg, student_overrides, student_iters)
+    _deploy(steps, out, data, models, students)
     nac = out / "no_added_cost"
     steps("6. benchmark: no added inference cost", [nac / "table.md"], run_no_added_cost,
           [(STUDENT_PAIR, students["plain"], students["brd"])], nac, teacher=teacher, data_root=str(data),

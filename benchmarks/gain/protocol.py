@@ -38,9 +38,9 @@ from runtime.cli import non_negative_int, positive_int
 from runtime.contract import ArgumentParser, add_overrides, alias, command, overrides
 
 from .ledger import Ledger
-from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD,
-                        BenchmarkError, Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs,
-                        run_metrics, score_checkpoint)
+from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD, BenchmarkError,
+                   Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs, run_metrics, score_checkpoint)
+
 
 def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict], inherited=(),
             log=print, metrics_of=None, settings=None) -> list[str] | None:
@@ -66,6 +66,131 @@ def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict
 
 
 # ---------------------------------------------------------------------------------------- the benchmark
+class _Session:
+    """What every phase of one benchmark shares: where its runs live, whether they train (N at a time), the
+    ledger that remembers finished runs, and what the phases found (states, timings, tuning, choices)."""
+
+    def __init__(self, prefix, configs_dir, runs_dir: Path, overrides: list[str], teacher, ledger: Ledger,
+                 tune: bool, train: bool, retrain_changed: bool, jobs: int, threads: int, log):
+        self.prefix, self.configs_dir, self.runs_dir, self.overrides = prefix, configs_dir, runs_dir, overrides
+        self.teacher, self.ledger, self.tune, self.train = teacher, ledger, tune, train
+        self.retrain_changed, self.jobs, self.threads, self.log = retrain_changed, jobs, threads, log
+        self.states: dict[str, str] = {}
+        self.times: dict[str, float] = {}
+        self.tuning: list[dict] = []
+        self.chosen: dict[str, list[str]] = {}
+
+    def run(self, method, seed, run_dir, setting=(), candidate=None, split="val", teacher=True) -> Run:
+        return make_run(method, seed, run_dir, self.prefix, self.configs_dir, self.overrides, setting,
+                        self.teacher if teacher else None, candidate=candidate, split=split)
+
+    def metrics_of(self, r: Run) -> dict | None:
+        """A finished run's numbers: its student.pt, else its ledger entry (run folders gone)."""
+        return run_metrics(r) if r.student.is_file() else self.ledger.get(r)
+
+    def state_of(self, r: Run) -> str:
+        state = check_reuse(r, self.retrain_changed and self.train, self.log)
+        if state == "done" and self.ledger.get(r) is None:
+            self.ledger.record(r, run_metrics(r), None)  # finished before the ledger knew it
+        if state == "new" and self.ledger.get(r) is not None:
+            self.log(f"[{r.name}] finished earlier: its numbers come from {self.ledger.path}")
+            return "ledger"
+        return state
+
+    def record(self, r: Run, seconds: float) -> None:
+        self.ledger.record(r, run_metrics(r), seconds)
+
+    def settle(self, runs: list[Run], recheck: bool = True) -> None:
+        """Each run's state (done, resumable, in the ledger, new), then train those that need it. recheck=False
+        (the final runs): a state found by an earlier phase stands, and a run with its student.pt is not trained
+        again (the plain finals trained with the tuning)."""
+        for r in runs:
+            if recheck or r.name not in self.states:
+                self.states[r.name] = self.state_of(r)
+        if self.train:
+            todo = [r for r in runs if self.states[r.name] not in ("done", "ledger")
+                    and (recheck or not r.student.is_file())]
+            self.times.update(run_jobs(todo, self.jobs, self.threads, self.log, on_done=self.record))
+
+    def choose(self, method, cands: list[Run], inherited=(), settings=None) -> list[str] | None:
+        return _choose(method, cands, self.tune, self.train, self.tuning, inherited, self.log, self.metrics_of,
+                       settings)
+
+
+def _check_request(methods, seeds, overrides, prefix, configs_dir, jobs) -> tuple[list, list, list]:
+    """Methods and seeds without repeats; every config exists and takes the overrides before hours of training."""
+    from distill.config import load_config
+
+    methods, seeds, overrides = list(dict.fromkeys(methods)), list(dict.fromkeys(int(s) for s in seeds)), list(overrides)
+    if not methods or not seeds:
+        raise BenchmarkError("need at least one method and one seed")
+    for m in methods:
+        load_config(config_path(m, prefix, configs_dir), overrides)
+    if jobs < 1:
+        raise BenchmarkError(f"--jobs must be >= 1, got {jobs}")
+    return methods, seeds, overrides
+
+
+def _find_teacher(distilled, prefix, configs_dir, overrides, teacher_ckpt, train_teacher, train, threads, log):
+    """The teacher file every distilled run learns from: trained first when asked (and training), else the
+    given or configured file where it exists."""
+    from distill.config import load_config
+
+    if train and distilled:
+        return resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, threads, log)
+    default = Path(teacher_ckpt or load_config(config_path("brd", prefix, configs_dir), overrides).teacher.ckpt or "")
+    return default if default.is_file() else None
+
+
+def _check_tune_split(prefix, configs_dir, overrides, runs_dir: Path) -> None:
+    from distill.data import DATASETS
+
+    dataset = make_run("plain", 0, runs_dir / "x", prefix, configs_dir, overrides).load().data.dataset
+    if TUNE_SPLIT not in DATASETS[dataset].splits:
+        raise BenchmarkError(f"dataset {dataset!r} has no {TUNE_SPLIT!r} split to tune on; pass --no-tune")
+
+
+def _choose_recipe(s: _Session) -> None:
+    """Phase 0: the data recipe (CamVid: the class-balancing remedy), chosen with the plain student on the tune
+    split, then applied to every method alike, so no method is compared under another recipe."""
+    cands = [s.run("plain", TUNE_SEED, s.runs_dir / "tune" / f"recipe_c{k}", setting, candidate=k, split=TUNE_SPLIT,
+                   teacher=False) for k, setting in enumerate(RECIPE[s.prefix])]
+    s.settle(cands)
+    pick = s.choose("recipe", cands, (), RECIPE[s.prefix])
+    if pick is None:
+        raise BenchmarkError(f"the {s.prefix} recipe's tuning runs are unfinished: run with training first")
+    s.overrides = [*s.overrides, *pick]
+    s.log(f"[recipe] chosen on {TUNE_SPLIT}: {' '.join(pick) or 'the config file'}")
+
+
+def _tune_methods(s: _Session, distilled: list[str], plain_finals: list[Run]) -> None:
+    """Phase 1: KD and CWD (and the plain final runs, which have nothing to tune) together, then the methods
+    that contain the KD term, with KD's chosen temperature."""
+    first = [m for m in distilled if m not in WITH_KD]
+    if s.tune and any(m in WITH_KD for m in distilled) and "kd" not in first:
+        first.append("kd")  # its temperature is needed even when KD itself is not compared
+    for phase, group in enumerate((first, [m for m in distilled if m in WITH_KD])):
+        inherit = s.chosen.get("kd", []) if phase else []
+        runs_now = [s.run(m, TUNE_SEED, s.runs_dir / "tune" / f"{m}_c{k}", [*inherit, *setting], candidate=k,
+                          split=TUNE_SPLIT)
+                    for m in group if s.tune for k, setting in enumerate(TUNING.get(m, [[]]))]
+        s.settle([*runs_now, *(plain_finals if phase == 0 else [])])
+        for m in group:
+            pick = s.choose(m, [r for r in runs_now if r.method == m], inherit)
+            if pick is not None:
+                s.chosen[m] = [*inherit, *pick] if m in WITH_KD else pick
+
+
+def _run_row(s: _Session, r: Run, metrics: dict) -> dict:
+    return {"method": r.method, "seed": r.seed, "run": str(r.run_dir), "setting": " ".join(s.chosen.get(r.method, [])),
+            "iters": r.load().train.iters, "train_s": s.times.get(r.name, metrics.get("train_s")),
+            "git_commit": metrics.get("git_commit"), "IoU": list(metrics.get("IoU", [])),
+            "boundary_f1_per_class": list(metrics.get("boundary_f1_per_class") or []),
+            "from_ledger": not r.student.is_file(),
+            **{k: float("nan") if metrics[k] is None else float(metrics[k])
+               for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate", "miss_rate", "spurious_rate")}}
+
+
 def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs/distill_gain", runs_dir=None,
                      overrides=(), teacher_ckpt=None, tune=True, prefix="synthetic", configs_dir="configs",
                      train_teacher=False, panel_images=4, train=True, retrain_changed=False, jobs=1,
@@ -74,125 +199,43 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     "paired": [...], "tuning": [...], "teacher": {...} or None}. train=False reports the finished runs only."""
     from .report import write_report
 
-    methods, seeds, overrides = list(dict.fromkeys(methods)), list(dict.fromkeys(int(s) for s in seeds)), list(overrides)
-    if not methods or not seeds:
-        raise BenchmarkError("need at least one method and one seed")
-    from distill.config import load_config
-
-    for m in methods:  # every config exists and takes the overrides before hours of training start
-        load_config(config_path(m, prefix, configs_dir), overrides)
-    if jobs < 1:
-        raise BenchmarkError(f"--jobs must be >= 1, got {jobs}")
+    methods, seeds, overrides = _check_request(methods, seeds, overrides, prefix, configs_dir, jobs)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     out = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out / "runs"
     distilled = [m for m in methods if m != "plain"]
-    teacher = None
-    if train and distilled:
-        teacher = resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt, train_teacher, threads * jobs, log)
-    else:
-        default = Path(teacher_ckpt or load_config(config_path("brd", prefix, configs_dir), overrides).teacher.ckpt or "")
-        teacher = default if default.is_file() else None
+    teacher = _find_teacher(distilled, prefix, configs_dir, overrides, teacher_ckpt, train_teacher, train,
+                            threads * jobs, log)
     if tune and distilled:
-        from distill.data import DATASETS
-        dataset = make_run("plain", 0, runs_dir / "x", prefix, configs_dir, overrides).load().data.dataset
-        if TUNE_SPLIT not in DATASETS[dataset].splits:
-            raise BenchmarkError(f"dataset {dataset!r} has no {TUNE_SPLIT!r} split to tune on; pass --no-tune")
+        _check_tune_split(prefix, configs_dir, overrides, runs_dir)
     t_all = time.perf_counter()
-    ledger = Ledger(out / f"{prefix}_ledger.jsonl")
-
-    def metrics_of(r: Run) -> dict | None:
-        """A finished run's numbers: its student.pt, else its ledger entry (run folders gone)."""
-        return run_metrics(r) if r.student.is_file() else ledger.get(r)
-
-    def state_of(r: Run) -> str:
-        state = check_reuse(r, retrain_changed and train, log)
-        if state == "done" and ledger.get(r) is None:
-            ledger.record(r, run_metrics(r), None)  # finished before the ledger knew it
-        if state == "new" and ledger.get(r) is not None:
-            log(f"[{r.name}] finished earlier: its numbers come from {ledger.path}")
-            return "ledger"
-        return state
-
-    def record(r: Run, seconds: float) -> None:
-        ledger.record(r, run_metrics(r), seconds)
-
-    # 0. the data recipe (CamVid: the class-balancing remedy), chosen with the plain student on the tune split
-    # and then applied to every method alike, so no method is compared under another recipe
-    tuning, chosen, states, times = [], {}, {}, {}
+    s = _Session(prefix, configs_dir, runs_dir, overrides, teacher, Ledger(out / f"{prefix}_ledger.jsonl"), tune,
+                 train, retrain_changed, jobs, threads, log)
     if tune and RECIPE.get(prefix):
-        cands = [make_run("plain", TUNE_SEED, runs_dir / "tune" / f"recipe_c{k}", prefix, configs_dir, overrides,
-                          setting, candidate=k, split=TUNE_SPLIT) for k, setting in enumerate(RECIPE[prefix])]
-        states.update({r.name: state_of(r) for r in cands})
-        if train:
-            times.update(run_jobs([r for r in cands if states[r.name] not in ("done", "ledger")], jobs, threads, log,
-                                  on_done=record))
-        pick = _choose("recipe", cands, tune, train, tuning, (), log, metrics_of, RECIPE[prefix])
-        if pick is None:
-            raise BenchmarkError(f"the {prefix} recipe's tuning runs are unfinished: run with training first")
-        overrides = [*overrides, *pick]
-        log(f"[recipe] chosen on {TUNE_SPLIT}: {' '.join(pick) or 'the config file'}")
-
-    # 1. tuning: KD and CWD (and the plain runs, which have nothing to tune) together, then the methods that
-    # contain the KD term, with KD's chosen temperature
-    finals = {(m, s): make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, teacher=teacher)
-              for s in seeds for m in methods if m == "plain"}
-    first = [m for m in distilled if m not in WITH_KD]
-    if tune and any(m in WITH_KD for m in distilled) and "kd" not in first:
-        first.append("kd")  # its temperature is needed even when KD itself is not compared
-    for phase, group in enumerate((first, [m for m in distilled if m in WITH_KD])):
-        inherit = chosen.get("kd", []) if phase else []
-        runs_now = [make_run(m, TUNE_SEED, runs_dir / "tune" / f"{m}_c{k}", prefix, configs_dir, overrides,
-                             [*inherit, *setting], teacher, candidate=k, split=TUNE_SPLIT)
-                    for m in group if tune for k, setting in enumerate(TUNING.get(m, [[]]))]
-        todo = [*runs_now, *(finals.values() if phase == 0 else [])]
-        states.update({r.name: state_of(r) for r in todo})
-        if train:
-            times.update(run_jobs([r for r in todo if states[r.name] not in ("done", "ledger")], jobs, threads, log,
-                                  on_done=record))
-        for m in group:
-            pick = _choose(m, [r for r in runs_now if r.method == m], tune, train, tuning, inherit, log, metrics_of)
-            if pick is not None:
-                chosen[m] = [*inherit, *pick] if m in WITH_KD else pick
-
-    # 2. final runs, seed-major: an interrupted benchmark has every method at the first seeds
-    for s in seeds:
+        _choose_recipe(s)
+    finals = {(m, sd): s.run(m, sd, runs_dir / f"{m}_s{sd}") for sd in seeds for m in methods if m == "plain"}
+    _tune_methods(s, distilled, list(finals.values()))
+    # phase 2: the final runs, seed-major: an interrupted benchmark has every method at the first seeds
+    for sd in seeds:
         for m in distilled:
-            if m in chosen and m in methods:
-                finals[(m, s)] = make_run(m, s, runs_dir / f"{m}_s{s}", prefix, configs_dir, overrides, chosen[m], teacher)
-    order = [finals[(m, s)] for s in seeds for m in methods if (m, s) in finals]
-    for r in order:
-        if r.name not in states:
-            states[r.name] = state_of(r)
-    if train:
-        times.update(run_jobs([r for r in order if states[r.name] not in ("done", "ledger") and not r.student.is_file()],
-                              jobs, threads, log, on_done=record))
-
-    # 3. results
-    runs, missing = [], []
-    for r in order:
-        metrics = metrics_of(r)
-        if metrics is None:
-            missing.append(r.name)
-            continue
-        runs.append({"method": r.method, "seed": r.seed, "run": str(r.run_dir), "setting": " ".join(chosen.get(r.method, [])),
-                     "iters": r.load().train.iters, "train_s": times.get(r.name, metrics.get("train_s")),
-                     "git_commit": metrics.get("git_commit"), "IoU": list(metrics.get("IoU", [])),
-                     "boundary_f1_per_class": list(metrics.get("boundary_f1_per_class") or []),
-                     "from_ledger": not r.student.is_file(),
-                     **{k: float("nan") if metrics[k] is None else float(metrics[k]) for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate",
-                                                       "miss_rate", "spurious_rate")}})
+            if m in s.chosen and m in methods:
+                finals[(m, sd)] = s.run(m, sd, runs_dir / f"{m}_s{sd}", s.chosen[m])
+    order = [finals[(m, sd)] for sd in seeds for m in methods if (m, sd) in finals]
+    s.settle(order, recheck=False)
+    # phase 3: the results
+    scored = [(r, s.metrics_of(r)) for r in order]
+    runs = [_run_row(s, r, metrics) for r, metrics in scored if metrics is not None]
     if not runs:
         raise BenchmarkError(f"no finished runs under {runs_dir} for methods {methods} and seeds {seeds}")
     base_cfg = order[0].load()
     teacher_scores = None
     if teacher is not None:
-        cfg = base_cfg
-        cfg.train.threads = threads * jobs
-        log(f"evaluating the teacher {teacher} on {cfg.data.dataset}/{cfg.data.val_split}")
-        teacher_scores = score_checkpoint(teacher, cfg, cfg.data.val_split)
-    result = {"runs": runs, "tuning": tuning, "teacher": teacher_scores, "missing": missing}
-    write_report(result, out, prefix, base_cfg, teacher, runs_dir, methods, seeds, overrides, tune, panel_images,
+        base_cfg.train.threads = threads * jobs
+        log(f"evaluating the teacher {teacher} on {base_cfg.data.dataset}/{base_cfg.data.val_split}")
+        teacher_scores = score_checkpoint(teacher, base_cfg, base_cfg.data.val_split)
+    result = {"runs": runs, "tuning": s.tuning, "teacher": teacher_scores,
+              "missing": [r.name for r, metrics in scored if metrics is None]}
+    write_report(result, out, prefix, base_cfg, teacher, runs_dir, methods, seeds, s.overrides, tune, panel_images,
                  argv, log)
     log(f"benchmark done in {time.perf_counter() - t_all:.0f} s")
     return result

@@ -140,6 +140,80 @@ def time_interleaved(backends: dict, batch: np.ndarray, iters: int, warmup: int,
     return times
 
 
+def _pair_onnx(label: str, roles: dict[str, Path], copies: Path, models_dir, cost_rows: list) -> tuple[dict, dict, dict]:
+    """Each role's FP32 ONNX (the checked one in `models_dir`, else a timing copy) and its cost row.
+    Returns ({role: onnx path}, {role: meta}, {role: file name stem})."""
+    from distill import checkpoint
+    from export.onnx import torch_to_onnx
+
+    onnx_files, metas, names = {}, {}, {}
+    for role, ckpt in roles.items():
+        model, meta = checkpoint.load(ckpt)
+        metas[role] = meta
+        name = "teacher" if role == "teacher" else f"{label}_{role}"
+        names[role] = name
+        onnx_path = checked(models_dir, name, ".onnx", Path(ckpt))
+        if onnx_path is None:
+            onnx_path = copy_path(copies, name, ".onnx")
+            if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
+                torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
+        onnx_files[role] = onnx_path
+        cost_rows.append({"pair": label, "model": role, **network(model),  # registry name, stem, parameters
+                          "GMACs": count_macs(model, meta["input_size"]) / 1e9,
+                          "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
+    return onnx_files, metas, names
+
+
+def _variant_files(label, variant: Variant, onnx_files, names, roles, copies, models_dir, calib, notes) -> dict | None:
+    """Each role's file in this variant (checked, else a timing copy); None, with a note, when it cannot be had."""
+    reason = unavailable(variant)
+    if reason:
+        notes.append(f"{label} {variant.name}: skipped ({reason})")
+        return None
+    files = {}
+    try:
+        for role, onnx_path in onnx_files.items():
+            files[role] = checked(models_dir, names[role], variant.suffix, roles[role]) or export_variant(
+                variant, onnx_path, copy_path(copies, names[role], variant.suffix), calib)
+    except Exception as e:  # one variant failing (e.g. no GPU for TensorRT) must not hide the others
+        notes.append(f"{label} {variant.name}: export failed ({type(e).__name__}: {str(e)[:160]})")
+        return None
+    if variant.name == "onnx-int8":
+        d = compare_structure(files["plain"], files["brd"])
+        notes.append(f"{label}: INT8 Q/DQ graphs are " + ("structurally identical" if not d else "DIFFERENT: " + d[0]))
+    return files
+
+
+def _time_variant(label, variant: Variant, files: dict, batch, copies: Path, iters, warmup, rounds, threads,
+                  notes, log) -> list[dict]:
+    """The latency rows of every role's file in one variant, timed interleaved; a note when BRD/plain is off 1."""
+    from runtime.backends import load_backend
+
+    kw = {"threads": threads} if threads else {}
+    if variant.fmt.name == "openvino" and variant.precision != "int8":
+        kw["inference_precision"] = variant.precision
+    backends = {role: load_backend(f, **kw) for role, f in files.items()}
+    log(f"[no_added_cost] {label} {variant.name}: timing {len(backends)} models x {rounds} rounds x {iters} iters")
+    times = time_interleaved(backends, batch, iters, warmup, rounds)
+    device = backends["plain"].describe()
+    for b in backends.values():
+        b.close()
+    p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
+    rows = [{
+        "pair": label, "variant": variant.name, "model": role, "device": device["device"],
+        "runs_as": device["precision"],  # what the backend computes in (e.g. OpenVINO's bf16 on AVX512-BF16 CPUs)
+        "threads": device["threads"], "size_MB": file_size(files[role]) / 1e6,
+        "file": files[role].name if files[role].parent != copies else f"{COPIES}/{files[role].name}",
+        "p50_ms": p50[role], "p90_ms": float(np.percentile(t, 90)),
+        "BRD/plain": p50[role] / p50["plain"] if role != "teacher" else None,
+    } for role, t in times.items()]
+    ratio = p50["brd"] / p50["plain"]
+    if abs(ratio - 1) > SAME_COST_TOLERANCE:
+        notes.append(f"{label} {variant.name}: BRD/plain p50 ratio {ratio:.3f} is outside "
+                     f"1 +/- {SAME_COST_TOLERANCE} (same graph, so this is timing noise; rerun with more --rounds)")
+    return rows
+
+
 def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teacher: Path | None = None,
                       data_root: str | None = None, num_calib: int = 32, variants: list[str] | None = None,
                       iters: int = 50, warmup: int = 10, rounds: int = 4, threads: int | None = None,
@@ -147,11 +221,8 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
     """Time every model in every available variant: the checked file in `models_dir` (named
     <pair>_<plain|brd><suffix>, teacher<suffix>) where it is there and newer than the checkpoint, else a timing
     copy built under <out_dir>/unchecked_timing_copies/ (copy_path); then compare and time them."""
-    from distill import checkpoint
     from export.common import synthetic_images
     from export.data import calibration_images
-    from export.onnx import torch_to_onnx
-    from runtime.backends import load_backend
 
     check_pairs(pairs, teacher)  # before any export or timing
     out_dir = Path(out_dir)
@@ -163,21 +234,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
         roles = {"plain": Path(plain_ckpt), "brd": Path(brd_ckpt)}
         if teacher:
             roles["teacher"] = Path(teacher)
-        onnx_files, metas, names = {}, {}, {}
-        for role, ckpt in roles.items():
-            model, meta = checkpoint.load(ckpt)
-            metas[role] = meta
-            name = "teacher" if role == "teacher" else f"{label}_{role}"
-            names[role] = name
-            onnx_path = checked(models_dir, name, ".onnx", Path(ckpt))
-            if onnx_path is None:
-                onnx_path = copy_path(copies, name, ".onnx")
-                if not onnx_path.exists() or onnx_path.stat().st_mtime < Path(ckpt).stat().st_mtime:
-                    torch_to_onnx(ckpt, onnx_path, model_meta=(model, meta))
-            onnx_files[role] = onnx_path
-            cost_rows.append({"pair": label, "model": role, **network(model),  # registry name, stem, parameters
-                              "GMACs": count_macs(model, meta["input_size"]) / 1e9,
-                              "input": "x".join(map(str, meta["input_size"])), "onnx_MB": file_size(onnx_path) / 1e6})
+        onnx_files, metas, names = _pair_onnx(label, roles, copies, models_dir, cost_rows)
         meta = metas["plain"]
         calib = (calibration_images(meta, data_root=data_root, num_calib=num_calib) if data_root
                  else synthetic_images(num_calib, meta["input_size"]))
@@ -190,44 +247,10 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
         h, w = meta["input_size"]
         batch = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
         for variant in chosen:
-            reason = unavailable(variant)
-            if reason:
-                notes.append(f"{label} {variant.name}: skipped ({reason})")
-                continue
-            files = {}
-            try:
-                for role, onnx_path in onnx_files.items():
-                    files[role] = checked(models_dir, names[role], variant.suffix, roles[role]) or export_variant(
-                        variant, onnx_path, copy_path(copies, names[role], variant.suffix), calib)
-            except Exception as e:  # one variant failing (e.g. no GPU for TensorRT) must not hide the others
-                notes.append(f"{label} {variant.name}: export failed ({type(e).__name__}: {str(e)[:160]})")
-                continue
-            if variant.name == "onnx-int8":
-                d = compare_structure(files["plain"], files["brd"])
-                notes.append(f"{label}: INT8 Q/DQ graphs are " + ("structurally identical" if not d else "DIFFERENT: " + d[0]))
-            kw = {"threads": threads} if threads else {}
-            if variant.fmt.name == "openvino" and variant.precision != "int8":
-                kw["inference_precision"] = variant.precision
-            backends = {role: load_backend(f, **kw) for role, f in files.items()}
-            log(f"[no_added_cost] {label} {variant.name}: timing {len(backends)} models x {rounds} rounds x {iters} iters")
-            times = time_interleaved(backends, batch, iters, warmup, rounds)
-            device = backends["plain"].describe()
-            for b in backends.values():
-                b.close()
-            p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
-            for role, t in times.items():
-                latency_rows.append({
-                    "pair": label, "variant": variant.name, "model": role, "device": device["device"],
-                    "runs_as": device["precision"],  # what the backend computes in (e.g. OpenVINO's bf16 on AVX512-BF16 CPUs)
-                    "threads": device["threads"], "size_MB": file_size(files[role]) / 1e6,
-                    "file": files[role].name if files[role].parent != copies else f"{COPIES}/{files[role].name}",
-                    "p50_ms": p50[role], "p90_ms": float(np.percentile(t, 90)),
-                    "BRD/plain": p50[role] / p50["plain"] if role != "teacher" else None,
-                })
-            ratio = p50["brd"] / p50["plain"]
-            if abs(ratio - 1) > SAME_COST_TOLERANCE:
-                notes.append(f"{label} {variant.name}: BRD/plain p50 ratio {ratio:.3f} is outside "
-                             f"1 +/- {SAME_COST_TOLERANCE} (same graph, so this is timing noise; rerun with more --rounds)")
+            files = _variant_files(label, variant, onnx_files, names, roles, copies, models_dir, calib, notes)
+            if files is not None:
+                latency_rows += _time_variant(label, variant, files, batch, copies, iters, warmup, rounds, threads,
+                                              notes, log)
     return write_outputs(out_dir, cost_rows, latency_rows, notes)
 
 
