@@ -1,7 +1,8 @@
 """Run configuration: typed dataclasses that YAML files map onto one-to-one.
 
 A file may name bases (`base: camvid.yaml`, or a list): they are read first and the file's own keys
-merged over them deeply; lists are replaced, not merged (distill/config_bases.py).
+merged over them deeply; lists are replaced, not merged, and so is a mapping that says
+`_replace_: true` (distill/config_bases.py).
 
 `load_config(path, overrides)` reads a YAML file, rejects unknown keys and wrong types with an
 error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.model_cost import compare_structure, count_macs, count_params, file_size
+from benchmarks.speed.model_cost import compare_structure, count_macs, count_params, file_size
 from distill import checkpoint
 from export.onnx import torch_to_onnx
 
@@ -53,7 +53,7 @@ def test_no_added_cost_report(tmp_path):
     """The benchmark's verdicts: identical graphs for plain/BRD, a flagged pair for a different arch. It times the
     checked models it finds and builds what is missing as timing copies only, in a folder and under names that
     say so: nothing it writes sits under a name or folder the runtime's models are loaded from."""
-    from benchmarks.no_added_cost import run_no_added_cost
+    from benchmarks.speed.no_added_cost import run_no_added_cost
     from export import onnx as export_onnx
 
     plain = write_student(tmp_path / "plain.pt", seed=1)
@@ -90,7 +90,7 @@ def test_no_added_cost_report(tmp_path):
 def test_reports_name_the_exact_network():
     """One registry name is two networks (mmseg's default stem, CIRKD's v1s): reports name the stem and the
     exact parameter count, from the arguments the network was built with."""
-    from benchmarks.model_cost import network, parse_arch
+    from benchmarks.speed.model_cost import network, parse_arch
     from distill.models import build_model
 
     assert parse_arch("deeplabv3_resnet18:stem=v1s,aux=false") == ("deeplabv3_resnet18", {"stem": "v1s", "aux": False})
@@ -108,7 +108,7 @@ def test_speed_report_says_what_ran_where(tmp_path):
     them (a column per asked pair), ONNX Runtime runs every conv of the INT8 model as QLinearConv, and the machine and versions are named."""
     import csv
 
-    from benchmarks import speed
+    from benchmarks.speed import table as speed
 
     out = tmp_path / "out"
     argv = ["--arch", "lraspp_mobilenetv2_w035", "--size", "64x128", "--rounds", "2", "--warmup", "1", "--calib", "2",
@@ -153,7 +153,7 @@ def test_speed_ups_from_hand_written_latencies(tmp_path):
 
 
 def test_loop_report_compares_medians_with_the_goals():
-    from benchmarks.loop import summarise
+    from benchmarks.speed.loop import summarise
 
     rows = [{"repeat": i, "run": "bench", "fps": fps, "p50_ms": ms} for i, (fps, ms) in enumerate([(10, 100), (12, 80), (11, 90)])]
     rows += [{"repeat": 0, "run": "bench_app", "fps": 11.5, "p50_ms": 86.0}]

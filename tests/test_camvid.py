@@ -184,11 +184,11 @@ def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypat
 
 
 def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
-    """benchmarks.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
+    """benchmarks.demo.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
     what `distill.evaluate` on that file prints, and the file is about half the size."""
     import json
 
-    from benchmarks.model_card import ship
+    from benchmarks.demo.model_card import ship
     from distill import checkpoint, evaluate
 
     root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 2),), val=(("0016E5", 2),))
@@ -210,7 +210,7 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
 def test_the_drive_video_holds_the_frames_in_time_order(tmp_path):
     import cv2
 
-    from benchmarks.camvid_street import drive_frames, drive_video, read_frames
+    from benchmarks.demo.camvid_street import drive_frames, drive_video, read_frames
 
     root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 1),), val=(("0016E5", 3), ("0006R0", 1)))
     frames = drive_frames(root)

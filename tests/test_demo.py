@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from benchmarks.demo import run_demo
+from benchmarks.demo.end_to_end import run_demo
 
 pytestmark = pytest.mark.slow  # every step of the demo: about 1.5 minutes
 

@@ -1,5 +1,6 @@
-"""benchmarks.distill_gain end to end on tiny synthetic data: real (3-step) runs through the runner, one
-evaluation for students and teacher, the report files, reuse of finished runs, and the missing-teacher error."""
+"""benchmarks.gain (the distillation gain) end to end on tiny synthetic data: real (3-step) runs through the
+runner, one evaluation for students and teacher, the report files, reuse of finished runs, and the
+missing-teacher error."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,7 @@ import cv2
 import pytest
 import torch
 
-from benchmarks.distill_gain import BenchmarkError, main, run_distill_gain
+from benchmarks.gain.protocol import BenchmarkError, main, run_distill_gain
 from distill import checkpoint
 
 from .conftest import write_synthetic_student
@@ -89,7 +90,7 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
 
     md = (out / "synthetic.md").read_text()
     for text in ("| teacher |", "| BRD |", "BRD against each method", "Target (BRD above KD and plain",
-                 "## Tuning", "python -m benchmarks.distill_gain", "the teacher leads by"):
+                 "## Tuning", "python -m benchmarks.gain", "the teacher leads by"):
         assert text in md, text
     for name in ("metrics", "connectivity", "paired", "panel"):
         img = cv2.imread(str(out / f"synthetic_{name}.png"))
@@ -138,7 +139,7 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
 
 
 def test_config_changes_name_what_differs_and_accept_keys_added_since():
-    from benchmarks.gain_runs import config_changes
+    from benchmarks.gain.runs import config_changes
     from distill.config import Config
 
     trained = Config().to_dict()
@@ -154,7 +155,7 @@ def test_config_changes_name_what_differs_and_accept_keys_added_since():
 def test_t_quantile_for_the_actual_degrees_of_freedom():
     """Two-sided 95% quantiles of Student's t from the standard tables (Abramowitz & Stegun 26.7): the interval
     of n paired seeds uses df = n - 1 exactly, also between table rows and above 30 (where 1.96 would be too narrow)."""
-    from benchmarks.gain_stats import paired_difference, t975
+    from benchmarks.gain.stats import paired_difference, t975
 
     table = {1: 12.706, 2: 4.303, 4: 2.776, 11: 2.201, 13: 2.160, 40: 2.021, 60: 2.000, 120: 1.980}
     for df, t in table.items():
@@ -169,7 +170,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     import json
     import shutil
 
-    from benchmarks.gain_ledger import fingerprint
+    from benchmarks.gain.ledger import fingerprint
 
     out, runs_dir = tmp_path / "report", tmp_path / "runs"
     logs = []
@@ -195,7 +196,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
 
     # what a run learned from is in its fingerprint: the teacher's bytes and the learned settings, not paths
     entry = next(e for e in ledger if e["name"] == "brd_s0")
-    from benchmarks.gain_runs import make_run
+    from benchmarks.gain.runs import make_run
     setting = next(r["setting"] for r in first["runs"] if r["method"] == "brd").split()
     run = make_run("brd", 0, runs_dir / "brd_s0", "synthetic", "configs", _tiny_overrides(tmp_path), setting, teacher)
     assert fingerprint(run.load().to_dict()) == entry["fingerprint"]
@@ -221,7 +222,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
 
 def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to_every_method(tmp_path, teacher,
                                                                                           monkeypatch):
-    from benchmarks import gain_runs
+    from benchmarks.gain import runs as gain_runs
 
     monkeypatch.setitem(gain_runs.RECIPE, "synthetic", [["train.class_weights=none"],
                                                         ["train.class_weights=median_freq"]])

@@ -225,7 +225,7 @@ def test_a_tiny_image_first_in_a_folder_is_skipped_not_fatal(model, tmp_path, ca
 
 
 def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, capsys):
-    from benchmarks.no_added_cost import main
+    from benchmarks.speed.no_added_cost import main
 
     five = write_student(tmp_path / "five.pt", input_size=(32, 64))
     eleven = write_synthetic_student(tmp_path / "eleven.pt")
@@ -240,7 +240,7 @@ def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, cap
 
 
 def test_no_added_cost_differing_graphs_end_the_run(tmp_path, capsys):
-    from benchmarks.no_added_cost import main
+    from benchmarks.speed.no_added_cost import main
     from export.onnx import torch_to_onnx
 
     plain = write_student(tmp_path / "plain.pt", input_size=(32, 64), seed=1)

@@ -1,6 +1,6 @@
-"""The runs of benchmarks.distill_gain: the protocol's constants, one run folder (`Run`: config, overrides,
-finished or not, reusable or not), training runs N at a time in worker processes, scoring checkpoints,
-and the teacher every distilled run uses."""
+"""The runs of the distillation-gain benchmark (benchmarks.gain): the protocol's constants, one run folder
+(`Run`: config, overrides, finished or not, reusable or not), training runs N at a time in worker processes,
+scoring checkpoints, and the teacher every distilled run uses."""
 from __future__ import annotations
 
 import contextlib
