@@ -149,9 +149,10 @@ class Pipeline:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
+        st = self.stats
+        st.start_cpu()
         first = self.prepare()
         self.started = True
-        st = self.stats
         st.start()
         threads = [threading.Thread(target=self._feed, args=(first,), name="feed", daemon=True),
                    threading.Thread(target=self._infer, name="infer", daemon=True)]
@@ -217,15 +218,14 @@ class Pipeline:
         """Overlay and sink for one frame, and its statistics; False when the sink asks to stop."""
         frame, labels, fps, (t_read, t_pre, t_inf, t_post, t1) = done
         st = self.stats
-        cpu0 = time.thread_time()
-        image = frame.image
+        image, cpu0 = frame.image, time.thread_time()
         if self.overlay is not None:
             image = self.overlay.draw(frame.image, labels, fps, (t1 - t_read) * 1000)
-        cpu1 = time.thread_time()
+            st.add_cpu("overlay", time.thread_time() - cpu0)
+            cpu0 = time.thread_time()
         keep_going = self.sink.write(image)
         t2 = time.perf_counter()
-        st.add_cpu("overlay", cpu1 - cpu0)
-        st.add_cpu("sink", time.thread_time() - cpu1)
+        st.add_cpu("sink", time.thread_time() - cpu0)
         for stage, value in (("capture_wait", frame.wait), ("preprocess", t_pre), ("infer", t_inf),
                              ("postprocess", t_post), ("sink", t2 - t1), ("total", t2 - t_read)):
             st.add(stage, value)

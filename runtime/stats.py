@@ -62,9 +62,12 @@ class Stats:
     def add_cpu(self, stage, seconds):
         self.cpu_s[stage] += seconds  # one writer per stage
 
+    def start_cpu(self):
+        """The process's CPU clock starts here (before the first frame is read, which the loop counts)."""
+        self._cpu0 = time.process_time()
+
     def start(self):
         self.started = time.perf_counter()
-        self._cpu0 = time.process_time()
         self._mark = (self.started, 0, {s: 0 for s in self.stages})
 
     def end(self):
