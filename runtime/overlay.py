@@ -36,6 +36,8 @@ class Overlay:
         self.alpha = float(alpha)
         self.legend = legend
         self.max_legend = max_legend
+        # OpenCV loads its fonts on the first putText (25 ms of CPU): at start-up, not in the first frame
+        _text(np.zeros((24, 64, 3), np.uint8), "0", (2, 18))
 
     def colorize(self, labels):
         """uint8 class map -> BGR image, the palette's colours (ids past it black)."""
