@@ -197,17 +197,18 @@ EXPLAIN = (
     "so the limit is a conservative one.")
 
 CUTS = (
-    "What issue 22 cut outside the model (process CPU per 1280x720 frame, one thread, OpenCV 5.0, measured "
-    "on the 2-core EPYC while a training held the cores: rough, but CPU time is not wall time): overlay "
-    "colours by one single-channel LUT over a 3-channel index image (1.8 -> 1.4 ms) and the legend's "
-    "class count by cv2.calcHist (1.0 -> 0.3 ms): the overlay 3.4 -> 2.4 ms; no overlay drawn for "
-    "`--sink none`; decoding on the reading thread (FFmpeg's decoder threads only competed with the "
-    "backend's, 3.5 ms either way); overlay and encoding in a writer thread at lower priority (file "
-    "sinks), so they take the time the backend leaves free (no CPU saved; its wall-time effect shows "
-    "on quiet cores: `runtime.run --writer-nice 0` turns it off). Kept as it was, by measurement: mp4v "
-    "(6.0 ms; MJPG 8.2 ms and twice the bytes; XVID the same as mp4v; OpenCV's FFmpeg writer options "
-    "changed nothing); decoding at the model's size (FFmpeg's mpeg4/h264 decoders through OpenCV cannot "
-    "decode smaller, and the output video is at the frame's size).")
+    "What issue 22 cut outside the model (CPU per 1280x720 frame on one thread, best of 3 x 100 calls, "
+    "OpenCV 5.0, on the 2-core EPYC while a training held the cores: rough, but CPU time, not wall time): "
+    "the overlay 3.7 -> 2.7 ms for the same image pixel for pixel (colours by one single-channel LUT over a "
+    "3-channel index image, 1.8 -> 1.4 ms; the legend's class count by cv2.calcHist, 1.0 -> 0.3 ms; "
+    "OpenCV's fonts loaded at start-up, not in the first frame, 25 ms); no overlay drawn for `--sink none`; "
+    "decoding on the reading thread (FFmpeg's decoder threads only competed with the backend's; 3.5 ms "
+    "either way); overlay and encoding in a writer thread at lower priority (file sinks), so they take "
+    "the time the backend leaves free (no CPU saved; its wall-time effect shows on quiet cores: "
+    "`runtime.run --writer-nice 0` turns it off). Kept as it was, by measurement: the mp4v encoder "
+    "(6.1 ms; FFmpeg's MJPG 8.2 ms and twice the bytes, OpenCV's own MJPEG writer 11.6 ms, XVID the same "
+    "as mp4v; OpenCV's FFmpeg writer options changed nothing); decoding at the model's size (OpenCV's "
+    "FFmpeg capture cannot decode a video smaller, and the output video is at the frame's size).")
 
 
 def write_report(rows, model: Path, video: Path, frames: int, threads: int, out: Path, argv, name="loop",
@@ -272,7 +273,8 @@ def main(argv=None) -> int:
     video = args.video or street_video(args.work_dir / "street720.mp4", size=(720, 1280), fps=30,
                                        scenes=-(-args.frames // 40), frames_per_scene=40)
     from runtime.backends import load_backend
-    for preset in args.preset:
+    by_name = {v[1]: k for k, v in PRESETS.items()}  # `--name loop_realtime` (the old spelling) gets its goals
+    for preset in ([by_name[args.name]] if args.name in by_name else args.preset):
         arch, name, *goals = PRESETS[preset]
         model = args.model or default_model(args.work_dir, arch)
         shape = load_backend(model, device="cpu").meta["input_size"]
