@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runtime.cli import positive_int
+from runtime.cli import number, positive_int
 from runtime.contract import ArgumentParser, command
 
 from .demo import street_video
@@ -77,9 +77,11 @@ def benchmark_app(model: Path, seconds: int, threads: int, shape) -> dict | None
     return {"fps": float(fps.group(1)), "p50_ms": float(median.group(1))}
 
 
-def loop(model: Path, video: Path, frames: int, threads: int, tmp: Path, full: bool) -> dict:
+def loop(model: Path, video: Path, frames: int, threads: int, tmp: Path, full: bool, writer_nice=None) -> dict:
     stats = tmp / "run.json"
     sink = ["--sink", str(tmp / "out.mp4")] if full else ["--sink", "none", "--no-overlay"]
+    if full and writer_nice is not None:
+        sink += ["--writer-nice", str(writer_nice)]
     _run([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(video), *sink,
           "--threads", str(threads), "--max-frames", str(frames), "-q", "-o", str(stats)])
     r = json.loads(stats.read_text())
@@ -91,7 +93,7 @@ def loop(model: Path, video: Path, frames: int, threads: int, tmp: Path, full: b
 
 
 def measure(model: Path, video: Path, repeats: int, frames: int, iters: int, threads: int, shape,
-            report=print) -> list[dict]:
+            report=print, writer_nice=None) -> list[dict]:
     """One row per run and repeat; in each repeat bench and the loops run back to back."""
     rows = []
     with tempfile.TemporaryDirectory() as d:
@@ -99,7 +101,7 @@ def measure(model: Path, video: Path, repeats: int, frames: int, iters: int, thr
         for rep in range(repeats):
             runs = {"bench": lambda: bench(model, iters, threads, tmp),
                     "loop_bare": lambda: loop(model, video, frames, threads, tmp, full=False),
-                    "loop_full": lambda: loop(model, video, frames, threads, tmp, full=True),
+                    "loop_full": lambda: loop(model, video, frames, threads, tmp, full=True, writer_nice=writer_nice),
                     "bench_app": lambda: (benchmark_app(model, max(5, iters // 10), threads, shape)
                                           if model.suffix == ".xml" else None)}
             for name, fn in runs.items():
@@ -261,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=positive_int, default=MIN_REPEATS,
                    help=f"repeats of the runs, back to back (default {MIN_REPEATS}; the goals need >= {MIN_REPEATS})")
     p.add_argument("--threads", type=positive_int, default=2, help="inference threads (default 2)")
+    p.add_argument("--writer-nice", type=number(int, 0, 19), default=None, metavar="N",
+                   help="loop_full's runtime.run --writer-nice (default: runtime.run's own)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="where the default models are built")
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where the report goes")
     p.add_argument("--name", default=None, help="report file names: NAME.md and NAME.csv (default: the preset's)")
@@ -278,7 +282,8 @@ def main(argv=None) -> int:
         arch, name, *goals = PRESETS[preset]
         model = args.model or default_model(args.work_dir, arch)
         shape = load_backend(model, device="cpu").meta["input_size"]
-        rows = measure(model, video, args.repeats, args.frames, args.iters, args.threads, shape)
+        rows = measure(model, video, args.repeats, args.frames, args.iters, args.threads, shape,
+                       writer_nice=args.writer_nice)
         path = write_report(rows, model, video, args.frames, args.threads, args.out_dir, argv, args.name or name,
                             tuple(goals))
         print(f"wrote {path} and {path.with_suffix('.csv')}")

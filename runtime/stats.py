@@ -133,4 +133,9 @@ def format_summary(summary, backend=None):
         head = "{} | {} {} on {} ({} threads)\n".format(
             backend.get("model"), backend.get("backend"), backend.get("precision"), backend.get("device"),
             backend.get("threads")) + head
-    return head + "\n" + table(summary["latency_ms"])
+    text = head + "\n" + table(summary["latency_ms"])
+    cpu = summary.get("cpu_ms_per_frame")
+    if cpu and f["processed"]:
+        text += "\nCPU per frame outside the model {:.2f} ms ({}); the whole process {:.2f} ms".format(
+            cpu["outside_model"], ", ".join("{} {:.2f}".format(s, cpu[s]) for s in CPU_STAGES), cpu["process"])
+    return text

@@ -168,7 +168,8 @@ def test_loop_benchmark_runs_the_current_clis_and_writes_its_report(tmp_path):
     for i in range(6):
         writer.write(np.full((128, 256, 3), 20 * i, np.uint8))
     writer.release()
-    rows = measure(model, video, repeats=1, frames=4, iters=3, threads=1, shape=(64, 128), report=lambda _: None)
+    rows = measure(model, video, repeats=1, frames=4, iters=3, threads=1, shape=(64, 128), report=lambda _: None,
+                   writer_nice=0)
     by = {r["run"]: r for r in rows}
     assert sorted(by) == ["bench", "loop_bare", "loop_full"]  # no benchmark_app for an ONNX file
     assert by["bench"]["model_cpu_ms"] > 0 and by["loop_full"]["cpu_overlay_ms"] > 0 == by["loop_bare"]["cpu_overlay_ms"]
