@@ -83,11 +83,6 @@ CASES += [
     ("benchmarks.speed.loop", "bad flag value", ["--frames", "0"], "--frames"),
 ]
 ENTRY_POINTS = sorted({c[0] for c in CASES})
-# benchmarks/speed/loop.py moved with its text untouched while issue 22 rewrites it, so it still names itself
-# by its old flat command, `python -m benchmarks.loop`
-OLD_NAME = {"benchmarks.speed.loop": "benchmarks.loop"}
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Every case run once, four at a time, at the lowest CPU priority."""
@@ -146,7 +141,7 @@ def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
     assert not any(a.help.rstrip().endswith(":") for a in shown), module
     assert not (parser.description or "").rstrip().endswith(":"), module
     examples = [line.strip() for line in (parser.epilog or "").splitlines()[1:]]
-    named = ("python -m " + module, "python -m " + OLD_NAME.get(module, module), "torchrun")
+    named = ("python -m " + module, "torchrun")
     assert 2 <= len(examples) <= 3 and all(e.startswith(named) for e in examples), \
         f"{module}: epilog {parser.epilog!r}"
 
@@ -178,7 +173,7 @@ def test_old_benchmark_names_run_the_moved_command_after_one_deprecation_line():
         notes = [line for line in r.stderr.splitlines() if line.startswith("deprecated:")]
         assert notes == [f"deprecated: python -m {old} is old; use python -m {new}"], (old, r.stderr[-2000:])
         if args == ["--help"]:
-            prog = "python -m " + OLD_NAME.get(new, new)
+            prog = "python -m " + new
             assert r.returncode == 0 and r.stdout.startswith(f"usage: {prog} "), (old, r.stdout[:300], r.stderr[-2000:])
         else:
             errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
