@@ -1,8 +1,13 @@
-"""The two checkpoint formats of BRD Edge.
+"""The two checkpoint formats of BRD Edge, and the names of a run folder's checkpoints.
 
-- **student** (`save`/`load`): the model's weights and its `meta`, nothing else; what `export` reads.
+- **student** (`save`/`load`): the model's weights and its `meta`, nothing else; what `export` reads. The
+  format keeps its historical name; it holds any trained model, a teacher too.
 - **training** (`save_training`/`load_training`): everything a resumed run needs (student,
   connectors, optimizer, scheduler, scaler, step, RNG states), for `distill.run` only.
+
+A training run (`distill.run`) writes `model.pt` (the trained model, teacher or student), `best.pt` (the best
+by val mIoU) and `last.pt` (the resumable state). Runs of earlier releases wrote `student.pt` for the model;
+`model_file` still finds it (for one release).
 
 Both are plain `torch.save` dicts of tensors and plain types, loaded with `weights_only=True`,
 and written atomically (temp file in the same folder, then rename).
@@ -20,11 +25,14 @@ import torch
 import torch.nn as nn
 
 from runtime import contract, metadata
-from runtime.contract import cause_line
-from runtime.cli import atomic_path, clean_stale
+from runtime.contract import atomic_path, cause_line, check_folder, clean_stale
 
 from . import __version__
 from .models import build_model
+
+# The files of a run folder. OLD_MODEL_FILE: the model's name before this release, still read.
+MODEL_FILE, BEST_FILE, LAST_FILE = "model.pt", "best.pt", "last.pt"
+OLD_MODEL_FILE = "student.pt"
 
 STUDENT_FORMAT = "brd-edge/student"
 TRAINING_FORMAT = "brd-edge/training"
@@ -100,8 +108,25 @@ def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return clean_stale(folder, ".*.pid*.tmp*")
 
 
-def _read(path: str | os.PathLike, expected: str) -> dict:
+def model_file(path: str | os.PathLike) -> Path:
+    """`path`; or, if it does not exist and names a run folder's model (model.pt, or student.pt of earlier
+    releases), the same folder's model under the other name: a run of an earlier release named by a new
+    config or command, or an old config naming a new run's model, load with no error."""
     path = Path(path)
+    if not path.exists() and path.name in (MODEL_FILE, OLD_MODEL_FILE):
+        other = path.with_name(OLD_MODEL_FILE if path.name == MODEL_FILE else MODEL_FILE)
+        if other.is_file():
+            return other
+    return path
+
+
+def run_model(run_dir: str | os.PathLike) -> Path:
+    """The trained model of a run folder: model.pt (student.pt in a run of an earlier release)."""
+    return model_file(Path(run_dir) / MODEL_FILE)
+
+
+def _read(path: str | os.PathLike, expected: str) -> dict:
+    path = model_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -110,7 +135,7 @@ def _read(path: str | os.PathLike, expected: str) -> dict:
         raise CheckpointError(f"{path}: not a readable BRD Edge checkpoint ({_load_error(e)})") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt != expected:
-        hint = {TRAINING_FORMAT: " (a training checkpoint: use the run folder's student.pt or best.pt)",
+        hint = {TRAINING_FORMAT: " (a training checkpoint: use the run folder's model.pt or best.pt)",
                 STUDENT_FORMAT: " (a student checkpoint, not a resumable training state)"}.get(fmt, "")
         raise CheckpointError(f"{path}: expected a {expected!r} checkpoint, found {fmt or 'an unknown file'}{hint}")
     if obj.get("format_version", 0) > FORMAT_VERSION:
@@ -179,10 +204,8 @@ def checkpoint_bytes(modules) -> int:
 
 def check_room(out_dir: Path, student: nn.Module, connectors: nn.Module | None) -> None:
     """Before the work: room for twice what the run folder will hold (last.pt: weights, connectors and one
-    momentum buffer per parameter; best.pt and student.pt: the student), since each is rewritten through a
+    momentum buffer per parameter; best.pt and model.pt: the student), since each is rewritten through a
     temporary copy."""
-    from runtime.cli import check_folder
-
     weights = checkpoint_bytes([student])
     last = 2 * checkpoint_bytes([student, connectors])
     check_folder(out_dir, 2 * (last + 2 * weights), "the run folder (out_dir)")

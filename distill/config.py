@@ -1,7 +1,8 @@
 """Run configuration: typed dataclasses that YAML files map onto one-to-one.
 
 A file may name bases (`base: camvid.yaml`, or a list): they are read first and the file's own keys
-merged over them deeply; lists are replaced, not merged (distill/config_bases.py).
+merged over them deeply; lists are replaced, not merged, and so is a mapping that says
+`_replace_: true` (distill/config_bases.py).
 
 `load_config(path, overrides)` reads a YAML file, rejects unknown keys and wrong types with an
 error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,
@@ -19,13 +20,8 @@ from typing import Any, Optional
 
 import yaml
 
-from runtime import contract
-
-from .config_bases import read_with_bases
-
-
-class ConfigError(contract.ConfigError):
-    """A bad config key or value; the message names the key and where it came from."""
+from .config_bases import ConfigError, read_with_bases  # noqa: F401  (ConfigError: defined there, the lowest)
+from .config_checks import check
 
 
 @dataclass
@@ -247,7 +243,6 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """`path`: a YAML file, or the name of a shipped config (`cityscapes.yaml`); an existing file wins."""
-    from .config_checks import check
     from .configs import names, resolve
 
     found = resolve(path)

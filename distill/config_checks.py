@@ -4,7 +4,12 @@ arguments, the crop against the data, the device. An error names the key and whe
 (the file, or the `--set` that gave it)."""
 from __future__ import annotations
 
-from .config import Config, ConfigError
+from typing import TYPE_CHECKING
+
+from .config_bases import ConfigError
+
+if TYPE_CHECKING:  # annotations only: config.py imports this module
+    from .config import Config
 
 def _source_of(key: str, source: str, overrides) -> str:
     """Where the value of `key` came from: the last `--set` that set it (or a key above or below it), else

@@ -80,9 +80,9 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
 def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
     if not cfg.distill.active():
         return None
-    path = Path(cfg.teacher.ckpt)
+    path = checkpoint.model_file(cfg.teacher.ckpt)  # a teacher run of an earlier release: its student.pt
     if not path.is_file():
-        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's student.pt)"
+        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's model.pt)"
                if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
         raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
                              f"or put a BRD Edge student-format checkpoint there, or pass teacher.ckpt=PATH")
@@ -180,7 +180,7 @@ class _Run:
     """One training run as named steps. Built once (`__init__`: devices, models, optimiser, the resumed state,
     data, logs; in that order, which fixes what the seeded RNGs are drawn for), then per batch `one_step`
     (forward, backward, optimiser, scheduler, train log), `validate` (val log, best.pt) and `save_last`
-    (last.pt, the resumable state); `finish` writes student.pt."""
+    (last.pt, the resumable state); `finish` writes model.pt."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -335,14 +335,14 @@ class _Run:
             "config": self.cfg.to_dict()})
 
     def finish(self) -> dict:
-        """The final checkpoint (student.pt) with the last validation's metrics; under DDP, the weight check."""
+        """The final checkpoint (model.pt) with the last validation's metrics; under DDP, the weight check."""
         cfg, out_dir, student, step, best = self.cfg, self.out_dir, self.student, self.step, self.best
         if self.rank == 0:
             if not self.metrics:  # resumed a finished run: evaluate the final weights again
                 self.metrics = _plain(validate(cfg, student, self.val, self.num_classes, self.device))
             metrics, meta = self.metrics, self.meta
-            checkpoint.save(out_dir / "student.pt", student, meta({**metrics, "step": step}))
-            print(f"[{cfg.name}] done: {out_dir / 'student.pt'} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
+            checkpoint.save(out_dir / checkpoint.MODEL_FILE, student, meta({**metrics, "step": step}))
+            print(f"[{cfg.name}] done: {out_dir / checkpoint.MODEL_FILE} (mIoU {metrics.get('mIoU', float('nan')):.4f}, best {best:.4f})")
             if self.tb:
                 self.tb.close()
         if self.world > 1:

@@ -1,9 +1,9 @@
 """Evaluate a segmentation model, checkpoint or exported file: whole-image or sliding-window inference,
 optional flip, `SegMetric`, at the labels' native resolution.
 
-    python -m distill.evaluate --model student.pt --cfg synthetic.yaml [-o metrics.json]
+    python -m distill.evaluate --model model.pt --cfg synthetic.yaml [-o metrics.json]
     python -m distill.evaluate --model student.int8.xml --cfg cityscapes.yaml     # ONNX, IR, engine: no torch
-    python -m distill.evaluate --model student.pt --dataset cityscapes --root data/cityscapes --split val \\
+    python -m distill.evaluate --model model.pt --dataset cityscapes --root data/cityscapes --split val \\
         --mode slide --window 512x1024 --stride 341x683 --flip
 
 A checkpoint (.pt) runs in PyTorch; any other model file (.onnx FP32/INT8, OpenVINO .xml at the precision
@@ -24,9 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.cli import check_output, positive_int, write_json_file
-from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, command, overrides,
-                              size_arg)
+from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, check_output, command,
+                              overrides, positive_int, size_arg, write_json_file)
 
 from .metrics import SegMetric
 
@@ -157,7 +156,7 @@ def format_table(results: dict, classes: list[str] | None = None) -> str:
 
 def write_json(results: dict, path: str | Path) -> None:
     """Strict JSON, atomically: NaN (a class in neither the predictions nor the labels) is written as null,
-    with a `<key>_null` entry beside it that says so (runtime.cli.finite_json)."""
+    with a `<key>_null` entry beside it that says so (runtime.contract.finite_json)."""
     notes = {}
     for k, v in results.items():
         vals = v if isinstance(v, (list, tuple)) else [v]
@@ -172,7 +171,7 @@ def write_json(results: dict, path: str | Path) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m distill.evaluate", description=__doc__.split("\n\n")[0], examples=(
-        "python -m distill.evaluate --model runs/synthetic/student.pt --cfg synthetic.yaml -o metrics.json",
+        "python -m distill.evaluate --model runs/synthetic/model.pt --cfg synthetic.yaml -o metrics.json",
         "python -m distill.evaluate --model student.int8.xml --dataset voc --root data/VOCdevkit/VOC2012 -o m.json",
         "python -m distill.evaluate --model student.onnx --dataset cityscapes --root data/cityscapes "
         "--mode slide --window 512x1024 --stride 341x683 --flip"))
@@ -180,7 +179,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     which.add_argument("--model", help="the model file to score: a checkpoint (.pt, runs in PyTorch) or an exported "
                        "model (.onnx FP32/INT8, OpenVINO .xml, TensorRT .engine: runs in its runtime backend, "
                        "no torch needed)")
-    which.add_argument("--ckpt", help="student checkpoint (student.pt / best.pt); the same as --model FILE.pt")
+    which.add_argument("--ckpt", help="student checkpoint (model.pt / best.pt); the same as --model FILE.pt")
     p.add_argument("--cfg", help="run config YAML, or a shipped config's name (cityscapes.yaml): its data and eval "
                    "sections say what and how to evaluate")
     p.add_argument("--dataset", help="dataset name (overrides the config's data.dataset)")

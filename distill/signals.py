@@ -1,16 +1,17 @@
-"""SIGTERM handled like Ctrl-C during training.
+"""SIGTERM handled like Ctrl-C during training, with the one signal handler of every command.
 
-`StopRequest` turns the first SIGINT/SIGTERM into a request that the loop honours at the end of the
-current step (it writes a resumable last.pt, then raises `Interrupted`); outside the loop, or at a
-second signal, it raises KeyboardInterrupt at once (last.pt is written atomically, so the previous
-one stays intact). Unlike runtime.cli.Signals it can defer a signal to the end of a training step.
-Leftovers of killed runs are removed by runtime.cli.clean_stale.
+`StopRequest` is `runtime.contract.Signals`: with `deferring` set (inside the training loop) the first
+SIGINT/SIGTERM is a request the loop honours at the end of the current step (it writes a resumable last.pt,
+then raises `Interrupted`); outside the loop, or at a second signal, it raises KeyboardInterrupt at once
+(last.pt is written atomically, so the previous one stays intact). Leftovers of killed runs are removed by
+runtime.contract.clean_stale.
 """
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
+
+from runtime.contract import Signals as StopRequest  # noqa: F401  (the name training uses)
 
 
 class Interrupted(Exception):
@@ -25,40 +26,3 @@ class Interrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + int(self.signum)
-
-
-class SignalInterrupt(KeyboardInterrupt):
-    """KeyboardInterrupt raised for a signal (SIGTERM too), so that `except KeyboardInterrupt` unwinds it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class StopRequest:
-    def __init__(self):
-        self.signum = None
-        self.deferring = False  # inside the loop: finish the step, save, then stop
-        self._old = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is None and self.deferring:
-            self.signum = signum
-            return
-        self.signum = self.signum or signum
-        raise SignalInterrupt(signum)
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        self._old = {}

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import OutputError, clean_stale, finite_float, pid_tag, write_json_file
-from runtime.contract import ExportError, UserError, cause_line, command
+from runtime.contract import (ExportError, OutputError, UserError, cause_line, check_folder, clean_stale, command,
+                              finite_float, pid_tag, write_json_file)
 from runtime.formats import format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
@@ -54,8 +54,6 @@ def check_writable(out, need_bytes=0):
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError("{}: cannot create output folder ({})".format(out, e.strerror or e)) from None
-    from runtime.cli import check_folder
-
     try:
         check_folder(parent, need_bytes, "output folder", out)
     except OutputError as e:
@@ -67,6 +65,10 @@ def check_writable(out, need_bytes=0):
     return out
 
 
+# The compute precision parity and the accuracy gate run an OpenVINO IR at, recorded in its metadata
+# (export.inference_precision) so that the runtime compiles it at the same one by default
+# (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
+CHECKED_PRECISION = "f32"
 EXPORT_SPACE_FACTOR = 3  # the candidate, the model it may replace, a work copy: checked up front
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import positive_int
-from runtime.contract import DataError
+from runtime.contract import DataError, positive_int
 
 from .common import ExportError
 

@@ -13,8 +13,7 @@ import warnings
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import atomic_path, positive_int
-from runtime.contract import ArgumentParser, alias, size
+from runtime.contract import ArgumentParser, alias, atomic_path, positive_int, size
 from runtime.formats import default_output, require
 
 from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, publish, set_onnx_meta,

@@ -15,19 +15,14 @@ import tempfile
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import current_umask, pid_tag
-from runtime.contract import ArgumentParser, cause_line
+from runtime.contract import ArgumentParser, cause_line, current_umask, pid_tag
 from runtime.formats import FORMATS, default_output, lookup, require
 
-from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, publish,
-                     require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
+from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta,
+                     publish, require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
-# The compute precision parity and the accuracy gate run the IR at, recorded in its metadata
-# (export.inference_precision) so that the runtime compiles it at the same one by default
-# (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
-CHECKED_PRECISION = "f32"
 
 
 def save_ir(model, out: Path, compress_to_fp16: bool):

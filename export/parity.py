@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import fraction, positive_int
-from runtime.contract import cause_line
+from runtime.contract import cause_line, fraction, positive_int
 from runtime.formats import backend_class, format_for, require
 
 from .common import ExportError, file_hashes, model_meta, preprocess, sibling, write_json

@@ -28,13 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.cli import atomic_path
-from runtime.contract import ArgumentParser
+from runtime.contract import ArgumentParser, atomic_path
 from runtime.formats import default_output, format_for, require
 
-from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, model_meta,  # noqa: F401
-                     onnx_meta, preprocess, publish, require_gate, set_onnx_meta, sibling, source_kind, space_needed,
-                     staged, work_dir, writing)
+from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record,  # noqa: F401
+                     model_meta, onnx_meta, preprocess, publish, require_gate, set_onnx_meta, sibling, source_kind,
+                     space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
@@ -151,8 +150,6 @@ def quantize_openvino_int8(ov_model, images, meta, validation=None, max_drop=Non
         return nncf.quantize(ov_model, calib, subset_size=len(images))
 
     import openvino as ov
-
-    from .openvino import CHECKED_PRECISION
 
     limits = {"mIoU": max_drop, "boundary_f1": max_boundary_drop}
     if not any(v and v > 0 for v in limits.values()):

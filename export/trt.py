@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 
 from runtime import metadata
-from runtime.cli import atomic_path, positive_float
-from runtime.contract import ArgumentParser, alias
+from runtime.contract import ArgumentParser, alias, atomic_path, positive_float
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 

@@ -6,14 +6,13 @@ mean/std are on the 0-255 RGB scale: the model input is (rgb - mean) / std, NCHW
 """
 import json
 
+from .contract import ModelError, finite_json
+
 META_KEY = "brd_edge_meta"
 REQUIRED = ("arch", "num_classes", "classes", "palette", "mean", "std", "input_size")
 INPUT_NAME = "image"
 OUTPUT_LOGITS = "logits"
 OUTPUT_LABELS = "labels"
-
-
-from .contract import ModelError
 
 
 class MetadataError(ModelError):
@@ -63,8 +62,6 @@ def loads(text, source):
 
 def dumps(meta):
     """Strict JSON (a checkpoint's metrics may hold NaN: written as null with the reason beside it)."""
-    from .cli import finite_json
-
     return json.dumps(finite_json(meta), sort_keys=True, allow_nan=False)
 
 

@@ -14,10 +14,10 @@ import cv2
 
 from . import formats, shipped
 from .backends import load_backend
-from .cli import Signals, check_output, fraction, positive_float, positive_int, write_json_file
-from .contract import ArgumentParser, UserError, alias, command, one_line, size
+from .contract import (ArgumentParser, Signals, UserError, alias, check_output, command, fraction, number,
+                       one_line, positive_float, positive_int, size, write_json_file)
 from .overlay import Overlay
-from .pipeline import Pipeline
+from .pipeline import WRITER_NICE, Pipeline
 from .sinks import has_display, open_sink
 from .sources import open_source
 from .stats import format_summary
@@ -55,6 +55,10 @@ def build_parser():
     p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity of the class colours, 0..1")
     p.add_argument("--no-overlay", action="store_true", help="send the raw frames to the sink (for timing)")
+    p.add_argument("--writer-nice", type=number(int, 0, 19), default=WRITER_NICE, metavar="N",
+                   help="how much lower the priority of the thread that draws and writes a video or frame "
+                        "folder is, so it takes the time the backend leaves free (Linux; 0: the loop's own; "
+                        "default {})".format(WRITER_NICE))
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
     p.add_argument("-o", "--output", default=None, help="write the summary (frames, FPS, latency) as JSON to this file")
@@ -106,7 +110,8 @@ def _run(args, signals):
                          frame_hw=source.frame_hw)
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
         pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
-                            input_size=args.size, max_frames=args.max_frames, stats_every=args.stats_every)
+                            input_size=args.size, max_frames=args.max_frames, stats_every=args.stats_every,
+                            writer_nice=args.writer_nice)
         stats = pipeline.run()  # Ctrl-C/SIGTERM inside the loop ends it with the summary, outputs closed
     except KeyboardInterrupt:  # before the first frame (a camera that never delivers)
         signals.interrupted()

@@ -6,9 +6,15 @@ import time
 
 import numpy as np
 
+from .contract import write_json_file
+
 # capture_wait: time read() waited for the frame (decode, for files); infer: submit to result;
 # sink: overlay + show/write; total: frame read -> sink done, queueing between stages included.
 STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sink", "total")
+# CPU time of the work outside the model, per stage, from the CPU clock of the thread that does it
+# (time.thread_time): what the loop costs whatever else runs on the machine. decode: the source's
+# reads (its capture thread for live sources); overlay: drawing; sink: showing/encoding/writing.
+CPU_STAGES = ("decode", "preprocess", "postprocess", "overlay", "sink")
 
 
 def time_calls(fn, iters, warmup=0):
@@ -47,10 +53,39 @@ class Stats:
         self.reconnects = 0
         self.started = time.perf_counter()
         self.ended = None
+        self.cpu_s = {s: 0.0 for s in CPU_STAGES}  # thread CPU seconds per stage, summed over the frames
+        self.process_cpu_s = None  # the whole process's CPU seconds over the loop (every thread)
+        self._cpu0 = time.process_time()
         self._mark = (self.started, 0, {s: 0 for s in self.stages})
 
     def add(self, stage, seconds):
         self.samples[stage].append(seconds)
+
+    def add_cpu(self, stage, seconds):
+        self.cpu_s[stage] += seconds  # one writer per stage
+
+    def start_cpu(self):
+        """The process's CPU clock starts here (before the first frame is read, which the loop counts)."""
+        self._cpu0 = time.process_time()
+
+    def start(self):
+        self.started = time.perf_counter()
+        self._mark = (self.started, 0, {s: 0 for s in self.stages})
+
+    def end(self):
+        self.ended = time.perf_counter()
+        self.process_cpu_s = time.process_time() - self._cpu0
+
+    def cpu_ms_per_frame(self):
+        """Per stage, and `process`: the process's CPU over the loop (model threads, codec helper threads
+        and Python included; CLOCK_PROCESS_CPUTIME_ID sums every thread) per processed frame. `process`
+        minus the backend's CPU per call (runtime.bench's `cpu_ms_per_iter`) is the loop's own cost."""
+        n = max(self.processed, 1)
+        out = {s: v * 1000.0 / n for s, v in self.cpu_s.items()}
+        out["outside_model"] = sum(out.values())
+        cpu = self.process_cpu_s if self.process_cpu_s is not None else time.process_time() - self._cpu0
+        out["process"] = cpu * 1000.0 / n
+        return out
 
     def elapsed(self):
         return (self.ended or time.perf_counter()) - self.started
@@ -62,6 +97,7 @@ class Stats:
                        "reconnects": self.reconnects},
             "wall_s": wall, "fps": self.processed / wall if wall > 0 else 0.0,
             "latency_ms": {s: percentiles(self.samples[s]) for s in self.stages},
+            "cpu_ms_per_frame": self.cpu_ms_per_frame(),
         }
 
     def recent(self):
@@ -75,9 +111,7 @@ class Stats:
     def write_json(self, path, extra=None):
         out = dict(extra or {})
         out.update(self.summary())
-        from .cli import write_json_file  # atomic, strict JSON (NaN -> null with the reason beside it)
-
-        write_json_file(path, out)
+        write_json_file(path, out)  # atomic, strict JSON (NaN -> null with the reason beside it)
 
 
 def table(latency_ms, title=""):
@@ -99,4 +133,9 @@ def format_summary(summary, backend=None):
         head = "{} | {} {} on {} ({} threads)\n".format(
             backend.get("model"), backend.get("backend"), backend.get("precision"), backend.get("device"),
             backend.get("threads")) + head
-    return head + "\n" + table(summary["latency_ms"])
+    text = head + "\n" + table(summary["latency_ms"])
+    cpu = summary.get("cpu_ms_per_frame")
+    if cpu and f["processed"]:
+        text += "\nCPU per frame outside the model {:.2f} ms ({}); the whole process {:.2f} ms".format(
+            cpu["outside_model"], ", ".join("{} {:.2f}".format(s, cpu[s]) for s in CPU_STAGES), cpu["process"])
+    return text

@@ -1,10 +1,10 @@
-"""benchmarks.boundary_maps: label boundaries, cell reduction and the tolerance-matched P/R scores, by hand."""
+"""benchmarks.gain.boundary_maps: label boundaries, cell reduction and the tolerance-matched P/R scores, by hand."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.boundary_maps import PRCounter, label_boundaries, main, to_cells
+from benchmarks.gain.boundary_maps import PRCounter, label_boundaries, main, to_cells
 
 from .conftest import write_synthetic_student
 
@@ -50,7 +50,7 @@ def test_cli_scores_every_stage_and_writes_the_report(tmp_path):
                    f"val_kwargs: {{num_images: 3, size: [32, 64]}}}}\n")
     assert main(["--ckpt", str(ckpt), "--cfg", str(cfg), "--images", "3", "--out-dir", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "boundary_maps.md").read_text()
-    for name in ("stage 1", "stage 4", "fused (stride 4)", "random best F", "python -m benchmarks.boundary_maps"):
+    for name in ("stage 1", "stage 4", "fused (stride 4)", "random best F", "python -m benchmarks.gain.boundary_maps"):
         assert name in text
     assert (tmp_path / "data" / "synthetic_tune.json").is_file()     # it read the tuning split, not val
     assert not (tmp_path / "data" / "synthetic_val.json").exists()

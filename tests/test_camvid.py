@@ -140,7 +140,7 @@ def test_training_goes_through_batches_without_a_labelled_pixel(tmp_path, camvid
     assert empty, "no step drew an all-ignore frame"
     for r in empty:
         assert all(float(r[k]) == 0.0 for k in ("total", "kd", "cwd", "skd", "boundary", "relation")), r
-    assert np.isfinite(metrics["mIoU"]) and (tmp_path / "run" / "student.pt").is_file()
+    assert np.isfinite(metrics["mIoU"]) and (tmp_path / "run" / "model.pt").is_file()
 
 
 def test_a_non_finite_loss_is_skipped_before_the_optimizer_steps_and_logged(tmp_path, camvid_teacher, capsys,
@@ -184,11 +184,11 @@ def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypat
 
 
 def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
-    """benchmarks.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
+    """benchmarks.demo.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
     what `distill.evaluate` on that file prints, and the file is about half the size."""
     import json
 
-    from benchmarks.model_card import ship
+    from benchmarks.demo.model_card import ship
     from distill import checkpoint, evaluate
 
     root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 2),), val=(("0016E5", 2),))
@@ -210,7 +210,7 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
 def test_the_drive_video_holds_the_frames_in_time_order(tmp_path):
     import cv2
 
-    from benchmarks.camvid_street import drive_frames, drive_video, read_frames
+    from benchmarks.demo.camvid_street import drive_frames, drive_video, read_frames
 
     root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 1),), val=(("0016E5", 3), ("0006R0", 1)))
     frames = drive_frames(root)

@@ -66,7 +66,7 @@ def test_truncated_and_foreign_files_name_the_file(tmp_path, student_ckpt):
 
 def test_training_checkpoint_is_refused_as_student(tmp_path):
     checkpoint.save_training(tmp_path / "last.pt", {"step": 3, "model": {}})
-    with pytest.raises(checkpoint.CheckpointError, match="a training checkpoint: use the run folder's student.pt"):
+    with pytest.raises(checkpoint.CheckpointError, match="a training checkpoint: use the run folder's model.pt"):
         checkpoint.load(tmp_path / "last.pt")
     assert checkpoint.load_training(tmp_path / "last.pt")["step"] == 3
 
@@ -117,3 +117,40 @@ def test_runtime_imports_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok False"
+
+
+def test_a_run_folder_of_an_earlier_release_loads_by_the_new_name_and_back(tmp_path):
+    """Runs of earlier releases saved the model as student.pt: a reader asking for model.pt (the name every run
+    now writes) gets it, and an old config naming student.pt gets a new run's model.pt, with no error."""
+    old = write_student(tmp_path / "old_run" / checkpoint.OLD_MODEL_FILE, seed=1)
+    new = write_student(tmp_path / "new_run" / checkpoint.MODEL_FILE, seed=2)
+    assert checkpoint.run_model(tmp_path / "old_run") == old and checkpoint.run_model(tmp_path / "new_run") == new
+    def weights(path):
+        return checkpoint.load(path)[0].state_dict()
+
+    for asked, real in ((tmp_path / "old_run" / "model.pt", old), (tmp_path / "new_run" / "student.pt", new)):
+        got, want = weights(asked), weights(real)
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    # the seeds differ, so the two files differ: each fallback read its own folder's file
+    assert not all(torch.equal(a, b) for a, b in zip(weights(old).values(), weights(new).values()))
+    # only a run folder's model name falls back; a missing file is still one error naming what was asked
+    with pytest.raises(checkpoint.CheckpointError, match=r"empty/model\.pt: no such checkpoint file"):
+        checkpoint.load(tmp_path / "empty" / "model.pt")
+    with pytest.raises(checkpoint.CheckpointError, match=r"best\.pt: no such checkpoint file"):
+        checkpoint.load(tmp_path / "old_run" / "best.pt")
+
+
+def test_a_teacher_run_of_an_earlier_release_is_found_by_the_new_name(tmp_path):
+    """The shipped configs name `runs/<x>_teacher/model.pt`; a teacher trained before holds student.pt there."""
+    from distill.config import Config
+    from distill.engine import TeacherMissing, load_teacher
+
+    write_student(tmp_path / "teacher" / checkpoint.OLD_MODEL_FILE, seed=3)
+    cfg = Config()
+    cfg.distill.kd.weight = 1.0
+    cfg.teacher.ckpt = str(tmp_path / "teacher" / checkpoint.MODEL_FILE)
+    teacher = load_teacher(cfg, len(CLASSES), "cpu")
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    cfg.teacher.ckpt, cfg.teacher.config = str(tmp_path / "nowhere" / checkpoint.MODEL_FILE), "synthetic_teacher.yaml"
+    with pytest.raises(TeacherMissing, match="synthetic_teacher.yaml` \\(its run folder's model.pt\\)"):
+        load_teacher(cfg, len(CLASSES), "cpu")

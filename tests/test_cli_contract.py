@@ -1,4 +1,4 @@
-"""The CLI contract, for every `python -m` entry point (runtime/contract.py): bad input exits 2 with
+"""The CLI contract, for every `python -m` entry point (runtime/contract/): bad input exits 2 with
 exactly one `error:` line on stderr and no traceback; every flag has help and each --help ends with
 real examples.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -48,42 +49,40 @@ CASES = [
     ("runtime.bench", "missing file", ["--model", MISSING_ONNX], MISSING_ONNX),
     ("runtime.bench", "bad flag value", ["--model", MISSING_ONNX, "--iters", "0"], "--iters"),
     ("runtime.bench", "unknown model format", ["--model", "README.md"], "unknown model format"),
-    ("benchmarks.no_added_cost", "missing file", ["--pair", "r10", MISSING_PT, MISSING_PT], MISSING_PT),
-    ("benchmarks.no_added_cost", "bad flag value", ["--pair", "r10", MISSING_PT, MISSING_PT, "--rounds", "0"],
+    ("benchmarks.speed.no_added_cost", "missing file", ["--pair", "r10", MISSING_PT, MISSING_PT], MISSING_PT),
+    ("benchmarks.speed.no_added_cost", "bad flag value", ["--pair", "r10", MISSING_PT, MISSING_PT, "--rounds", "0"],
      "--rounds"),
-    ("benchmarks.no_added_cost", "unknown variant", ["--pair", "r10", MISSING_PT, MISSING_PT, "--variants", "onnx-int4"],
+    ("benchmarks.speed.no_added_cost", "unknown variant", ["--pair", "r10", MISSING_PT, MISSING_PT, "--variants", "onnx-int4"],
      "onnx-int4"),
-    ("benchmarks.loss_cost", "unknown architecture", ["--student", "nonesuch"], "nonesuch"),
-    ("benchmarks.loss_cost", "bad flag value", ["--batch", "0"], "--batch"),
-    ("benchmarks.loss_cost", "bad size", ["--size", "128x"], "--size"),
-    ("benchmarks.loader", "missing folder", ["--root", "no/such/cityscapes", "--workers", "0"], "no/such/cityscapes"),
-    ("benchmarks.loader", "bad flag value", ["--root", "no/such/cityscapes", "--step-its", "0"], "--step-its"),
-    ("benchmarks.loader", "bad config key", ["--root", "no/such/cityscapes", "--set", "data.nope=1"], "data.nope"),
-    ("benchmarks.boundary_maps", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
-    ("benchmarks.boundary_maps", "bad flag value", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--images", "0"],
+    ("benchmarks.speed.loss_cost", "unknown architecture", ["--student", "nonesuch"], "nonesuch"),
+    ("benchmarks.speed.loss_cost", "bad flag value", ["--batch", "0"], "--batch"),
+    ("benchmarks.speed.loss_cost", "bad size", ["--size", "128x"], "--size"),
+    ("benchmarks.speed.loader", "missing folder", ["--root", "no/such/cityscapes", "--workers", "0"], "no/such/cityscapes"),
+    ("benchmarks.speed.loader", "bad flag value", ["--root", "no/such/cityscapes", "--step-its", "0"], "--step-its"),
+    ("benchmarks.speed.loader", "bad config key", ["--root", "no/such/cityscapes", "--set", "data.nope=1"], "data.nope"),
+    ("benchmarks.gain.boundary_maps", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
+    ("benchmarks.gain.boundary_maps", "bad flag value", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--images", "0"],
      "--images"),
-    ("benchmarks.boundary_maps", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set",
-                                                    "model.nope=1"], "model.nope"),
+    ("benchmarks.gain.boundary_maps", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set",
+                                                         "model.nope=1"], "model.nope"),
     ("benchmarks.demo", "unwritable output folder", ["--out-dir", "README.md/demo"], "README.md/demo"),
     ("benchmarks.demo", "bad flag value", ["--teacher-iters", "0"], "--teacher-iters"),
     ("benchmarks.demo", "bad config key", ["--out-dir", "{tmp}/demo", "--set", "train.nope=1"], "train.nope"),
-    ("benchmarks.distill_gain", "missing file", ["--methods", "plain,brd", "--seeds", "0", "--teacher", MISSING_PT,
-                                                 "--out-dir", "{tmp}/gain"], MISSING_PT),
-    ("benchmarks.distill_gain", "bad flag value", ["--jobs", "0"], "--jobs"),
-    ("benchmarks.distill_gain", "bad config key", ["--methods", "plain", "--no-tune", "--set", "train.nope=1",
-                                                   "--out-dir", "{tmp}/gain"], "train.nope"),
+    ("benchmarks.gain", "missing file", ["--methods", "plain,brd", "--seeds", "0", "--teacher", MISSING_PT,
+                                         "--out-dir", "{tmp}/gain"], MISSING_PT),
+    ("benchmarks.gain", "bad flag value", ["--jobs", "0"], "--jobs"),
+    ("benchmarks.gain", "bad config key", ["--methods", "plain", "--no-tune", "--set", "train.nope=1",
+                                           "--out-dir", "{tmp}/gain"], "train.nope"),
 ]
 CASES += [
     ("benchmarks.speed", "unknown architecture", ["--arch", "nonesuch"], "nonesuch"),
     ("benchmarks.speed", "bad flag value", ["--rounds", "0"], "--rounds"),
     ("benchmarks.speed", "bad size", ["--size", "512x"], "--size"),
-    ("benchmarks.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
-    ("benchmarks.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
-    ("benchmarks.loop", "bad flag value", ["--frames", "0"], "--frames"),
+    ("benchmarks.speed.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
+    ("benchmarks.speed.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
+    ("benchmarks.speed.loop", "bad flag value", ["--frames", "0"], "--frames"),
 ]
 ENTRY_POINTS = sorted({c[0] for c in CASES})
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Every case run once, four at a time, at the lowest CPU priority."""
@@ -129,7 +128,9 @@ def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
         raise _Parsed(parser)
 
     monkeypatch.setattr(contract.ArgumentParser, "parse_args", capture)
-    mod = importlib.import_module(module)
+    # `python -m benchmarks.speed` runs a package: its main is the one its __main__ imports
+    package = importlib.util.find_spec(module).submodule_search_locations is not None
+    mod = importlib.import_module(module + ".__main__" if package else module)
     entry = mod.cli if module == "distill.evaluate" else mod.main
     with pytest.raises(_Parsed) as caught:
         entry(["--help"])
@@ -140,8 +141,44 @@ def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
     assert not any(a.help.rstrip().endswith(":") for a in shown), module
     assert not (parser.description or "").rstrip().endswith(":"), module
     examples = [line.strip() for line in (parser.epilog or "").splitlines()[1:]]
-    assert 2 <= len(examples) <= 3 and all(e.startswith(("python -m " + module, "torchrun")) for e in examples), \
+    named = ("python -m " + module, "torchrun")
+    assert 2 <= len(examples) <= 3 and all(e.startswith(named) for e in examples), \
         f"{module}: epilog {parser.epilog!r}"
+
+
+# the benchmarks' old flat command names (benchmarks/<old>.py) -> where each command lives now
+MOVED = {"benchmarks.distill_gain": "benchmarks.gain", "benchmarks.boundary_maps": "benchmarks.gain.boundary_maps",
+         "benchmarks.no_added_cost": "benchmarks.speed.no_added_cost", "benchmarks.loop": "benchmarks.speed.loop",
+         "benchmarks.loss_cost": "benchmarks.speed.loss_cost", "benchmarks.loader": "benchmarks.speed.loader",
+         "benchmarks.model_card": "benchmarks.demo.model_card",
+         "benchmarks.camvid_street": "benchmarks.demo.camvid_street"}
+
+
+@pytest.mark.timeout(600)
+def test_old_benchmark_names_run_the_moved_command_after_one_deprecation_line():
+    """Each old name prints one `deprecated:` line naming the new command, then is that command: its --help
+    (the new module's parser), and for those with a bad-flag case above, the same exit 2 and error line."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    bad = {c[0]: c for c in CASES if c[1] == "bad flag value"}
+    calls = [(old, ["--help"]) for old in MOVED] + [(old, bad[new][2]) for old, new in MOVED.items() if new in bad]
+
+    def run(call):
+        return subprocess.run(["nice", "-n", "19", sys.executable, "-m", call[0], *call[1]], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=240)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, calls))
+    for (old, args), r in zip(calls, results):
+        new = MOVED[old]
+        notes = [line for line in r.stderr.splitlines() if line.startswith("deprecated:")]
+        assert notes == [f"deprecated: python -m {old} is old; use python -m {new}"], (old, r.stderr[-2000:])
+        if args == ["--help"]:
+            prog = "python -m " + new
+            assert r.returncode == 0 and r.stdout.startswith(f"usage: {prog} "), (old, r.stdout[:300], r.stderr[-2000:])
+        else:
+            errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+            assert r.returncode == 2 and len(errors) == 1 and bad[new][3] in errors[0], (old, r.stderr[-2000:])
+    assert len(calls) == len(MOVED) + 6   # distill_gain, boundary_maps, no_added_cost, loop, loss_cost, loader
 
 
 def _parser():

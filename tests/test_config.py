@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from distill.config import ConfigError, load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+# every family but CamVid as it was before its configs named bases: each file's mapping, frozen from git
+FLAT = yaml.safe_load((Path(__file__).parent / "flat_configs.yaml").read_text())
 
 
 def _write(tmp_path, text, name="run.yaml"):
@@ -101,7 +104,7 @@ def test_shipped_config_set_is_complete():
     brd = load_config(Path(__file__).parent.parent / "configs" / "cityscapes.yaml")
     assert brd.model.arch == "deeplabv3_resnet18" and set(brd.distill.active()) == {"kd", "boundary", "relation"}
     teacher = load_config(Path(__file__).parent.parent / "configs" / "cityscapes_teacher.yaml")
-    assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "student.pt")
+    assert teacher.model.arch == "deeplabv3_resnet101" and brd.teacher.ckpt == str(Path(teacher.out_dir) / "model.pt")
 
 
 def test_bases_merge_deeply_child_wins_lists_replaced(tmp_path):
@@ -109,6 +112,10 @@ def test_bases_merge_deeply_child_wins_lists_replaced(tmp_path):
     from distill.config_bases import merge
 
     assert merge({"a": {"x": 1, "y": [1, 2]}, "b": 1}, {"a": {"y": [3]}, "c": 2}) == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
+    # `_replace_: true` takes the child's mapping whole (a new network drops the base's arch arguments)
+    assert merge({"m": {"arch": "r18", "kwargs": {"stem": "v1s"}}, "d": 1},
+                 {"m": {"_replace_": True, "arch": "mnv3", "x": {"_replace_": True, "k": 1}}}) == \
+        {"m": {"arch": "mnv3", "x": {"k": 1}}, "d": 1}
     (tmp_path / "base.yaml").write_text("data: {dataset: synthetic, root: d, crop_size: [64, 128]}\n"
                                         "train: {iters: 50, lr: 0.05}\n"
                                         "distill: {boundary: {stages: [1, 2, 3, 4]}}\n")
@@ -149,6 +156,19 @@ def test_a_shipped_method_config_is_its_base_plus_its_terms():
     assert kd["distill"]["kd"] == {"weight": 1.0, "temperature": 1.0} and kd["teacher"]["ckpt"] == "models/camvid/teacher.pt"
     assert brd["distill"]["kd"] == kd["distill"]["kd"] and brd["distill"]["boundary"]["weight"] == 10.0
     assert brd["distill"]["relation"]["weight"] == 1.0 and brd["data"] == plain["data"] and brd["train"] == plain["train"]
+
+
+@pytest.mark.parametrize("name", sorted(FLAT))
+def test_a_config_with_bases_is_exactly_its_old_flat_form(name):
+    """Each family's configs now name a base and keep only the keys that make them that method or model; read
+    with their bases they must be, key for key and value for value, the flat files they replaced: a value that
+    moved would change what a run learns (and its benchmark ledger fingerprint)."""
+    from distill.config_bases import read_with_bases
+    from distill.configs import SHIPPED
+
+    path = SHIPPED / f"{name}.yaml"
+    assert name.endswith("_plain") or "base" in yaml.safe_load(path.read_text())   # converted: it names a base
+    assert read_with_bases(path) == FLAT[name]
 
 
 def test_print_config_prints_the_resolved_config(capsys):

@@ -56,7 +56,7 @@ def test_cli_trains_a_shipped_config_by_name_outside_the_repository(tmp_path):
     done = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", "synthetic_plain.yaml", "--set", *over],
                           cwd=tmp_path, env=_env_with(ROOT), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "run" / "student.pt").is_file()
+    assert (tmp_path / "run" / "model.pt").is_file()
 
     helped = subprocess.run([sys.executable, "-m", "distill.run", "--help"], cwd=tmp_path, env=_env_with(ROOT),
                             capture_output=True, text=True, timeout=60)

@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from benchmarks.demo import run_demo
+from benchmarks.demo.end_to_end import run_demo
 
 pytestmark = pytest.mark.slow  # every step of the demo: about 1.5 minutes
 
@@ -45,7 +45,7 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     video = cv2.VideoCapture(str(tmp_path / "demo" / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120  # 3 scenes x 40 frames, none lost
     assert (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH))) == (128, 256)
-    student = tmp_path / "demo" / "runs" / "brd_s0" / "student.pt"
+    student = tmp_path / "demo" / "runs" / "brd_s0" / "model.pt"
     mtime = student.stat().st_mtime
     capsys.readouterr()
 

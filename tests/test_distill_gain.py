@@ -1,5 +1,6 @@
-"""benchmarks.distill_gain end to end on tiny synthetic data: real (3-step) runs through the runner, one
-evaluation for students and teacher, the report files, reuse of finished runs, and the missing-teacher error."""
+"""benchmarks.gain (the distillation gain) end to end on tiny synthetic data: real (3-step) runs through the
+runner, one evaluation for students and teacher, the report files, reuse of finished runs, and the
+missing-teacher error."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,7 @@ import cv2
 import pytest
 import torch
 
-from benchmarks.distill_gain import BenchmarkError, main, run_distill_gain
+from benchmarks.gain.protocol import BenchmarkError, main, run_distill_gain
 from distill import checkpoint
 
 from .conftest import write_synthetic_student
@@ -27,7 +28,7 @@ def _tiny_overrides(tmp_path):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A real (random-weight) teacher checkpoint with the synthetic dataset's 11 classes."""
-    return write_synthetic_student(tmp_path_factory.mktemp("teacher") / "student.pt", input_size=SIZE, seed=1,
+    return write_synthetic_student(tmp_path_factory.mktemp("teacher") / "model.pt", input_size=SIZE, seed=1,
                                    arch_kwargs={"width": 8, "head_channels": 32})
 
 
@@ -49,11 +50,11 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
         mine = [t for t in tuning if t["method"] == m]
         best = max(mine, key=lambda t: float(t["tune_mIoU"]))
         assert [t["chosen"] for t in mine].count("True") == 1 and best["chosen"] == "True"
-        _, meta = checkpoint.load(runs_dir / "tune" / f"{m}_c0" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"{m}_c0" / "model.pt")
         assert meta["config"]["train"]["seed"] == 100 and meta["config"]["data"]["val_split"] == "tune"
         assert float(mine[0]["tune_mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
         # the final runs carry the chosen setting and were validated on val
-        _, final = checkpoint.load(runs_dir / f"{m}_s1" / "student.pt")
+        _, final = checkpoint.load(runs_dir / f"{m}_s1" / "model.pt")
         assert final["config"]["data"]["val_split"] == "val" and final["config"]["train"]["seed"] == 1
         chosen = int(best["candidate"])
         if m == "kd":
@@ -64,9 +65,9 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
     # BRD contains the KD term: it is tuned after KD, with KD's chosen temperature, for every candidate
     kd_t = [1.0, 4.0][int(next(t for t in tuning if t["method"] == "kd" and t["chosen"] == "True")["candidate"])]
     for k in (0, 1):
-        _, meta = checkpoint.load(runs_dir / "tune" / f"brd_c{k}" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"brd_c{k}" / "model.pt")
         assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
-    _, meta = checkpoint.load(runs_dir / "brd_s0" / "student.pt")
+    _, meta = checkpoint.load(runs_dir / "brd_s0" / "model.pt")
     assert meta["config"]["distill"]["kd"]["temperature"] == kd_t
 
     # one CSV row per method x seed plus the teacher, with the issue's columns
@@ -75,7 +76,7 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
                                                         ("kd", "1"), ("brd", "1"), ("teacher", "")]
     for key in ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate"):
         assert all(0.0 <= float(r[key]) <= 1.0 for r in rows if r[key] not in ("", "nan")), key
-    _, meta = checkpoint.load(runs_dir / "brd_s1" / "student.pt")
+    _, meta = checkpoint.load(runs_dir / "brd_s1" / "model.pt")
     assert float(rows[5]["mIoU"]) == pytest.approx(meta["metrics"]["mIoU"])
 
     # paired differences: BRD minus each method on the same seed, mean = mean of the per-seed differences
@@ -89,16 +90,16 @@ def test_protocol_tunes_on_the_tune_split_then_reports_paired_differences(tmp_pa
 
     md = (out / "synthetic.md").read_text()
     for text in ("| teacher |", "| BRD |", "BRD against each method", "Target (BRD above KD and plain",
-                 "## Tuning", "python -m benchmarks.distill_gain", "the teacher leads by"):
+                 "## Tuning", "python -m benchmarks.gain", "the teacher leads by"):
         assert text in md, text
     for name in ("metrics", "connectivity", "paired", "panel"):
         img = cv2.imread(str(out / f"synthetic_{name}.png"))
         assert img is not None and img.shape[1] >= 400, name
 
     # second call: finished runs are reused, not retrained, and give the same numbers
-    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")}
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/model.pt")}
     again = run_distill_gain(**kwargs)
-    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/student.pt")} == before
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("**/model.pt")} == before
     assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in result["runs"]]
 
     # a run folder trained with another config is not silently reused: stop and name the key
@@ -118,15 +119,15 @@ def test_parallel_jobs_train_the_same_weights_as_one_at_a_time(tmp_path, teacher
                   tune=False, panel_images=1, log=lambda *a: None)
     run_distill_gain(out_dir=tmp_path / "a", runs_dir=tmp_path / "ra", jobs=1, threads=1, **common)
     run_distill_gain(out_dir=tmp_path / "b", runs_dir=tmp_path / "rb", jobs=2, threads=1, **common)
-    a, _ = checkpoint.load(tmp_path / "ra" / "brd_s0" / "student.pt")
-    b, _ = checkpoint.load(tmp_path / "rb" / "brd_s0" / "student.pt")
+    a, _ = checkpoint.load(tmp_path / "ra" / "brd_s0" / "model.pt")
+    b, _ = checkpoint.load(tmp_path / "rb" / "brd_s0" / "model.pt")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
     assert (tmp_path / "rb" / "brd_s0" / "train.out").stat().st_size > 0  # its output went to the run's log
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
-    missing = tmp_path / "nowhere" / "student.pt"
+    missing = tmp_path / "nowhere" / "model.pt"
     with pytest.raises(BenchmarkError, match="--train-teacher"):
         run_distill_gain(["plain", "brd"], [0], tmp_path / "out", overrides=_tiny_overrides(tmp_path),
                          teacher_ckpt=missing, log=lambda *a: None)
@@ -138,7 +139,7 @@ def test_missing_teacher_is_a_clear_error(tmp_path, capsys):
 
 
 def test_config_changes_name_what_differs_and_accept_keys_added_since():
-    from benchmarks.gain_runs import config_changes
+    from benchmarks.gain.runs import config_changes
     from distill.config import Config
 
     trained = Config().to_dict()
@@ -154,7 +155,7 @@ def test_config_changes_name_what_differs_and_accept_keys_added_since():
 def test_t_quantile_for_the_actual_degrees_of_freedom():
     """Two-sided 95% quantiles of Student's t from the standard tables (Abramowitz & Stegun 26.7): the interval
     of n paired seeds uses df = n - 1 exactly, also between table rows and above 30 (where 1.96 would be too narrow)."""
-    from benchmarks.gain_stats import paired_difference, t975
+    from benchmarks.gain.stats import paired_difference, t975
 
     table = {1: 12.706, 2: 4.303, 4: 2.776, 11: 2.201, 13: 2.160, 40: 2.021, 60: 2.000, 120: 1.980}
     for df, t in table.items():
@@ -169,7 +170,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     import json
     import shutil
 
-    from benchmarks.gain_ledger import fingerprint
+    from benchmarks.gain.ledger import fingerprint
 
     out, runs_dir = tmp_path / "report", tmp_path / "runs"
     logs = []
@@ -185,7 +186,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     shutil.rmtree(runs_dir)
     logs.clear()
     again = run_distill_gain(**kwargs)
-    assert not runs_dir.exists() or not list(runs_dir.glob("**/student.pt"))    # nothing trained
+    assert not runs_dir.exists() or not list(runs_dir.glob("**/model.pt"))    # nothing trained
     assert [r["mIoU"] for r in again["runs"]] == [r["mIoU"] for r in first["runs"]]
     assert [t["chosen"] for t in again["tuning"]] == [t["chosen"] for t in first["tuning"]]
     after = _read_csv(out / "synthetic.csv")
@@ -195,7 +196,7 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
 
     # what a run learned from is in its fingerprint: the teacher's bytes and the learned settings, not paths
     entry = next(e for e in ledger if e["name"] == "brd_s0")
-    from benchmarks.gain_runs import make_run
+    from benchmarks.gain.runs import make_run
     setting = next(r["setting"] for r in first["runs"] if r["method"] == "brd").split()
     run = make_run("brd", 0, runs_dir / "brd_s0", "synthetic", "configs", _tiny_overrides(tmp_path), setting, teacher)
     assert fingerprint(run.load().to_dict()) == entry["fingerprint"]
@@ -216,12 +217,12 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
 
     logs.clear()
     run_distill_gain(**{**kwargs, "methods": ["plain"], "overrides": [*_tiny_overrides(tmp_path), "train.iters=4"]})
-    assert (runs_dir / "plain_s0" / "student.pt").is_file()                      # changed: trained anew
+    assert (runs_dir / "plain_s0" / "model.pt").is_file()                      # changed: trained anew
 
 
 def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to_every_method(tmp_path, teacher,
                                                                                           monkeypatch):
-    from benchmarks import gain_runs
+    from benchmarks.gain import runs as gain_runs
 
     monkeypatch.setitem(gain_runs.RECIPE, "synthetic", [["train.class_weights=none"],
                                                         ["train.class_weights=median_freq"]])
@@ -232,7 +233,7 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
     recipe = [t for t in result["tuning"] if t["method"] == "recipe"]
     assert [t["setting"] for t in recipe] == ["train.class_weights=none", "train.class_weights=median_freq"]
     for k in (0, 1):  # the plain student, at the tuning seed, scored on the tune split
-        _, meta = checkpoint.load(runs_dir / "tune" / f"recipe_c{k}" / "student.pt")
+        _, meta = checkpoint.load(runs_dir / "tune" / f"recipe_c{k}" / "model.pt")
         cfg = meta["config"]
         assert cfg["distill"]["kd"]["weight"] == 0 and cfg["train"]["seed"] == 100 and cfg["data"]["val_split"] == "tune"
         assert recipe[k]["tune_mIoU"] == pytest.approx(meta["metrics"]["mIoU"])
@@ -240,6 +241,6 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
     assert best["chosen"] and sum(t["chosen"] for t in recipe) == 1
     want = best["setting"].split("=")[1]
     for run in ("tune/kd_c0", "tune/kd_c1", "plain_s0", "kd_s0"):  # every later run trains with it
-        _, meta = checkpoint.load(runs_dir / run / "student.pt")
+        _, meta = checkpoint.load(runs_dir / run / "model.pt")
         assert meta["config"]["train"]["class_weights"] == want, run
     assert "data recipe (plain student)" in (out / "synthetic.md").read_text()

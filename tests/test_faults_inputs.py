@@ -175,7 +175,7 @@ def test_foreign_last_pt_is_one_line_and_left_alone(tmp_path, capsys, other, mes
     before = (out / "last.pt").read_bytes()
     code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=3)[1:]], capsys)
     assert code == 2 and error_lines(err)[-1].startswith(f"error: {out / 'last.pt'}: {message}")
-    assert (out / "last.pt").read_bytes() == before and not (out / "student.pt").exists()
+    assert (out / "last.pt").read_bytes() == before and not (out / "model.pt").exists()
 
 
 def test_stale_checkpoint_temp_of_a_killed_run_is_removed_at_the_next_start(tmp_path):
@@ -185,7 +185,7 @@ def test_stale_checkpoint_temp_of_a_killed_run_is_removed_at_the_next_start(tmp_
     stale.write_bytes(b"x" * 4096)
     r = run(train_args(tmp_path, out, iters=1))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert not stale.exists() and (out / "student.pt").is_file()
+    assert not stale.exists() and (out / "model.pt").is_file()
 
 
 # ------------------------------------------------------------------------------------------ nothing destructive
@@ -225,7 +225,7 @@ def test_a_tiny_image_first_in_a_folder_is_skipped_not_fatal(model, tmp_path, ca
 
 
 def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, capsys):
-    from benchmarks.no_added_cost import main
+    from benchmarks.speed.no_added_cost import main
 
     five = write_student(tmp_path / "five.pt", input_size=(32, 64))
     eleven = write_synthetic_student(tmp_path / "eleven.pt")
@@ -240,7 +240,7 @@ def test_no_added_cost_refuses_a_mismatched_pair_before_any_timing(tmp_path, cap
 
 
 def test_no_added_cost_differing_graphs_end_the_run(tmp_path, capsys):
-    from benchmarks.no_added_cost import main
+    from benchmarks.speed.no_added_cost import main
     from export.onnx import torch_to_onnx
 
     plain = write_student(tmp_path / "plain.pt", input_size=(32, 64), seed=1)

@@ -147,7 +147,7 @@ def test_a_record_without_its_model_is_removed_at_the_next_start(tmp_path, capsy
 
 
 def test_json_outputs_hold_no_nan_and_say_why(tmp_path):
-    from runtime.cli import write_json_file
+    from runtime.contract import write_json_file
 
     path = write_json_file(tmp_path / "g.json", {"drop": float("nan"), "iou": [0.5, float("nan")],
                                                  "x": float("inf"), "ok": 1.0})

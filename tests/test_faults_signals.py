@@ -66,14 +66,14 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
     assert 2 <= step < iters  # saved at the step the signal interrupted (ckpt_every is 1000)
     assert last_line(err) == (f"interrupted by {signal.Signals(sig).name}: {out / 'last.pt'} saved at step {step}; "
                               "rerun the same command to resume")
-    assert not list(out.glob(".*.tmp")) and not (out / "student.pt").exists()
+    assert not list(out.glob(".*.tmp")) and not (out / "model.pt").exists()
     if sig == signal.SIGTERM:  # and it resumes from there, to the weights of an uninterrupted run
         r = run(train_args(tmp_path, out, iters=iters))
         assert r.returncode == 0, r.stderr[-2000:]
-        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "student.pt").is_file()
+        assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "model.pt").is_file()
         straight = tmp_path / "straight"
         assert run(train_args(tmp_path, straight, iters=iters)).returncode == 0
-        a, b = checkpoint.load(out / "student.pt")[0].state_dict(), checkpoint.load(straight / "student.pt")[0].state_dict()
+        a, b = checkpoint.load(out / "model.pt")[0].state_dict(), checkpoint.load(straight / "model.pt")[0].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -87,3 +87,33 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
     rc, _, err = signal_when(p, lambda: any(tmp_path.glob(".q.int8.pid*")), signal.SIGTERM)
     assert rc == 143 and error_lines(err) == ["interrupted by SIGTERM: nothing written under the output name"]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["tmp"] and not list(tmp.glob("brd-*"))
+
+
+# ------------------------------------------------------------------------------------------ the one handler
+def test_the_one_handler_raises_defers_or_holds_as_asked():
+    """runtime.contract.Signals is every command's handler, training's included (distill.signals.StopRequest
+    is it): a signal raises at once; while a loop defers, the first is recorded and a second raises; once the
+    outputs are being written, every signal is only recorded. Real signals, sent to this process."""
+    import os
+
+    from distill.signals import StopRequest
+    from runtime.contract import SignalInterrupt, Signals
+
+    assert StopRequest is Signals
+    before = signal.getsignal(signal.SIGTERM)
+    with Signals() as s, pytest.raises(SignalInterrupt) as e:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert e.value.signum == signal.SIGTERM and s.exit_code == 143 and isinstance(e.value, KeyboardInterrupt)
+    with Signals() as s:
+        s.deferring = True
+        os.kill(os.getpid(), signal.SIGINT)  # recorded: the step goes on
+        assert s.requested and s.signum == signal.SIGINT
+        with pytest.raises(SignalInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # asked twice: now
+    assert s.exit_code == 130  # the first signal decides the exit code
+    with Signals() as s:
+        s.hold()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert s.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is gone after the block

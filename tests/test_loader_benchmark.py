@@ -1,4 +1,4 @@
-"""benchmarks/loader.py: its logic on a tiny Cityscapes tree (not its speed: that is the benchmark's job)."""
+"""benchmarks/speed/loader.py: its logic on a tiny Cityscapes tree (not its speed: that is the benchmark's job)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.loader import main, report, verdict
+from benchmarks.speed.loader import main, report, verdict
 from tests import trees
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,7 +16,7 @@ def test_measures_the_cityscapes_training_pipeline_per_worker_count(tmp_path):
     root = trees.cityscapes(tmp_path / "cityscapes", size=(64, 128), train=4, val=1)
     # in its own process, as it is run: DataLoader workers fork, and forking this test process (which has
     # loaded OpenVINO and onnxruntime thread pools in earlier tests) can crash the child
-    done = subprocess.run([sys.executable, "-m", "benchmarks.loader", "--root", str(root), "--workers", "0", "1",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.speed.loader", "--root", str(root), "--workers", "0", "1",
                            "--batch", "2", "--batches", "2", "--crop", "32", "64", "--step-its", "0.5",
                            "--out-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]

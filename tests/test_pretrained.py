@@ -160,7 +160,7 @@ def test_old_deep_stem_false_checkpoints_still_rebuild():
 
 
 def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run(tmp_path):
-    """model.pretrained in a config whose model.kwargs.stem names the file's stem: the run's student.pt records
+    """model.pretrained in a config whose model.kwargs.stem names the file's stem: the run's model.pt records
     it (so export/evaluate rebuild CIRKD's student without the file); an incomplete file, or a file of another
     stem, is a one-line error before training starts."""
     from distill.config import load_config
@@ -174,7 +174,7 @@ def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run
     cfg = load_config(ROOT / "configs" / "cityscapes_plain.yaml", over + [f"model.pretrained={cirkd}"])
     assert cfg.model.arch == "deeplabv3_resnet18"
     train(cfg)
-    model, meta = checkpoint.load(tmp_path / "run" / "student.pt")
+    model, meta = checkpoint.load(tmp_path / "run" / "model.pt")
     assert meta["arch_kwargs"] == {"stem": "v1s"} and model.backbone.layer1[0].downsample is not None
 
     short = weight_file(tmp_path / "short.pth", "cirkd_resnet18_v1s", drop={"bn3.weight"})

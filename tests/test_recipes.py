@@ -2,7 +2,7 @@
 ONNX export and the runtime benchmark on the student, on a small tree in the dataset's real layout.
 
 Overridden: train.iters, train.batch_size, train.threads, out_dir, plus where things are (data.root, the
-teacher's student.pt as teacher.ckpt, model.pretrained: ImageNet files in CIRKD's and mmseg's real layouts,
+teacher's model.pt as teacher.ckpt, model.pretrained: ImageNet files in CIRKD's and mmseg's real layouts,
 with sane random values: each config gets the files it names, in their layouts). Everything else
 (architectures and their stems, crop sizes, losses, eval sizes) is the config's.
 All four chains run in CI (marked `slow`; CI does not deselect them). Their cost, measured with `nice -n 19`
@@ -89,12 +89,12 @@ def test_recipe_at_real_size(tmp_path, dataset):
 
     _run(["-m", "distill.run", "--cfg", f"{dataset}_teacher.yaml", *common, f"out_dir={tmp_path / 'teacher'}",
           f"model.pretrained={r101}"])
-    teacher, tmeta = checkpoint.load(tmp_path / "teacher" / "student.pt")
+    teacher, tmeta = checkpoint.load(tmp_path / "teacher" / "model.pt")
     assert tmeta["arch"] == "deeplabv3_resnet101" and tmeta["arch_kwargs"] == {"stem": stem}
 
     _run(["-m", "distill.run", "--cfg", f"{dataset}.yaml", *common, f"out_dir={tmp_path / 'student'}",
-          f"model.pretrained={r18}", f"teacher.ckpt={tmp_path / 'teacher' / 'student.pt'}"])
-    ckpt = tmp_path / "student" / "student.pt"
+          f"model.pretrained={r18}", f"teacher.ckpt={tmp_path / 'teacher' / 'model.pt'}"])
+    ckpt = tmp_path / "student" / "model.pt"
     _, meta = checkpoint.load(ckpt)
     assert meta["arch"] == "deeplabv3_resnet18" and meta["arch_kwargs"] == {"stem": stem}
     # at 19 classes CIRKD's student (v1s) has 13,607,974 parameters, each class adding a 128- and a 64-wide 1x1 +

@@ -45,13 +45,13 @@ def teacher_file(tmp_path_factory):
 
 def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
     cfg_path = ROOT / "configs" / "synthetic.yaml"
-    # with a relation connector, so its training, resume and absence from student.pt are covered
+    # with a relation connector, so its training, resume and absence from model.pt are covered
     with_connector = ["distill.relation.connector=true"]
     straight = load_config(cfg_path, _tiny(tmp_path, tmp_path / "straight", teacher_file) + with_connector)
     metrics = train(straight)
 
     run = tmp_path / "straight"
-    for name in ("config.yaml", "train_log.csv", "val_log.csv", "last.pt", "best.pt", "student.pt"):
+    for name in ("config.yaml", "train_log.csv", "val_log.csv", "last.pt", "best.pt", "model.pt"):
         assert (run / name).is_file(), name
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["iters"] == 6
     with open(run / "train_log.csv") as f:
@@ -63,8 +63,8 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
     with open(run / "val_log.csv") as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["6"]
 
-    # student.pt: the project's student format, synthetic meta, final metrics, no connector weights
-    model, meta = checkpoint.load(run / "student.pt")
+    # model.pt: the project's student format, synthetic meta, final metrics, no connector weights
+    model, meta = checkpoint.load(run / "model.pt")
     assert meta["arch"] == straight.model.arch and meta["classes"] == list(DATASETS["synthetic"].classes)
     assert meta["input_size"] == SIZE and meta["metrics"]["mIoU"] == pytest.approx(metrics["mIoU"])
     assert not any("connector" in k for k in model.state_dict())
@@ -75,7 +75,7 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
     resumed_cfg = load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file) + with_connector)
     assert train(resumed_cfg, stop_at=3) is None
     assert checkpoint.load_training(tmp_path / "resumed" / "last.pt")["step"] == 3
-    assert not (tmp_path / "resumed" / "student.pt").exists()
+    assert not (tmp_path / "resumed" / "model.pt").exists()
     train(load_config(cfg_path, _tiny(tmp_path, tmp_path / "resumed", teacher_file) + with_connector))
     a = checkpoint.load_training(run / "last.pt")
     b = checkpoint.load_training(tmp_path / "resumed" / "last.pt")
@@ -91,7 +91,7 @@ def test_cli_plain_student_and_missing_teacher_error(tmp_path):
            "--set", *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    _, meta = checkpoint.load(tmp_path / "plain" / "student.pt")
+    _, meta = checkpoint.load(tmp_path / "plain" / "model.pt")
     assert "mIoU" in meta["metrics"] and meta["config"]["distill"]["kd"]["weight"] == 0
 
     missing = tmp_path / "no_teacher.pt"

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 
 from runtime import formats, metadata
-from runtime.overlay import Overlay
+from runtime.overlay import Overlay, palette_lut
+from runtime.pipeline import lower_priority
 from runtime.preprocess import Preprocessor, ShapeError, postprocess, resolve_size
 from runtime.sinks import ImageFolderSink, NullSink, SinkError, VideoSink, open_sink
 from runtime.sources import (ImageSource, LiveSource, SourceError, VideoFileSource, csi_pipeline, open_source)
@@ -165,6 +167,35 @@ def test_overlay_blends_palette_and_draws_legend():
     assert tuple(out[20, 100]) == (255, 0, 0)  # class 2 is RGB blue
     with_text = Overlay(META["classes"], META["palette"], alpha=0.5).draw(frame, labels, fps=30.0, latency_ms=5.0)
     assert with_text.shape == frame.shape and not np.array_equal(with_text, out)
+
+
+def test_overlay_colours_are_the_palette_for_every_id():
+    """The single-channel LUT path (<= 85 classes) and the 3-channel one give lut[labels] for all 256 ids,
+    ids past the palette black."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for n in (1, 11, 85, 86, 200):
+        palette = rng.integers(0, 256, (n, 3)).tolist()
+        want = palette_lut(palette, bgr=True)[labels]
+        assert not want.reshape(256, 3)[n:].any() and np.array_equal(want.reshape(256, 3)[:n, ::-1], palette)
+        assert np.array_equal(Overlay(["c"] * n, palette).colorize(labels), want), n
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_lower_priority_lowers_only_the_calling_thread():
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    seen = {}
+
+    def worker():
+        seen["ok"] = lower_priority(5)
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == {"ok": True, "nice": min(19, before + 5)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # the caller's is untouched
+    assert lower_priority(0) is False
 
 
 # -- live sources: newest frame only, reconnect with backoff ----------------------------------

@@ -3,6 +3,9 @@ written here with OpenCV (one with damaged frames) through the backends, the loo
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from runtime.overlay import Overlay
 from runtime.pipeline import Pipeline
 from runtime.preprocess import Preprocessor, ShapeError, postprocess
 from runtime.run import main as run_main
-from runtime.sinks import Sink, VideoSink
+from runtime.sinks import NullSink, Sink, SinkError, VideoSink
 from runtime.sources import LiveSource, VideoFileSource
 
 H, W, FRAMES = 128, 256, 20  # the test videos
@@ -143,6 +146,7 @@ def test_model_without_metadata_is_refused(models, tmp_path):
 def test_bench_reports_numbers_with_their_setup(models, tmp_path, capsys):
     r = bench(load_backend(models["dynamic"], device="cpu", threads=1), shape=(32, 64), iters=3, warmup=1)
     assert r["shape"] == [1, 3, 32, 64] and r["latency_ms"]["n"] == 3 and r["throughput_fps"] > 0
+    assert r["cpu_ms_per_iter"] > 0
     assert r["backend"] == "onnxruntime" and r["threads"] == 1
     out = tmp_path / "bench.json"
     assert bench_main(["--model", str(models["openvino"]), "--iters", "3", "--warmup", "1", "--requests", "2",
@@ -171,6 +175,67 @@ def test_run_writes_every_frame_of_a_video(models, videos, tmp_path):
     for stage in ("capture_wait", "preprocess", "infer", "postprocess", "total"):
         assert s["latency_ms"][stage]["n"] == FRAMES and s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
     assert s["backend"]["backend"] == "openvino"
+    cpu = s["cpu_ms_per_frame"]  # each stage's thread CPU: parts of the process's CPU, which also holds the model's
+    assert all(cpu[k] > 0 for k in ("decode", "preprocess", "postprocess", "overlay", "sink"))
+    assert cpu["outside_model"] == pytest.approx(sum(cpu[k] for k in ("decode", "preprocess", "postprocess",
+                                                                       "overlay", "sink")))
+    assert cpu["outside_model"] < cpu["process"]
+
+
+def test_sink_none_gets_no_overlay_and_costs_no_drawing(models, videos, tmp_path):
+    """Frames a sink throws away are not drawn; a sink that keeps them gets every one drawn."""
+    class CountingOverlay(Overlay):
+        drawn = 0
+
+        def draw(self, frame, labels, fps=None, latency_ms=None):
+            CountingOverlay.drawn += 1
+            return super().draw(frame, labels, fps, latency_ms)
+
+    backend = load_backend(models["fixed"], device="cpu")
+    overlay = CountingOverlay(backend.meta["classes"], backend.meta["palette"])
+    stats = Pipeline(backend, VideoFileSource(videos["good"]), NullSink(), overlay).run()
+    assert stats.processed == FRAMES and CountingOverlay.drawn == 0
+    assert stats.summary()["cpu_ms_per_frame"]["overlay"] == 0
+    Pipeline(backend, VideoFileSource(videos["good"]), _CountingSink(), overlay).run()
+    assert CountingOverlay.drawn == FRAMES
+
+
+def test_a_sink_failing_in_the_writer_thread_ends_the_run_with_its_error_and_the_video_closed(models, videos, tmp_path):
+    class FailingSink(VideoSink):  # the 4th write fails as a full disk does (SinkError), in the writer thread
+        def write(self, image):
+            if self.frames == 3:
+                raise SinkError("{}: the disk is full (0.00 MB free): stopped after 3 frames".format(self.path))
+            return super().write(image)
+
+    out = tmp_path / "o.avi"
+    sink = FailingSink(out, fps=10)
+    backend = load_backend(models["fixed"], device="cpu")
+    pipe = Pipeline(backend, VideoFileSource(videos["good"]), sink,
+                    Overlay(backend.meta["classes"], backend.meta["palette"]))
+    with pytest.raises(SinkError, match="stopped after 3 frames"):
+        pipe.run()
+    assert pipe.stats.processed == 3 and sink.writer is None and frames_of(out) == (3, (H, W))  # closed, plays
+    assert not [t.name for t in threading.enumerate() if t.name in ("feed", "infer", "write")]
+
+
+def test_ctrl_c_with_a_video_sink_writes_what_was_handed_over_and_closes_it(models, videos, tmp_path):
+    """SIGINT arrives while the writer thread writes frame 3 (Python raises it in the caller's thread):
+    the loop stops taking frames, the writer writes those it was given, and the video plays with all of them."""
+    class SignalledSink(VideoSink):
+        def write(self, image):
+            if self.frames == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(image)
+
+    out = tmp_path / "o.avi"
+    sink = SignalledSink(out, fps=10)
+    backend = load_backend(models["fixed"], device="cpu")
+    pipe = Pipeline(backend, VideoFileSource(videos["good"]), sink,
+                    Overlay(backend.meta["classes"], backend.meta["palette"]))
+    stats = pipe.run()
+    assert pipe.interrupted and 3 <= stats.processed < FRAMES
+    assert sink.frames == stats.processed and frames_of(out) == (stats.processed, (H, W))
+    assert not [t.name for t in threading.enumerate() if t.name in ("feed", "infer", "write")]
 
 
 def test_damaged_frames_are_skipped_and_counted(models, videos, tmp_path):

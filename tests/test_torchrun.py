@@ -114,7 +114,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     # BatchNorm as configured and possible: sync_bn=true, but torch has no SyncBatchNorm on CPU
     assert "2 processes on cpu; BatchNorm: per process (train.sync_bn=true, but torch's SyncBatchNorm needs CUDA" in out
     # both ranks' parameters hashed at the end are equal, and equal to what rank 0 saved
-    model, _ = checkpoint.load(tmp_path / "straight" / "student.pt")
+    model, _ = checkpoint.load(tmp_path / "straight" / "model.pt")
     assert f"all 2 processes hold the same weights (sha256 {weights_digest(model)})" in out, out[-3000:]
 
     # 2. the same run killed mid-way (SIGKILL to the workers and torchrun once the first checkpoint exists)...
@@ -129,7 +129,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     step = checkpoint.load_training(killed / "last.pt")["step"]
-    assert step < iters and not (killed / "student.pt").exists()
+    assert step < iters and not (killed / "model.pt").exists()
 
     # 3. ... and resumed with the same command under torchrun: the uninterrupted run's weights
     proc = _torchrun(tmp_path, _overrides(tmp_path, killed, iters, every))

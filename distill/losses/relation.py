@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 # Live (M x M) float32 matrices per image at the peak of forward + backward: student and teacher
 # similarities, their log-softmaxes, the KL terms and the gradients flowing back. Measured with
-# the torch profiler in tests/test_losses.py (peak <= this bound, see benchmarks/loss_cost.py).
+# the torch profiler in tests/test_losses.py (peak <= this bound, see benchmarks/speed/loss_cost.py).
 RELATION_MATRICES_PER_IMAGE = 8
 
 

@@ -155,7 +155,7 @@ def deeplabv3_resnet10_w16(num_classes, **kw):
 @register_model
 def deeplabv3_resnet10_w8(num_classes, **kw):
     """Benchmark student: one block per stage, eighth width (0.2M parameters). Small enough to make the
-    boundary, thin-object and connectivity errors that distillation targets (benchmarks.distill_gain)."""
+    boundary, thin-object and connectivity errors that distillation targets (benchmarks.gain)."""
     kw = {"width": 8, "head_channels": 32, **kw}
     model = _resnet_seg("deeplabv3", 10, num_classes, **kw)
     _rescale_aspp(model.head, (1, 3, 6, 9))

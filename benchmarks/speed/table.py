@@ -37,11 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import non_negative_float, positive_int
-from runtime.contract import ArgumentParser, command, size
+from runtime.contract import ArgumentParser, command, non_negative_float, positive_int, size
 from runtime.formats import default_output
 
-from .report import markdown_table, provenance, write_csv
+from ..report import markdown_table, provenance, write_csv
 
 # deeplabv3_resnet18:stem=v1s is the Cityscapes student (CIRKD's, 13.6M parameters); with the default stem (v1c) the
 # same name is mmseg's 18.1M network, so the stem is always named

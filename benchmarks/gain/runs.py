@@ -1,6 +1,6 @@
-"""The runs of benchmarks.distill_gain: the protocol's constants, one run folder (`Run`: config, overrides,
-finished or not, reusable or not), training runs N at a time in worker processes, scoring checkpoints,
-and the teacher every distilled run uses."""
+"""The runs of the distillation-gain benchmark (benchmarks.gain): the protocol's constants, one run folder
+(`Run`: config, overrides, finished or not, reusable or not), training runs N at a time in worker processes,
+scoring checkpoints, and the teacher every distilled run uses."""
 from __future__ import annotations
 
 import contextlib
@@ -89,7 +89,9 @@ class Run:
 
     @property
     def student(self) -> Path:
-        return self.run_dir / "student.pt"
+        from distill.checkpoint import run_model
+
+        return run_model(self.run_dir)  # model.pt; student.pt in a run folder of an earlier release
 
     @property
     def name(self) -> str:
@@ -149,7 +151,9 @@ def check_reuse(run: Run, retrain_changed: bool, log=print) -> str:
                              f"{' ...' if len(changed) > 6 else ''} differ): pass --retrain-changed to retrain it, "
                              f"or use another --runs-dir")
     log(f"[{run.name}] config changed ({', '.join(changed[:6])}): retraining")
-    for name in ("student.pt", "last.pt", "best.pt", "train_log.csv", "val_log.csv", "train.out"):
+    from distill.checkpoint import BEST_FILE, LAST_FILE, MODEL_FILE, OLD_MODEL_FILE
+
+    for name in (MODEL_FILE, OLD_MODEL_FILE, LAST_FILE, BEST_FILE, "train_log.csv", "val_log.csv", "train.out"):
         (run.run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run.run_dir / "tb", ignore_errors=True)
     return "new"
@@ -204,7 +208,7 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) 
 
 
 def run_metrics(run: Run) -> dict:
-    """The runner's end-of-training evaluation stored in student.pt (on the run's val split)."""
+    """The runner's end-of-training evaluation stored in the run's model.pt (on the run's val split)."""
     from distill import checkpoint
 
     meta = checkpoint.load_meta(run.student)
@@ -237,7 +241,7 @@ def score_checkpoint(ckpt: Path, cfg, split: str) -> dict:
 
 def train_one(method: str, seed: int, runs_dir, overrides=(), teacher=None, prefix="synthetic",
               configs_dir="configs", setting=()) -> Path:
-    """Train (or resume, or reuse) one run in the benchmark's layout, <runs_dir>/<method>_s<seed>; its student.pt."""
+    """Train (or resume, or reuse) one run in the benchmark's layout, <runs_dir>/<method>_s<seed>; its model.pt."""
     run = make_run(method, seed, Path(runs_dir) / f"{method}_s{seed}", prefix, configs_dir, list(overrides), setting, teacher)
     if check_reuse(run, retrain_changed=False) != "done":
         run_jobs([run], 1, 0)
@@ -248,10 +252,11 @@ def train_one(method: str, seed: int, runs_dir, overrides=(), teacher=None, pref
 def resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt=None, train_teacher=False, threads=0, log=print):
     """The teacher every distilled run uses: --teacher, else the BRD config's teacher.ckpt. Missing: trained
     with the config's teacher.config when `train_teacher` (resumable like any run), else an error saying how."""
+    from distill.checkpoint import MODEL_FILE, OLD_MODEL_FILE, model_file, run_model
     from distill.config import load_config
 
     brd = load_config(config_path("brd", prefix, configs_dir), overrides)
-    path = Path(teacher_ckpt or brd.teacher.ckpt or "")
+    path = model_file(teacher_ckpt or brd.teacher.ckpt or "")  # a teacher run of an earlier release: student.pt
     if path.is_file():
         return path
     if not train_teacher:
@@ -261,10 +266,10 @@ def resolve_teacher(prefix, configs_dir, overrides, teacher_ckpt=None, train_tea
     if not brd.teacher.config:
         raise BenchmarkError(f"teacher checkpoint {path} not found and {config_path('brd', prefix, configs_dir)} "
                              f"names no teacher.config to train it with")
-    if path.name != "student.pt":
-        raise BenchmarkError(f"--train-teacher writes <run folder>/student.pt; {path} is not such a path")
+    if path.name not in (MODEL_FILE, OLD_MODEL_FILE):
+        raise BenchmarkError(f"--train-teacher writes <run folder>/{MODEL_FILE}; {path} is not such a path")
     log(f"training the teacher: {brd.teacher.config} -> {path}")
     t = time.perf_counter()
     _train_job(brd.teacher.config, [*overrides, f"out_dir={path.parent}"], threads or (os.cpu_count() or 1), quiet=False)
     log(f"teacher trained in {time.perf_counter() - t:.0f} s")
-    return path
+    return run_model(path.parent)

@@ -8,9 +8,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from runtime.cli import atomic_path
+from runtime.contract import atomic_path
 
-from .gain_runs import NOT_LEARNED, flatten_config
+from .runs import NOT_LEARNED, flatten_config
 
 # where the data lives, not what it is: a ledger row stays valid on a machine with another data path
 NOT_IDENTITY = NOT_LEARNED | {"data.root"}
@@ -57,7 +57,7 @@ class Ledger:
                     try:
                         entry = json.loads(line)
                     except json.JSONDecodeError as e:
-                        from .gain_runs import BenchmarkError
+                        from .runs import BenchmarkError
                         raise BenchmarkError(f"{self.path}:{n}: not a JSON line ({e}); fix or remove it") from None
                     self.entries[entry["name"]] = entry
 

@@ -1,5 +1,5 @@
 """The distillation-gain report: CSVs, Markdown with the paired comparison and its verdicts, charts and
-the prediction panel (gain_panel.py). Everything here is computed from the runs' numbers; nothing is typed by hand."""
+the prediction panel (panel.py). Everything here is computed from the runs' numbers; nothing is typed by hand."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .gain_panel import prediction_panel
-from .gain_runs import label
-from .gain_stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
-from .report import bar_chart, markdown_table, provenance, write_csv
+from ..report import bar_chart, markdown_table, provenance, write_csv
+from .panel import prediction_panel
+from .runs import label
+from .stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
 
 TEACHER_LEAD = {"camvid": 10}  # points of mIoU a teacher must lead the plain student by (default 15)
 CSV_KEYS = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate", "aAcc")
@@ -42,7 +42,9 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     caption = None
     pair_seed = next((s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}), None)
     if pair_seed is not None and panel_images:
-        cols = {m: Path(runs_dir) / f"{m}_s{pair_seed}" / "student.pt" for m in ("plain", "kd", "brd")
+        from distill.checkpoint import run_model
+
+        cols = {m: run_model(Path(runs_dir) / f"{m}_s{pair_seed}") for m in ("plain", "kd", "brd")
                 if (m, pair_seed) in {(r["method"], r["seed"]) for r in runs}}
         if teacher is not None:
             cols["teacher"] = Path(teacher)
@@ -131,22 +133,17 @@ def _settings_text(cfg, teacher, seeds, overrides, tune, n_val) -> str:
             + (f"; overrides {' '.join(overrides)}" if overrides else "") + ".")
 
 
-def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv) -> str:
-    runs, teacher_scores = result["runs"], result["teacher"]
-    n_val = int(cfg.data.val_kwargs.get("num_images", 0)) or "all"
-    lines = [f"# What BRD buys: distillation gain on {cfg.data.dataset}", "",
-             _settings_text(cfg, teacher, seeds, overrides, tune, n_val), ""]
-    by = {r["method"]: r for r in rows}
-    if teacher_scores is not None and "plain" in by:
-        gap = 100 * (teacher_scores["mIoU"] - by["plain"]["mIoU_mean"])
-        need = TEACHER_LEAD.get(cfg.data.dataset, 15)
-        lines += [f"Teacher {pct(teacher_scores['mIoU'])} mIoU, plain student {pct(by['plain']['mIoU_mean'])}: "
-                  f"the teacher leads by {gap:.1f} points ({'at least' if gap >= need else 'less than'} the {need} "
-                  f"points this benchmark asks of a teacher with something to transfer).", ""]
-    lines += ["## Results (val)", "",
-              "Percent, mean ± sample std over seeds. split = share of ground-truth regions found in two or more "
-              "pieces (of those found), spurious = share of predicted components that touch no region of their "
-              "class, miss = share of regions not found at all: lower is better for these three.", ""]
+def _teacher_lead(teacher_scores, by: dict, dataset: str) -> list[str]:
+    if teacher_scores is None or "plain" not in by:
+        return []
+    gap = 100 * (teacher_scores["mIoU"] - by["plain"]["mIoU_mean"])
+    need = TEACHER_LEAD.get(dataset, 15)
+    return [f"Teacher {pct(teacher_scores['mIoU'])} mIoU, plain student {pct(by['plain']['mIoU_mean'])}: "
+            f"the teacher leads by {gap:.1f} points ({'at least' if gap >= need else 'less than'} the {need} "
+            f"points this benchmark asks of a teacher with something to transfer).", ""]
+
+
+def _results_section(rows, teacher_scores) -> list[str]:
     table = []
     for r in rows:
         t = {"method": label(r["method"]), "seeds": r["seeds"]}
@@ -156,20 +153,31 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
     if teacher_scores is not None:
         table.append({"method": "teacher", "seeds": 1,
                       **{f"{short} %": pct(teacher_scores[key]) for key, short, _ in METRICS}})
-    lines += [markdown_table(table).rstrip("\n"), ""]
-    if paired:
-        lines += ["## BRD against each method, seed by seed", "",
-                  "BRD minus the other method on the same seed, in points: mean [95% t-interval]. `better`/`worse` "
-                  "where the interval excludes zero (for split and spurious, lower is better), `unclear` where it "
-                  "does not.", ""]
-        ptab = []
-        for method in dict.fromkeys(p["method"] for p in paired):
-            row = {"BRD vs": label(method)}
-            for key in PAIRED:
-                d = next(p for p in paired if p["method"] == method and p["metric"] == key)
-                row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
-            ptab.append(row)
-        lines += [markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
+    return ["## Results (val)", "",
+            "Percent, mean ± sample std over seeds. split = share of ground-truth regions found in two or more "
+            "pieces (of those found), spurious = share of predicted components that touch no region of their "
+            "class, miss = share of regions not found at all: lower is better for these three.", "",
+            markdown_table(table).rstrip("\n"), ""]
+
+
+def _paired_section(paired) -> list[str]:
+    if not paired:
+        return []
+    ptab = []
+    for method in dict.fromkeys(p["method"] for p in paired):
+        row = {"BRD vs": label(method)}
+        for key in PAIRED:
+            d = next(p for p in paired if p["method"] == method and p["metric"] == key)
+            row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
+        ptab.append(row)
+    return ["## BRD against each method, seed by seed", "",
+            "BRD minus the other method on the same seed, in points: mean [95% t-interval]. `better`/`worse` "
+            "where the interval excludes zero (for split and spurious, lower is better), `unclear` where it "
+            "does not.", "", markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
+
+
+def _per_class_sections(runs, teacher_scores, cfg) -> list[str]:
+    lines = []
     table = per_class_table(runs, teacher_scores, _classes(cfg))
     if table:
         lines += ["## IoU per class (val, mean over seeds, percent)", "", table.rstrip("\n"), ""]
@@ -178,11 +186,21 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
     if thin and table:
         lines += ["## Boundary F1 of the thin and small classes (val, mean over seeds, percent)", "",
                   table.rstrip("\n"), ""]
-    lines += ["![metrics](" + f"{prefix}_metrics.png)", "", f"![connectivity]({prefix}_connectivity.png)", ""]
+    return lines
+
+
+def _figures(prefix, paired, caption) -> list[str]:
+    lines = ["![metrics](" + f"{prefix}_metrics.png)", "", f"![connectivity]({prefix}_connectivity.png)", ""]
     if paired:
         lines += [f"![paired]({prefix}_paired.png)", ""]
     if caption:
         lines += [f"![panel]({prefix}_panel.png)", "", caption, ""]
+    return lines
+
+
+def _runs_sections(result, argv) -> list[str]:
+    """The tuning candidates, every run, what was left out, and the commands and commits that made them."""
+    runs, lines = result["runs"], []
     if result["tuning"]:
         lines += ["## Tuning (tune split, seed 100)", "", markdown_table([
             {"method": label(t["method"]), "setting": t["setting"], "inherited from KD": t.get("inherited") or "",
@@ -196,8 +214,21 @@ def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune
     if result["missing"]:
         lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
     commits = sorted({r.get("git_commit") or "unknown" for r in runs})
-    lines += [provenance("benchmarks.distill_gain", argv) + f" The runs were trained at commit(s) "
-              f"{', '.join(f'`{c[:12]}`' for c in commits)} (each student.pt records its own).", ""]
+    return lines + [provenance("benchmarks.gain", argv) + f" The runs were trained at commit(s) "
+                    f"{', '.join(f'`{c[:12]}`' for c in commits)} (each run's model.pt records its own).", ""]
+
+
+def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv) -> str:
+    """The report, section by section: settings, teacher lead, results, BRD paired, per class, figures, runs."""
+    n_val = int(cfg.data.val_kwargs.get("num_images", 0)) or "all"
+    lines = [f"# What BRD buys: distillation gain on {cfg.data.dataset}", "",
+             _settings_text(cfg, teacher, seeds, overrides, tune, n_val), ""]
+    lines += _teacher_lead(result["teacher"], {r["method"]: r for r in rows}, cfg.data.dataset)
+    lines += _results_section(rows, result["teacher"])
+    lines += _paired_section(paired)
+    lines += _per_class_sections(result["runs"], result["teacher"], cfg)
+    lines += _figures(prefix, paired, caption)
+    lines += _runs_sections(result, argv)
     return "\n".join(lines)
 
 

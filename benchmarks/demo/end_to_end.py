@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from runtime.cli import check_folder, positive_int
-from runtime.contract import ArgumentParser, UserError, add_overrides, alias, command, overrides
+from runtime.contract import (add_overrides, alias, ArgumentParser, check_folder, command, overrides, positive_int,
+                              UserError)
 from runtime.formats import FORMATS, lookup
+
+from ..street import street_video
 
 # The students run their configs' own iteration counts (configs/synthetic*.yaml: 250), the teacher a quarter
 # of its config's 1600 (the benchmark's teacher alone takes ~20 minutes): about 10 minutes on 2 CPU cores.
@@ -64,25 +64,6 @@ class Steps:
         return sum(t["seconds"] or 0 for t in self.timings)
 
 
-def street_video(path: Path, size=(128, 256), scenes=3, frames_per_scene=40, fps=15) -> Path:
-    """A drive-by street video: each scene is rendered wide and panned across, so frames are continuous."""
-    import cv2
-
-    from distill.data.synthetic import render
-
-    h, w = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp_" + path.name)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for s in range(scenes):
-        wide, _ = render(seed=1000 + s, split="video", index=0, size=(h, 3 * w))
-        for x in np.linspace(0, 2 * w, frames_per_scene).astype(int):
-            writer.write(cv2.cvtColor(np.ascontiguousarray(wide[:, x:x + w]), cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
-    return path
-
-
 def _cli(main, argv: list[str]) -> str:
     """Run an export/runtime CLI in-process; its exit code becomes the step's status."""
     print("   $ python -m", main.__module__, " ".join(argv), flush=True)
@@ -92,64 +73,57 @@ def _cli(main, argv: list[str]) -> str:
     return "done" if code == 0 else "FAILED (parity/accuracy gate, see above)"
 
 
-def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
-             overrides: list[str] = (), bench_iters: int = 30) -> Path:
-    """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
-    from benchmarks.distill_gain import run_distill_gain
-    from benchmarks.gain_runs import train_one
-    from benchmarks.no_added_cost import run_no_added_cost
-    from distill.config import load_config
-    from distill.data import build_dataset
-    from distill.engine import train
+def _export_student(ckpt: Path, base: Path, data: Path) -> str:
+    """One student to ONNX FP32, ONNX INT8 and OpenVINO FP32/FP16/INT8, each through its CLI and checks."""
     from export import onnx as export_onnx
     from export import openvino as export_openvino
     from export import quantize as export_quantize
-    from runtime import run as runtime_run
 
-    t_start = time.perf_counter()
-    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
-    data = out / "data"
-    models = out / "models"
-    steps = Steps(out)
-    common = [f"data.root={data}", *overrides]
-    teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
-                              + [f"train.iters={teacher_iters or DEMO_TEACHER_ITERS}"])
-    teacher = out / "teacher" / "student.pt"
-    student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
-    student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
+    onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
+    gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
+    status = [_cli(export_onnx.main, [str(ckpt), "-o", str(onnx)]),
+              _cli(export_quantize.main, [str(onnx), *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "fp32", *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "fp16", *gate]),
+              _cli(export_openvino.main, [str(onnx), "--precision", "int8", *gate])]
+    failed = [s for s in status if s != "done"]
+    return failed[0] if failed else "done"
+
+
+def _train(steps: Steps, out: Path, data: Path, teacher_cfg, student_overrides, student_iters) -> dict[str, Path]:
+    """Steps 1-3: the data, the teacher, the plain and BRD students. Returns {method: model.pt}."""
+    from benchmarks.gain.runs import train_one
+    from distill.checkpoint import run_model
+    from distill.data import build_dataset
+    from distill.engine import train
 
     def make_data():
         for split, kw in (("train", teacher_cfg.data.kwargs), ("val", teacher_cfg.data.val_kwargs)):
             ds = build_dataset("synthetic", data, split, **kw)
             print(f"   synthetic/{split}: {len(ds)} images {kw.get('size')}")
 
+    teacher = run_model(out / "teacher")
     steps("1. generate synthetic street data", [data / "synthetic_train.json", data / "synthetic_val.json"], make_data)
     steps(f"2. train the teacher ({teacher_cfg.model.arch}, {teacher_cfg.train.iters} iters)", [teacher], train, teacher_cfg)
     students = {}
     for method in ("plain", "brd"):
         run_dir = out / "runs" / f"{method}_s0"
-        students[method] = run_dir / "student.pt"
+        students[method] = run_model(run_dir)
         steps(f"3. train the {method} student ({student_iters} iters)", [students[method]], train_one, method, 0,
               out / "runs", overrides=student_overrides, teacher=teacher)
+    return students
 
-    def export(method):
-        base = models / f"{STUDENT_PAIR}_{method}"
-        onnx = Path(str(base) + lookup("onnx", "fp32").suffix)
-        gate = ["--data-root", str(data), "--keep-failed"]  # a model that fails stays visible as *.FAILED.*
-        status = [_cli(export_onnx.main, [str(students[method]), "-o", str(onnx)]),
-                  _cli(export_quantize.main, [str(onnx), *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "fp32", *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "fp16", *gate]),
-                  _cli(export_openvino.main, [str(onnx), "--precision", "int8", *gate])]
-        failed = [s for s in status if s != "done"]
-        return failed[0] if failed else "done"
+
+def _deploy(steps: Steps, out: Path, data: Path, models: Path, students: dict[str, Path]) -> None:
+    """Steps 4-5: export both students, score the BRD one's files, and run the runtime loop on a street video."""
+    from runtime import run as runtime_run
 
     for method in ("plain", "brd"):
         base = models / f"{STUDENT_PAIR}_{method}"
         outputs = [(Path(str(base) + s), Path(f"{base}{s[:-len(Path(s).suffix)]}.FAILED{Path(s).suffix}"))
                    for s in DEMO_SUFFIXES]
-        steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, export, method)
-
+        steps(f"4. export the {method} student (ONNX, ONNX INT8, OpenVINO FP32/FP16/INT8)", outputs, _export_student,
+              students[method], base, data)
     scores = out / "scores"
     steps("4c. score the BRD student's exported models on the val split (distill.evaluate --model)",
           [scores / "scores.json"], score_exports, models / f"{STUDENT_PAIR}_brd", data, scores)
@@ -163,6 +137,29 @@ def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | N
     steps(f"5b. runtime loop: BRD student ({live.name}) on the video -> overlay video", [overlay], _cli,
           runtime_run.main, ["--model", str(live), "--source", str(video),
                              "--sink", str(overlay), "-o", str(out / "runtime_stats.json")])
+
+
+def run_demo(out: Path, teacher_iters: int | None = None, student_iters: int | None = None,
+             overrides: list[str] = (), bench_iters: int = 30) -> Path:
+    """`overrides` (key=value) go to every training config, e.g. smaller data for a quick check."""
+    from benchmarks.gain.protocol import run_distill_gain
+    from benchmarks.speed.no_added_cost import run_no_added_cost
+    from distill.checkpoint import run_model
+    from distill.config import load_config
+
+    t_start = time.perf_counter()
+    out = check_folder(Path(out), what="--out-dir")  # before any work: writable, with some free space
+    data = out / "data"
+    models = out / "models"
+    steps = Steps(out)
+    common = [f"data.root={data}", *overrides]
+    teacher_cfg = load_config("configs/synthetic_teacher.yaml", common + [f"out_dir={out / 'teacher'}"]
+                              + [f"train.iters={teacher_iters or DEMO_TEACHER_ITERS}"])
+    teacher = run_model(out / "teacher")
+    student_overrides = common + ([f"train.iters={student_iters}"] if student_iters else [])
+    student_iters = load_config("configs/synthetic.yaml", student_overrides).train.iters
+    students = _train(steps, out, data, teacher_cfg, student_overrides, student_iters)
+    _deploy(steps, out, data, models, students)
     nac = out / "no_added_cost"
     steps("6. benchmark: no added inference cost", [nac / "table.md"], run_no_added_cost,
           [(STUDENT_PAIR, students["plain"], students["brd"])], nac, teacher=teacher, data_root=str(data),
@@ -210,7 +207,7 @@ def score_exports(base: Path, data: Path, scores: Path) -> str:
 
 def scores_table(out: Path) -> str:
     """FP32 and INT8 side by side, per format, from scores/scores.json (percent)."""
-    from .report import markdown_table
+    from ..report import markdown_table
 
     path = out / "scores" / "scores.json"
     if not path.exists():
@@ -231,7 +228,7 @@ def scores_table(out: Path) -> str:
 
 
 def write_report(out: Path, timings: list[dict], total: float) -> Path:
-    from .report import markdown_table
+    from ..report import markdown_table
 
     stats = json.loads((out / "runtime_stats.json").read_text()) if (out / "runtime_stats.json").exists() else {}
     if stats:
@@ -246,17 +243,17 @@ def write_report(out: Path, timings: list[dict], total: float) -> Path:
         "# BRD Edge demo report", "",
         "Built-in synthetic street data, small teacher (DeepLabV3-ResNet18 at half width, trained a quarter of "
         "the benchmark's length) and students (DeepLabV3-ResNet10 at eighth width), trained on a CPU. One seed, no "
-        "tuning: differences of a point or two are within seed noise. `python -m benchmarks.distill_gain` runs the "
+        "tuning: differences of a point or two are within seed noise. `python -m benchmarks.gain` runs the "
         "full protocol (tuned KD/CWD/SKD/ablation baselines, 5 seeds, paired intervals); its committed result is "
         "docs/results/synthetic.md.", "",
-        "## What BRD buys (benchmarks.distill_gain)", "",
+        "## What BRD buys (benchmarks.gain)", "",
         _read(out / "distill_gain" / "synthetic.md", strip_title=True),
         "## The deployed files, scored (distill.evaluate --model)", "",
         "The BRD student's exported files as a device runs them (the runtime's backends, OpenVINO at the precision "
         "its checks ran at), scored on the labelled val split at native resolution: FP32 and INT8 side by side "
         "(percent; per-class tables in [scores/](scores)).", "",
         scores_table(out),
-        "## No added inference cost (benchmarks.no_added_cost)", "",
+        "## No added inference cost (benchmarks.speed.no_added_cost)", "",
         _read(out / "no_added_cost" / "table.md", strip_title=True),
         "![latency](no_added_cost/latency.png)", "",
         "## Runtime loop on the street video", "",

@@ -1,65 +1,21 @@
-"""The CLI contract every `python -m` entry point shares (README, "Command-line conventions"):
-argument ranges checked when the arguments are read, output files checked before the work,
-SIGTERM handled like Ctrl-C, and the exit codes.
+"""Outputs checked before the work, written atomically, as strict JSON; leftovers of killed writers removed.
 
-Exit codes: 0 ok, 1 a gate/check failed, 2 bad input (one `error:` line), 128+N after signal N
-(130 Ctrl-C, 143 SIGTERM) with outputs closed. Python 3.8 compatible, torch-free (export and
-runtime both use it; distill has its own copy of the signal part, as it may not import runtime).
+Temporary files and work folders carry the writer's pid (`.name.pid<N>.*.tmp`, `brd-export-pid<N>-*`), so
+the next start of a command removes those of dead processes (`clean_stale`).
 """
-import argparse
 import contextlib
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from .errors import OutputError
+
 MIN_FREE_BYTES = 1 << 20  # below this a write is refused before it starts (and a video sink stops)
 
 
-from .contract import OutputError  # noqa: E402,F401  (the contract owns the error family)
-
-
-# ------------------------------------------------------------------------------------- argument ranges
-def number(kind, lo=None, hi=None, lo_open=False, hi_open=False):
-    """An argparse type: `kind` (int/float) within [lo, hi] (open ends where asked), else a clear error."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError("expected {}, got {!r}".format(
-                "an integer" if kind is int else "a number", text)) from None
-        if value != value or value in (float("inf"), float("-inf")) or (lo is not None and (value < lo or (lo_open and value == lo))) or (
-                hi is not None and (value > hi or (hi_open and value == hi))):
-            raise argparse.ArgumentTypeError("{} is out of range: expected {}".format(text, describe(lo, hi, lo_open, hi_open)))
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-def describe(lo, hi, lo_open=False, hi_open=False):
-    if lo is None and hi is None:
-        return "a finite number"
-    if hi is None:
-        return "{} {}".format(">" if lo_open else ">=", lo)
-    if lo is None:
-        return "{} {}".format("<" if hi_open else "<=", hi)
-    return "{}{}, {}{}".format("(" if lo_open else "[", lo, hi, ")" if hi_open else "]")
-
-
-positive_int = number(int, 1)
-non_negative_int = number(int, 0)
-positive_float = number(float, 0, lo_open=True)
-non_negative_float = number(float, 0)
-fraction = number(float, 0, 1)
-finite_float = number(float)
-
-
-# ------------------------------------------------------------------------------------- outputs
 def check_output(path, need_bytes=0, what="output"):
     """Fail before any work if `path` cannot be written: its folder is made, a probe file is created and
     removed there (root ignores permission bits, so os.access would lie on a read-only mount), and the
@@ -172,54 +128,6 @@ def finite_json(obj):
     if _non_finite(obj):
         return None
     return obj
-
-
-# ------------------------------------------------------------------------------------- signals
-class Signals:
-    """SIGTERM (what systemd and docker send) handled like Ctrl-C: the first SIGINT/SIGTERM raises
-    KeyboardInterrupt in the main thread, so the code's own Ctrl-C path closes the outputs; later
-    signals are only recorded, so that closing (an mp4's index, the stats) is not cut short.
-    `received` is the first signal's number (None if none); `exit_code` is 128 + it."""
-
-    def __init__(self, signums=(signal.SIGINT, signal.SIGTERM)):
-        self.signums = signums
-        self.received = None
-        self.holding = False
-        self._old = {}
-
-    def _handle(self, signum, frame):
-        if self.received is None:
-            self.received = signum
-            if not self.holding:
-                raise KeyboardInterrupt
-
-    def hold(self):
-        """From now on a signal is only recorded (the work is done; the outputs are being written)."""
-        self.holding = True
-
-    @property
-    def exit_code(self):
-        return 128 + int(self.received) if self.received else None
-
-    @property
-    def name(self):
-        return signal.Signals(self.received).name if self.received else None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in self.signums:
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        self._old = {}
-
-    def interrupted(self, signum=None):
-        """Record a Ctrl-C that arrived as a KeyboardInterrupt without our handler (e.g. before it was set)."""
-        if self.received is None:
-            self.received = signum or signal.SIGINT
 
 
 def clean_stale(folder, pattern, max_age_without_pid=None):

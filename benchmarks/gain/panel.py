@@ -8,8 +8,8 @@ import numpy as np
 
 from runtime.overlay import palette_lut
 
-from .gain_runs import label
-from .gain_stats import pct
+from .runs import label
+from .stats import pct
 
 
 def _predict_all(ckpt, cfg, indices):

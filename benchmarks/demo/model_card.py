@@ -1,0 +1,138 @@
+"""Ship a trained model: store its checkpoint (fp16 weights, optional) under models/, score the stored file
+itself with `distill.evaluate` (the command the card names, so anyone can reproduce the card's numbers),
+and write the model card next to it: data, split, training command, commit, training time, per-class val
+metrics, and the targets the model was trained to meet.
+
+    python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 \\
+        --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from runtime.contract import ArgumentParser, command, DataError, positive_float
+
+
+def store(src: Path, dst: Path, fp16: bool) -> dict:
+    """Copy a student-format checkpoint to `dst`, its floating-point tensors in fp16 when asked (weights and
+    BN statistics; the model computes in float32 after loading, as load_state_dict casts them back)."""
+    import torch
+
+    from distill import checkpoint
+
+    obj = checkpoint._read(src, checkpoint.STUDENT_FORMAT)
+    if fp16:
+        obj["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        obj["meta"] = {**obj["meta"], "storage": "fp16"}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.atomic_save(obj, dst)
+    torch.load(dst, map_location="cpu", weights_only=True)  # it reads back
+    return obj["meta"]
+
+
+def training_time(run: Path | None) -> float | None:
+    """Seconds of training in the run's train_log.csv (each row: sec_per_iter over the steps since the last row)."""
+    log = run / "train_log.csv" if run else None
+    if not log or not log.is_file():
+        return None
+    total, last = 0.0, 0
+    with open(log, newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            total += float(row["sec_per_iter"]) * (step - last)
+            last = step
+    return total
+
+
+def pct(v) -> str:
+    return "–" if v is None or v != v else f"{100 * v:.1f}"
+
+
+def card(title: str, path: Path, meta: dict, results: dict, seconds: float | None, evaluate_cmd: str,
+         targets: list[tuple[str, bool]], extra: str = "") -> str:
+    cfg = meta.get("config") or {}
+    data, train = cfg.get("data", {}), cfg.get("train", {})
+    classes = results["classes"]
+    kwargs = f" {meta['arch_kwargs']}" if meta.get("arch_kwargs") else ""
+    lines = [f"# {title}", "",
+             f"`{path.name}`: `{meta['arch']}`{kwargs}, "
+             f"{meta['num_classes']} classes, input {meta['input_size'][0]}x{meta['input_size'][1]}, weights stored "
+             f"{meta.get('storage', 'fp32')}; checkpoint written at commit `{meta.get('git_commit') or 'unknown'}` "
+             f"(its metadata's `git_commit`).", "",
+             "## Training", "",
+             f"- Data: {data.get('dataset')} (`{data.get('root')}`), split `{data.get('train_split')}`, "
+             f"{data.get('crop_size')} crops at scales {data.get('scale_range')}, batch {train.get('batch_size')}, "
+             f"{train.get('iters')} iterations, lr {train.get('lr')}, weight decay {train.get('weight_decay')}, "
+             f"class weights {train.get('class_weights', 'none')}, "
+             f"{'bf16 autocast' if train.get('amp') and train.get('amp_cpu') else 'float32'} on CPU, seed {train.get('seed')}.",
+             f"- Command: `python -m distill.run --cfg {cfg.get('name', '?')}.yaml` (resumable: rerun it to continue).",
+             f"- Time: {seconds / 60:.0f} minutes of training steps on this machine's 2 CPU cores." if seconds
+             else "- Time: not recorded.", ""]
+    lines += [f"## Val metrics ({results['settings']['dataset']}/{results['settings']['split']}, "
+              f"{results['num_images']} images, whole {meta['input_size'][0]}x{meta['input_size'][1]} frames)", "",
+              f"mIoU **{pct(results['mIoU'])}**, boundary F1 {pct(results.get('boundary_f1'))}, boundary IoU "
+              f"{pct(results.get('boundary_iou'))}, pixel accuracy {pct(results['aAcc'])}, split rate "
+              f"{pct(results.get('split_rate'))}, miss rate {pct(results.get('miss_rate'))}, spurious rate "
+              f"{pct(results.get('spurious_rate'))} (percent).", "",
+              "| class | IoU | Acc | boundary F1 | boundary IoU |", "|---|---|---|---|---|"]
+    for i, c in enumerate(classes):
+        lines.append(f"| {c} | {pct(results['IoU'][i])} | {pct(results['Acc'][i])} | "
+                     f"{pct(results['boundary_f1_per_class'][i])} | {pct(results['boundary_iou_per_class'][i])} |")
+    lines += ["", f"Reproduce: `{evaluate_cmd}`", ""]
+    if targets:
+        lines += ["## Targets", ""] + [f"- {'met' if ok else '**not met**'}: {what}" for what, ok in targets] + [""]
+    if extra:
+        lines += [extra.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, target_miou=None,
+         target_class_iou=None, extra="") -> dict:
+    from distill import evaluate
+
+    src, dst = Path(src), Path(dst)
+    meta = store(src, dst, fp16)
+    dataset = meta.get("dataset")
+    root = root or (meta.get("config") or {}).get("data", {}).get("root")
+    if not root:
+        raise DataError(f"{src}: its metadata names no data root; pass --root")
+    args = ["--ckpt", str(dst), "--dataset", dataset, "--root", str(root), "--split", split]
+    results = evaluate.main([*args, "-o", str(dst.with_suffix(".val.json"))])
+    targets = []
+    if target_miou is not None:
+        targets.append((f"val mIoU >= {target_miou:g} (is {pct(results['mIoU'])})", 100 * results["mIoU"] >= target_miou))
+    if target_class_iou is not None:
+        low = min((v, c) for v, c in zip(results["IoU"], results["classes"]) if v == v)
+        targets.append((f"every class >= {target_class_iou:g} IoU (lowest: {low[1]} {pct(low[0])})",
+                        100 * low[0] >= target_class_iou))
+    text = card(title or dst.stem, dst, meta, results, training_time(Path(run) if run else None),
+                "python -m distill.evaluate " + " ".join(args), targets, extra)
+    dst.with_suffix(".md").write_text(text)
+    print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) and {dst.with_suffix('.md')}")
+    return results
+
+
+@command(interrupted="the model file is written atomically; the card may be missing")
+def main(argv=None) -> int:
+    p = ArgumentParser(prog="python -m benchmarks.demo.model_card", description=__doc__, examples=(
+        "python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 "
+        "--run runs/camvid_teacher --target-miou 52 --target-class-iou 10",))
+    p.add_argument("ckpt", help="the trained checkpoint (a run folder's model.pt; student.pt from an earlier release)")
+    p.add_argument("out", help="where to ship it (models/<dataset>/<name>.pt); the card is <name>.md beside it")
+    p.add_argument("--fp16", action="store_true", help="store the weights in fp16 (half the size)")
+    p.add_argument("--root", help="dataset root (default: the checkpoint config's data.root)")
+    p.add_argument("--split", default="val", help="split the card reports (default val)")
+    p.add_argument("--run", help="the run folder, for the training time (its train_log.csv)")
+    p.add_argument("--title", help="the card's title")
+    p.add_argument("--target-miou", type=positive_float, help="the mIoU target, in points")
+    p.add_argument("--target-class-iou", type=positive_float, help="the lowest per-class IoU target, in points")
+    p.add_argument("--note", default="", help="a paragraph added to the card (Markdown)")
+    a = p.parse_args(argv)
+    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
