@@ -196,7 +196,8 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     model, meta = checkpoint.load(camvid_teacher)
     checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes)})
     dst = tmp_path / "models" / "camvid" / "teacher.pt"
-    results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10)
+    trained_by = "python -m benchmarks.gain --prefix camvid (its run brd_s0)"
+    results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10, command=trained_by)
     assert dst.stat().st_size < 0.6 * src.stat().st_size
     again = evaluate.main(["--ckpt", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "val"])
     assert again["mIoU"] == results["mIoU"]
@@ -204,6 +205,7 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     assert f"mIoU **{100 * results['mIoU']:.1f}**" in text and "| pole |" in text
     assert "**not met**: val mIoU >= 52" in text                       # a random model misses the target, and says so
     assert f"python -m distill.evaluate --ckpt {dst} --dataset camvid --root {root} --split val" in text
+    assert f"- Command: `{trained_by}`" in text                     # a benchmark's run names its real command
     assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
 
 

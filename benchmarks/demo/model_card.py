@@ -51,11 +51,13 @@ def pct(v) -> str:
 
 
 def card(title: str, path: Path, meta: dict, results: dict, seconds: float | None, evaluate_cmd: str,
-         targets: list[tuple[str, bool]], extra: str = "") -> str:
+         targets: list[tuple[str, bool]], extra: str = "", command: str | None = None) -> str:
     cfg = meta.get("config") or {}
     data, train = cfg.get("data", {}), cfg.get("train", {})
     classes = results["classes"]
     kwargs = f" {meta['arch_kwargs']}" if meta.get("arch_kwargs") else ""
+    # a run of a benchmark was trained from a config plus overrides, so its run name is no config file
+    trained_by = command or f"python -m distill.run --cfg {cfg.get('name', '?')}.yaml"
     lines = [f"# {title}", "",
              f"`{path.name}`: `{meta['arch']}`{kwargs}, "
              f"{meta['num_classes']} classes, input {meta['input_size'][0]}x{meta['input_size'][1]}, weights stored "
@@ -67,7 +69,7 @@ def card(title: str, path: Path, meta: dict, results: dict, seconds: float | Non
              f"{train.get('iters')} iterations, lr {train.get('lr')}, weight decay {train.get('weight_decay')}, "
              f"class weights {train.get('class_weights', 'none')}, "
              f"{'bf16 autocast' if train.get('amp') and train.get('amp_cpu') else 'float32'} on CPU, seed {train.get('seed')}.",
-             f"- Command: `python -m distill.run --cfg {cfg.get('name', '?')}.yaml` (resumable: rerun it to continue).",
+             f"- Command: `{trained_by}` (resumable: rerun it to continue).",
              f"- Time: {seconds / 60:.0f} minutes of training steps on this machine's 2 CPU cores." if seconds
              else "- Time: not recorded.", ""]
     lines += [f"## Val metrics ({results['settings']['dataset']}/{results['settings']['split']}, "
@@ -89,7 +91,7 @@ def card(title: str, path: Path, meta: dict, results: dict, seconds: float | Non
 
 
 def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, target_miou=None,
-         target_class_iou=None, extra="") -> dict:
+         target_class_iou=None, extra="", command=None) -> dict:
     from distill import evaluate
 
     src, dst = Path(src), Path(dst)
@@ -108,7 +110,7 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
         targets.append((f"every class >= {target_class_iou:g} IoU (lowest: {low[1]} {pct(low[0])})",
                         100 * low[0] >= target_class_iou))
     text = card(title or dst.stem, dst, meta, results, training_time(Path(run) if run else None),
-                "python -m distill.evaluate " + " ".join(args), targets, extra)
+                "python -m distill.evaluate " + " ".join(args), targets, extra, command)
     dst.with_suffix(".md").write_text(text)
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) and {dst.with_suffix('.md')}")
     return results
@@ -129,8 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--target-miou", type=positive_float, help="the mIoU target, in points")
     p.add_argument("--target-class-iou", type=positive_float, help="the lowest per-class IoU target, in points")
     p.add_argument("--note", default="", help="a paragraph added to the card (Markdown)")
+    p.add_argument("--command", help="the command that trained it (default: python -m distill.run --cfg <run name>.yaml)")
     a = p.parse_args(argv)
-    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note)
+    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note, a.command)
     return 0
 
 
