@@ -122,6 +122,7 @@ def test_qdq_int8_is_what_tensorrt_wants(mobilenet_ckpt, tmp_path, caplog):
     assert agree > 0.9
 
 
+@pytest.mark.slow  # 14 s: two full INT8 exports; the fast loop keeps the gate's own tests (test_int8_gate.py)
 def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     out = tmp_path / "s.int8.onnx"
     args = [sys.executable, "-m", "export.quantize", str(synthetic_student), "-o", str(out),
@@ -181,6 +182,7 @@ def test_relative_drop_limits_both_metrics():
     assert relative_drop(ref, {"mIoU": 48.0, "boundary_f1": 39.0}, {"mIoU": None, "boundary_f1": 2.0}) == 0.5
 
 
+@pytest.mark.slow  # 17 s: OpenVINO INT8 with and without the boundary limit
 def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root, tmp_path):
     from export.common import openvino_meta
 
