@@ -52,7 +52,7 @@ class Pipeline:
     def __init__(self, backend, source, sink, overlay=None, keep_size=False, letterbox=False,
                  input_size=None, max_frames=None, stats_every=None, report=print, writer_nice=WRITER_NICE):
         self.backend, self.source, self.sink = backend, source, sink
-        self.overlay = overlay if getattr(sink, "shows_frames", True) else None  # nothing to draw for
+        self.overlay = overlay if getattr(sink, "shows_frames", True) else None  # `none` keeps no frame to draw on
         self.writer_nice = writer_nice
         self.keep_size, self.letterbox, self.input_size = keep_size, letterbox, input_size
         self.max_frames = max_frames

@@ -51,12 +51,11 @@ class Stats:
         self.skipped = 0     # frames that could not be decoded/read
         self.dropped = 0     # live frames replaced by a newer one before the loop took them
         self.reconnects = 0
-        self.started = time.perf_counter()
         self.ended = None
         self.cpu_s = {s: 0.0 for s in CPU_STAGES}  # thread CPU seconds per stage, summed over the frames
         self.process_cpu_s = None  # the whole process's CPU seconds over the loop (every thread)
-        self._cpu0 = time.process_time()
-        self._mark = (self.started, 0, {s: 0 for s in self.stages})
+        self.start_cpu()
+        self.start()
 
     def add(self, stage, seconds):
         self.samples[stage].append(seconds)
