@@ -11,6 +11,10 @@ One thread per stage and FIFO queues keep the frame order; a file sink still get
 q_sink holds the loop back). The writer runs at a lower CPU priority where the OS allows it: on
 cores the backend keeps busy, overlay and encoding take the time the backend leaves free instead of
 delaying it. A sink that keeps nothing (`none`) gets no overlay drawn.
+Ctrl-C/SIGTERM (`signals`, runtime.contract.Signals) are deferred once the threads run: the caller's
+thread sees the request between frames (at most ~0.1 s later) and ends the loop. An exception raised
+at an arbitrary point of the caller's thread could land while it holds a queue's lock, and the writer
+and the final flush would then wait on that lock forever.
 Everything is decided before the first frame enters the loop: the model size (a fixed-shape model that
 cannot take the stream fails here).
 """
@@ -50,7 +54,8 @@ def lower_priority(nice):
 
 class Pipeline:
     def __init__(self, backend, source, sink, overlay=None, keep_size=False, letterbox=False,
-                 input_size=None, max_frames=None, stats_every=None, report=print, writer_nice=WRITER_NICE):
+                 input_size=None, max_frames=None, stats_every=None, report=print, writer_nice=WRITER_NICE,
+                 signals=None):
         self.backend, self.source, self.sink = backend, source, sink
         self.overlay = overlay if getattr(sink, "shows_frames", True) else None  # `none` keeps no frame to draw on
         self.writer_nice = writer_nice
@@ -62,7 +67,8 @@ class Pipeline:
         self.preprocessor = None
         self._stop = threading.Event()
         self._error = None
-        self.interrupted = False  # ended by Ctrl-C/SIGTERM (runtime.contract.Signals raises KeyboardInterrupt)
+        self.signals = signals  # runtime.contract.Signals: a request is honoured between frames
+        self.interrupted = False  # ended by Ctrl-C/SIGTERM (a deferred request or a KeyboardInterrupt)
         self.started = False  # the loop ran (its statistics mean something even if a stage failed later)
         depth = max(1, int(getattr(backend, "max_in_flight", 1)))
         # live sources: keep the queues short so a frame is never processed long after capture
@@ -151,7 +157,9 @@ class Pipeline:
     def run(self):
         st = self.stats
         st.start_cpu()
-        first = self.prepare()
+        first = self.prepare()  # a signal still raises here: a camera may never deliver its first frame
+        if self.signals is not None:
+            self.signals.deferring = True
         self.started = True
         st.start()
         threads = [threading.Thread(target=self._feed, args=(first,), name="feed", daemon=True),
@@ -168,6 +176,8 @@ class Pipeline:
             log.info("interrupted")
             self.interrupted = True
         finally:
+            if self.signals is not None:
+                self.signals.hold()  # closing (an mp4's index) must not be cut short by a second signal
             self._stop.set()
             self.source.close()  # also wakes a live source's read()
             for t in threads:
@@ -188,7 +198,7 @@ class Pipeline:
         st = self.stats
         last_report, fps, t_prev = time.perf_counter(), None, None
         while True:
-            item = self._get(self._q_out)
+            item = self._next_result()
             if item is _END:
                 return
             (frame, _, geo, t_read, t_pre), out, t_inf = item
@@ -213,6 +223,23 @@ class Pipeline:
                 r = st.recent()
                 self.report(stats_mod.table(r["latency_ms"], "last {} frames: {:.1f} FPS (skipped {}, dropped {})"
                                             .format(r["frames"], r["fps"], st.skipped, st.dropped)))
+
+    def _requested(self):
+        if self.signals is not None and self.signals.requested:
+            self.interrupted = True
+            return True
+        return False
+
+    def _next_result(self):
+        """The next inference result for the caller's thread; _END at the end or once a signal asked to stop."""
+        while not self._requested():
+            try:
+                return self._q_out.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return _END
+        log.info("interrupted")
+        return _END
 
     def _emit(self, done):
         """Overlay and sink for one frame, and its statistics; False when the sink asks to stop."""

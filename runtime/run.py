@@ -111,7 +111,7 @@ def _run(args, signals):
         overlay = None if args.no_overlay else Overlay(backend.meta["classes"], backend.meta["palette"], args.alpha)
         pipeline = Pipeline(backend, source, sink, overlay, keep_size=args.keep_size, letterbox=args.letterbox,
                             input_size=args.size, max_frames=args.max_frames, stats_every=args.stats_every,
-                            writer_nice=args.writer_nice)
+                            writer_nice=args.writer_nice, signals=signals)
         stats = pipeline.run()  # Ctrl-C/SIGTERM inside the loop ends it with the summary, outputs closed
     except KeyboardInterrupt:  # before the first frame (a camera that never delivers)
         signals.interrupted()

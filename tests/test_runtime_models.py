@@ -221,6 +221,7 @@ def test_a_sink_failing_in_the_writer_thread_ends_the_run_with_its_error_and_the
 CTRL_C_WHILE_WRITING = """
 import json, os, signal, sys, threading
 from runtime.backends import load_backend
+from runtime.contract import Signals
 from runtime.overlay import Overlay
 from runtime.pipeline import Pipeline
 from runtime.sinks import VideoSink
@@ -232,26 +233,30 @@ class SignalledSink(VideoSink):
             os.kill(os.getpid(), signal.SIGINT)
         return super().write(image)
 
-model, video, out = sys.argv[1:4]
+model, video, out, handler = sys.argv[1:5]
 sink = SignalledSink(out, fps=10)
 backend = load_backend(model, device="cpu")
-pipe = Pipeline(backend, VideoFileSource(video), sink, Overlay(backend.meta["classes"], backend.meta["palette"]))
+signals = Signals().__enter__() if handler == "signals" else None  # runtime.run's handler, or Python's own
+pipe = Pipeline(backend, VideoFileSource(video), sink, Overlay(backend.meta["classes"], backend.meta["palette"]),
+                signals=signals)
 stats = pipe.run()
 left = [t.name for t in threading.enumerate() if t.name in ("feed", "infer", "write")]
 print(json.dumps({"interrupted": pipe.interrupted, "processed": stats.processed, "written": sink.frames, "left": left}))
 """
 
 
-def test_ctrl_c_with_a_video_sink_writes_what_was_handed_over_and_closes_it(models, videos, tmp_path):
-    """SIGINT arrives while the writer thread writes frame 3 (Python raises it in the caller's thread):
-    the loop stops taking frames, the writer writes those it was given, and the video plays with all of them.
+@pytest.mark.parametrize("handler", ["python", "signals"])
+def test_ctrl_c_with_a_video_sink_writes_what_was_handed_over_and_closes_it(models, videos, tmp_path, handler):
+    """SIGINT arrives while the writer thread writes frame 3: with Python's handler it is raised in the
+    caller's thread; with runtime.run's (`signals`) it is deferred and seen between frames. Either way the
+    loop stops taking frames, the writer writes those it was given, and the video plays with all of them.
     In a fresh process: a real signal sent to pytest's own process late in the suite crashed it."""
     import subprocess
     import sys
 
     out = tmp_path / "o.avi"
-    r = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_WRITING, str(models["fixed"]), str(videos["good"]), str(out)],
-                       capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_WRITING, str(models["fixed"]), str(videos["good"]), str(out),
+                        handler], capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["interrupted"] and 3 <= got["processed"] < FRAMES and not got["left"]

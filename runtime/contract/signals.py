@@ -2,8 +2,9 @@
 
 The first SIGINT/SIGTERM raises `SignalInterrupt` (a KeyboardInterrupt that carries the signal) in the main
 thread, so the code's own Ctrl-C path closes its outputs. Two modes change that:
-- `deferring` (a training loop): the first signal is only recorded; the loop finishes its step, saves a
-  resumable state and stops (distill.engine). A second signal raises at once.
+- `deferring` (a loop): the first signal is only recorded; the loop finishes its step and stops (a
+  training saves a resumable state, distill.engine; the runtime loop closes its outputs,
+  runtime.pipeline). A second signal raises at once.
 - `hold()` (the work is done, the outputs are being written): every signal is only recorded, so that
   closing (an mp4's index, the stats) is not cut short.
 Otherwise a later signal is only recorded too: the first one's unwinding is already closing the outputs.
