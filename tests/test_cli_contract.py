@@ -2,9 +2,10 @@
 exactly one `error:` line on stderr and no traceback; every flag has help and each --help ends with
 real examples.
 
-Each command runs as its own process three times: a missing file, a bad flag value, and a bad config
-key (commands that read no config, or no file, get another kind of bad input instead). The runs go
-in parallel: each must fail before any heavy work, so together they take seconds, mostly imports.
+Each command runs three times: a missing file, a bad flag value, and a bad config key (commands that
+read no config, or no file, get another kind of bad input instead). Each must fail before any heavy
+work, so what they cost is imports: they run as `python -m` runs them, in two interpreters
+(tests/cli_driver.py) rather than one each.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from .cli_driver import run_in_one_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_PT, MISSING_ONNX = "no/such/student.pt", "no/such/student.onnx"
@@ -85,18 +88,16 @@ CASES += [
 ENTRY_POINTS = sorted({c[0] for c in CASES})
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """Every case run once, four at a time, at the lowest CPU priority."""
+    """Every case run once, in two processes (tests/cli_driver.py: each command as `python -m` runs it, in
+    one interpreter that imports torch once), at the lowest CPU priority."""
     tmp = tmp_path_factory.mktemp("contract")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-
-    def run(case):
-        module, _, args, _ = case
-        args = [a.replace("{tmp}", str(tmp)) for a in args]
-        return subprocess.run(["nice", "-n", "19", sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=240)
-
-    with ThreadPoolExecutor(4) as pool:
-        return dict(zip(range(len(CASES)), pool.map(run, CASES)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    calls = [(module, [a.replace("{tmp}", str(tmp)) for a in args]) for module, _, args, _ in CASES]
+    with ThreadPoolExecutor(2) as pool:
+        even, odd = pool.map(lambda half: run_in_one_process(half, env=env, nice=19), [calls[0::2], calls[1::2]])
+    merged = [None] * len(CASES)
+    merged[0::2], merged[1::2] = even, odd
+    return dict(enumerate(merged))
 
 
 @pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 48 processes on a busy machine

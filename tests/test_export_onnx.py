@@ -16,6 +16,8 @@ from export.common import ExportError, onnx_meta
 from export.onnx import torch_to_onnx
 from runtime import metadata
 
+from .cli_driver import run_in_one_process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -109,8 +111,8 @@ def test_bad_inputs_one_line_errors(student_ckpt, tmp_path):
         ((str(student_ckpt), "-o", str(blocker / "x.onnx")), "cannot create output folder"),
         ((str(tmp_path / "missing.pt"),), "no such checkpoint"),
     ]
-    for args, expected in cases:
-        r = cli("export.onnx", *args)
+    results = run_in_one_process([("export.onnx", args) for args, _ in cases])
+    for (args, expected), r in zip(cases, results):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], r.stderr

@@ -58,6 +58,11 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
     out = tmp_path / "run"
     iters = 40  # the signal lands a step or two after the second logged step
     args = [sys.executable, "-m", *map(str, train_args(tmp_path, out, iters=iters))]
+    straight = tmp_path / "straight"
+    if sig == signal.SIGTERM:  # the uninterrupted run to compare with, meanwhile on the other core (its own
+        # copy of the generated data: two processes generating one folder at once would race)
+        s_args = [sys.executable, "-m", *map(str, train_args(tmp_path / "s", straight, iters=iters))]
+        s_proc = subprocess.Popen(s_args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     rc, _, err = signal_when(p, lambda: logged_steps(out) >= 2, sig)
     assert rc == code, err[-2000:]
@@ -71,8 +76,7 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
         r = run(train_args(tmp_path, out, iters=iters))
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "model.pt").is_file()
-        straight = tmp_path / "straight"
-        assert run(train_args(tmp_path, straight, iters=iters)).returncode == 0
+        assert s_proc.wait(timeout=120) == 0, s_proc.stderr.read()[-2000:]
         a, b = checkpoint.load(out / "model.pt")[0].state_dict(), checkpoint.load(straight / "model.pt")[0].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
