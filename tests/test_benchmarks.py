@@ -210,3 +210,18 @@ def test_loop_benchmark_runs_the_current_clis_and_writes_its_report(tmp_path):
     text = path.read_text()
     assert "## Each repeat" in text and "| 0 | " in text and ">= 0.85" in text and ">= 0.75" in text
     assert "loop_full CPU outside the model" in text and "limit_ratio" in text and (tmp_path / "out" / "t.csv").exists()
+
+def test_loop_camvid_preset_measures_the_model_runtime_runs_by_default(tmp_path, monkeypatch):
+    """`--preset camvid` times what a user gets without --model (runtime.shipped), at its own input size;
+    with the shipped model moved away it is the runtime's one-line error, not a silently built stand-in."""
+    from benchmarks.speed.loop import PRESETS, default_model
+    from runtime import shipped
+    from runtime.contract import UserError
+
+    assert PRESETS["camvid"][1:] == ("loop_camvid", 0.85, 0.75)
+    if (shipped.MODELS_DIR / shipped.DEFAULT).is_file():
+        assert default_model(tmp_path, PRESETS["camvid"][0]) == shipped.default_model()
+    monkeypatch.setenv("BRD_EDGE_MODELS", str(tmp_path))
+    with pytest.raises(UserError, match="no shipped model"):
+        default_model(tmp_path, PRESETS["camvid"][0])
+    assert not list(tmp_path.iterdir())

@@ -17,8 +17,9 @@ cores / (model CPU + outside CPU) frames per second, whatever its threads do.
 
 Presets (`--preset`, one or both): `student` (default) is the 512x1024 OpenVINO INT8 LR-ASPP MobileNetV2
 that `benchmarks.speed` builds (random weights) -> loop.md; `realtime` the LR-ASPP MobileNetV3-Large
-real-time student -> loop_realtime.md. Both on the demo's panning street video at 1280x720 (`--video` to
-use your own). Writes `<out-dir>/<name>.md` and `.csv`.
+real-time student -> loop_realtime.md; `camvid` the trained CamVid student that ships
+(models/camvid/student.int8.xml, what `runtime.run` runs without --model) at its own input size ->
+loop_camvid.md. All on the demo's panning street video at 1280x720 (`--video` to use your own). Writes `<out-dir>/<name>.md` and `.csv`.
 """
 from __future__ import annotations
 
@@ -37,9 +38,11 @@ from runtime.contract import ArgumentParser, command, number, positive_int
 from ..report import markdown_table, provenance, write_csv
 from ..street import street_video
 
-# name -> (architecture benchmarks.speed builds, report name, goal loop_bare / bench, goal loop_full / bench)
+# name -> (architecture benchmarks.speed builds, or "shipped": runtime's default model; report name,
+#          goal loop_bare / bench, goal loop_full / bench)
 PRESETS = {"student": ("lraspp_mobilenetv2", "loop", 0.9, 0.8),
-           "realtime": ("lraspp_mobilenetv3_large", "loop_realtime", 0.85, 0.75)}
+           "realtime": ("lraspp_mobilenetv3_large", "loop_realtime", 0.85, 0.75),
+           "camvid": ("shipped", "loop_camvid", 0.85, 0.75)}
 MIN_REPEATS = 5           # the goals need at least this many repeats (their minimum is the figure)
 OUTSIDE_GOAL_MS = 8.0     # CPU per 720p frame outside the model, with overlay and MP4
 CPU_STAGES = ("decode", "preprocess", "postprocess", "overlay", "sink")
@@ -243,6 +246,9 @@ def write_report(rows, model: Path, video: Path, frames: int, threads: int, out:
 
 
 def default_model(work: Path, arch: str = "lraspp_mobilenetv2") -> Path:
+    if arch == "shipped":
+        from runtime import shipped
+        return shipped.default_model()
     from .table import build_files
     return build_files(arch, (512, 1024), work, {"ov-int8"}, calib=16)["ov-int8"]
 
@@ -251,10 +257,11 @@ def default_model(work: Path, arch: str = "lraspp_mobilenetv2") -> Path:
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.speed.loop", description=__doc__.split("\n\n")[0], examples=(
         "python -m benchmarks.speed.loop",
-        "python -m benchmarks.speed.loop --preset student realtime",
+        "python -m benchmarks.speed.loop --preset student realtime camvid",
         "python -m benchmarks.speed.loop --model student.int8.xml --video street.mp4 --name loop_student"))
     p.add_argument("--preset", nargs="+", choices=sorted(PRESETS), default=["student"],
-                   help="which report(s): student -> loop.md, realtime -> loop_realtime.md (default student)")
+                   help="which report(s): student -> loop.md, realtime -> loop_realtime.md, camvid -> "
+                        "loop_camvid.md (default student)")
     p.add_argument("--model", type=Path, help="OpenVINO IR (default: the preset's model, built by benchmarks.speed)")
     p.add_argument("--video", type=Path, help="video file (default: the demo's street video at 1280x720)")
     p.add_argument("--frames", type=positive_int, default=200, help="frames per loop run (default 200)")
