@@ -68,41 +68,63 @@ TRAINED_SIZE = [64, 128]
 TRAINED_ITERS = 40
 
 
-def _tiny_training(cfg_name: str, data_root, out_dir, extra=()) -> Path:
+def _tiny_overrides(data_root, out_dir, extra=()) -> list[str]:
     """A real training of TRAINED_ITERS steps on 64 synthetic 64x128 images (batch 4, one thread), validated
-    once at its end; returns its best.pt (that last validation's weights, the run's final ones)."""
-    from distill.config import load_config
-    from distill.engine import train
-
-    over = [f"out_dir={out_dir}", f"data.root={data_root}", "data.crop_size=[64,128]",
+    once at its end (its best.pt: that last validation's weights, the run's final ones)."""
+    return [f"out_dir={out_dir}", f"data.root={data_root}", "data.crop_size=[64,128]",
             "data.kwargs={num_images: 64, size: [64, 128], seed: 0}",
             "data.val_kwargs={num_images: 16, size: [64, 128], seed: 0}",
             f"train.iters={TRAINED_ITERS}", "train.batch_size=4", f"train.ckpt_every={TRAINED_ITERS}",
             f"train.val_every={TRAINED_ITERS}", "train.log_every=10", "train.threads=1", "eval.input_size=[64,128]",
             *extra]
-    train(load_config(cfg_name, over))  # a shipped config, by name
-    return Path(out_dir) / "best.pt"
 
 
 @pytest.fixture(scope="session")
-def trained_plain(tmp_path_factory):
-    """A plain student (synthetic_plain.yaml, cross-entropy only) from a real 40-step training: its best.pt and
-    the synthetic data it was trained on (`data`, train and val splits). About 8 s of CPU."""
+def trained_pair(tmp_path_factory):
+    """Two real 40-step trainings on one synthetic dataset, side by side (one thread each, so one core each):
+    - `plain`: synthetic_plain.yaml (cross-entropy only), trained here, about 8 s of CPU;
+    - `brd`: synthetic.yaml (KD + boundary + relation, here with a relation connector, so that training holds
+      a module the student must not carry), `python -m distill.run` in a subprocess, about 12 s of CPU. It
+      distils from a random-weight teacher of another width: the run needs the teacher's outputs, not its
+      accuracy.
+    Each is its run's best.pt; `data` is the dataset (train and val splits), generated before either starts."""
+    import subprocess
+    import sys
+
+    from distill.config import load_config
+    from distill.data.synthetic import generate
+    from distill.engine import train
+
     d = tmp_path_factory.mktemp("trained")
-    return {"plain": _tiny_training("synthetic_plain.yaml", d / "data", d / "plain"), "data": d / "data"}
-
-
-@pytest.fixture(scope="session")
-def trained_brd(trained_plain):
-    """A BRD student (synthetic.yaml: KD + boundary + relation, here with a relation connector, so that training
-    holds a module the student must not carry) from a real 40-step training on the plain student's data. It
-    distils from a random-weight teacher of another width: the run needs the teacher's outputs, not its
-    accuracy. About 12 s of CPU."""
-    d = trained_plain["data"].parent
+    generate(d / "data", "train", 64, (64, 128), 0)
+    generate(d / "data", "val", 16, (64, 128), 0)
     teacher = write_synthetic_student(d / "teacher.pt", input_size=TRAINED_SIZE, seed=1,
                                       arch_kwargs={"width": 8, "head_channels": 32})
-    return _tiny_training("synthetic.yaml", d / "data", d / "brd",
-                          [f"teacher.ckpt={teacher}", "distill.relation.connector=true"])
+    brd = subprocess.Popen([sys.executable, "-m", "distill.run", "--cfg", "synthetic.yaml", "--set",
+                            *_tiny_overrides(d / "data", d / "brd", [f"teacher.ckpt={teacher}",
+                                                                    "distill.relation.connector=true"])],
+                           cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        train(load_config("synthetic_plain.yaml", _tiny_overrides(d / "data", d / "plain")))  # a shipped config, by name
+        _, err = brd.communicate(timeout=600)
+    finally:
+        if brd.poll() is None:
+            brd.kill()
+    assert brd.returncode == 0, err[-3000:]
+    return {"plain": d / "plain" / "best.pt", "brd": d / "brd" / "best.pt", "data": d / "data"}
+
+
+@pytest.fixture(scope="session")
+def trained_plain(trained_pair):
+    """The plain student of `trained_pair` and its data: {"plain": best.pt, "data": folder}."""
+    return {"plain": trained_pair["plain"], "data": trained_pair["data"]}
+
+
+@pytest.fixture(scope="session")
+def trained_brd(trained_pair):
+    """The BRD student of `trained_pair`: its best.pt."""
+    return trained_pair["brd"]
 
 
 # ------------------------------------------------------------------------------------------ fault injection
