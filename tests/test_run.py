@@ -16,6 +16,7 @@ from distill.config import load_config
 from distill.data import DATASETS
 from distill.engine import train
 
+from .cli_driver import run_in_one_process
 from .conftest import write_synthetic_student
 
 ROOT = Path(__file__).parent.parent
@@ -89,18 +90,19 @@ def test_brd_run_folder_and_exact_resume(tmp_path, teacher_file):
 def test_cli_plain_student_and_missing_teacher_error(tmp_path):
     cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"),
            "--set", *_tiny(tmp_path, tmp_path / "plain", extra=["train.iters=2"])]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    plain = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # meanwhile, on the other core, two runs that must fail before any work (own data folder: no race)
+    missing = tmp_path / "no_teacher.pt"
+    no_teacher, bad = run_in_one_process([
+        ("distill.run", ["--cfg", ROOT / "configs" / "synthetic.yaml", "--set",
+                         *_tiny(tmp_path / "b", tmp_path / "brd", teacher=missing)]),
+        ("distill.run", ["--cfg", ROOT / "configs" / "synthetic.yaml", "--set", "train.lrr=1"])])
+    _, err = plain.communicate(timeout=120)
+    assert plain.returncode == 0, err[-2000:]
     _, meta = checkpoint.load(tmp_path / "plain" / "model.pt")
     assert "mIoU" in meta["metrics"] and meta["config"]["distill"]["kd"]["weight"] == 0
 
-    missing = tmp_path / "no_teacher.pt"
-    cmd = [sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-           "--set", *_tiny(tmp_path, tmp_path / "brd", teacher=missing)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert str(missing) in done.stderr and "python -m distill.run --cfg configs/synthetic_teacher.yaml" in done.stderr
-
-    bad = subprocess.run([sys.executable, "-m", "distill.run", "--cfg", str(ROOT / "configs" / "synthetic.yaml"),
-                          "--set", "train.lrr=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert no_teacher.returncode == 2, no_teacher.stderr[-2000:]
+    assert str(missing) in no_teacher.stderr
+    assert "python -m distill.run --cfg configs/synthetic_teacher.yaml" in no_teacher.stderr
     assert bad.returncode == 2 and "train.lrr" in bad.stderr
