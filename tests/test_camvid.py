@@ -10,6 +10,7 @@ from PIL import Image
 
 from distill.data import DATASETS, DatasetError, build_dataset
 from distill.data.balance import class_pixel_counts, class_weights
+from export.onnx import torch_to_onnx
 
 from . import trees
 
@@ -197,7 +198,9 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes)})
     dst = tmp_path / "models" / "camvid" / "teacher.pt"
     trained_by = "python -m benchmarks.gain --prefix camvid (its run brd_s0)"
-    results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10, command=trained_by)
+    exported = torch_to_onnx(src, tmp_path / "exported.onnx", simplify=False)  # the card's --int8: any exported file
+    results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10, command=trained_by,
+                   int8=exported)
     assert dst.stat().st_size < 0.6 * src.stat().st_size
     again = evaluate.main(["--ckpt", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "val"])
     assert again["mIoU"] == results["mIoU"]
@@ -207,6 +210,17 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     assert f"python -m distill.evaluate --ckpt {dst} --dataset camvid --root {root} --split val" in text
     assert f"- Command: `{trained_by}`" in text                     # a benchmark's run names its real command
     assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
+    # the exported model's section: its own scores (per class in the table), and its speed from runtime.bench
+    q = evaluate.main(["--model", str(exported), "--dataset", "camvid", "--root", str(root), "--split", "val"])
+    assert "| class | IoU | Acc | boundary F1 | boundary IoU | INT8 IoU | INT8 boundary F1 |" in text
+    pole = DATASETS["camvid"].classes.index("pole")
+    assert f"| pole | {100 * results['IoU'][pole]:.1f} |" in text and text.count(" | ") > 11 * 6
+    row = next(line for line in text.splitlines() if line.startswith("| pole |"))
+    assert row.endswith(f" {100 * q['IoU'][pole]:.1f} | {100 * q['boundary_f1_per_class'][pole]:.1f} |")
+    assert f"`exported.onnx`: mIoU **{100 * q['mIoU']:.1f}**" in text
+    speed = next(line for line in text.splitlines() if line.startswith("Speed at "))
+    assert speed.startswith(f"Speed at {meta['input_size'][0]}x{meta['input_size'][1]} on this machine")
+    assert " FPS, " in speed and f"python -m runtime.bench --model {exported} --iters 200" in speed
 
 
 def test_the_drive_video_holds_the_frames_in_time_order(tmp_path):

@@ -1,7 +1,9 @@
 """Ship a trained model: store its checkpoint (fp16 weights, optional) under models/, score the stored file
 itself with `distill.evaluate` (the command the card names, so anyone can reproduce the card's numbers),
 and write the model card next to it: data, split, training command, commit, training time, per-class val
-metrics, and the targets the model was trained to meet.
+metrics, and the targets the model was trained to meet. With `--int8 IR` the card adds that exported model's
+per-class metrics (scored by the same command) and its speed at the model's input size on this machine
+(`runtime.bench`: the model alone, as the runtime runs it).
 
     python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 \\
         --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
@@ -51,7 +53,8 @@ def pct(v) -> str:
 
 
 def card(title: str, path: Path, meta: dict, results: dict, seconds: float | None, evaluate_cmd: str,
-         targets: list[tuple[str, bool]], extra: str = "", command: str | None = None) -> str:
+         targets: list[tuple[str, bool]], extra: str = "", command: str | None = None, int8: dict | None = None) -> str:
+    """The card's Markdown. `int8`: {"path", "results", "command", "speed" (runtime.bench's JSON)}."""
     cfg = meta.get("config") or {}
     data, train = cfg.get("data", {}), cfg.get("train", {})
     classes = results["classes"]
@@ -78,11 +81,18 @@ def card(title: str, path: Path, meta: dict, results: dict, seconds: float | Non
               f"{pct(results.get('boundary_iou'))}, pixel accuracy {pct(results['aAcc'])}, split rate "
               f"{pct(results.get('split_rate'))}, miss rate {pct(results.get('miss_rate'))}, spurious rate "
               f"{pct(results.get('spurious_rate'))} (percent).", "",
-              "| class | IoU | Acc | boundary F1 | boundary IoU |", "|---|---|---|---|---|"]
+              "| class | IoU | Acc | boundary F1 | boundary IoU |" + (" INT8 IoU | INT8 boundary F1 |" if int8 else ""),
+              "|---|---|---|---|---|" + ("---|---|" if int8 else "")]
     for i, c in enumerate(classes):
-        lines.append(f"| {c} | {pct(results['IoU'][i])} | {pct(results['Acc'][i])} | "
-                     f"{pct(results['boundary_f1_per_class'][i])} | {pct(results['boundary_iou_per_class'][i])} |")
+        row = (f"| {c} | {pct(results['IoU'][i])} | {pct(results['Acc'][i])} | "
+               f"{pct(results['boundary_f1_per_class'][i])} | {pct(results['boundary_iou_per_class'][i])} |")
+        if int8:
+            q = int8["results"]
+            row += f" {pct(q['IoU'][i])} | {pct(q['boundary_f1_per_class'][i])} |"
+        lines.append(row)
     lines += ["", f"Reproduce: `{evaluate_cmd}`", ""]
+    if int8:
+        lines += int8_section(int8)
     if targets:
         lines += ["## Targets", ""] + [f"- {'met' if ok else '**not met**'}: {what}" for what, ok in targets] + [""]
     if extra:
@@ -90,8 +100,42 @@ def card(title: str, path: Path, meta: dict, results: dict, seconds: float | Non
     return "\n".join(lines)
 
 
+def int8_section(int8: dict) -> list[str]:
+    q, sp = int8["results"], int8["speed"]
+    lat = sp["latency_ms"]
+    return ["## INT8 (what the runtime runs)", "",
+            f"`{Path(int8['path']).name}`: mIoU **{pct(q['mIoU'])}**, boundary F1 {pct(q.get('boundary_f1'))}, "
+            f"pixel accuracy {pct(q['aAcc'])} on the same frames (per class in the table above). "
+            f"Reproduce: `{int8['command']}`", "",
+            f"Speed at {sp['shape'][2]}x{sp['shape'][3]} on this machine ({sp.get('cpus', '?')} CPU cores, "
+            f"{sp['backend']} {sp['precision']} on {sp['device']}, {sp['threads']} threads; the model alone, "
+            f"{sp['iters']} calls after {sp['warmup']} warm-up): median {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, "
+            f"{sp['throughput_fps']:.1f} FPS, {sp['cpu_ms_per_iter']:.1f} ms of CPU per frame. "
+            f"Reproduce: `{int8['bench_command']}`", ""]
+
+
+def measure_int8(ir: Path, args: list[str], iters: int = 200) -> dict:
+    """Score the exported model with the card's evaluate command, and time it alone with runtime.bench."""
+    import json
+    import tempfile
+
+    from distill import evaluate
+    from runtime import bench
+
+    q_args = ["--model", str(ir), *args[2:]]
+    results = evaluate.main([*q_args, "-o", str(ir.with_suffix(".val.json"))])
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "bench.json"
+        b_args = ["--model", str(ir), "--iters", str(iters), "--warmup", "20"]
+        if bench.main([*b_args, "-o", str(out)]):
+            raise DataError(f"runtime.bench {' '.join(b_args)} failed")
+        speed = json.loads(out.read_text())
+    return {"path": ir, "results": results, "speed": speed, "command": "python -m distill.evaluate " + " ".join(q_args),
+            "bench_command": "python -m runtime.bench " + " ".join(b_args)}
+
+
 def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, target_miou=None,
-         target_class_iou=None, extra="", command=None) -> dict:
+         target_class_iou=None, extra="", command=None, int8=None) -> dict:
     from distill import evaluate
 
     src, dst = Path(src), Path(dst)
@@ -109,8 +153,9 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
         low = min((v, c) for v, c in zip(results["IoU"], results["classes"]) if v == v)
         targets.append((f"every class >= {target_class_iou:g} IoU (lowest: {low[1]} {pct(low[0])})",
                         100 * low[0] >= target_class_iou))
+    quantized = measure_int8(Path(int8), args) if int8 else None
     text = card(title or dst.stem, dst, meta, results, training_time(Path(run) if run else None),
-                "python -m distill.evaluate " + " ".join(args), targets, extra, command)
+                "python -m distill.evaluate " + " ".join(args), targets, extra, command, quantized)
     dst.with_suffix(".md").write_text(text)
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) and {dst.with_suffix('.md')}")
     return results
@@ -132,8 +177,13 @@ def main(argv=None) -> int:
     p.add_argument("--target-class-iou", type=positive_float, help="the lowest per-class IoU target, in points")
     p.add_argument("--note", default="", help="a paragraph added to the card (Markdown)")
     p.add_argument("--command", help="the command that trained it (default: python -m distill.run --cfg <run name>.yaml)")
+    p.add_argument("--int8", help="its exported INT8 model (an OpenVINO .xml or ONNX file that passed its gate): "
+                                  "the card adds its per-class metrics and its speed on this machine")
     a = p.parse_args(argv)
-    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note, a.command)
+    if a.int8 and not Path(a.int8).is_file():
+        p.error(f"--int8 {a.int8}: no such file")
+    ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note, a.command,
+         a.int8)
     return 0
 
 
