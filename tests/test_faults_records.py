@@ -60,18 +60,30 @@ def quantize_args(syn, out, *extra):
             "64", "--min-agreement", "0", *extra]
 
 
-@pytest.fixture
-def published(syn, tmp_path):
-    """A model that passed parity and its gate, with both records."""
-    out = tmp_path / "out" / "q.int8.onnx"
-    r = run(quantize_args(syn, out, "--max-drop", "100", "--max-boundary-drop", "100"),
-            env=dict(ENV, TMPDIR=str(tmp_path)))
+@pytest.fixture(scope="module")
+def published_once(syn, tmp_path_factory):
+    """A model that passed parity and its gate, with both records: one real export for the module."""
+    tmp = tmp_path_factory.mktemp("published")
+    out = tmp / "out" / "q.int8.onnx"
+    r = run(quantize_args(syn, out, "--max-drop", "100", "--max-boundary-drop", "100"), env=dict(ENV, TMPDIR=str(tmp)))
     assert r.returncode == 0, r.stderr[-2000:]
     files = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     assert sorted(files) == ["q.int8.onnx", "q.int8.onnx.gate.json", "q.int8.onnx.parity.json"]
     records = records_agree(out.parent)
     assert records["q.int8.onnx.gate.json"]["passed"] and records["q.int8.onnx.parity.json"]["passed"]
-    return out, files
+    return files
+
+
+@pytest.fixture
+def published(published_once, tmp_path):
+    """That model and its records, copied byte for byte into this test's own folder (the records name the
+    file beside them, not a path, so they hold there too)."""
+    out = tmp_path / "out" / "q.int8.onnx"
+    out.parent.mkdir()
+    for name, data in published_once.items():
+        (out.parent / name).write_bytes(data)
+    records_agree(out.parent)
+    return out, dict(published_once)
 
 
 def _phase_ready(proc, folder, phase, seen):
