@@ -103,13 +103,15 @@ class Pipeline:
                 continue
         return False
 
-    def _get(self, q):
-        while True:
+    def _get(self, q, stop_requested=None):
+        """The next item of `q`; _END once the pipeline stops (or `stop_requested()` says to)."""
+        while not (stop_requested and stop_requested()):
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
                 if self._stop.is_set():
                     return _END
+        return _END
 
     def _feed(self, first):
         try:
@@ -198,7 +200,7 @@ class Pipeline:
         st = self.stats
         last_report, fps, t_prev = time.perf_counter(), None, None
         while True:
-            item = self._next_result()
+            item = self._get(self._q_out, self._requested)  # a signal is seen here, between frames
             if item is _END:
                 return
             (frame, _, geo, t_read, t_pre), out, t_inf = item
@@ -225,21 +227,12 @@ class Pipeline:
                                             .format(r["frames"], r["fps"], st.skipped, st.dropped)))
 
     def _requested(self):
+        """A deferred Ctrl-C/SIGTERM arrived: the loop ends as at the end of the source."""
         if self.signals is not None and self.signals.requested:
+            if not self.interrupted:
+                log.info("interrupted")
             self.interrupted = True
-            return True
-        return False
-
-    def _next_result(self):
-        """The next inference result for the caller's thread; _END at the end or once a signal asked to stop."""
-        while not self._requested():
-            try:
-                return self._q_out.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return _END
-        log.info("interrupted")
-        return _END
+        return self.interrupted
 
     def _emit(self, done):
         """Overlay and sink for one frame, and its statistics; False when the sink asks to stop."""

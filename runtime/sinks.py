@@ -83,8 +83,9 @@ class VideoSink(Sink):
     and must hold every frame written.
 
     The codec is chosen by measurement (process CPU per 720p frame on the 2-core EPYC, OpenCV 5.0's
-    FFmpeg, taken while a training shared the cores): mp4v 6.0 ms, MJPG 8.2 ms with twice the bytes, XVID as mp4v; the FFmpeg encoder options
-    that OpenCV passes through (OPENCV_FFMPEG_WRITER_OPTIONS) changed nothing there."""
+    FFmpeg, taken while a training shared the cores): mp4v 6.0 ms, MJPG 8.2 ms with twice the bytes, XVID
+    as mp4v; the FFmpeg encoder options that OpenCV passes through (OPENCV_FFMPEG_WRITER_OPTIONS) changed
+    nothing there."""
 
     threaded = True
 

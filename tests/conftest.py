@@ -103,10 +103,10 @@ def trained_pair(tmp_path_factory):
     brd = subprocess.Popen([sys.executable, "-m", "distill.run", "--cfg", "synthetic.yaml", "--set",
                             *_tiny_overrides(d / "data", d / "brd", [f"teacher.ckpt={teacher}",
                                                                     "distill.relation.connector=true"])],
-                           cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-    try:
-        train(load_config("synthetic_plain.yaml", _tiny_overrides(d / "data", d / "plain")))  # a shipped config, by name
+                           cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:  # a shipped config, by name
+        train(load_config("synthetic_plain.yaml", _tiny_overrides(d / "data", d / "plain")))
         _, err = brd.communicate(timeout=600)
     finally:
         if brd.poll() is None:

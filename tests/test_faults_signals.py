@@ -76,7 +76,8 @@ def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):
         r = run(train_args(tmp_path, out, iters=iters))
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"resuming {out} from step {step}/{iters}" in r.stdout and (out / "model.pt").is_file()
-        assert s_proc.wait(timeout=120) == 0, s_proc.stderr.read()[-2000:]
+        s_err = s_proc.communicate(timeout=120)[1]
+        assert s_proc.returncode == 0, s_err[-2000:]
         a, b = checkpoint.load(out / "model.pt")[0].state_dict(), checkpoint.load(straight / "model.pt")[0].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -184,7 +184,8 @@ def test_config_pretrained_reaches_the_checkpoint_and_partial_files_stop_the_run
                                f"out_dir={tmp_path / run}", f"model.pretrained={file}"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for run, file in (("run2", short), ("run3", v1c))]
-    (short_rc, short_err), (v1c_rc, v1c_err) = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    short_err, v1c_err = (p.communicate(timeout=120)[1] for p in procs)
+    short_rc, v1c_rc = (p.returncode for p in procs)
     assert short_rc == 2, short_err[-2000:]
     assert short_err.startswith("error: ") and "short.pth" in short_err and "stem.7.weight" in short_err
     assert "Traceback" not in short_err and not (tmp_path / "run2" / "last.pt").exists()

@@ -114,15 +114,16 @@ def int8_section(int8: dict) -> list[str]:
             f"Reproduce: `{int8['bench_command']}`", ""]
 
 
-def measure_int8(ir: Path, args: list[str], iters: int = 200) -> dict:
-    """Score the exported model with the card's evaluate command, and time it alone with runtime.bench."""
+def measure_int8(ir: Path, data_args: list[str], iters: int = 200) -> dict:
+    """Score the exported model on the card's data (`data_args`: --dataset, --root, --split), and time it
+    alone with runtime.bench."""
     import json
     import tempfile
 
     from distill import evaluate
     from runtime import bench
 
-    q_args = ["--model", str(ir), *args[2:]]
+    q_args = ["--model", str(ir), *data_args]
     results = evaluate.main([*q_args, "-o", str(ir.with_suffix(".val.json"))])
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "bench.json"
@@ -144,7 +145,8 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
     root = root or (meta.get("config") or {}).get("data", {}).get("root")
     if not root:
         raise DataError(f"{src}: its metadata names no data root; pass --root")
-    args = ["--ckpt", str(dst), "--dataset", dataset, "--root", str(root), "--split", split]
+    data_args = ["--dataset", dataset, "--root", str(root), "--split", split]
+    args = ["--ckpt", str(dst), *data_args]
     results = evaluate.main([*args, "-o", str(dst.with_suffix(".val.json"))])
     targets = []
     if target_miou is not None:
@@ -153,7 +155,7 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
         low = min((v, c) for v, c in zip(results["IoU"], results["classes"]) if v == v)
         targets.append((f"every class >= {target_class_iou:g} IoU (lowest: {low[1]} {pct(low[0])})",
                         100 * low[0] >= target_class_iou))
-    quantized = measure_int8(Path(int8), args) if int8 else None
+    quantized = measure_int8(Path(int8), data_args) if int8 else None
     text = card(title or dst.stem, dst, meta, results, training_time(Path(run) if run else None),
                 "python -m distill.evaluate " + " ".join(args), targets, extra, command, quantized)
     dst.with_suffix(".md").write_text(text)
