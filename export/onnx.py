@@ -149,6 +149,11 @@ def main(argv=None) -> int:
         p.error("give both --height and --width, or neither (better: --size HxW)")
     if height and (height % 8 or width % 8):
         p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
+    # checked before the output folder is made, so a failing command leaves nothing behind
+    if not Path(args.checkpoint).is_file():
+        raise ExportError(f"{args.checkpoint}: no such checkpoint file")
+    if source_kind(args.checkpoint) != "checkpoint":
+        raise ExportError(f"{args.checkpoint}: already an ONNX model; export.onnx takes a student checkpoint (.pt)")
     out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"),
                          space_needed(args.checkpoint))
     model, meta = load_student(args.checkpoint)

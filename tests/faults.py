@@ -92,7 +92,7 @@ def signal_when(proc, ready, sig, timeout=60):
             out, err = proc.communicate()
             raise AssertionError(f"ended before the signal (rc {proc.returncode}): {err[-2000:]}")
         assert time.time() - t0 < timeout, "never became ready"
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err

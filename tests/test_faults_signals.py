@@ -87,7 +87,7 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
     tmp.mkdir()
     out = tmp_path / "q.int8.onnx"
     p = subprocess.Popen([sys.executable, "-m", "export.quantize", str(model), "-o", str(out), "--calib-dir",
-                          str(calib), "--no-gate", "--parity-images", "64"], cwd=ROOT, stdout=subprocess.PIPE,
+                          str(calib), "--no-gate", "--parity-images", "256"], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=dict(ENV, TMPDIR=str(tmp)))
     rc, _, err = signal_when(p, lambda: any(tmp_path.glob(".q.int8.pid*")), signal.SIGTERM)
     assert rc == 143 and error_lines(err) == ["interrupted by SIGTERM: nothing written under the output name"]
