@@ -84,6 +84,11 @@ CASES += [
     ("benchmarks.speed.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
     ("benchmarks.speed.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
     ("benchmarks.speed.loop", "bad flag value", ["--frames", "0"], "--frames"),
+    ("benchmarks.gain.trials", "missing file", ["--out-dir", "{tmp}/trials", "--no-train"],
+     "trials/camvid_tuning.csv"),
+    ("benchmarks.gain.trials", "bad flag value", ["--jobs", "0"], "--jobs"),
+    ("benchmarks.gain.trials", "unknown trial", ["--only", "nonesuch"], "nonesuch"),
+    ("benchmarks.gain.trials", "bad config key", ["--set", "train.nope=1", "--no-train"], "train.nope"),
 ]
 ENTRY_POINTS = sorted({c[0] for c in CASES})
 @pytest.fixture(scope="module")
@@ -91,13 +96,17 @@ def results(tmp_path_factory):
     """Every case run once, in two processes (tests/cli_driver.py: each command as `python -m` runs it, in
     one interpreter that imports torch once), at the lowest CPU priority."""
     tmp = tmp_path_factory.mktemp("contract")
+    missing_root = ROOT / "no"
+    existed = missing_root.exists()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     calls = [(module, [a.replace("{tmp}", str(tmp)) for a in args]) for module, _, args, _ in CASES]
     with ThreadPoolExecutor(2) as pool:
         even, odd = pool.map(lambda half: run_in_one_process(half, env=env, nice=19), [calls[0::2], calls[1::2]])
     merged = [None] * len(CASES)
     merged[0::2], merged[1::2] = even, odd
-    return dict(enumerate(merged))
+    out = dict(enumerate(merged))
+    out["made the missing folder"] = not existed and missing_root.exists()
+    return out
 
 
 @pytest.mark.timeout(900)  # the first case also waits for the shared fixture: 48 processes on a busy machine
@@ -112,9 +121,14 @@ def test_bad_input_is_one_error_line_and_exit_2(results, index):
     assert phrase in errors[0], errors[0]
 
 
+def test_a_failing_command_creates_no_folder(results):
+    # every "missing file" case names a path under no/such/: failing on it must not create that folder
+    assert not results["made the missing folder"], f"a failing command created {ROOT / 'no'}"
+
+
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 16 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 17 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

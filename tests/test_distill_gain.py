@@ -244,3 +244,81 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
         _, meta = checkpoint.load(runs_dir / run / "model.pt")
         assert meta["config"]["train"]["class_weights"] == want, run
     assert "data recipe (plain student)" in (out / "synthetic.md").read_text()
+
+
+def test_camvid_trials_build_on_the_tuning_runs_the_benchmark_recorded():
+    """Each CamVid trial is the benchmark's chosen tuning run (recipe, inherited KD temperature, chosen setting)
+    plus its one change: the baseline rebuilt from camvid_tuning.csv has the fingerprint the committed
+    ledger recorded for that very run, and the trial's config differs from it only in the changed keys."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.gain.ledger import fingerprint
+    from benchmarks.gain.runs import config_changes
+    from benchmarks.gain.trials import TRIALS, plan
+
+    results, teacher = Path("docs/results"), Path("models/camvid/teacher.pt")
+    if not (results / "camvid_tuning.csv").is_file() or not teacher.is_file():
+        pytest.skip("the CamVid benchmark's tuning table or teacher is not in this checkout")
+    ledger = {e["name"]: e for e in map(json.loads, (results / "camvid_ledger.jsonl").read_text().splitlines())}
+    trials = plan("camvid", results, Path("runs/extra"), teacher=teacher)
+    assert [t[0] for t in trials] == [t[0] for t in TRIALS["camvid"]]
+    for (name, method, _, run, base, baseline), (_, _, _, change) in zip(trials, TRIALS["camvid"]):
+        assert fingerprint(baseline.load().to_dict()) == ledger[baseline.name]["fingerprint"], name
+        assert base["mIoU"] == pytest.approx(ledger[baseline.name]["mIoU"]), name
+        changed = config_changes(baseline.load().to_dict(), run.load().to_dict())
+        assert changed == sorted(c.split("=")[0] for c in change), name
+        cfg = run.load()
+        assert cfg.train.seed == 100 and cfg.data.val_split == "tune" and cfg.train.class_weights == "median_freq"
+    assert {t[5].name for t in trials if t[1] == "plain"} == {"recipe_c2"}  # the chosen recipe's plain run
+
+
+def test_a_trial_trains_its_change_reports_it_against_the_baseline_and_resumes_from_its_ledger(tmp_path, teacher,
+                                                                                              monkeypatch):
+    import shutil
+
+    from benchmarks.gain import trials as gain_trials
+
+    out, runs_dir = tmp_path / "report", tmp_path / "extra"
+    out.mkdir()
+    (out / "synthetic_tuning.csv").write_text(
+        "method,candidate,setting,inherited,tune_mIoU,tune_boundary_f1,tune_split_rate,run,chosen\n"
+        f"kd,0,distill.kd.temperature=1.0,,0.30,0.20,0.40,{tmp_path}/tune/kd_c0,False\n"
+        f"kd,1,distill.kd.temperature=4.0,,0.25,0.10,0.50,{tmp_path}/tune/kd_c1,True\n")
+    monkeypatch.setitem(gain_trials.TRIALS, "synthetic", [("kd_4", "kd", "4 iterations", ["train.iters=4"])])
+    kwargs = dict(prefix="synthetic", out_dir=out, runs_dir=runs_dir, jobs=1, overrides=_tiny_overrides(tmp_path),
+                  teacher_ckpt=teacher, log=lambda *a: None)
+    rows = gain_trials.run_trials(**kwargs)
+    _, meta = checkpoint.load(runs_dir / "kd_4" / "model.pt")
+    cfg = meta["config"]
+    assert cfg["train"]["iters"] == 4 and cfg["distill"]["kd"]["temperature"] == 4.0      # chosen, not best-scored row
+    assert cfg["train"]["seed"] == 100 and cfg["data"]["val_split"] == "tune"
+    (row,) = rows
+    assert row["tune mIoU %"] == round(100 * meta["metrics"]["mIoU"], 1) and row["baseline tune mIoU %"] == 25.0
+    assert row["delta mIoU"] == round(100 * (meta["metrics"]["mIoU"] - 0.25), 1)
+    assert row["pays"] == (meta["metrics"]["mIoU"] > 0.25) and row["train_s"] > 0
+    text = (out / "synthetic_trials.md").read_text()
+    assert "| kd_4 | 4 iterations | 4 |" in text and "python -m benchmarks.gain.trials" in text
+
+    shutil.rmtree(runs_dir)  # a fresh machine: the committed ledger has it, nothing trains
+    again = gain_trials.run_trials(**kwargs)
+    assert not runs_dir.exists() and again[0]["tune mIoU %"] == row["tune mIoU %"]
+    monkeypatch.setitem(gain_trials.TRIALS, "synthetic", [("kd_4", "kd", "5 iterations", ["train.iters=5"])])
+    gain_trials.run_trials(**kwargs)  # another change: another fingerprint, trained anew
+    assert checkpoint.load_meta(runs_dir / "kd_4" / "model.pt")["config"]["train"]["iters"] == 5
+
+
+def test_two_writers_of_one_ledger_keep_each_others_entries(tmp_path):
+    """Two benchmarks on the two cores share a ledger: each one's record rewrites the file over what it holds
+    then, not over what that writer read when it started."""
+    from benchmarks.gain.ledger import Ledger
+    from benchmarks.gain.runs import make_run
+
+    path = tmp_path / "synthetic_trials_ledger.jsonl"
+    first, second = Ledger(path), Ledger(path)  # both opened before either records
+    runs = [make_run("plain", 100, tmp_path / name, "synthetic", "configs", _tiny_overrides(tmp_path))
+            for name in ("a", "b")]
+    first.record(runs[0], {"mIoU": 0.5}, 10.0)
+    second.record(runs[1], {"mIoU": 0.6}, 20.0)
+    again = Ledger(path)
+    assert again.get(runs[0])["mIoU"] == 0.5 and again.get(runs[1])["mIoU"] == 0.6

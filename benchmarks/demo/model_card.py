@@ -10,11 +10,12 @@ per-class metrics (scored by the same command) and its speed at the model's inpu
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 from runtime.contract import ArgumentParser, command, DataError, positive_float
+
+from ..gain.runs import logged_train_s
 
 
 def store(src: Path, dst: Path, fp16: bool) -> dict:
@@ -32,20 +33,6 @@ def store(src: Path, dst: Path, fp16: bool) -> dict:
     checkpoint.atomic_save(obj, dst)
     torch.load(dst, map_location="cpu", weights_only=True)  # it reads back
     return obj["meta"]
-
-
-def training_time(run: Path | None) -> float | None:
-    """Seconds of training in the run's train_log.csv (each row: sec_per_iter over the steps since the last row)."""
-    log = run / "train_log.csv" if run else None
-    if not log or not log.is_file():
-        return None
-    total, last = 0.0, 0
-    with open(log, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(row["step"])
-            total += float(row["sec_per_iter"]) * (step - last)
-            last = step
-    return total
 
 
 def pct(v) -> str:
@@ -156,7 +143,7 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
         targets.append((f"every class >= {target_class_iou:g} IoU (lowest: {low[1]} {pct(low[0])})",
                         100 * low[0] >= target_class_iou))
     quantized = measure_int8(Path(int8), data_args) if int8 else None
-    text = card(title or dst.stem, dst, meta, results, training_time(Path(run) if run else None),
+    text = card(title or dst.stem, dst, meta, results, logged_train_s(run),
                 "python -m distill.evaluate " + " ".join(args), targets, extra, command, quantized)
     dst.with_suffix(".md").write_text(text)
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) and {dst.with_suffix('.md')}")

@@ -7,4 +7,6 @@ ledger.py     the committed ledger a fresh machine resumes from
 stats.py      means, paired differences, t-intervals
 report.py     the Markdown report, CSV and charts; panel.py its prediction panel
 boundary_maps.py  each stage's boundary map against label boundaries: `python -m benchmarks.gain.boundary_maps`
+trials.py     what else was tried on the tune split (boundary stages, longer schedules), against each method's
+              tuned setting: `python -m benchmarks.gain.trials`
 """

@@ -50,6 +50,9 @@ class Ledger:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._read()
+
+    def _read(self) -> None:
         self.entries: dict[str, dict] = {}
         if self.path.is_file():
             for n, line in enumerate(self.path.read_text().splitlines(), 1):
@@ -68,12 +71,14 @@ class Ledger:
         return None
 
     def record(self, run, metrics: dict, train_s: float | None) -> dict:
-        """Add (or replace) the run's entry and rewrite the file atomically."""
+        """Add (or replace) the run's entry and rewrite the file atomically, over what the file holds now: another
+        process writing the same ledger (a second benchmark on the other core) keeps its entries."""
         entry = {"name": run.name, "method": run.method, "seed": run.seed, "candidate": run.candidate,
                  "split": run.split, "fingerprint": fingerprint(run.load().to_dict()),
                  "iters": run.load().train.iters, "train_s": None if train_s is None else round(train_s, 1),
                  "git_commit": metrics.get("git_commit"),
                  **{k: _plain(metrics[k]) for k in KEYS if k in metrics}}
+        self._read()
         self.entries[run.name] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:

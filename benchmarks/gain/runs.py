@@ -4,6 +4,7 @@ scoring checkpoints, and the teacher every distilled run uses."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import shutil
 import time
@@ -205,6 +206,21 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) 
             if on_done:
                 on_done(r, times[r.name])
     return times
+
+
+def logged_train_s(run_dir: Path | None) -> float | None:
+    """Seconds of training in a run folder's train_log.csv (each row: sec_per_iter over the steps since the last
+    row), for a run trained outside the benchmark; None without one."""
+    log = Path(run_dir) / "train_log.csv" if run_dir else None
+    if not log or not log.is_file():
+        return None
+    total, last = 0.0, 0
+    with open(log, newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            total += float(row["sec_per_iter"]) * (step - last)
+            last = step
+    return total
 
 
 def run_metrics(run: Run) -> dict:
