@@ -1,0 +1,63 @@
+"""What ships is what was checked: the committed models/camvid/ student, its INT8 IR, their records and card
+agree with each other, and (where ../shared/camvid is, as in CI) the IR scores on val what its gate and card
+say. A re-export or retrain that forgets one of them fails here, not in a user's hands."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from export.common import file_hashes
+from runtime import shipped
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models" / "camvid"
+IR, CKPT, CARD = MODELS / "student.int8.xml", MODELS / "student.pt", MODELS / "student.md"
+REAL = ROOT.parent / "shared" / "camvid"
+pytestmark = pytest.mark.skipif(not IR.is_file(), reason=f"{IR}: the shipped model is not in this checkout")
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def test_the_runtime_default_is_the_gated_ir_of_the_shipped_checkpoint():
+    from distill import checkpoint
+    from runtime.backends import load_backend
+
+    assert shipped.default_model(ROOT / "models") == IR
+    gate, parity = _json(Path(f"{IR}.gate.json")), _json(Path(f"{IR}.parity.json"))
+    hashes = file_hashes(IR)  # the records describe these very bytes, .bin included
+    for record in (gate, parity):
+        assert record["passed"] and record["sha256"] == hashes["sha256"]
+        assert record["companions_sha256"] == hashes["companions_sha256"]
+    assert gate["images"] == 101 and gate["int8_miou"] >= gate["fp32_miou"] - gate["max_drop"]
+
+    ir_meta = load_backend(IR).meta
+    _, ckpt_meta = checkpoint.load(CKPT)
+    assert ir_meta["export"]["precision"] == "int8" and ir_meta["export"]["gate"]["report"] == f"{IR.name}.gate.json"
+    for key in ("arch", "classes", "palette", "mean", "std", "input_size", "dataset", "config"):
+        assert ir_meta[key] == ckpt_meta[key], key
+    assert ckpt_meta["dataset"] == "camvid" and len(ckpt_meta["classes"]) == 11
+
+
+def test_the_card_quotes_the_records():
+    text = CARD.read_text()
+    fp32, int8 = _json(MODELS / "student.val.json"), _json(MODELS / "student.int8.val.json")
+    gate = _json(Path(f"{IR}.gate.json"))
+    assert f"mIoU **{100 * fp32['mIoU']:.1f}**" in text and f"`{IR.name}`: mIoU **{100 * int8['mIoU']:.1f}**" in text
+    assert int8["mIoU"] * 100 == pytest.approx(gate["int8_miou"], abs=1e-6)  # the gate scored what the card quotes
+    assert fp32["num_images"] == int8["num_images"] == gate["images"]
+    command = re.search(r"- Command: `(python -m [^`]+)`", text)
+    assert command and "models/camvid/teacher.pt" in text  # how it was made, and from which teacher
+
+
+@pytest.mark.skipif(not (REAL / "val").is_dir(), reason=f"real CamVid not at {REAL}")
+def test_the_shipped_ir_scores_on_val_what_its_card_says():
+    from distill import evaluate
+
+    got = evaluate.main(["--model", str(IR), "--dataset", "camvid", "--root", str(REAL), "--split", "val"])
+    card = _json(MODELS / "student.int8.val.json")
+    assert got["num_images"] == 101
+    assert got["mIoU"] == pytest.approx(card["mIoU"], abs=1e-4)
+    assert got["boundary_f1"] == pytest.approx(card["boundary_f1"], abs=1e-4)
