@@ -188,6 +188,7 @@ def test_loop_goals_are_checked_on_each_repeats_own_ratio():
     # 2 cores at 11 FPS give 181.8 core-ms a frame; the model takes 150: 31.8 free, and 150 + 6 fit
     assert bare["free_cpu_ms"] == round(2000 / 11 - 150, 3) and bare["limit_ratio"] == 1.0
     assert bare["ratio_min"] == 0.88 and bare["cores_busy"] == round(160 * 10.1 / 2000, 3)
+    assert bare["loop_model_cpu_ms"] == 160 - 6  # the process's CPU less the stages outside the model
     from benchmarks.speed.loop import outside_floor
     for i, r in enumerate(rows[-5:]):  # loop_full's stages: the codec (decode + encode) alone is over the goal
         r.update(cpu_decode_ms=2.5, cpu_sink_ms=6.0 + i / 10, cpu_preprocess_ms=1.0, cpu_postprocess_ms=0.5,

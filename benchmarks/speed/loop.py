@@ -240,6 +240,8 @@ def limits(rows: list[dict], cores: int) -> list[dict]:
             "run": kind, "model_cpu_ms": _median(b["model_cpu_ms"] for b, _ in sel),
             "free_cpu_ms": _median(f - b["model_cpu_ms"] for f, (b, _) in zip(frame_ms, sel)),
             "outside_cpu_ms": _median(r["outside_cpu_ms"] for _, r in sel),
+            # what the model's threads cost per frame inside the loop, where they share the cores
+            "loop_model_cpu_ms": _median(r["process_cpu_ms"] - r["outside_cpu_ms"] for _, r in sel),
             "limit_ratio": _median(min(1.0, f / (b["model_cpu_ms"] + r["outside_cpu_ms"]))
                                    for f, (b, r) in zip(frame_ms, sel)),
             "ratio_min": min(round(r["fps"] / b["fps"], 3) for b, r in sel),
@@ -257,7 +259,11 @@ EXPLAIN = (
     "leaving `free_cpu_ms`. A loop that needs `outside_cpu_ms` more per frame cannot exceed "
     "`limit_ratio` = min(1, cores x 1000 / bench FPS / (model + outside)); `cores_busy` is the share of the "
     "cores the loop kept busy (1.0: nothing more to take). The model CPU includes its threads' spinning, "
-    "so the limit is a conservative one.")
+    "so the limit is a conservative one. `loop_model_cpu_ms` (the loop's process CPU less `outside_cpu_ms`) "
+    "is what the model's threads cost per frame inside the loop: where it is above `model_cpu_ms`, sharing "
+    "the cores made the model dearer (a latency-mode inference splits each call over all its threads, and "
+    "when the loop's own threads take a core from one of them the others wait for it), and the loop falls "
+    "short of `limit_ratio` by about that much.")
 
 CUTS = (
     "What issue 22 cut outside the model (CPU per 1280x720 frame on one thread, best of 3 x 100 calls, "
