@@ -1,6 +1,8 @@
 """Drawing a class map over a frame: palette blend, a legend of the classes present, FPS/latency."""
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -14,41 +16,40 @@ def palette_lut(palette_rgb, bgr=False):
     return lut
 
 
-# Up to 85 classes, every (class, channel) pair has its own byte 3 * class + channel, so the colour image
-# is one single-channel cv2.LUT over the 3-channel index image: about 1.3 ms of CPU per 720p frame
-# against 1.9 for cv2.LUT with a 3-channel table (which OpenCV runs without SIMD) and 10 for lut[labels].
-_FAST_CLASSES = 85
-_BLACK = 255  # the index of ids past the palette: cv2.add saturates 3 * id + channel there
-
-
 class Overlay:
+    """Draws with buffers of its own, kept per thread (a pipeline draws in one thread; two threads sharing
+    an Overlay each get theirs)."""
+
     def __init__(self, classes, palette_rgb, alpha=0.5, legend=True, max_legend=12):
         self.classes = list(classes)
         self.lut = palette_lut(palette_rgb, bgr=True)
-        self._lut3 = np.ascontiguousarray(self.lut.reshape(256, 1, 3))
-        colours = np.asarray(palette_rgb, np.uint8).reshape(-1, 3)
-        self._fast = len(colours) <= _FAST_CLASSES
-        if self._fast:
-            self._times3 = np.full((256, 1), _BLACK, np.uint8)  # id -> 3 * id (ids past the palette: black)
-            self._times3[:len(colours), 0] = 3 * np.arange(len(colours))
-            self._by_channel = np.zeros((256, 1), np.uint8)    # 3 * id + channel -> that channel's value
-            self._by_channel[:3 * len(colours), 0] = self.lut[:len(colours)].reshape(-1)
+        # one single-channel table per BGR channel: cv2.LUT runs those with SIMD, not a 3-channel table
+        self._tables = [np.ascontiguousarray(self.lut[:, c]) for c in range(3)]
+        self._buffers = threading.local()
         self.alpha = float(alpha)
         self.legend = legend
         self.max_legend = max_legend
-        # OpenCV loads its fonts on the first putText (25 ms of CPU): at start-up, not in the first frame
         _text(np.zeros((24, 64, 3), np.uint8), "0", (2, 18))
 
+    def _colour(self, labels):
+        """The colour image of `labels` in this thread's buffers (overwritten by its next call): three
+        single-channel lookups merged, into buffers reused rather than allocated each frame, about a third of
+        the CPU of the index-image lookup it replaced (docs/results/overlay.md, `benchmarks.speed.overlay`)."""
+        planes = getattr(self._buffers, "planes", None)
+        if planes is None or planes[0].shape != labels.shape:
+            planes = [np.empty(labels.shape, np.uint8) for _ in range(3)] + [np.empty(labels.shape + (3,), np.uint8)]
+            self._buffers.planes = planes
+        for table, plane in zip(self._tables, planes):
+            cv2.LUT(labels, table, dst=plane)
+        return cv2.merge(planes[:3], dst=planes[3])
+
     def colorize(self, labels):
-        """uint8 class map -> BGR image, the palette's colours (ids past it black)."""
-        if not self._fast:
-            return cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR), self._lut3)
-        index = cv2.cvtColor(cv2.LUT(labels, self._times3), cv2.COLOR_GRAY2BGR)
-        return cv2.LUT(cv2.add(index, (0, 1, 2, 0)), self._by_channel)
+        """uint8 class map -> a new BGR image, the palette's colours (ids past it black)."""
+        return self._colour(labels).copy()
 
     def draw(self, frame, labels, fps=None, latency_ms=None):
         """A new BGR image: frame blended with the class colours, the legend and the text."""
-        out = cv2.addWeighted(frame, 1.0 - self.alpha, self.colorize(labels), self.alpha, 0.0)
+        out = cv2.addWeighted(frame, 1.0 - self.alpha, self._colour(labels), self.alpha, 0.0)
         if self.legend:
             self._legend(out, labels)
         text = []

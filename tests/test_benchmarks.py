@@ -10,6 +10,7 @@ from benchmarks.speed.model_cost import compare_structure, count_macs, count_par
 from distill import checkpoint
 from export.onnx import torch_to_onnx
 
+from . import trees
 from .conftest import write_student
 
 
@@ -264,3 +265,28 @@ def test_loop_camvid_preset_measures_the_model_runtime_runs_by_default(tmp_path,
     with pytest.raises(UserError, match="no shipped model"):
         default_model(tmp_path, PRESETS["camvid"][0])
     assert not list(tmp_path.iterdir())
+
+
+def test_overlay_benchmark_compares_like_for_like_and_writes_its_report(tmp_path):
+    """benchmarks.speed.overlay: the colouring it measures against (the index-image method) gives the same
+    image as the Overlay's, on its drawn street and on CamVid-layout labels; the report has every part."""
+    import csv
+
+    import numpy as np
+    from benchmarks.speed.overlay import index_colour, label_maps, main
+    from runtime.overlay import Overlay
+
+    root = trees.camvid(tmp_path / "cv", size=(36, 48), train=(("0016E5", 1),), val=(("0016E5", 2),))
+    overlay = Overlay(["c"] * 11, np.random.default_rng(0).integers(0, 256, (11, 3)).tolist())
+    maps = label_maps(None, (72, 128), 2) + label_maps(root, (72, 128), 2)
+    assert len(maps) == 4 and all(m.shape == (72, 128) for m in maps)
+    for m in maps:
+        assert np.array_equal(index_colour(overlay.lut, m), overlay.colorize(m))
+    assert main(["--root", str(root), "--size", "72x128", "--maps", "2", "--rounds", "2",
+                 "--out-dir", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "overlay.csv")))
+    assert [r["part"] for r in rows] == ["colour", "colour_fresh", "colour_index", "blend", "legend", "draw"]
+    assert all(int(r["calls"]) == 4 and float(r["cpu_ms_p50"]) >= 0 for r in rows)
+    text = (tmp_path / "out" / "overlay.md").read_text()
+    assert "128x72 frames, 2 class maps (CamVid val labels" in text and "Made by `python -m benchmarks.speed.overlay" in text
+    assert main(["--root", str(tmp_path / "nowhere"), "--maps", "1"]) == 2  # no labels there: one line, exit 2

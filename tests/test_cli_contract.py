@@ -84,6 +84,9 @@ CASES += [
     ("benchmarks.speed.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
     ("benchmarks.speed.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
     ("benchmarks.speed.loop", "bad flag value", ["--frames", "0"], "--frames"),
+    ("benchmarks.speed.overlay", "missing folder", ["--root", "no/such/camvid"], "no/such/camvid"),
+    ("benchmarks.speed.overlay", "bad size", ["--size", "720x"], "--size"),
+    ("benchmarks.speed.overlay", "bad flag value", ["--rounds", "0"], "--rounds"),
     ("benchmarks.gain.trials", "missing file", ["--out-dir", "{tmp}/trials", "--no-train"],
      "trials/camvid_tuning.csv"),
     ("benchmarks.gain.trials", "bad flag value", ["--jobs", "0"], "--jobs"),
@@ -128,7 +131,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 17 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 18 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

@@ -170,8 +170,7 @@ def test_overlay_blends_palette_and_draws_legend():
 
 
 def test_overlay_colours_are_the_palette_for_every_id():
-    """The single-channel LUT path (<= 85 classes) and the 3-channel one give lut[labels] for all 256 ids,
-    ids past the palette black."""
+    """colorize gives lut[labels] for all 256 ids, ids past the palette black, whatever the class count."""
     rng = np.random.default_rng(0)
     labels = np.arange(256, dtype=np.uint8).reshape(16, 16)
     for n in (1, 11, 85, 86, 200):
@@ -179,6 +178,25 @@ def test_overlay_colours_are_the_palette_for_every_id():
         want = palette_lut(palette, bgr=True)[labels]
         assert not want.reshape(256, 3)[n:].any() and np.array_equal(want.reshape(256, 3)[:n, ::-1], palette)
         assert np.array_equal(Overlay(["c"] * n, palette).colorize(labels), want), n
+
+
+def test_overlay_buffers_never_leak_into_what_it_returns():
+    """The overlay colours into buffers it reuses: what colorize and draw return stays as it was after later
+    calls (other maps, another frame size, another thread drawing with the same Overlay)."""
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (11, 3)).tolist()
+    lut = palette_lut(palette, bgr=True)
+    overlay = Overlay(["c"] * 11, palette, alpha=1.0, legend=False)
+    a, b = (rng.integers(0, 11, (48, 64)).astype(np.uint8) for _ in range(2))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    kept, drawn = overlay.colorize(a), overlay.draw(frame, a)
+    overlay.colorize(b), overlay.draw(frame, b), overlay.draw(np.zeros((20, 30, 3), np.uint8), b[:20, :30])
+    other = {}
+    t = threading.Thread(target=lambda: other.update(out=overlay.draw(frame, b)))
+    t.start()
+    t.join()
+    assert np.array_equal(kept, lut[a]) and np.array_equal(drawn, lut[a]) and np.array_equal(other["out"], lut[b])
+    assert np.array_equal(overlay.draw(frame, a), lut[a])  # back to the first size: the right colours again
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
