@@ -114,7 +114,9 @@ def main(argv=None) -> int:
         h, w = args.size
         md = ["# What the overlay costs per frame", "",
               f"{w}x{h} frames, {len(maps)} class maps ({source}), {args.rounds} rounds; CPU time of one "
-              "OpenCV thread (the loop's writer thread), each part called in turn, medians per call.", "",
+              "OpenCV thread (the loop's writer thread), each part called in turn, medians per call. Each part "
+              "is timed on its own, so the parts need not add up to `draw` (caches and the allocator are in "
+              "another state in each).", "",
               markdown_table(rows), "", summary, "", provenance("benchmarks.speed.overlay", argv)]
         (args.out_dir / "overlay.md").write_text("\n".join(md) + "\n")
         print(f"wrote {args.out_dir / 'overlay.md'} and {args.out_dir / 'overlay.csv'}")
