@@ -37,10 +37,26 @@ def exporter(main):
     return run
 
 
+@contextlib.contextmanager
 def work_dir():
     """A temporary work folder whose name carries this process's pid (so a later run can tell a
     killed run's leftover from a live one's); removed when the block ends, however it ends."""
-    return tempfile.TemporaryDirectory(prefix="brd-export-{}-".format(pid_tag()))
+    path = tempfile.mkdtemp(prefix="brd-export-{}-".format(pid_tag()))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+
+
+def remove_tree(path):
+    """Remove a work folder, even when Ctrl-C/SIGTERM lands half-way through: the first signal raises out
+    of rmtree (tempfile.TemporaryDirectory then leaves the rest behind); a later one is only recorded
+    (runtime.contract.Signals), so the second pass finishes before the interrupt unwinds on."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def check_writable(out, need_bytes=0):

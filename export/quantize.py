@@ -122,11 +122,10 @@ def ort_int8_graph(path) -> dict:
     convolutions run as int8 QLinearConv and how many stay float, and the float activations left
     between Q/DQ pairs. The reason an INT8 model is fast on ONNX Runtime, or not."""
     import os
-    import tempfile
 
     onnx = require("onnx", "export")
     ort = require("onnxruntime", "export", "running ONNX models")
-    with tempfile.TemporaryDirectory() as d:
+    with work_dir() as d:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # no CPU-specific layouts
         so.optimized_model_filepath = os.path.join(d, "optimized.onnx")

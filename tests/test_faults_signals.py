@@ -94,6 +94,42 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["tmp"] and not list(tmp.glob("brd-*"))
 
 
+SIGNAL_IN_CLEANUP = """
+import os, shutil, signal
+from pathlib import Path
+from export import common
+from runtime.contract import Signals
+real, calls = shutil.rmtree, []
+
+def rmtree_hit_by_a_signal(path, *args, **kw):
+    calls.append(path)
+    if len(calls) == 1:  # the first removal: one file goes, then a real SIGTERM arrives
+        next(Path(path).iterdir()).unlink()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(path, *args, **kw)
+
+common.shutil.rmtree = rmtree_hit_by_a_signal
+with Signals():
+    try:
+        with common.work_dir() as d:
+            for i in range(3):
+                Path(d, str(i)).write_text("x")
+    except KeyboardInterrupt as e:
+        print(e.signum, os.path.exists(d), len(calls))
+"""
+
+
+def test_a_signal_while_the_work_folder_is_removed_still_removes_it(tmp_path):
+    """The export's SIGTERM test once left a brd-export-* folder: the signal landed inside the work folder's
+    removal (tempfile.TemporaryDirectory stops there). A real SIGTERM, delivered half-way through it here:
+    the removal finishes, then the interrupt goes on."""
+    done = subprocess.run([sys.executable, "-c", SIGNAL_IN_CLEANUP], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(ENV, TMPDIR=str(tmp_path)), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(int(signal.SIGTERM)), "False", "2"]
+    assert not list(tmp_path.iterdir())
+
+
 # ------------------------------------------------------------------------------------------ the one handler
 ONE_HANDLER = """
 import os, signal

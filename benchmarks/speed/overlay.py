@@ -86,7 +86,9 @@ def measure(maps: list[np.ndarray], rounds: int) -> list[dict]:
 
 
 def parse_args(argv=None):
-    p = ArgumentParser(prog="python -m benchmarks.speed.overlay", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m benchmarks.speed.overlay", description=__doc__.split("\n\n")[0], examples=(
+        "python -m benchmarks.speed.overlay --root ../shared/camvid --out-dir docs/results",
+        "python -m benchmarks.speed.overlay --size 720x1280 --rounds 10"))
     p.add_argument("--root", type=Path, help="CamVid root (SegNet's layout): its val labels as the class maps")
     size_arg(p, "--size", default=(720, 1280), help="frame size HxW (default 720x1280)")
     p.add_argument("--maps", type=positive_int, default=10, help="class maps (default 10)")
