@@ -45,18 +45,11 @@ def work_dir():
     try:
         yield path
     finally:
-        remove_tree(path)
-
-
-def remove_tree(path):
-    """Remove a work folder, even when Ctrl-C/SIGTERM lands half-way through: the first signal raises out
-    of rmtree (tempfile.TemporaryDirectory then leaves the rest behind); a later one is only recorded
-    (runtime.contract.Signals), so the second pass finishes before the interrupt unwinds on."""
-    try:
-        shutil.rmtree(path, ignore_errors=True)
-    except KeyboardInterrupt:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        except KeyboardInterrupt:  # the first Ctrl-C/SIGTERM raised half-way (TemporaryDirectory stops there);
+            shutil.rmtree(path, ignore_errors=True)  # a later one is only recorded (Signals): this pass finishes
+            raise
 
 
 def check_writable(out, need_bytes=0):

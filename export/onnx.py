@@ -149,14 +149,9 @@ def main(argv=None) -> int:
         p.error("give both --height and --width, or neither (better: --size HxW)")
     if height and (height % 8 or width % 8):
         p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
-    # checked before the output folder is made, so a failing command leaves nothing behind
-    if not Path(args.checkpoint).is_file():
-        raise ExportError(f"{args.checkpoint}: no such checkpoint file")
-    if source_kind(args.checkpoint) != "checkpoint":
-        raise ExportError(f"{args.checkpoint}: already an ONNX model; export.onnx takes a student checkpoint (.pt)")
+    model, meta = load_student(args.checkpoint)  # before the output folder is made: a bad one leaves nothing behind
     out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"),
                          space_needed(args.checkpoint))
-    model, meta = load_student(args.checkpoint)
     with staged(out) as candidate:  # checked under a temporary name, published only if parity passes
         torch_to_onnx(args.checkpoint, candidate, args.opset, height, width, args.dynamic,
                       args.argmax, not args.no_simplify, model_meta=(model, meta))

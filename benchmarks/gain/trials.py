@@ -101,7 +101,7 @@ def run_trials(prefix="camvid", out_dir="docs/results", runs_dir="runs/extra", c
         elif state != "done" and ledger.get(run) is None and train:
             todo.append(run)
     t0 = time.perf_counter()
-    times = run_jobs(todo, jobs, threads, log, on_done=lambda r, s: ledger.record(r, run_metrics(r), s))
+    run_jobs(todo, jobs, threads, log, on_done=lambda r, s: ledger.record(r, run_metrics(r), s))
     rows = []
     for name, method, change, run, base, _ in trials:
         got = ledger.get(run)
@@ -109,7 +109,7 @@ def run_trials(prefix="camvid", out_dir="docs/results", runs_dir="runs/extra", c
             log(f"[{name}] unfinished: left out")
             continue
         row = {"trial": name, "method": method, "change": change, "iters": got["iters"],
-               "train_s": times.get(run.name, got.get("train_s"))}
+               "train_s": got.get("train_s")}
         for key, label in METRICS:
             row[f"{label} %"] = round(100 * got[key], 1)
             row[f"baseline {label} %"] = round(100 * base[key], 1)

@@ -133,13 +133,8 @@ def measure(model: Path, video: Path, repeats: int, frames: int, iters: int, thr
             report(f"runtime.bench: {iters} calls per repeat (at least {bench_seconds:g} s)")
         app = model.suffix == ".xml"
         for rep in range(repeats):
-            ours = {}
-
-            def run_bench():
-                ours.update(bench(model, iters, threads, tmp))  # its compute precision is bench_app's
-                return ours
-
-            runs = {"bench": run_bench,
+            ours = bench(model, iters, threads, tmp)  # first in the repeat; its compute precision is bench_app's
+            runs = {"bench": lambda: ours,
                     "loop_bare": lambda: loop(model, video, frames, threads, tmp, full=False),
                     "loop_full": lambda: loop(model, video, frames, threads, tmp, full=True, writer_nice=writer_nice),
                     "bench_app": lambda: (benchmark_app(model, APP_SECONDS, threads, shape, ours["compute"])
