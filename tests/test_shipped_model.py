@@ -14,6 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models" / "camvid"
 IR, CKPT, CARD = MODELS / "student.int8.xml", MODELS / "student.pt", MODELS / "student.md"
 REAL = ROOT.parent / "shared" / "camvid"
+# How far an INT8 model's score may move between CPUs (fractions: 3e-3 is 0.3 points of mIoU or boundary F1).
+# The card was measured on one CPU; OpenVINO runs INT8 convolutions with the kernels that CPU has (AVX512-VNNI
+# or AMX on recent Intel, AVX2 on many AMD EPYC: the AVX2 path multiplies u8 x s8 into saturating 16-bit pairs,
+# and the rounding of the requantisation differs), so pixels on a class boundary can flip. An AMD EPYC scored
+# the shipped IR 54.560 against the card's 54.572 (0.012 points). 0.3 points leaves room for other kernels
+# and is still far below what a wrong or damaged IR costs (points, the gate's own limit being 1 point: any
+# other model scores tens of points apart). Only INT8 gets this margin: FP32 comparisons stay tight.
+INT8_ACROSS_CPUS = 3e-3
 pytestmark = pytest.mark.skipif(not IR.is_file(), reason=f"{IR}: the shipped model is not in this checkout")
 
 
@@ -59,5 +67,5 @@ def test_the_shipped_ir_scores_on_val_what_its_card_says():
     got = evaluate.main(["--model", str(IR), "--dataset", "camvid", "--root", str(REAL), "--split", "val"])
     card = _json(MODELS / "student.int8.val.json")
     assert got["num_images"] == 101
-    assert got["mIoU"] == pytest.approx(card["mIoU"], abs=1e-4)
-    assert got["boundary_f1"] == pytest.approx(card["boundary_f1"], abs=1e-4)
+    assert got["mIoU"] == pytest.approx(card["mIoU"], abs=INT8_ACROSS_CPUS)
+    assert got["boundary_f1"] == pytest.approx(card["boundary_f1"], abs=INT8_ACROSS_CPUS)
