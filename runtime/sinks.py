@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
 
-from .contract import MIN_FREE_BYTES, OutputError, check_folder, check_output
+from .contract import MIN_FREE_BYTES, OutputError, check_folder, check_output, clean_stale, current_umask, pid_tag
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+MP4_FAMILY = (".mp4", ".mov", ".m4v")  # ISO media files: playable only once their index (the moov box) is written
 
 
 class SinkError(OutputError):
@@ -82,6 +85,11 @@ class VideoSink(Sink):
     (else it stops and closes the video, which then still plays); after closing, the file is read back
     and must hold every frame written.
 
+    Nothing unplayable stands under the final name: the video is written under a temporary name beside it
+    (`.<name>.pid<N>.<random>.tmp<suffix>`, which a later run removes if this one is killed) and renamed
+    only once it is closed and reads back with at least one frame. One that cannot be finalised (another
+    writer took the disk's last bytes: no room for an mp4's index) is removed, and the error says so.
+
     The codec is chosen by measurement (process CPU per 720p frame on the 2-core EPYC, OpenCV 5.0's
     FFmpeg, taken while a training shared the cores): mp4v 6.0 ms, MJPG 8.2 ms with twice the bytes, XVID
     as mp4v; the FFmpeg encoder options that OpenCV passes through (OPENCV_FFMPEG_WRITER_OPTIONS) changed
@@ -94,11 +102,27 @@ class VideoSink(Sink):
         self.fps = float(fps or 30.0)
         self.fourcc = VIDEO_FOURCC[self.path.suffix.lower()]
         self.writer = None
+        self.tmp = None  # the file being written; renamed to `path` once it plays
         self.size = None
         self.frames = 0
         # a lower bound: mp4v/MJPG rarely compress camera frames better than 100:1
         need = expected_frames * frame_hw[0] * frame_hw[1] * 3 // 100 if expected_frames and frame_hw else 0
         _checked(check_output, self.path, need, "the video")
+        clean_stale(self.path.parent, ".{}.pid*.tmp{}".format(self.path.stem, self.path.suffix))  # killed runs'
+
+    def _open(self, size):
+        fd, tmp = tempfile.mkstemp(prefix=".{}.{}.".format(self.path.stem, pid_tag()), suffix=".tmp" + self.path.suffix,
+                                   dir=str(self.path.parent))
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the video should look like any new file
+        self.tmp = Path(tmp)
+        self.writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+        if not self.writer.isOpened():
+            self.writer = None
+            self._discard()
+            raise SinkError("{}: OpenCV cannot open a {}x{} {} video (the first frame's size)".format(
+                self.path, size[0], size[1], self.fourcc))
+        self.size = size
 
     def _reserve(self, image):
         return max(MIN_FREE_BYTES // 2, image.nbytes // 5)  # the container's index and one more frame
@@ -106,18 +130,17 @@ class VideoSink(Sink):
     def write(self, image):
         size = (image.shape[1], image.shape[0])
         if self.writer is None:
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
-            if not self.writer.isOpened():
-                self.writer = None
-                raise SinkError("{}: OpenCV cannot open a {}x{} {} video (the first frame's size)".format(
-                    self.path, size[0], size[1], self.fourcc))
-            self.size = size
+            self._open(size)
         elif size != self.size:  # a folder of differently sized images: keep the video's size
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         free = _free_bytes(self.path.parent)
         if free < self._reserve(image):
-            raise SinkError("{}: the disk is full ({:.2f} MB free): stopped after {} frames".format(
-                self.path, free / 1e6, self.frames))
+            message = "{}: the disk is full ({:.2f} MB free): stopped after {} frames".format(
+                self.path, free / 1e6, self.frames)
+            problem = self._finish()  # closed here, so the one line can say what became of the video
+            if problem is not None:
+                message += "; " + problem[1]
+            raise SinkError(message)
         self.writer.write(image)
         self.frames += 1
         return True
@@ -125,17 +148,51 @@ class VideoSink(Sink):
     def close(self):
         if self.writer is None:
             return
+        problem = self._finish()
+        if problem is not None:
+            raise SinkError(problem[0])
+
+    def _finish(self):
+        """Close the writer and read the file back. One that plays goes under the final name; one that
+        does not is removed. None when it holds every frame written, else (the error line, its short form)."""
         self.writer.release()
         self.writer = None
-        self.verify()
+        count = self._frames_in(self.tmp)
+        if not count:  # None (cannot be opened) or 0: unplayable
+            self._discard()
+            return ("{}: the written video cannot be read back ({} frames were written; disk full?): removed, "
+                    "nothing kept under its name".format(self.path, self.frames),
+                    "the video could not be finalised there and was removed (nothing kept under its name)")
+        try:
+            _fsync(self.tmp)
+            os.replace(str(self.tmp), str(self.path))
+        except OSError as e:
+            self._discard()
+            return ("{}: cannot put the video under its name ({}): removed".format(self.path, e.strerror or e),
+                    "the video could not be put under its name ({}) and was removed".format(e.strerror or e))
+        self.tmp = None
+        if count != self.frames:
+            return ("{}: the written video holds {} of the {} frames written (disk full?)".format(
+                self.path, count, self.frames), "the video holds {} of them".format(count))
+        return None
 
-    def verify(self):
-        """Read the closed file back: it must open and hold every frame written."""
-        cap = cv2.VideoCapture(str(self.path))
+    def _discard(self):
+        if self.tmp is not None:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+    @staticmethod
+    def _frames_in(path):
+        """Frames in a closed video file; None when it cannot be opened."""
+        if path.suffix.lower() in MP4_FAMILY and not _has_mp4_index(path):
+            return None  # asking FFmpeg would only add its 'moov atom not found' line to the user's stderr
+        cap = cv2.VideoCapture(str(path))
         try:
             if not cap.isOpened():
-                raise SinkError("{}: the written video cannot be read back ({} frames were written; disk full?)".format(
-                    self.path, self.frames))
+                return None
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             if count <= 0:  # no count in the container: decode them
                 count = 0
@@ -143,9 +200,39 @@ class VideoSink(Sink):
                     count += 1
         finally:
             cap.release()
-        if count != self.frames:
-            raise SinkError("{}: the written video holds {} of the {} frames written (disk full?)".format(
-                self.path, count, self.frames))
+        return count
+
+
+def _fsync(path):
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _has_mp4_index(path):
+    """Whether an ISO media file (mp4/mov) holds a complete top-level `moov` box: the index a player needs,
+    written when the file is closed (so missing when the disk was full then)."""
+    try:
+        with open(str(path), "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            pos = 0
+            while pos + 8 <= end:
+                f.seek(pos)
+                size, kind = struct.unpack(">I4s", f.read(8))
+                if size == 1:  # a 64-bit size follows
+                    size = struct.unpack(">Q", f.read(8))[0]
+                elif size == 0:  # to the end of the file
+                    size = end - pos
+                if size < 8 or pos + size > end:
+                    return False  # cut short
+                if kind == b"moov":
+                    return True
+                pos += size
+    except (OSError, struct.error):
+        return False
+    return False
 
 
 class ImageFolderSink(Sink):

@@ -3,11 +3,16 @@ refused before the work where the size is known, else stopped with the output cl
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from .conftest import write_synthetic_student
-from .faults import cli_exit, error_lines, frame_count, last_line, run, train_args
+from .faults import ENV, ROOT, cli_exit, error_lines, frame_count, last_line, run, train_args
 
 
 # ------------------------------------------------------------------------------------------ full disk
@@ -39,6 +44,56 @@ def test_runtime_video_sink_stops_on_a_full_disk_and_the_video_still_plays(model
     assert 0 < n < 3000 and frame_count(out) == n  # closed properly: it plays, with the frames written
     assert [f.name for f in disk.iterdir()] == ["out.mp4"]
     _stats_outlive_the_sink(r, stats, line, n)
+
+
+def _fill(disk, name="filler"):
+    """Take every free byte of `disk`, as another writer on a shared disk would."""
+    fd = os.open(disk / name, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for chunk in (1 << 16, 1 << 10, 1):  # big writes, then what is left of the last blocks
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_disk_filled_by_another_writer_mid_run_leaves_no_unplayable_video(model, long_video, tmpfs, tmp_path):
+    """Another writer takes the disk's last byte while the video is being written: the sink stops, and a video
+    that cannot be finalised there (no room for the mp4's index) is removed, not left unplayable under its
+    name (the fault trial found a 4 KB, 0-frame out.mp4). The one line and the stats say so."""
+    disk = tmpfs("shared", 8192)  # room for the up-front estimate and more
+    out, stats = disk / "out.mp4", tmp_path / "stats.json"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(long_video),
+                          "--sink", str(out), "-o", str(stats), "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+
+    def sizes():
+        found = []
+        for f in disk.iterdir():
+            try:
+                found.append(f.stat().st_size)
+            except FileNotFoundError:  # renamed meanwhile
+                pass
+        return found
+
+    t0 = time.time()
+    while not any(s > 200_000 for s in sizes()):  # part-way through the video
+        assert p.poll() is None and time.time() - t0 < 120, p.communicate()[1][-2000:]
+        time.sleep(0.01)
+    _fill(disk)
+    printed, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err[-2000:]
+    lines = error_lines(err)
+    assert len(lines) == 1, err[-3000:]  # one line: no FFmpeg noise either
+    line = lines[0]
+    assert line.startswith(f"error: {out}: the disk is full (") and "MB free): stopped after" in line
+    assert line.endswith("the video could not be finalised there and was removed (nothing kept under its name)")
+    assert [f.name for f in disk.iterdir()] == ["filler"]  # no out.mp4, and no temporary file either
+    n = int(line.split("stopped after ")[1].split()[0])
+    _stats_outlive_the_sink(SimpleNamespace(stdout=printed), stats, line, n)
 
 
 def test_runtime_frame_folder_on_a_full_disk(model, long_video, tmpfs, tmp_path):

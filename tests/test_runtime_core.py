@@ -334,6 +334,53 @@ def test_image_folder_sink_writes_numbered_frames(tmp_path):
     assert cv2.imread(str(files[2])).shape == (6, 9, 3)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_video_sink_writes_under_a_temporary_name_and_renames_a_playable_video(tmp_path, suffix):
+    out = tmp_path / ("out" + suffix)
+    sink = open_sink(str(out), fps=10)
+    for i in range(3):
+        assert sink.write(np.full((32, 48, 3), 40 * i, np.uint8))
+    [partial] = list(tmp_path.iterdir())
+    assert not out.exists() and partial.name.startswith(".out.pid") and partial.name.endswith(".tmp" + suffix)
+    sink.close()
+    assert list(tmp_path.iterdir()) == [out]
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+
+
+def test_a_video_that_cannot_be_finalised_is_removed_not_left_unplayable(tmp_path, capfd):
+    """A full disk that leaves an mp4 without its index (the fault trial's 4 KB, 0-frame out.mp4): the file
+    never reaches its final name, the partial one is removed, and the one error says so (no FFmpeg line)."""
+    out = tmp_path / "out.mp4"
+    sink = open_sink(str(out), fps=10)
+    for i in range(3):
+        sink.write(np.full((32, 48, 3), 40 * i, np.uint8))
+    writer, partial = sink.writer, sink.tmp
+
+    class OnAFullDisk:  # no room for the index the writer adds on release: the file ends where it would start
+        def release(self):
+            writer.release()
+            index = partial.read_bytes().rfind(b"moov") - 4
+            assert index > 0
+            with open(partial, "r+b") as f:
+                f.truncate(index)
+
+    sink.writer = OnAFullDisk()
+    with pytest.raises(SinkError) as e:
+        sink.close()
+    assert str(e.value) == (f"{out}: the written video cannot be read back (3 frames were written; disk full?): "
+                            "removed, nothing kept under its name")
+    assert list(tmp_path.iterdir()) == [] and "moov" not in capfd.readouterr().err
+
+
+def test_a_killed_runs_partial_video_is_removed_by_the_next_sink(tmp_path):
+    dead = tmp_path / f".out.pid{2 ** 22 + 12345}.abc.tmp.mp4"  # above the default pid_max: no such process
+    dead.write_bytes(b"x" * 100)
+    open_sink(str(tmp_path / "out.mp4"))
+    assert not dead.exists()
+
+
 # -- formats / TensorRT pure parts -----------------------------------------------------------
 def test_backend_is_picked_by_suffix():
     assert formats.format_for("a/b.ONNX").name == "onnx"
