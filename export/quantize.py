@@ -110,6 +110,23 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True, ga
     return out
 
 
+# operators of a model that is quantised already: quantising it again makes an invalid graph (ONNX Runtime
+# refuses it: "two nodes with same node name ..._DequantizeLinear")
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+
+
+def refuse_quantized(src) -> None:
+    """An ONNX source must be the FP32 model: one whose metadata records another precision, or whose graph
+    holds quantisation operators, is refused with one line (exit 2) before any work."""
+    onnx = require("onnx", "export", "reading ONNX models")
+    precision = onnx_meta(src).get("export", {}).get("precision", "fp32")
+    found = sorted({n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node} & set(QUANTIZED_OPS))
+    if precision != "fp32" or found:
+        what = f"its metadata says {precision}" if precision != "fp32" else f"its graph holds {', '.join(found)}"
+        raise ExportError(f"{src}: already a quantised model ({what}); export.quantize takes the FP32 model: "
+                          f"the student checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)")
+
+
 IGNORE_INDEX = 255
 
 # activations ONNX Runtime has no int8 kernel for: between Q/DQ pairs they run in float, with a dequantise
@@ -295,7 +312,8 @@ def main(argv=None) -> int:
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
-    source_kind(args.source)
+    if source_kind(args.source) == "onnx":
+        refuse_quantized(args.source)
     require_gate(args)  # before any work: INT8 is published gated, or explicitly not
     out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"),
                          space_needed(args.source))

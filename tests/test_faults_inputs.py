@@ -358,3 +358,29 @@ def test_errors_name_the_flags_the_user_typed(model, images, capsys):
                                 "fp16", "-q"], capsys)
     assert code == 2 and error_lines(err) == [
         f"error: {model}: the onnxruntime backend takes no --precision-hint (it takes --device, --threads)"]
+
+
+# ------------------------------------------------------------------------------------------ the trial's last cases
+def test_quantizing_an_int8_model_again_is_one_line(model, calib, tmp_path, capsys):
+    """An INT8 model given to export.quantize made ONNX Runtime fail on the doubled Q/DQ nodes (a traceback):
+    refused before any work, by its metadata or, where that says fp32, by the quantisation operators in its graph."""
+    import onnx
+
+    from export.common import onnx_meta, set_onnx_meta
+    from export.quantize import main
+
+    int8 = tmp_path / "q.int8.onnx"
+    code, err = cli_exit(main, [str(model), "-o", str(int8), "--calib-dir", str(calib), "--no-gate"], capsys)
+    assert code == 0, err
+    relabelled = tmp_path / "relabelled.onnx"  # a Q/DQ graph whose metadata claims fp32
+    m = onnx.load(str(int8))
+    set_onnx_meta(m, {**onnx_meta(int8), "export": {**onnx_meta(int8)["export"], "precision": "fp32"}})
+    onnx.save(m, str(relabelled))
+    before = sorted(f.name for f in tmp_path.iterdir())
+    for src, what in ((int8, "its metadata says int8"), (relabelled, "its graph holds DequantizeLinear, QuantizeLinear")):
+        code, err = cli_exit(main, [str(src), "-o", str(tmp_path / "again.int8.onnx"), "--calib-dir", str(calib),
+                                    "--no-gate"], capsys)
+        assert code == 2 and error_lines(err) == [
+            f"error: {src}: already a quantised model ({what}); export.quantize takes the FP32 model: the student "
+            "checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == before  # nothing written
