@@ -19,7 +19,7 @@ import numpy as np
 from runtime import metadata
 from runtime.contract import (ExportError, OutputError, UserError, cause_line, check_folder, clean_stale, command,
                               finite_float, pid_tag, write_json_file)
-from runtime.formats import format_for, lookup, require
+from runtime.formats import default_output, format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
@@ -71,6 +71,23 @@ def check_writable(out, need_bytes=0):
     clean_stale(parent, ".*.pid*.tmp*")
     clean_stale(parent, ".*.pid*.candidate*")
     clean_stale_records(parent)  # records of models that are not there (a killed run's, an older version's)
+    return out
+
+
+OUTPUT_KINDS = {"onnx": "an ONNX model path ending in .onnx", "openvino": "the IR's .xml path (its weights go beside "
+                "it as .bin)", "tensorrt": "an engine path ending in .engine"}
+
+
+def output_path(given, source, name, precision):
+    """-o/--output (`given`), else the default next to `source`. A path without the format's suffix is refused
+    here, naming the user's path: checked later, the error named the hidden candidate it is staged under."""
+    if not given:
+        return default_output(source, name, precision)
+    out = Path(given)
+    suffix = lookup(name, "fp32").suffix
+    if out.suffix != suffix:
+        raise ExportError("{}: -o/--output expected {}, e.g. {}".format(out, OUTPUT_KINDS[name],
+                                                                        out.with_suffix(suffix)))
     return out
 
 

@@ -16,8 +16,8 @@ from runtime import metadata
 from runtime.contract import ArgumentParser, alias, atomic_path, positive_int, size
 from runtime.formats import default_output, require
 
-from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, publish, set_onnx_meta,
-                     source_kind, space_needed, staged, writing)
+from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, output_path, publish,
+                     set_onnx_meta, source_kind, space_needed, staged, writing)
 
 
 def check_opset(opset: int) -> int:
@@ -150,8 +150,7 @@ def main(argv=None) -> int:
     if height and (height % 8 or width % 8):
         p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
     model, meta = load_student(args.checkpoint)  # before the output folder is made: a bad one leaves nothing behind
-    out = check_writable(Path(args.output) if args.output else default_output(args.checkpoint, "onnx", "fp32"),
-                         space_needed(args.checkpoint))
+    out = check_writable(output_path(args.output, args.checkpoint, "onnx", "fp32"), space_needed(args.checkpoint))
     with staged(out) as candidate:  # checked under a temporary name, published only if parity passes
         torch_to_onnx(args.checkpoint, candidate, args.opset, height, width, args.dynamic,
                       args.argmax, not args.no_simplify, model_meta=(model, meta))

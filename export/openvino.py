@@ -19,7 +19,7 @@ from runtime.contract import ArgumentParser, cause_line, current_umask, pid_tag
 from runtime.formats import FORMATS, default_output, lookup, require
 
 from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta,
-                     publish, require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
+                     output_path, publish, require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         if args.accuracy_control and args.no_gate:
             raise ExportError("--accuracy-control needs labelled data, --no-gate says there is none: drop one")
     src = Path(args.source)
-    out = Path(args.output) if args.output else default_output(src, "openvino", args.precision)
+    out = output_path(args.output, src, "openvino", args.precision)
     check_writable(out, space_needed(src))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         from .quantize import accuracy_gate, validation_items

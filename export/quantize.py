@@ -29,11 +29,11 @@ import numpy as np
 
 from runtime import metadata
 from runtime.contract import ArgumentParser, atomic_path
-from runtime.formats import default_output, format_for, require
+from runtime.formats import format_for, require
 
 from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record,  # noqa: F401
-                     model_meta, onnx_meta, preprocess, publish, require_gate, set_onnx_meta, sibling, source_kind,
-                     space_needed, staged, work_dir, writing)
+                     model_meta, onnx_meta, output_path, preprocess, publish, require_gate, set_onnx_meta, sibling,
+                     source_kind, space_needed, staged, work_dir, writing)
 from .onnx import fp32_onnx
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
@@ -315,8 +315,7 @@ def main(argv=None) -> int:
     if source_kind(args.source) == "onnx":
         refuse_quantized(args.source)
     require_gate(args)  # before any work: INT8 is published gated, or explicitly not
-    out = check_writable(Path(args.output) if args.output else default_output(args.source, "onnx", "int8"),
-                         space_needed(args.source))
+    out = check_writable(output_path(args.output, args.source, "onnx", "int8"), space_needed(args.source))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity and the gate pass
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir)
         meta = onnx_meta(src_onnx)

@@ -25,9 +25,9 @@ from runtime.contract import ArgumentParser, alias, atomic_path, positive_float
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, publish,
-                     require_gate, sha256_file, sibling, source_kind, space_needed, staged, work_dir, write_json,
-                     writing)
+from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, output_path,
+                     publish, require_gate, sha256_file, sibling, source_kind, space_needed, staged, work_dir,
+                     write_json, writing)
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")
 
@@ -269,10 +269,10 @@ def main(argv=None):
     for s in (args.min_shape, args.opt_shape, args.max_shape):
         if s:
             parse_shape(s)
+    out = output_path(args.output, args.source, "tensorrt", args.precision)
     require("tensorrt", "tensorrt", "building TensorRT engines")  # before any export work
     int8, fp16 = args.precision == "int8", args.precision in ("fp16", "int8")
-    out = check_writable(Path(args.output) if args.output else default_output(args.source, "tensorrt", args.precision),
-                         space_needed(args.source))
+    out = check_writable(out, space_needed(args.source))
     with work_dir() as tmpdir, staged(out) as candidate:  # published only once parity passes
         src_onnx, torch_model = fp32_onnx(args.source, tmpdir, args)
         images = None

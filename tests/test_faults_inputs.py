@@ -384,3 +384,26 @@ def test_quantizing_an_int8_model_again_is_one_line(model, calib, tmp_path, caps
             f"error: {src}: already a quantised model ({what}); export.quantize takes the FP32 model: the student "
             "checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)"]
     assert sorted(f.name for f in tmp_path.iterdir()) == before  # nothing written
+
+
+@pytest.mark.parametrize("module, given, expected", [
+    ("export.openvino", "s.bin", "the IR's .xml path (its weights go beside it as .bin), e.g. {d}/s.xml"),
+    ("export.openvino", "s.XML", "the IR's .xml path (its weights go beside it as .bin), e.g. {d}/s.xml"),
+    ("export.openvino", "s", "the IR's .xml path (its weights go beside it as .bin), e.g. {d}/s.xml"),
+    ("export.onnx", "s.xml", "an ONNX model path ending in .onnx, e.g. {d}/s.onnx"),
+    ("export.quantize", "s.int8.bin", "an ONNX model path ending in .onnx, e.g. {d}/s.int8.onnx"),
+    ("export.trt", "s.onnx", "an engine path ending in .engine, e.g. {d}/s.engine"),
+])
+def test_an_output_of_the_wrong_kind_is_named_as_the_user_gave_it(model, calib, tmp_path, capsys, module, given,
+                                                                   expected):
+    """`export.openvino -o s.bin` named the hidden candidate it was staged under (.s.pid123.candidate.bin):
+    the one line names the user's -o and what was expected, before any work (no output folder is made)."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    d = tmp_path / "out"
+    source = write_synthetic_student(tmp_path / "s.pt", input_size=(32, 64)) if module == "export.onnx" else model
+    code, err = cli_exit(main, [str(source), "-o", str(d / given), "--calib-dir", str(calib), "--no-gate"]
+                         if module == "export.quantize" else [str(source), "-o", str(d / given)], capsys)
+    assert code == 2 and error_lines(err) == [f"error: {d / given}: -o/--output expected {expected.format(d=d)}"]
+    assert not d.exists()
