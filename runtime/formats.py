@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from .contract import ConfigError, MissingDependency, ModelError  # noqa: F401  (MissingDependency: re-exported)
+from .contract import telemetry
 
 Format = namedtuple("Format", "name precision suffix exporter backend extra")
 
@@ -31,7 +32,9 @@ MODEL_SUFFIXES = tuple(f.suffix for f in FORMATS if f.precision == "fp32")  # wh
 
 
 def require(module, extra, purpose=""):
-    """Import an optional module or raise one clear line naming the extra to install."""
+    """Import an optional module or raise one clear line naming the extra to install. OpenVINO, NNCF and
+    ONNX Runtime come with their usage telemetry off (runtime/contract/telemetry.py)."""
+    telemetry.off()
     try:
         return importlib.import_module(module)
     except ImportError as e:

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from runtime.contract import telemetry
+
 from .faults import FRAME_HW, Mounts, write_video
+
+telemetry.off()  # before any test imports OpenVINO or NNCF: the test process sends nothing either
 
 SMALL_STUDENTS = ("deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035")
 CLASSES = ["road", "building", "vegetation", "car", "pole"]

@@ -39,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from runtime.contract import ArgumentParser, command, number, positive_int
+from runtime.contract.telemetry import PYTHON_PREAMBLE
 
 from ..report import markdown_table, provenance, write_csv
 from ..street import street_video
@@ -93,7 +94,10 @@ def benchmark_app(model: Path, seconds: int, threads: int, shape, precision: str
     # benchmark_app takes -nthreads only without a hint; the latency hint uses every core, as ours does
     tune = ["-hint", "latency"] if threads >= (os.cpu_count() or 1) else ["-hint", "none", "-nstreams", "1",
                                                                             "-nthreads", str(threads)]
-    text = _run([exe, "-m", str(model), "-d", "CPU", *tune, "-t", str(seconds),
+    # benchmark_app's own script, run with OpenVINO's usage telemetry off (runtime/contract/telemetry.py)
+    app = [sys.executable, "-c", PYTHON_PREAMBLE + "from openvino.tools.benchmark.main import main; "
+           "sys.argv[0] = 'benchmark_app'; sys.exit(main())"]
+    text = _run([*app, "-m", str(model), "-d", "CPU", *tune, "-t", str(seconds),
                  "-data_shape", f"image[1,3,{shape[0]},{shape[1]}]",
                  *(["-infer_precision", precision] if precision else [])])
     median = re.search(r"Median:\s+([\d.]+) ms", text)

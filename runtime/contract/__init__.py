@@ -16,6 +16,7 @@ imports (tests/test_layering.py states the rules). One idea per file:
   flags.py    the parser, shared flags, argument ranges (positive_int, ...), deprecated spellings
   outputs.py  checked outputs, atomic writes, strict JSON, removal of killed writers' leftovers
   signals.py  `Signals`, SIGTERM handled like Ctrl-C (a training loop defers it to the end of its step)
+  telemetry.py  OpenVINO's, NNCF's and ONNX Runtime's usage telemetry off (nothing sent or written)
 """
 from .errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CheckpointError, ConfigError, DataError, ExportError,
                      GateError, MissingDependency, ModelError, OutputError, SourceError, UserError, cause_line,

@@ -4,6 +4,7 @@ import gc
 import signal
 import sys
 
+from . import telemetry
 from .errors import UserError, one_line
 from .signals import Signals
 
@@ -12,12 +13,14 @@ def command(main=None, interrupted="outputs closed"):
     """Decorate `main(argv) -> int | None` into the entry point: UserError -> one line and its exit
     code; Ctrl-C / SIGTERM -> 'interrupted by SIG...' and 128+N (the command's own `finally` and
     `with` blocks have closed its outputs by then); anything else propagates with its traceback.
+    OpenVINO's, NNCF's and ONNX Runtime's usage telemetry is off before the command runs (telemetry.py).
     The undecorated function stays reachable as `.__wrapped__` (library use, raising)."""
     if main is None:
         return functools.partial(command, interrupted=interrupted)
 
     @functools.wraps(main)
     def run(argv=None):
+        telemetry.off()
         with Signals() as signals:
             try:
                 return int(main(argv) or 0)
