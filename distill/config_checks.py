@@ -4,12 +4,10 @@ arguments, the crop against the data, the device. An error names the key and whe
 (the file, or the `--set` that gave it)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .config_bases import ConfigError
 
-if TYPE_CHECKING:  # annotations only: config.py imports this module
-    from .config import Config
+# `cfg` below is a distill.config.Config, read by attribute only: config.py imports this module, and this one
+# imports nothing of config.py, not even for annotations (tests/test_layering.py: no import circle).
 
 def _source_of(key: str, source: str, overrides) -> str:
     """Where the value of `key` came from: the last `--set` that set it (or a key above or below it), else
@@ -55,7 +53,7 @@ def _range_text(lo, hi, lo_open, hi_open) -> str:
     return f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
 
 
-def check(cfg: Config, source: str, overrides=()) -> None:
+def check(cfg, source: str, overrides=()) -> None:
     """Every value check a type cannot express, run when the config is read (before any work). An error
     names where the value came from: the `--set` that gave it, else the file."""
     def need(ok, key, what):
@@ -92,7 +90,7 @@ def check(cfg: Config, source: str, overrides=()) -> None:
     _check_device(cfg.train.device, need)
 
 
-def _check_names(cfg: Config, need) -> None:
+def _check_names(cfg, need) -> None:
     from .data import DATASETS
     from .models import list_models
 
@@ -102,7 +100,7 @@ def _check_names(cfg: Config, need) -> None:
          f"unknown architecture {cfg.model.arch!r}; expected one of {', '.join(list_models())}")
 
 
-def _check_model_kwargs(cfg: Config, need) -> None:
+def _check_model_kwargs(cfg, need) -> None:
     """model.kwargs must be arguments the architecture takes, with values it accepts: the model is built
     on torch's meta device (no memory, no weights), so a misspelt key or a bad value is one line here,
     not a traceback once the run has started. (The pretrained file's own check comes with the real build.)"""
@@ -137,7 +135,7 @@ def _check_model_kwargs(cfg: Config, need) -> None:
                          f" ({type(e).__name__}: {text[:200]})")
 
 
-def _check_crop(cfg: Config, need) -> None:
+def _check_crop(cfg, need) -> None:
     """A crop larger than every scaled image would be mostly padding in every sample. Crops larger than
     the image at *some* scales are the field's recipe and are padded (image: the mean colour, label:
     ignore; distill.data.transforms), so only a crop that no scale can fill is an error. The image size
