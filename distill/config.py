@@ -4,14 +4,16 @@ A file may name bases (`base: camvid.yaml`, or a list): they are read first and 
 merged over them deeply; lists are replaced, not merged, and so is a mapping that says
 `_replace_: true` (distill/config_bases.py).
 
-`load_config(path, overrides)` reads a YAML file, rejects unknown keys and wrong types with an
-error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,
-values parsed as YAML: `train.lr=0.01`, `data.crop_size=[256,512]`, `teacher.ckpt=null`).
+`load_config(path, overrides)` reads a YAML file, rejects unknown keys, keys given twice and wrong types
+with an error naming the key and the file, then applies `key=value` command-line overrides (dotted keys,
+values parsed as YAML: `train.lr=0.01`, `data.crop_size=[256,512]`, `teacher.ckpt=null`). A number field
+takes what looks like a number even where YAML 1.1 reads text: `1e-3` (no dot) is 0.001.
 Every field has the field's recipe as default, so a file only says what differs.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .config_bases import ConfigError, read_with_bases  # noqa: F401  (ConfigError: defined there, the lowest)
+from .config_bases import ConfigError, load_yaml, read_with_bases  # noqa: F401  (ConfigError: defined there)
 from .config_checks import check
 
 
@@ -28,7 +30,7 @@ from .config_checks import check
 class ModelCfg:
     arch: str = "deeplabv3_resnet18"
     kwargs: dict = field(default_factory=dict)      # architecture keyword arguments (stored as arch_kwargs)
-    pretrained: Optional[str] = None                # ImageNet backbone weights file (never downloaded)
+    pretrained: Optional[str] = None                # ImageNet backbone file, or "imagenet": the installed package's
     pretrained_strict: bool = True                  # false: allow a file that fills the backbone only partly
 
 
@@ -152,6 +154,10 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# what a float looks like in YAML 1.2 and Python; YAML 1.1 (PyYAML) reads `1e-3` and `5E2` as text
+FLOAT_TEXT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -191,6 +197,8 @@ def _convert(tp, value: Any, key: str, source: str):
             raise bad("an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # `lr: 1e-3`, `--set train.lr=1e-3`: the number it is
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         return float(value)
@@ -218,7 +226,7 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
         raise ConfigError(f"{source}: {item!r} is not key=value")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: {key}: value {raw!r} is not valid YAML ({e})") from None
     parts = key.strip().split(".")

@@ -30,8 +30,9 @@ from .config import Config, ConfigError, save_config
 from .losses import Distiller
 from .models import build_model
 from .resume import CSVLog, SeededTransform, StepBatchSampler, resume, rng_state
+from .runlock import RunLock
 from .signals import Interrupted, StopRequest
-from .step import StudentStep, all_finite, train_class_weights
+from .step import Diverged, StudentStep, all_finite, check_batch_statistics, train_class_weights
 
 MAX_BAD_STEPS = 20  # consecutive non-finite losses that end a run (one is a bad batch, twenty are divergence)
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
@@ -42,8 +43,18 @@ class TeacherMissing(contract.CheckpointError, FileNotFoundError):
 
 
 # ---------------------------------------------------------------------------------------- data, models
-def build_data(cfg: Config, rank: int, world: int, start: int):
-    from .data import DATASETS, MEAN, STD, build_dataset
+def input_norm(model: nn.Module) -> tuple[list[float], list[float]]:
+    """The (mean, std) on the 0-255 RGB scale that `model`'s backbone weights expect: the backbone's own (the
+    EfficientNet-Lite weights were trained on (rgb - 127) / 128), else torchvision's ImageNet statistics."""
+    from .data import MEAN, STD
+
+    backbone = getattr(model, "backbone", None)
+    return list(getattr(backbone, "mean", MEAN)), list(getattr(backbone, "std", STD))
+
+
+def build_data(cfg: Config, rank: int, world: int, start: int, mean, std):
+    """Train loader and val split, normalised with the student's (mean, std) (`input_norm`)."""
+    from .data import DATASETS, build_dataset
     from .data.checks import check_crop, require_labels, scan
     from .data.transforms import EvalTransform, TrainTransform
 
@@ -57,7 +68,7 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
         require_labels(train_raw, f"{d.train_split} split")
     else:
         scan(train_raw, d.min_size, f"{d.train_split} split")  # the same images on every rank
-    train_tf = TrainTransform(tuple(d.crop_size), MEAN, STD, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
+    train_tf = TrainTransform(tuple(d.crop_size), mean, std, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
     if cfg.train.batch_size % world:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
     sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)
@@ -68,16 +79,18 @@ def build_data(cfg: Config, rank: int, world: int, start: int):
                                          generator=torch.Generator().manual_seed(cfg.train.seed))
     val = None
     if rank == 0:
-        val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(MEAN, STD, size=cfg.eval.size),
+        val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(mean, std, size=cfg.eval.size),
                             **d.val_kwargs)
         scan(val, d.min_size, f"{d.val_split} split")
         require_labels(val, f"{d.val_split} split")
         if world > 1:
             dist.barrier()  # the data is on disk: the other ranks may read it now
-    return loader, val, DATASETS[d.dataset], MEAN, STD
+    return loader, val, DATASETS[d.dataset]
 
 
-def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
+def load_teacher(cfg: Config, num_classes: int, device, mean=None, std=None) -> nn.Module | None:
+    """The frozen teacher. Its input is the student's batch; a teacher trained with another (mean, std) gets
+    it renormalised to its own (`renormalize_input`), so each network sees what its weights expect."""
     if not cfg.distill.active():
         return None
     path = checkpoint.model_file(cfg.teacher.ckpt)  # a teacher run of an earlier release: its student.pt
@@ -86,9 +99,24 @@ def load_teacher(cfg: Config, num_classes: int, device) -> nn.Module | None:
                if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
         raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
                              f"or put a BRD Edge student-format checkpoint there, or pass teacher.ckpt=PATH")
-    teacher, _ = checkpoint.load(path, num_classes=num_classes)
+    teacher, meta = checkpoint.load(path, num_classes=num_classes)
     teacher.requires_grad_(False)
+    if mean is not None and (list(meta["mean"]), list(meta["std"])) != (list(mean), list(std)):
+        renormalize_input(teacher.backbone, (mean, std), (meta["mean"], meta["std"]))
     return teacher.to(device).eval()
+
+
+def renormalize_input(module: nn.Module, have, want) -> None:
+    """Make `module` take input normalised as `have` = (mean, std) when its weights expect `want`:
+    x_want = (x_have * std_have + mean_have - mean_want) / std_want, as a forward pre-hook."""
+    (m0, s0), (m1, s1) = ([torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair] for pair in (have, want))
+    scale, shift = s0 / s1, (m0 - m1) / s1
+
+    def hook(_module, args):
+        x = args[0]
+        return (x * scale.to(x.device, x.dtype) + shift.to(x.device, x.dtype),) + tuple(args[1:])
+
+    module.register_forward_pre_hook(hook)
 
 
 def build_student(cfg: Config, num_classes: int) -> nn.Module:
@@ -140,8 +168,8 @@ def train(cfg: Config, stop_at: int | None = None) -> dict | None:
     step, save last.pt and raise `Interrupted`; before the loop they raise KeyboardInterrupt."""
     out_dir = Path(cfg.out_dir)
     existed = out_dir.exists()
-    try:
-        with StopRequest() as stop:
+    try:  # one training per run folder: a second one into it is refused (distill/runlock.py)
+        with StopRequest() as stop, RunLock(out_dir, prepare=checkpoint.prepare_run_folder):
             return _train(cfg, stop_at, stop)
     except BaseException:
         if not existed:  # a run that failed before writing anything leaves no empty run folder behind
@@ -160,7 +188,10 @@ def _train(cfg: Config, stop_at: int | None, stop: StopRequest) -> dict | None:
         run.one_step(images, labels)
         if run.step % cfg.train.val_every == 0 or run.step == run.iters:
             run.validate()
-        saved = run.rank == 0 and (run.step % cfg.train.ckpt_every == 0 or run.step == run.iters)
+        # none while the loss is non-finite (a forward there may have spoilt the BatchNorm statistics): a run
+        # that diverges keeps the last good last.pt
+        saved = (run.rank == 0 and (run.step % cfg.train.ckpt_every == 0 or run.step == run.iters)
+                 and not run.skips.in_a_row)
         if saved:
             run.save_last()
         if stop.requested and run.step < run.iters:
@@ -190,6 +221,7 @@ class _Run:
         if self.rank == 0:
             checkpoint.prepare_run_folder(self.out_dir)
         self._models()
+        check_batch_statistics(self.student, cfg, self.world, self.device)  # batch_size 1 vs BatchNorm: before the work
         self._optimiser()
         parts = {"student": self.stepper.student, "optimizer": self.optimizer, "scheduler": self.scheduler,
                  "scaler": self.scaler}
@@ -197,14 +229,14 @@ class _Run:
             parts["connectors"] = self.stepper.distiller
         self.start, self.best = resume(cfg, self.last_path, parts, self.rank)
         self.model = ddp.wrap(self.stepper, cfg, self.device, self.rank, self.world)
-        self.loader, self.val, self.info, self.mean, self.std = build_data(cfg, self.rank, self.world, self.start)
+        self.loader, self.val, self.info = build_data(cfg, self.rank, self.world, self.start, self.mean, self.std)
         self._logs()
         self.metrics: dict = {}
         self.window: dict[str, float] = {}
         self.n_window, self.t0 = 0, time.perf_counter()
         self.bar = tqdm(total=self.iters, initial=self.start, desc=cfg.name, disable=self.rank != 0, dynamic_ncols=True)
         self.step = self.start
-        self.skips = _Skips(cfg.name)
+        self.skips = _Skips(cfg, self.last_path, self.start or None)
 
     def _devices(self) -> None:
         cfg = self.cfg
@@ -224,11 +256,13 @@ class _Run:
 
         cfg = self.cfg
         self.num_classes = DATASETS[cfg.data.dataset].num_classes
-        self.teacher = load_teacher(cfg, self.num_classes, self.device)
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
         self.student = build_student(cfg, self.num_classes)
+        self.mean, self.std = input_norm(self.student)
+        with torch.random.fork_rng():  # building the teacher draws no number the connectors' init would see
+            self.teacher = load_teacher(cfg, self.num_classes, self.device, self.mean, self.std)
         # plain: CE only
         self.distiller = Distiller(cfg.distill, self.student, self.teacher) if self.teacher is not None else None
         self.stepper = StudentStep(self.student, self.distiller, cfg.train.aux_weight,
@@ -333,6 +367,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "step": self.step, "best_miou": self.best, "rng": rng_state(),
             "config": self.cfg.to_dict()})
+        self.skips.saved_at = self.step  # what a diverging run keeps
 
     def finish(self) -> dict:
         """The final checkpoint (model.pt) with the last validation's metrics; under DDP, the weight check."""
@@ -354,8 +389,9 @@ class _Skips:
     """Steps skipped for a non-finite loss (checked before the optimiser steps, so the weights are untouched):
     each is logged; only a run of MAX_BAD_STEPS of them means divergence and ends the run."""
 
-    def __init__(self, name: str):
-        self.name, self.total, self.in_a_row = name, 0, 0
+    def __init__(self, cfg: Config, last_path: Path, saved_at: int | None):
+        self.cfg, self.name, self.total, self.in_a_row = cfg, cfg.name, 0, 0
+        self.last_path, self.saved_at = last_path, saved_at  # last.pt and its step (weights before any skip)
 
     def count(self, finite: bool, step: int, terms: dict, log: bool) -> None:
         if finite:
@@ -366,5 +402,4 @@ class _Skips:
             tqdm.write(f"[{self.name}] step {step}: non-finite loss ({ {k: round(v.item(), 4) for k, v in terms.items()} }); "
                        f"step skipped ({self.total} so far)")
         if self.in_a_row >= MAX_BAD_STEPS:
-            raise FloatingPointError(f"step {step}: the loss was non-finite for {self.in_a_row} steps in a row "
-                                     f"(the run diverged; lower train.lr or check the data)")
+            raise Diverged(step - self.in_a_row + 1, step, self.cfg, self.last_path, self.saved_at)

@@ -8,7 +8,7 @@ from distill.models import build_model, list_models
 
 REQUIRED = {"deeplabv3_resnet101", "deeplabv3_resnet18", "deeplabv3_mobilenetv2", "pspnet_resnet18",
             "deeplabv3_resnet18_w32", "deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035",
-            "lraspp_mobilenetv3_large"}
+            "lraspp_mobilenetv3_large", "lraspp_efficientnet_lite0", "deeplabv3plus_efficientnet_lite2"}
 BIG = {"deeplabv3_resnet101", "deeplabv3_resnet50"}
 
 
@@ -33,7 +33,10 @@ def test_forward_shapes_and_feature_taps(name):
         for s, c, stride in zip(stages, model.stage_channels, model.backbone.strides):
             assert s.shape == (1, c, -(-h // stride), -(-w // stride)), (name, s.shape, c, stride)
         assert feats["feat"].shape[1] == model.feat_channels
-        assert feats["logits"].shape == (1, 7, -(-h // 8), -(-w // 8))
+        stride = model.head_stride
+        assert stride == (4 if name.startswith("deeplabv3plus") else 8)
+        assert feats["logits"].shape == (1, 7, -(-h // stride), -(-w // stride))
+        assert feats["feat"].shape[2:] == feats["logits"].shape[2:]
         assert feats["aux"] is None  # aux head only in training
 
 

