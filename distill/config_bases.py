@@ -1,7 +1,21 @@
 """Config files that name bases: `base: camvid_plain.yaml` (or a list) is read first, recursively, and the
 file's own keys are merged over it deeply. Lists are replaced, not merged; a mapping that says `_replace_: true`
 replaces the base's mapping whole (a new network's `model:` must not keep the base's architecture arguments).
-A missing base or a cycle is one error naming the chain of files."""
+A missing base or a cycle is one error naming the chain of files.
+
+Where a base is found (`_find_base`), for `base: NAME` in the file F:
+1. NAME is a path relative to F's folder: that file, if it exists and is not F itself. A folder's own files
+   come first, as in any include: a `camvid_plain.yaml` next to F is the base F names as `camvid_plain.yaml`,
+   shipped config of that name or not (to extend the shipped one from such a folder, name the file itself:
+   rule 2, or give its path).
+2. Otherwise NAME is a shipped config (distill/configs/: `camvid_kd.yaml`, `camvid_kd`, `configs/camvid_kd.yaml`).
+   This includes F naming itself: a user's own `camvid_kd.yaml` that says `base: camvid_kd.yaml` extends the
+   shipped `camvid_kd.yaml` (not a cycle).
+Never relative to the current folder: where a command runs from does not change what a config means.
+
+A file is read as UTF-8 YAML; a key given twice in one mapping is an error naming the file, the key and its
+lines (YAML loaders otherwise keep the last one silently).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,12 +47,50 @@ def merge(base: dict, child: dict) -> dict:
     return out
 
 
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first: int, again: int):
+        where = f"twice on line {first}" if first == again else f"on lines {first} and {again}"
+        super().__init__(f"duplicate key {key!r} ({where}): give each key once")
+
+
+def _refuse_duplicates(node, prefix: str = "", walked=None) -> None:
+    """Walk a composed YAML node: a scalar key given twice in one mapping is a DuplicateKey naming its dotted
+    path (`train.lr`). Merge keys (`<<`) are YAML's own way of taking keys again and are left alone."""
+    walked = set() if walked is None else walked
+    if id(node) in walked:  # an alias of a node walked already (or a recursive one)
+        return
+    walked.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen = {}
+        for key_node, value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = f"{prefix}{key_node.value}", key_node.start_mark.line + 1
+            if (key_node.tag, key_node.value) in seen:
+                raise DuplicateKey(key, seen[key_node.tag, key_node.value], line)
+            seen[key_node.tag, key_node.value] = line
+            _refuse_duplicates(value, key + ".", walked)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicates(item, f"{prefix[:-1]}[{i}]." if prefix else f"[{i}].", walked)
+
+
+def load_yaml(text: str):
+    """YAML text as yaml.safe_load reads it, a key given twice in one mapping refused (DuplicateKey, a
+    yaml.YAMLError): safe_load would keep the last one silently."""
+    _refuse_duplicates(yaml.compose(text, Loader=yaml.SafeLoader))
+    return yaml.safe_load(text)
+
+
 def _find_base(name: str, child: Path) -> Path | None:
-    """A base named in `child`: a path relative to the child's folder, else a shipped config's name."""
-    from .configs import resolve
+    """The file `base: name` in `child` means (the module docstring's rule): a path relative to the child's
+    folder that is not the child itself, else a shipped config's name, else None."""
+    from .configs import shipped
 
     near = child.parent / name
-    return near if near.is_file() else resolve(name)
+    if near.is_file() and near.resolve() != child.resolve():
+        return near
+    return shipped(name)
 
 
 def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -47,9 +99,14 @@ def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     chain = (*chain, path.resolve())
     shown = " -> ".join(p.name for p in chain)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKey as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a YAML text file (byte {e.start} is not UTF-8: {e.reason}); "
+                          f"chain: {shown}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or e}); chain: {shown}") from None
     if not isinstance(data, dict) or "base" not in data:
@@ -62,8 +119,9 @@ def read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     for name in bases:
         found = _find_base(name, path)
         if found is None:
-            raise ConfigError(f"{path}: base {name!r} not found (next to it or among the shipped configs); "
-                              f"chain: {shown} -> {name}")
+            where = ("it is this file's own name: a shipped config of that name" if (path.parent / name).is_file()
+                     else "next to it or among the shipped configs")
+            raise ConfigError(f"{path}: base {name!r} not found ({where}); chain: {shown} -> {name}")
         if found.resolve() in chain:
             raise ConfigError(f"{path}: base cycle: {shown} -> {found.name}")
         parent = read_with_bases(found, chain)

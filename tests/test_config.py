@@ -180,3 +180,89 @@ def test_print_config_prints_the_resolved_config(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["train"]["iters"] == 7 and printed["model"]["arch"] == "lraspp_mobilenetv3_large"
     assert printed["distill"]["boundary"]["weight"] == 10.0 and "base" not in printed
+
+
+# ------------------------------------------------------------------ issue 29: bases, binary files, 1e-3, duplicates
+def test_a_user_config_named_like_a_shipped_one_extends_it(tmp_path, monkeypatch):
+    """`base: camvid_kd.yaml` inside the user's own camvid_kd.yaml is the shipped camvid_kd.yaml (not a cycle),
+    whose own bases are found next to it, among the shipped configs, whatever the user's folder holds."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    _write(mine, "base: camvid_kd.yaml\ntrain: {iters: 7}\n", "camvid_kd.yaml")
+    _write(mine, "train: {iters: 99, lr: 9.0}\n", "camvid_plain.yaml")  # not the shipped kd's base
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(mine / "camvid_kd.yaml")
+    shipped = load_config("camvid_kd.yaml")
+    assert cfg.train.iters == 7 and cfg.train.lr == shipped.train.lr and cfg.distill.kd == shipped.distill.kd
+    assert cfg.teacher.ckpt == "models/camvid/teacher.pt" and cfg.name == "camvid_kd"
+    _write(mine, "base: mine.yaml\n", "mine.yaml")  # a name no shipped config has: its own name is an error
+    with pytest.raises(ConfigError, match=r"base 'mine\.yaml' not found \(it is this file's own name"):
+        load_config(mine / "mine.yaml")
+
+
+def test_a_base_is_next_to_the_file_that_names_it_then_shipped_never_in_the_current_folder(tmp_path, monkeypatch):
+    """The documented rule (distill/config_bases.py): a base is a path relative to the including file first,
+    then a shipped config; a file in the folder a command runs from stands in for nothing."""
+    here, mine = tmp_path / "here", tmp_path / "mine"
+    here.mkdir(), mine.mkdir()
+    _write(here, "train: {iters: 123}\n", "camvid_plain.yaml")  # in the current folder only
+    _write(mine, "base: camvid_plain.yaml\n", "run.yaml")
+    monkeypatch.chdir(here)
+    assert load_config(mine / "run.yaml").train.iters == load_config(Path(__file__).parent.parent / "configs" /
+                                                                      "camvid_plain.yaml").train.iters != 123
+    _write(mine, "train: {iters: 5}\n", "camvid_plain.yaml")  # next to run.yaml: the folder's own file comes first
+    assert load_config(mine / "run.yaml").train.iters == 5
+
+
+def test_a_binary_config_file_is_one_error_naming_it(tmp_path):
+    p = tmp_path / "model.yaml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(ConfigError, match=rf"{p}: not a YAML text file \(byte 0 is not UTF-8"):
+        load_config(p)
+    _write(tmp_path, f"base: {p.name}\n", "child.yaml")
+    with pytest.raises(ConfigError, match=rf"{p}: not a YAML text file .*chain: child\.yaml -> model\.yaml"):
+        load_config(tmp_path / "child.yaml")
+
+
+def test_a_float_field_takes_the_numbers_yaml_1_1_reads_as_text(tmp_path):
+    p = _write(tmp_path, "train: {lr: 5e-3, weight_decay: 1E-4}\ndistill: {kd: {temperature: 2}}\n"
+                         "teacher: {ckpt: t.pt}\n")
+    cfg = load_config(p)
+    assert (cfg.train.lr, cfg.train.weight_decay) == (0.005, 0.0001)
+    cfg = load_config(p, ["train.lr=1e-3", "distill.kd.weight=+2E0"])
+    assert (cfg.train.lr, cfg.distill.kd.weight) == (0.001, 2.0)
+    with pytest.raises(ConfigError, match=r"command line: train.lr: expected a number, got str '1e-3x'"):
+        load_config(p, ["train.lr=1e-3x"])
+    with pytest.raises(ConfigError, match="train.iters: expected an integer"):
+        load_config(p, ["train.iters=1e3"])  # an integer field still takes integers only
+
+
+def test_a_key_given_twice_is_an_error_naming_the_file_and_the_key(tmp_path):
+    p = _write(tmp_path, "train:\n  lr: 0.1\n  iters: 5\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=rf"^{p}: duplicate key 'train.lr' \(on lines 2 and 4\)"):
+        load_config(p)
+    base = _write(tmp_path, "data: {dataset: synthetic, dataset: camvid}\n", "base.yaml")
+    _write(tmp_path, "base: base.yaml\n", "child.yaml")
+    with pytest.raises(ConfigError, match=rf"^{base}: duplicate key 'data.dataset' \(twice on line 1\)"):
+        load_config(tmp_path / "child.yaml")
+    ok = _write(tmp_path, "defaults: &d {lr: 0.1}\ntrain:\n  <<: *d\n  lr: 0.2\n", "merge.yaml")  # YAML merge keys
+    with pytest.raises(ConfigError, match="unknown key 'defaults'"):  # read past the merge key: no duplicate
+        load_config(ok)
+
+
+def test_the_config_cases_through_the_command_line(tmp_path):
+    """As a user meets them: one `error:` line naming the file (and key), exit 2, no traceback; 1e-3 accepted."""
+    from .cli_driver import run_in_one_process
+
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)))
+    twice = _write(tmp_path, "base: synthetic.yaml\ntrain: {iters: 3, iters: 4}\n", "twice.yaml")
+    bad, dup, lr = run_in_one_process([
+        ("distill.run", ["--cfg", binary]), ("distill.run", ["--cfg", twice]),
+        ("distill.run", ["--cfg", "synthetic.yaml", "--set", "train.lr=1e-3", "--print-config"])],
+        env=dict(__import__("os").environ, OMP_NUM_THREADS="1"))
+    for r, phrase in ((bad, f"{binary}: not a YAML text file"), (dup, f"{twice}: duplicate key 'train.iters'")):
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith(f"error: {phrase}")
+    assert lr.returncode == 0, lr.stderr
+    assert yaml.safe_load(lr.stdout)["train"]["lr"] == 0.001

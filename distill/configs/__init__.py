@@ -23,8 +23,14 @@ def resolve(path: str | Path) -> Path | None:
     path = Path(path)
     if path.is_file():
         return path
-    if str(path.parent) not in (".", "configs"):
+    return shipped(path)
+
+
+def shipped(name: str | Path) -> Path | None:
+    """The shipped config `name` means (`camvid`, `camvid.yaml`, `configs/camvid.yaml`), whatever the current
+    folder holds; None for any other name."""
+    name = Path(name)
+    if str(name.parent) not in (".", "configs"):
         return None
-    name = path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml"
-    shipped = SHIPPED / name
-    return shipped if shipped.is_file() else None
+    found = SHIPPED / (name.name if name.suffix in (".yaml", ".yml") else name.name + ".yaml")
+    return found if found.is_file() else None
