@@ -6,10 +6,14 @@ optional flip, `SegMetric`, at the labels' native resolution.
     python -m distill.evaluate --model model.pt --dataset cityscapes --root data/cityscapes --split val \\
         --mode slide --window 512x1024 --stride 341x683 --flip
 
-A checkpoint (.pt) runs in PyTorch; any other model file (.onnx FP32/INT8, OpenVINO .xml at the precision
-it will run, TensorRT .engine) through the runtime's backend and preprocessing, without torch
-(distill/score.py: its resolution policy for fixed-input models). `evaluate(model, dataset, ...)` takes a
-dataset whose items are already `EvalTransform`ed (normalised tensor, long label);
+Every model file goes through one scorer (distill.score.Scorer: the runtime's preprocessing, its resolution
+policy, flip, eval.size, data.min_size and the metric): a checkpoint (.pt) is one more backend, run in
+PyTorch with a dynamic input; any other file (.onnx FP32/INT8, OpenVINO .xml at the precision it will run,
+TensorRT .engine) runs in the runtime's backend, without torch or Pillow. Settings come from the flags, then
+--cfg, then the model's own metadata (its dataset, its config's eval section, data.val_split and
+data.min_size: what the INT8 gate scores with), then the defaults. The trainer's in-loop validation uses
+`evaluate(model, dataset, ...)`, which takes a dataset whose items are already `EvalTransform`ed
+(normalised tensor, long label);
 `evaluate_predictions(predict_fn, raw_dataset, ...)` scores any predictor of uint8 RGB images with the same
 metric. Importing this module imports no torch.
 """
@@ -28,6 +32,7 @@ from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overri
                               overrides, positive_int, size_arg, write_json_file)
 
 from .metrics import SegMetric
+from .score import Scorer, eval_settings, is_checkpoint, open_model, score
 
 
 def _pair(v):
@@ -212,36 +217,43 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     path = args.model or args.ckpt
-    torch_model = Path(path).suffix.lower() in (".pt", ".pth", ".ckpt")
-    if not torch_model:
+    if not is_checkpoint(path):
         from runtime.formats import format_for
         format_for(path)  # an unknown suffix: one line naming the file and the formats there are
-    data, ev = _settings(args, torch_model)
+    cfg = _config(args)  # a bad config or override is named before the model is read
     if args.output:  # before the work: results that cannot be written would be lost at the end
         check_output(args.output, 0, "-o/--output")
-    if not torch_model:
-        return _score_file(args, path, data, ev)
-    if args.threads or args.precision_hint:
-        raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs in "
-                          "PyTorch")
-    return _score_checkpoint(args, path, data, ev)
+    backend = open_model(path, device=args.device, threads=args.threads, precision_hint=args.precision_hint)
+    try:
+        return _score_model(args, path, backend, cfg)
+    finally:
+        backend.close()
 
 
-def _settings(args, torch_model: bool) -> tuple[dict, dict]:
-    """(data, eval) settings: the defaults, then the config's (--cfg, with its overrides), then the flags."""
-    from .config import DataCfg
-
-    data = {"dataset": None, "root": None, "split": "val", "kwargs": {}, "min_size": DataCfg().min_size}
-    ev = {"mode": "whole", "crop_size": None, "stride": None, "flip": False, "max_images": None, "size": None}
+def _config(args):
+    """The --cfg config with its overrides, or None."""
     if args.cfg:
         from .config import load_config
-        cfg = load_config(args.cfg, args.override)
+        return load_config(args.cfg, args.override)
+    if args.override:
+        raise ConfigError(f"config overrides {' '.join(args.override)} need --cfg")
+    return None
+
+
+def _settings(args, meta: dict, cfg=None) -> tuple[dict, dict]:
+    """(data, eval) settings, each key from the first that has it: the flags, the config (--cfg, with its
+    overrides), the model's own metadata (its dataset, its config's data.val_split, data.min_size and eval
+    section: distill.score.eval_settings, what the INT8 gate scores with), the defaults."""
+    own = eval_settings(meta)
+    own_data = (meta.get("config") or {}).get("data") or {}
+    data = {"dataset": meta.get("dataset"), "root": None, "split": own_data.get("val_split") or "val", "kwargs": {},
+            "min_size": own.pop("min_size")}
+    ev = {**own, "max_images": None}
+    if cfg is not None:
         data.update(dataset=cfg.data.dataset, root=cfg.data.root, split=cfg.data.val_split,
                     kwargs=dict(cfg.data.val_kwargs), min_size=cfg.data.min_size)
         ev.update(mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, flip=cfg.eval.flip,
                   max_images=cfg.eval.max_images, size=cfg.eval.size)
-    elif args.override:
-        raise ConfigError(f"config overrides {' '.join(args.override)} need --cfg")
     for key, value in (("dataset", args.dataset), ("root", args.root), ("split", args.split)):
         if value is not None:
             data[key] = value
@@ -255,41 +267,37 @@ def _settings(args, torch_model: bool) -> tuple[dict, dict]:
         if value is not None:
             ev[key] = value
     if not data["dataset"] or not data["root"]:
-        raise ConfigError("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val]")
-    if ev["mode"] == "slide" and not ev["crop_size"] and torch_model:  # an exported model's window: its input size
-        raise ConfigError("--mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)")
+        raise ConfigError("say what to evaluate on: --cfg CONFIG, or --dataset NAME --root DIR [--split val] "
+                          "(--dataset defaults to the one the model names)")
     if data["dataset"] == "synthetic":
         data["kwargs"]["create"] = False  # evaluation reads a dataset, it never writes one
     return data, ev
 
 
-def _score_checkpoint(args, path: str, data: dict, ev: dict) -> dict:
-    """A checkpoint, scored in PyTorch."""
-    import torch
-
-    from . import checkpoint
+def _score_model(args, path: str, backend, cfg=None) -> dict:
+    """Any model file, a checkpoint included, through one scorer (distill.score.Scorer): the same
+    preprocessing, resolution policy, flip, resize, data.min_size and metric for every format."""
     from .data import build_dataset
-    from .data.checks import require_labels, scan
-    from .data.transforms import EvalTransform
+    from .data.checks import require_labels
 
-    model, meta = checkpoint.load(path)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(args.device)
+    meta = backend.meta
+    data, ev = _settings(args, meta, cfg)
     _check_classes(path, meta, data["dataset"])
-    dataset = build_dataset(data["dataset"], data["root"], data["split"],
-                            transforms=EvalTransform(meta["mean"], meta["std"], size=ev["size"]), **data["kwargs"])
-    seen = scan(dataset, data["min_size"], f"{data['split']} split")  # too small to mean anything: skipped, counted
-    require_labels(dataset, f"{data['split']} split")
-    results = evaluate(model, dataset, meta["num_classes"], mode=ev["mode"], crop_size=ev["crop_size"],
-                       stride=ev["stride"], flip=ev["flip"], device=args.device, max_images=ev["max_images"],
-                       progress=sys.stderr.isatty())
-    results["skipped_images"] = seen["skipped"]
+    scorer = Scorer(backend, ev["mode"], ev["crop_size"], ev["stride"], ev["flip"])
+    dataset = build_dataset(data["dataset"], data["root"], data["split"], **data["kwargs"])
+    what = f"{data['split']} split"
+    require_labels(dataset, what)
+    results = score(scorer, dataset, meta["num_classes"], size=ev["size"], max_images=ev["max_images"],
+                    progress=sys.stderr.isatty(), min_size=data["min_size"], what=what)
+    info = backend.describe()
     results["classes"] = list(meta["classes"])
-    results["settings"] = {"model": str(path), "ckpt": str(path), "backend": "torch", "dataset": data["dataset"],
-                           "root": str(data["root"]), "split": data["split"], **ev}
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    results["settings"] = {"model": str(path), "backend": info["backend"], "device": info["device"],
+                           "precision": info["precision"], "file_precision": export.get("precision"),
+                           "dataset": data["dataset"], "root": str(data["root"]), "split": data["split"],
+                           "min_size": data["min_size"], **ev, "how": scorer.describe()}
     return _report(results, meta, args, f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} "
-                   f"images, {ev['mode']}{', flip' if ev['flip'] else ''}; PyTorch)")
+                   f"images; {info['backend']} {info['device']}, {info['precision']}; {scorer.describe()})")
 
 
 def _report(results: dict, meta: dict, args, headline: str) -> dict:
@@ -308,34 +316,6 @@ def _check_classes(path, meta, dataset):
     info = DATASETS.get(dataset)
     if info is not None and info.num_classes != meta["num_classes"]:
         raise DataError(f"{path}: model has {meta['num_classes']} classes but {dataset} has {info.num_classes}")
-
-
-def _score_file(args, path, data, ev) -> dict:
-    """An exported model through its runtime backend (distill.score): no torch."""
-    from .data import build_dataset
-    from .data.checks import require_labels
-    from .score import Scorer, open_model, score
-
-    backend = open_model(path, device=args.device, threads=args.threads, precision_hint=args.precision_hint)
-    try:
-        meta = backend.meta
-        _check_classes(path, meta, data["dataset"])
-        scorer = Scorer(backend, ev["mode"], ev["crop_size"], ev["stride"], ev["flip"])
-        dataset = build_dataset(data["dataset"], data["root"], data["split"], **data["kwargs"])
-        require_labels(dataset, f"{data['split']} split")
-        results = score(scorer, dataset, meta["num_classes"], size=ev["size"], max_images=ev["max_images"],
-                        progress=sys.stderr.isatty())
-        info = backend.describe()
-    finally:
-        backend.close()
-    results["classes"] = list(meta["classes"])
-    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
-    results["settings"] = {"model": str(path), "backend": info["backend"], "device": info["device"],
-                           "precision": info["precision"], "file_precision": export.get("precision"),
-                           "dataset": data["dataset"], "root": str(data["root"]), "split": data["split"], **ev,
-                           "how": scorer.describe()}
-    return _report(results, meta, args, f"{path} on {data['dataset']}/{data['split']} ({results['num_images']} "
-                   f"images; {info['backend']} {info['device']}, {info['precision']}; {scorer.describe()})")
 
 
 @command(interrupted="no results written")

@@ -18,7 +18,6 @@ Images stream through one at a time: memory does not grow with the split.
 """
 from __future__ import annotations
 
-import itertools
 import sys
 from pathlib import Path
 
@@ -40,9 +39,57 @@ def _pair(v):
     return int(h), int(w)
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def is_checkpoint(path) -> bool:
+    return Path(str(path)).suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+class CheckpointBackend:
+    """A checkpoint as one more backend behind `Scorer`: the PyTorch model runs the same normalised NCHW
+    input an exported file gets, with a dynamic input (whole images at their own resolution, like a
+    `--dynamic` export). torch is imported only here, when a checkpoint is opened."""
+
+    name, precision = "torch", "fp32"
+    output_kind = metadata.OUTPUT_LOGITS
+    input_shape = (1, 3, None, None)
+
+    def __init__(self, path, device="auto"):
+        import torch
+
+        from . import checkpoint
+
+        self.path = str(path)
+        self.model, self.meta = checkpoint.load(path)
+        if not device or str(device) == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = str(device)
+        self.model.to(self.device).eval()
+
+    def infer(self, x):
+        import torch
+
+        with torch.no_grad():  # logits at another size than the input: Scorer resizes them, as for any file
+            out = self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "device": self.device, "precision": self.precision}
+
+    def close(self):
+        self.model = None
+
+
 def open_model(path, device="auto", threads=None, precision_hint=None):
-    """The runtime backend for a model file (runtime.formats picks it by suffix). `precision_hint`: an
-    OpenVINO compute precision other than the one the file was checked at (the run is then unchecked)."""
+    """The backend for a model file: a checkpoint's (CheckpointBackend, PyTorch), else the runtime's
+    (runtime.formats picks it by suffix). `precision_hint`: an OpenVINO compute precision other than the
+    one the file was checked at (the run is then unchecked)."""
+    if is_checkpoint(path):
+        if threads or precision_hint:
+            raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs "
+                              "in PyTorch")
+        return CheckpointBackend(path, device)
     from runtime.backends import load_backend
 
     options = {}
@@ -172,23 +219,44 @@ def resize_pair(image, label, size):
             cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST))
 
 
+def _too_small(image, min_size) -> bool:
+    return bool(min_size) and (image.shape[0] < min_size[0] or image.shape[1] < min_size[1])
+
+
 def score(predict, items, num_classes: int, size=None, max_images: int | None = None, ignore_index: int = 255,
-          progress: bool = False, boundary: bool = True, connectivity: bool = True, on_item=None) -> dict:
+          progress: bool = False, boundary: bool = True, connectivity: bool = True, on_item=None,
+          min_size=None, what: str = "split") -> dict:
     """SegMetric's dict for `predict(HxWx3 uint8 RGB) -> HxW labels` over (image, label) items (a dataset
     without transforms, or any sequence or iterable of such pairs), one item in memory at a time.
-    `on_item(pred, label)` is called for each image (per-image values)."""
+    `on_item(pred, label)` is called for each image (per-image values; pred None for a skipped one).
+
+    `min_size` (H, W; data.min_size) is applied here and only here, for every model file and the INT8 gate
+    alike: an image smaller than it is too small to mean anything, skipped before resizing and counted in
+    `skipped_images` (one line says so); `max_images` counts the images scored. A split with nothing left is
+    a DatasetError."""
     metric = SegMetric(num_classes, ignore_index, boundary=boundary, connectivity=connectivity)
+    min_size = _pair(min_size)
     if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
-        n = len(items) if max_images is None else min(len(items), max_images)
-        it = (items[i] for i in range(n))
+        total = len(items)
+        it = (items[i] for i in range(total))
     else:
-        n = max_images
-        it = itertools.islice(iter(items), max_images)
+        total = max_images
+        it = iter(items)
     if progress:
         from tqdm import tqdm
-        it = tqdm(it, total=n, desc="score", unit="img", leave=False)
+        it = tqdm(it, total=total, desc="score", unit="img", leave=False)
+    seen = skipped = 0
     for image, label in it:
-        image, label = resize_pair(np.asarray(image), np.asarray(label), size)
+        if max_images is not None and seen - skipped >= max_images:
+            break
+        seen += 1
+        image = np.asarray(image)
+        if _too_small(image, min_size):
+            skipped += 1
+            if on_item is not None:  # per-image values stay one per item
+                on_item(None, label)
+            continue
+        image, label = resize_pair(image, np.asarray(label), size)
         pred = np.asarray(predict(image))
         if pred.ndim == 3 and pred.shape[0] == 1:
             pred = pred[0]
@@ -197,33 +265,31 @@ def score(predict, items, num_classes: int, size=None, max_images: int | None = 
         metric.update(pred, label)
         if on_item is not None:
             on_item(pred, label)
-    return metric.compute()
+    if skipped:
+        print(f"data: skipped {skipped} of {seen} {what} images smaller than {min_size[0]}x{min_size[1]} "
+              "(data.min_size)")
+        if skipped == seen:
+            from .data.base import DatasetError
 
-
-def score_model(path_or_backend, items, mode="whole", crop_size=None, stride=None, flip=False, size=None,
-                max_images=None, progress=False, boundary=True, connectivity=True, **open_kw) -> dict:
-    """Score a model file (or an open backend) on labelled (image, label) items; SegMetric's dict plus
-    `settings` (how it ran) and `classes`."""
-    backend = path_or_backend if hasattr(path_or_backend, "infer") else open_model(path_or_backend, **open_kw)
-    scorer = Scorer(backend, mode, crop_size, stride, flip)
-    meta = backend.meta
-    results = score(scorer, items, meta["num_classes"], size=size, max_images=max_images, progress=progress,
-                    boundary=boundary, connectivity=connectivity)
-    results["classes"] = list(meta["classes"])
-    results["settings"] = {"model": Path(str(backend.path)).name, "backend": backend.name,
-                           "precision": backend.precision, "device": backend.device, "mode": mode,
-                           "crop_size": list(scorer.window) if mode == "slide" else crop_size,
-                           "stride": list(scorer.stride) if scorer.stride else stride, "flip": bool(flip),
-                           "size": size, "how": scorer.describe()}
+            raise DatasetError(f"every one of the {seen} {what} images is smaller than {min_size[0]}x{min_size[1]} "
+                               "(data.min_size): nothing left to score")
+    results = metric.compute()
+    results["skipped_images"] = skipped
     return results
 
 
 def eval_settings(meta: dict) -> dict:
-    """The evaluation settings a model was trained to be judged by: its config's eval section (kept in the
-    metadata of a checkpoint and of every file exported from it), else whole images."""
-    ev = (meta.get("config") or {}).get("eval") or {}
+    """The evaluation settings a model was trained to be judged by: its config's eval section and
+    data.min_size (kept in the metadata of a checkpoint and of every file exported from it), else the
+    defaults (whole images, no flip, distill.config's min_size). What `distill.evaluate --model` uses
+    without --cfg, and what the INT8 gate scores with."""
+    from .config import DataCfg
+
+    config = meta.get("config") or {}
+    ev, data = config.get("eval") or {}, config.get("data") or {}
     return {"mode": ev.get("mode") or "whole", "crop_size": ev.get("crop_size"), "stride": ev.get("stride"),
-            "flip": bool(ev.get("flip", False)), "size": ev.get("size")}
+            "flip": bool(ev.get("flip", False)), "size": ev.get("size"),
+            "min_size": data.get("min_size", DataCfg().min_size)}
 
 
 if __name__ == "__main__":  # the CLI is distill.evaluate's (--model)

@@ -225,12 +225,15 @@ def gate_scores(backend, items, meta, per_item=None) -> dict:
     on_item = None
     if per_item is not None:
         def on_item(pred, label):
+            if pred is None:  # skipped (smaller than data.min_size): the same for every candidate
+                per_item.append(0.0)
+                return
             one = SegMetric(meta["num_classes"], boundary=False, connectivity=False)
             one.update(pred, label)
             value = one.compute()["mIoU"]
             per_item.append(100.0 * float(value) if value == value else 0.0)  # NaN: no class in the image
     result = score(scorer, items, meta["num_classes"], size=ev["size"], boundary=True, connectivity=False,
-                   on_item=on_item)
+                   on_item=on_item, min_size=ev["min_size"], what="validation")
     return {"mIoU": 100.0 * float(result["mIoU"]), "boundary_f1": 100.0 * float(result["boundary_f1"]),
             "images": int(result["num_images"]), "how": scorer.describe()}
 

@@ -280,14 +280,22 @@ def test_a_corrupt_checkpoint_to_evaluate_is_one_line(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ one line for every user error
-def test_slide_evaluation_without_a_window_is_one_line(tmp_path, capsys):
-    from distill.evaluate import cli
+def test_slide_evaluation_without_a_window_slides_the_models_input_size(tmp_path, capsys):
+    """One scorer for every model file: a checkpoint without --window slides windows of its input size, as
+    its exported file does (it used to be an error for a checkpoint only)."""
+    from distill.data import build_dataset
+    from distill.evaluate import main
+    from export.onnx import torch_to_onnx
 
-    ckpt = write_synthetic_student(tmp_path / "s.pt")
-    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(tmp_path / "d"),
-                               "--mode", "slide"], capsys)
-    assert code == 2 and error_lines(err) == [
-        "error: --mode slide needs a window: pass --window HxW (or set eval.crop_size in the config)"]
+    ckpt = write_synthetic_student(tmp_path / "s.pt")  # input 32x64
+    build_dataset("synthetic", tmp_path / "d", "val", num_images=2, size=[40, 80], seed=0)
+    args = ["--dataset", "synthetic", "--root", str(tmp_path / "d"), "--mode", "slide", "--data-kwargs",
+            '{"num_images": 2, "size": [40, 80], "seed": 0}']
+    pt = main(["--ckpt", str(ckpt), *args])
+    onnx = main(["--model", str(torch_to_onnx(ckpt, tmp_path / "s.onnx", dynamic=True)), *args])
+    for r in (pt, onnx):
+        assert r["num_images"] == 2 and "sliding 32x64 windows" in r["settings"]["how"]
+    assert abs(pt["mIoU"] - onnx["mIoU"]) <= 5e-4
 
 
 def test_checkpoint_metadata_out_of_range_is_one_line_to_export(tmp_path, capsys):

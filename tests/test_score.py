@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPLIT = '{"num_images": 4, "size": [72, 144], "seed": 1}'
 NO_TORCH = """
 import runpy, sys
-for name in ('torch', 'distill.data.transforms', 'distill.checkpoint'):  # None: `import` fails
-    sys.modules[name] = None
+for name in ('torch', 'distill.data.transforms', 'distill.checkpoint', 'PIL'):  # None: `import` fails
+    sys.modules[name] = None  # a device install: neither torch nor Pillow
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
 """

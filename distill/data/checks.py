@@ -1,18 +1,28 @@
 """Degenerate data, named before the work: images too small to mean anything (skipped and counted), a crop
 that no image can fill, a split with no labelled pixel. Image sizes come from the file headers (PIL opens
-lazily: no pixel is decoded), so a scan of a split costs a fraction of a millisecond per image."""
+lazily: no pixel is decoded), so a scan of a split costs a fraction of a millisecond per image. Pillow is
+imported only when a size is read: scoring an exported model (require_labels) runs on a device install
+without it."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .base import IGNORE_INDEX, DatasetError, read_label
 
 
 def image_hw(path) -> tuple[int, int]:
-    """(H, W) of an image file from its header."""
+    """(H, W) of an image file from its header (decoded by OpenCV where Pillow is not installed)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise DatasetError(f"{path}: cannot read the image") from None
+        return int(img.shape[0]), int(img.shape[1])
     try:
         with Image.open(path) as im:
             w, h = im.size
