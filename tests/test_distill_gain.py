@@ -246,25 +246,33 @@ def test_the_data_recipe_is_chosen_with_the_plain_student_on_tune_and_applied_to
     assert "data recipe (plain student)" in (out / "synthetic.md").read_text()
 
 
-def test_camvid_trials_build_on_the_tuning_runs_the_benchmark_recorded():
+@pytest.mark.parametrize("where", ["the repository", "another folder"])
+def test_camvid_trials_build_on_the_tuning_runs_the_benchmark_recorded(where, tmp_path, monkeypatch):
     """Each CamVid trial is the benchmark's chosen tuning run (recipe, inherited KD temperature, chosen setting)
-    plus its one change: the baseline rebuilt from camvid_tuning.csv has the fingerprint the committed
-    ledger recorded for that very run, and the trial's config differs from it only in the changed keys."""
+    plus its one change: the baseline rebuilt from camvid_tuning.csv is the run the committed ledger recorded
+    (its row is taken, not retrained: from the repository as it was recorded, and from another folder naming
+    the teacher by another path), and the trial's config differs from it only in the changed keys."""
     import json
     from pathlib import Path
 
-    from benchmarks.gain.ledger import fingerprint
+    from benchmarks.gain.ledger import Ledger
     from benchmarks.gain.runs import config_changes
     from benchmarks.gain.trials import TRIALS, plan
 
+    root = Path(__file__).resolve().parents[1]
     results, teacher = Path("docs/results"), Path("models/camvid/teacher.pt")
-    if not (results / "camvid_tuning.csv").is_file() or not teacher.is_file():
+    if not (root / results / "camvid_tuning.csv").is_file() or not (root / teacher).is_file():
         pytest.skip("the CamVid benchmark's tuning table or teacher is not in this checkout")
+    if where == "another folder":
+        monkeypatch.chdir(tmp_path)
+        results, teacher = root / results, root / teacher
+    else:
+        monkeypatch.chdir(root)
     ledger = {e["name"]: e for e in map(json.loads, (results / "camvid_ledger.jsonl").read_text().splitlines())}
     trials = plan("camvid", results, Path("runs/extra"), teacher=teacher)
     assert [t[0] for t in trials] == [t[0] for t in TRIALS["camvid"]]
     for (name, method, _, run, base, baseline), (_, _, _, change) in zip(trials, TRIALS["camvid"]):
-        assert fingerprint(baseline.load().to_dict()) == ledger[baseline.name]["fingerprint"], name
+        assert Ledger(results / "camvid_ledger.jsonl").get(baseline) == ledger[baseline.name], name
         assert base["mIoU"] == pytest.approx(ledger[baseline.name]["mIoU"]), name
         changed = config_changes(baseline.load().to_dict(), run.load().to_dict())
         assert changed == sorted(c.split("=")[0] for c in change), name
@@ -322,3 +330,75 @@ def test_two_writers_of_one_ledger_keep_each_others_entries(tmp_path):
     second.record(runs[1], {"mIoU": 0.6}, 20.0)
     again = Ledger(path)
     assert again.get(runs[0])["mIoU"] == 0.5 and again.get(runs[1])["mIoU"] == 0.6
+
+
+LEDGER_WRITER = """
+import sys, time
+from pathlib import Path
+from benchmarks.gain.ledger import Ledger
+from benchmarks.gain.runs import make_run
+path, tag, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+runs = [make_run("plain", 100, tmp / f"{tag}{i}", "synthetic", "configs", [f"data.root={tmp / 'data'}"])
+        for i in range(40)]
+(tmp / f"{tag}.ready").touch()
+while not (tmp / "go").exists():  # both writers start together
+    time.sleep(0.001)
+for i, run in enumerate(runs):
+    Ledger(path).record(run, {"mIoU": i / 100}, float(i))
+"""
+
+
+def test_two_processes_writing_40_entries_each_leave_80(tmp_path):
+    """Two benchmarks on the two cores record into one ledger at the same time: every entry of both is there
+    (each record re-reads and rewrites the file under the folder's lock; without it, 42 of 80 were left)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from .faults import ROOT
+
+    path = tmp_path / "synthetic_ledger.jsonl"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    writers = [subprocess.Popen([sys.executable, "-c", LEDGER_WRITER, str(path), tag, str(tmp_path)], cwd=ROOT,
+                                env=env, stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    t0 = time.time()
+    while not all((tmp_path / f"{tag}.ready").exists() for tag in ("a", "b")):
+        assert time.time() - t0 < 120 and all(w.poll() is None for w in writers), [w.stderr.read() for w in writers]
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    for w in writers:
+        assert w.wait(timeout=300) == 0, w.stderr.read()[-3000:]
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(entries) == 80
+    assert {e["name"]: e["train_s"] for e in entries} == {f"{tag}{i}": float(i) for tag in "ab" for i in range(40)}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["a.ready", "b.ready", "go", path.name]
+
+
+def test_a_run_named_from_another_folder_or_by_another_path_is_the_same_run(tmp_path, teacher, monkeypatch):
+    """The fingerprint counts the teacher's bytes, not the path the config names it with: recorded with the
+    teacher named relative to one folder, the row is taken from another folder (teacher named by its absolute
+    path) and with a copy of the same file elsewhere; a teacher with other bytes is another run."""
+    import shutil
+
+    from benchmarks.gain.ledger import Ledger
+    from benchmarks.gain.runs import make_run
+
+    path, overrides = tmp_path / "report" / "synthetic_ledger.jsonl", _tiny_overrides(tmp_path)
+
+    def kd_run(teacher_path):
+        return make_run("kd", 100, tmp_path / "runs" / "kd_s100", "synthetic", "configs", overrides,
+                        teacher=teacher_path)
+
+    monkeypatch.chdir(teacher.parent)
+    Ledger(path).record(kd_run(teacher.name), {"mIoU": 0.5}, 1.0)  # `--teacher model.pt` in the teacher's folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert Ledger(path).get(kd_run(teacher))["mIoU"] == 0.5
+    copy = elsewhere / "teacher_copy.pt"
+    shutil.copyfile(teacher, copy)
+    assert Ledger(path).get(kd_run(copy.name))["mIoU"] == 0.5
+    copy.write_bytes(teacher.read_bytes() + b"\0")
+    assert Ledger(path).get(kd_run(copy.name)) is None

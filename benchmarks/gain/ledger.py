@@ -1,11 +1,22 @@
 """The distillation-gain ledger: one JSON line per finished run (final or tuning) with the fingerprint of what
 it learned from and every number the report needs. It lives in the report folder and is committed as runs
 land, so a machine whose run folders are gone (a fresh one) takes a finished run's numbers from it instead
-of training it again; a run whose config or teacher changed has another fingerprint and trains anew."""
+of training it again; a run whose config or teacher changed has another fingerprint and trains anew.
+
+Several writers (two benchmarks on two cores) share a ledger: each record re-reads the file and rewrites it
+atomically while it holds an exclusive lock (fcntl.flock) on the ledger's folder, so no entry is lost.
+
+The fingerprint counts the teacher by its bytes, not by the path the config names it with: the same teacher
+named from another folder (or copied elsewhere) is the same run. Rows recorded before this (their fingerprint
+also hashed the teacher's path, as written from the repository's root) are still recognised: see
+`legacy_fingerprint`."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from runtime.contract import atomic_path
@@ -26,23 +37,79 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(config: dict) -> str:
-    """sha256 over the learned settings of a run's resolved config that differ from today's defaults, and the
-    bytes of its teacher. Only non-default values count, so a setting added to Config later (with a default
-    that reproduces the old behaviour) leaves the fingerprints of finished runs as they were; a changed
-    default changes them, as it changes what a run learns."""
+REPO = Path(__file__).resolve().parents[2]  # where the committed ledgers' rows were recorded from
+DISTILLED_BY = ("kd", "cwd", "skd", "boundary", "relation")
+
+
+def _learned(config: dict) -> tuple[dict, str | None]:
+    """The learned settings of a resolved config that differ from today's defaults, without the teacher's path;
+    and that path when a distillation term uses the teacher (else None)."""
     from distill.config import Config
 
     defaults = flatten_config(Config().to_dict())
     flat = {k: v for k, v in flatten_config(config).items()
             if k not in NOT_IDENTITY and (k not in defaults or defaults[k] != v)}
-    teacher = flat.get("teacher.ckpt")
-    if teacher and any(flat.get(f"distill.{t}.weight") for t in ("kd", "cwd", "skd", "boundary", "relation")):
-        flat["teacher.sha256"] = file_sha256(Path(teacher)) if Path(teacher).is_file() else "missing"
-    else:
-        flat.pop("teacher.ckpt", None)
-        flat.pop("teacher.config", None)
+    teacher = flat.pop("teacher.ckpt", None)
+    flat.pop("teacher.config", None)
+    distilled = any(flat.get(f"distill.{t}.weight") for t in DISTILLED_BY)
+    return flat, (teacher if teacher and distilled else None)
+
+
+def _digest(flat: dict) -> str:
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _teacher_sha256(teacher: str) -> str:
+    path = Path(teacher)
+    if not path.is_file():
+        return "missing"
+    st = path.stat()
+    return _cached_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A teacher's hash, once per file version (every get and record of a ledger asks for it)."""
+    return file_sha256(Path(path))
+
+
+def fingerprint(config: dict) -> str:
+    """sha256 over the learned settings of a run's resolved config that differ from today's defaults, and the
+    bytes of its teacher (wherever it lies, however the config names it). Only non-default values count, so a
+    setting added to Config later (with a default that reproduces the old behaviour) leaves the fingerprints of
+    finished runs as they were; a changed default changes them, as it changes what a run learns."""
+    flat, teacher = _learned(config)
+    if teacher:
+        flat["teacher.sha256"] = _teacher_sha256(teacher)
+    return _digest(flat)
+
+
+def legacy_fingerprint(config: dict) -> str:
+    """The fingerprint rows recorded before the teacher counted by its bytes alone carry: it also hashed the
+    teacher's path as the config gave it, which for the committed ledgers (written from the repository's root)
+    is the path relative to the repository. Computed so from any folder."""
+    flat, teacher = _learned(config)
+    if teacher:
+        path = Path(teacher).resolve()
+        flat["teacher.ckpt"] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else teacher
+        flat["teacher.sha256"] = _teacher_sha256(teacher)
+    return _digest(flat)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on `folder` (flock on the folder itself: no lock file is left beside the ledger)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one writer at a time is the user's to ensure
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Ledger:
@@ -66,23 +133,28 @@ class Ledger:
 
     def get(self, run) -> dict | None:
         entry = self.entries.get(run.name)
-        if entry and entry["fingerprint"] == fingerprint(run.load().to_dict()):
+        if entry is None:
+            return None
+        config = run.load().to_dict()
+        if entry["fingerprint"] in (fingerprint(config), legacy_fingerprint(config)):
             return entry
         return None
 
     def record(self, run, metrics: dict, train_s: float | None) -> dict:
-        """Add (or replace) the run's entry and rewrite the file atomically, over what the file holds now: another
-        process writing the same ledger (a second benchmark on the other core) keeps its entries."""
+        """Add (or replace) the run's entry and rewrite the file atomically, over what the file holds now, under
+        the folder's lock: another process writing the same ledger (a second benchmark on the other core) keeps
+        its entries, however their writes interleave."""
         entry = {"name": run.name, "method": run.method, "seed": run.seed, "candidate": run.candidate,
                  "split": run.split, "fingerprint": fingerprint(run.load().to_dict()),
                  "iters": run.load().train.iters, "train_s": None if train_s is None else round(train_s, 1),
                  "git_commit": metrics.get("git_commit"),
                  **{k: _plain(metrics[k]) for k in KEYS if k in metrics}}
-        self._read()
-        self.entries[run.name] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            Path(tmp).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in self.entries.values()))
+        with _locked(self.path.parent):
+            self._read()
+            self.entries[run.name] = entry
+            with atomic_path(self.path) as tmp:
+                Path(tmp).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in self.entries.values()))
         return entry
 
 

@@ -69,10 +69,13 @@ class BenchmarkError(ConfigError):
 def config_path(method: str, prefix: str = "synthetic", configs_dir: str | Path = "configs") -> Path:
     if method not in METHODS:
         raise BenchmarkError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    from distill.configs import resolve
+
     path = Path(configs_dir) / METHODS[method].format(prefix=prefix)
-    if not path.is_file():
+    found = resolve(path)  # `configs/NAME.yaml` from outside a checkout: the shipped config (as --cfg reads it)
+    if found is None:
         raise BenchmarkError(f"method {method!r}: config {path} does not exist (dataset prefix {prefix!r})")
-    return path
+    return found
 
 
 # ---------------------------------------------------------------------------------------- run specs
