@@ -14,14 +14,21 @@ from pathlib import Path
 from runtime.contract import Signals as StopRequest  # noqa: F401  (the name training uses)
 
 
-class Interrupted(Exception):
-    """Training stopped by a signal after saving its state; `exit_code` is 128 + the signal."""
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by a signal after saving its state; `exit_code` is 128 + the signal.
+
+    A KeyboardInterrupt, as the signal's own is: a command that trains inside its work (benchmarks.gain) ends
+    with 128 + N and this message (runtime.contract.command prints `detail`), not with a traceback and exit 1."""
 
     def __init__(self, signum: int, step: int, last_path: Path | None):
         self.signum, self.step, self.last_path = signum, step, last_path
         name = signal.Signals(signum).name
-        saved = f"{last_path} saved at step {step}; rerun the same command to resume" if last_path else "nothing saved"
-        super().__init__(f"interrupted by {name}: {saved}")
+        self.detail = (f"{last_path} saved at step {step}; rerun the same command to resume" if last_path
+                       else "nothing saved")
+        super().__init__(f"interrupted by {name}: {self.detail}")
+
+    def __reduce__(self):  # rebuilt from its fields when a worker process hands it back
+        return type(self), (self.signum, self.step, self.last_path)
 
     @property
     def exit_code(self) -> int:

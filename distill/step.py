@@ -1,6 +1,7 @@
 """One training step's losses: the (class-weighted) cross-entropy that stays 0, not NaN, on a crop without a
 labelled pixel, and `StudentStep`, the student with its distillation terms in one module (what DDP wraps).
-Also the CE class weights a config asks for, and the check that a step's loss is finite on every rank."""
+Also the CE class weights a config asks for, the check that a step's loss is finite on every rank (and
+`Diverged`, when it is not for too long), and the check that a batch of one image can train the network."""
 from __future__ import annotations
 
 import torch
@@ -8,7 +9,9 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
+from runtime.contract import EXIT_FAILED, UserError
+
+from .config import Config, ConfigError
 from .data.base import IGNORE_INDEX
 from .losses import Distiller
 
@@ -78,3 +81,46 @@ def all_finite(total: torch.Tensor, world: int) -> bool:
     if world > 1:
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok.item())
+
+
+class Diverged(UserError, FloatingPointError):
+    """The loss stayed non-finite for too many steps in a row: one line saying where, what was kept and what to
+    try. Exit 1, not 2: every input was valid, and the run failed the check its own steps are held to (a finite
+    loss), as a gate fails."""
+    exit_code = EXIT_FAILED
+
+    def __init__(self, first: int, step: int, cfg: Config, last_path, saved_at: int | None):
+        self.first, self.step = first, step
+        kept = (f"the last good checkpoint {last_path} (step {saved_at}) is kept" if saved_at is not None else
+                f"no checkpoint was saved before it (train.ckpt_every {cfg.train.ckpt_every})")
+        super().__init__(f"{cfg.out_dir}: the run diverged at step {first}: the loss was non-finite for "
+                         f"{step - first + 1} steps in a row (to step {step}); {kept}; lower train.lr "
+                         f"(now {cfg.train.lr:g}) or check the data")
+
+
+def check_batch_statistics(student: nn.Module, cfg: Config, world: int, device) -> None:
+    """Before the work: a BatchNorm in training mode needs more than one value per channel, so with one image
+    per step a BatchNorm after global pooling (DeepLabV3's image pooling: 1x1 per channel) made the first step
+    fail with torch's "Expected more than 1 value per channel when training". One no-grad forward of a 1-image
+    batch at the crop size in eval mode (no statistics updated, no random numbers drawn) finds such layers."""
+    sync = world > 1 and cfg.train.sync_bn and torch.device(device).type == "cuda"
+    per_step = cfg.train.batch_size if sync else cfg.train.batch_size // world  # what one BatchNorm sees
+    if per_step > 1:
+        return
+    starved = []
+    handles = [m.register_forward_pre_hook(lambda m, args, name=name: starved.append(name)
+                                           if args[0].numel() <= args[0].shape[1] else None)
+               for name, m in student.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training = student.training
+    try:
+        with torch.no_grad():
+            student.eval().forward_features(torch.zeros(1, 3, *cfg.data.crop_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        student.train(was_training)
+    if starved:
+        per = " per process" if world > 1 else ""
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size}: {per_step} image per step{per} is too few for "
+                          f"{cfg.model.arch}: its BatchNorm after global pooling ({starved[0]}) would see one value "
+                          f"per channel, and training needs more; use train.batch_size >= {2 * world}")

@@ -28,7 +28,9 @@ def command(main=None, interrupted="outputs closed"):
                 message, code = "error: " + one_line(e), e.exit_code
             except KeyboardInterrupt as e:
                 signum = getattr(e, "signum", None) or signals.received or signal.SIGINT
-                message = "interrupted by {}: {}".format(signal.Signals(signum).name, interrupted)
+                # an interrupt that knows what it saved says so (distill.signals.Interrupted), else the command's words
+                detail = getattr(e, "detail", None) or interrupted
+                message = "interrupted by {}: {}".format(signal.Signals(signum).name, detail)
                 code = 128 + int(signum)
         # printed once the traceback is dropped: it may hold a progress bar whose last redraw must come first
         gc.collect()
