@@ -114,7 +114,7 @@ def test_sigterm_to_an_openvino_export_leaves_no_process(model, calib, tmp_path,
     env, recorder, home = offline
     out = tmp_path / "s.int8.xml"
     p = start(["export.openvino", model, "--precision", "int8", "--calib-dir", calib, "--no-gate", "-o", out,
-               "--parity-images", "512"], env)
+               "--parity-images", "2000"], env)
     for line in p.stdout:  # "converted ...; checking it": OpenVINO and NNCF have run, parity is running
         if line.startswith("converted"):
             break
