@@ -135,3 +135,26 @@ def test_sigterm_to_the_gain_benchmark_while_it_trains_is_143_with_the_run_resum
                               "rerun the same command to resume")
     ledger = out / "synthetic_ledger.jsonl"
     assert not ledger.exists() or all(json.loads(ln) for ln in ledger.read_text().splitlines() if ln.strip())
+
+
+def test_sigterm_to_the_gain_benchmark_with_jobs_stops_every_worker_after_its_step(tmp_path):
+    """--jobs 2 trains in worker processes: a SIGTERM sent to the benchmark alone (as systemd or docker send
+    it) is passed on; each worker saves its run's last.pt and ends (no queued run starts), then the benchmark
+    ends with 143. No process is left behind and no worker prints a traceback."""
+    out, runs = tmp_path / "gain", tmp_path / "gain" / "runs"
+    sets = [s for s in overrides(tmp_path, runs / "x") if not s.startswith("out_dir=")]
+    cmd = [sys.executable, "-m", "benchmarks.gain", "--methods", "plain", "--seeds", "0", "1", "2", "--no-tune",
+           "--jobs", "2", "--threads", "1", "--out-dir", str(out), "--set", *sets]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    rc, _, err = signal_when(p, lambda: min(logged_steps(runs / f"plain_s{s}") for s in (0, 1)) >= 1, signal.SIGTERM,
+                             timeout=180)
+    assert rc == 143, err[-3000:]
+    assert "Traceback" not in err and last_line(err) == (
+        "interrupted by SIGTERM: finished runs are kept, runs in training saved their last.pt; rerun the same "
+        "command to resume")
+    for s in (0, 1):
+        assert (runs / f"plain_s{s}" / "last.pt").is_file()
+        assert "interrupted by SIGTERM: " in (runs / f"plain_s{s}" / "train.out").read_text()
+    assert not (runs / "plain_s2").exists()  # the queued run never started
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not left, left

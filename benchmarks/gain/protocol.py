@@ -244,7 +244,7 @@ def _words(values) -> list[str]:
     return [w for v in values for w in v.split(",") if w]
 
 
-@command
+@command(interrupted="finished runs are kept, runs in training saved their last.pt; rerun the same command to resume")
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.gain", description=__doc__, examples=(
         "python -m benchmarks.gain --out-dir docs/results --jobs 2",

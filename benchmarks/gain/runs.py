@@ -7,6 +7,7 @@ import contextlib
 import csv
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -171,11 +172,18 @@ def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> 
     from distill.engine import train
 
     cfg = load_config(config, [*overrides, *([f"train.threads={threads}"] if threads else [])])
+    if quiet and _STOPPED:  # a pool worker after a signal: the queued runs do not start
+        raise BenchmarkError(f"{cfg.out_dir}: not started (the benchmark was interrupted)")
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    if quiet:
+    if quiet:  # a pool worker (run_jobs)
         with open(Path(cfg.out_dir) / "train.out", "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-            train(cfg)
+            try:
+                train(cfg)
+            except KeyboardInterrupt as e:  # Interrupted: last.pt saved (else the previous one is intact)
+                _STOPPED.append(getattr(e, "signum", signal.SIGINT))
+                print(e if str(e) else f"interrupted by {signal.Signals(_STOPPED[-1]).name}", flush=True)
+                raise
     else:
         train(cfg)
     return time.perf_counter() - t
@@ -197,18 +205,53 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) 
             if on_done:
                 on_done(r, times[r.name])
         return times
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
         futures = {}
-        for r in runs:
-            log(f"[{r.name}] training {r.config} -> {r.run_dir} (log: {r.run_dir / 'train.out'})")
-            futures[pool.submit(_train_job, str(r.config), r.overrides, threads, True)] = r
-        for fut in as_completed(futures):
-            r = futures[fut]
-            times[r.name] = fut.result()
-            log(f"[{r.name}] trained in {times[r.name]:.0f} s")
-            if on_done:
-                on_done(r, times[r.name])
+        try:
+            for r in runs:
+                log(f"[{r.name}] training {r.config} -> {r.run_dir} (log: {r.run_dir / 'train.out'})")
+                futures[pool.submit(_train_job, str(r.config), r.overrides, threads, True)] = r
+            for fut in as_completed(futures):
+                r = futures[fut]
+                times[r.name] = fut.result()
+                log(f"[{r.name}] trained in {times[r.name]:.0f} s")
+                if on_done:
+                    on_done(r, times[r.name])
+        except KeyboardInterrupt as e:
+            _stop_workers(pool, futures, e)
+            raise
     return times
+
+
+# Ctrl-C or SIGTERM with --jobs > 1: a worker that trains finishes its step, saves last.pt and ends its run
+# (distill's own handler); one that waits, or that is done, only notes it (_worker_init), and from then on
+# every queued run it is handed ends at once (_train_job). The workers stay up until the pool shuts down:
+# one that died would make the pool terminate the others, maybe while they save.
+_STOPPED: list[int] = []  # in a pool worker: the signal that stopped the benchmark
+
+
+def _worker_init() -> None:
+    def note(signum, _frame):
+        _STOPPED.append(signum)
+
+    signal.signal(signal.SIGINT, note)
+    signal.signal(signal.SIGTERM, note)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, futures, e: KeyboardInterrupt) -> None:
+    """The benchmark was interrupted while its workers train: a SIGTERM sent to it alone (systemd, docker,
+    kill PID) is passed on to them (a terminal's Ctrl-C reaches the whole process group itself, and a second
+    SIGINT would cut their saving short); then this waits until every run has saved and ended, or was never
+    started. A second signal stops the waiting."""
+    from concurrent.futures import wait
+
+    if getattr(e, "signum", None) == signal.SIGTERM:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                proc.terminate()  # SIGTERM
+            except (OSError, ValueError):  # already gone
+                pass
+    wait(list(futures))
 
 
 def logged_train_s(run_dir: Path | None) -> float | None:
