@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from runtime.contract import ConfigError
+from runtime.contract import ConfigError, Signals
 
 # method -> config file, from the dataset prefix ("synthetic" -> configs/synthetic_kd.yaml, BRD is configs/synthetic.yaml)
 METHODS = {
@@ -172,7 +172,7 @@ def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> 
     from distill.engine import train
 
     cfg = load_config(config, [*overrides, *([f"train.threads={threads}"] if threads else [])])
-    if quiet and _STOPPED:  # a pool worker after a signal: the queued runs do not start
+    if quiet and _stopped():  # a pool worker after a signal: the queued runs do not start
         raise BenchmarkError(f"{cfg.out_dir}: not started (the benchmark was interrupted)")
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -224,18 +224,21 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) 
 
 
 # Ctrl-C or SIGTERM with --jobs > 1: a worker that trains finishes its step, saves last.pt and ends its run
-# (distill's own handler); one that waits, or that is done, only notes it (_worker_init), and from then on
-# every queued run it is handed ends at once (_train_job). The workers stay up until the pool shuts down:
-# one that died would make the pool terminate the others, maybe while they save.
-_STOPPED: list[int] = []  # in a pool worker: the signal that stopped the benchmark
+# (distill's own handler); one that waits, or that is done, only notes it (_worker_init: the one handler,
+# holding), and from then on every queued run it is handed ends at once (_train_job). The workers stay up
+# until the pool shuts down: one that died would make the pool terminate the others, maybe while they save.
+_STOPPED: list[int] = []  # in a pool worker: the signal that stopped the benchmark (noted by _train_job)
+_IDLE_SIGNALS: list[Signals] = []  # in a pool worker: the handler that notes a signal between runs
 
 
 def _worker_init() -> None:
-    def note(signum, _frame):
-        _STOPPED.append(signum)
+    idle = Signals().__enter__()  # for the worker's life; training installs its own above it, then restores it
+    idle.hold()
+    _IDLE_SIGNALS.append(idle)
 
-    signal.signal(signal.SIGINT, note)
-    signal.signal(signal.SIGTERM, note)
+
+def _stopped() -> bool:
+    return bool(_STOPPED or any(s.received for s in _IDLE_SIGNALS))
 
 
 def _stop_workers(pool: ProcessPoolExecutor, futures, e: KeyboardInterrupt) -> None:
