@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.contract import (ExportError, OutputError, UserError, cause_line, check_folder, clean_stale, command,
-                              finite_float, pid_tag, write_json_file)
+from runtime.contract import (ExportError, OutputError, UserError, atomic_path, cause_line, check_folder, clean_stale,
+                              command, finite_float, pid_tag, write_json_file)
 from runtime.formats import default_output, format_for, lookup, require
 
 MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
@@ -220,11 +220,16 @@ def _remove(paths):
             f.unlink()
 
 
-def publish(candidate, out, passed, keep_failed=False, why="its checks"):
+def publish(candidate, out, passed, keep_failed=False, why="its checks", gated=False):
     """Move a checked `candidate`, its companions and its records (parity, gate) to `out`; a failed one
     goes with its records to <name>.FAILED<suffix> with --keep-failed, else all of it is deleted. An
     existing model under `out` and its records are touched only by a candidate that passed. Returns the
     path the model now has (None if deleted) and prints one line for a failure.
+
+    `gated`: an INT8 candidate judged by an accuracy gate. Before it moves, the gate's verdict is written
+    into its metadata (seal_gate: passed true/false, naming the record it is kept with; passed false when
+    the gate never ran because `why` failed first), and the records' hashes are those of the bytes that
+    are kept (only the metadata changed since the checks).
 
     Order, so that a record on disk never describes another file than the one beside it (even after
     kill -9 between two steps): the target's old records go first, then the companions and the model
@@ -235,9 +240,16 @@ def publish(candidate, out, passed, keep_failed=False, why="its checks"):
     if target is None:
         _remove([candidate] + companions(candidate) + [r for r, _ in cand_records])
     else:
+        hashes = None
+        if gated:
+            gate_rec = sibling(candidate, RECORDS[1])
+            seal_gate(candidate, target, json.loads(gate_rec.read_text()) if gate_rec.exists() else None,
+                      not_run="{} failed first".format(why))
+            hashes = file_hashes(candidate)
         for rec, _ in cand_records:  # the record names the file it describes under its final name
             report = json.loads(rec.read_text())
             report["file"] = target.name
+            report.update(hashes or {})
             write_json(rec, report)
         _remove(records_of(target))
         pairs = list(zip([candidate] + companions(candidate), [target] + companions(target)))
@@ -403,10 +415,75 @@ def require_gate(args):
         raise ExportError(NO_GATE)
 
 
-def gate_record(args, out):
-    """What an INT8 model's metadata says about its gate (export.gate): the limits it was published under
-    and the report next to it, or None with --no-gate (the runtime then warns on load)."""
+def gate_record(args, out=None):
+    """What an INT8 candidate's metadata says about its gate before the gate has run (export.gate): the
+    limits it is judged by and `passed: null` (not judged yet); None with --no-gate (the runtime then warns
+    on load). The verdict is written after the gate, under the name the model is kept as (seal_gate, from
+    publish)."""
     if getattr(args, "no_gate", False):
         return None
-    return {"max_drop": args.max_drop, "max_boundary_drop": args.max_boundary_drop, "split": "val",
-            "report": Path(str(out) + ".gate.json").name}
+    return {"max_drop": args.max_drop, "max_boundary_drop": args.max_boundary_drop, "split": "val", "passed": None}
+
+
+# what the metadata's gate section copies from the gate's report
+VERDICT_KEYS = ("passed", "max_drop", "max_boundary_drop", "drop", "boundary_f1_drop", "fp32_miou", "int8_miou",
+                "images")
+
+
+def seal_gate(path, final_name, report=None, not_run=None):
+    """Write the gate's verdict into the metadata of the model file at `path`, after the gate: export.gate
+    gets `passed` and the numbers of `report` (the gate's record, <model>.gate.json) and names the record
+    the model is kept with (`final_name` + .gate.json); without a report (the gate never ran: `not_run`
+    says why) it says passed: false. Only the metadata changes: an IR's weights (.bin) are checked to be
+    byte-identical. Returns the gate section written."""
+    meta = model_meta(path)
+    export = meta.setdefault("export", {})
+    gate = dict(export.get("gate") or {})
+    if report is not None:
+        gate.update({k: report[k] for k in VERDICT_KEYS if k in report})
+        gate.update(passed=bool(report["passed"]), report=Path(str(final_name) + RECORDS[1]).name)
+    else:
+        gate.update(passed=False, report=None, not_run=not_run or "the gate did not run")
+    export["gate"] = gate
+    set_model_meta(path, meta)
+    return gate
+
+
+def set_model_meta(path, meta):
+    """Replace the metadata of an exported model file in place (atomically): ONNX metadata_props, IR
+    rt_info, engine sidecar. The graph and weights are left as they are."""
+    path = Path(path)
+    name = format_for(path).name
+    if name == "tensorrt":
+        from runtime.trt_sidecar import read_sidecar, sidecar_path
+
+        sidecar = read_sidecar(path)
+        sidecar["meta"] = meta
+        write_json(sidecar_path(path), sidecar)
+    elif name == "openvino":
+        _set_ir_meta(path, meta)
+    else:
+        onnx = require("onnx", "export", "writing ONNX metadata")
+        model = onnx.load(str(path))
+        set_onnx_meta(model, meta)
+        with writing(path, "the model's metadata"), atomic_path(path) as tmp:
+            onnx.save(model, str(tmp))
+
+
+def _set_ir_meta(xml, meta):
+    """An IR's rt_info rewritten: OpenVINO reads and saves it again (the same graph and weights), to
+    temporary names next to it, then .xml replaces .xml; the .bin must come out byte-identical."""
+    ov = require("openvino", "openvino", "writing OpenVINO metadata")
+    xml, bin_path = Path(xml), Path(xml).with_suffix(".bin")
+    model = ov.Core().read_model(str(xml))
+    model.set_rt_info(metadata.dumps(meta), [metadata.META_KEY])
+    with writing(xml, "the model's metadata"), atomic_path(xml) as tmp:
+        tmp_bin = Path(tmp).with_suffix(".bin")
+        try:
+            ov.save_model(model, str(tmp), compress_to_fp16=False)
+            if sha256_file(tmp_bin) != sha256_file(bin_path):
+                raise ExportError("{}: OpenVINO wrote other weights when only the metadata was to change; the "
+                                  "model is left as it was".format(xml))
+        finally:
+            if tmp_bin.exists():
+                tmp_bin.unlink()

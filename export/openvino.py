@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                                  max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
-        kept = publish(candidate, out, code == 0, args.keep_failed, why)
+        kept = publish(candidate, out, code == 0, args.keep_failed, why, gated=validation is not None)
     if kept == out:
         size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
         print(f"wrote {out} + .bin ({size / 1e6:.2f} MB, {args.precision}, runs at {CHECKED_PRECISION})" + (

@@ -340,7 +340,7 @@ def main(argv=None) -> int:
                                  max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
-        kept = publish(candidate, out, code == 0, args.keep_failed, why)
+        kept = publish(candidate, out, code == 0, args.keep_failed, why, gated=validation is not None)
     if kept == out:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)" + (
             "; NOT GATED (--no-gate): its metadata says so and the runtime warns" if args.no_gate else ""))

@@ -296,7 +296,7 @@ def main(argv=None):
                                  max_boundary_drop=args.max_boundary_drop)
             code = 0 if gate["passed"] else 1
         why = "its accuracy gate" if gate and not gate["passed"] else "its parity check"
-        kept = publish(candidate, out, code == 0, args.keep_failed, why)
+        kept = publish(candidate, out, code == 0, args.keep_failed, why, gated=int8 and not args.no_gate)
     if kept == out:
         print("wrote {} ({:.2f} MB) and {}".format(out, out.stat().st_size / 1e6, sidecar_path(out).name))
     return code

@@ -132,7 +132,9 @@ def test_cli_gate_passes_and_fails(synthetic_student, synthetic_root, tmp_path):
     gate = json.loads(Path(str(out) + ".gate.json").read_text())
     assert gate["images"] == 32 and gate["passed"] and abs(gate["drop"]) <= 1.0
     assert onnx_meta(out)["export"]["gate"] == {"max_drop": 1.0, "max_boundary_drop": 1.0, "split": "val",
-                                                "report": "s.int8.onnx.gate.json"}
+                                                "report": "s.int8.onnx.gate.json", "passed": True,
+                                                **{k: gate[k] for k in ("drop", "boundary_f1_drop", "fp32_miou",
+                                                                        "int8_miou", "images")}}
     assert abs(gate["boundary_f1_drop"]) <= 1.0 and gate["max_boundary_drop"] == 1.0
     assert gate["boundary_f1_drop"] == pytest.approx(gate["fp32_boundary_f1"] - gate["int8_boundary_f1"])
     assert "(FP32)" in r.stdout and "(INT8)" in r.stdout and "bF1" in r.stdout

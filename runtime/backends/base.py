@@ -131,9 +131,9 @@ def load_backend(path, **options):
             path, cls.name, ", ".join(FLAGS.get(k, k) for k in unknown),
             ", ".join(FLAGS.get(k, k) for k in takes if k != "labels")))
     backend = cls(path, **options)
-    if ungated(backend.meta):
-        log.warning("%s: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never "
-                    "checked on labelled data", path)
+    warning = gate_warning(backend.meta, path)
+    if warning:
+        log.warning("%s", warning)
     return backend
 
 
@@ -141,3 +141,29 @@ def ungated(meta):
     """True for an INT8 model whose exporter was told --no-gate (its metadata records "gate": null)."""
     export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
     return export.get("precision") == "int8" and "gate" in export and export["gate"] is None
+
+
+def gate_warning(meta, path):
+    """The one line the runtime warns with when it loads an INT8 model that did not pass its accuracy gate:
+    the verdict the model carries (export.gate, written after the gate: `passed`), else None. Warned: a
+    model kept after a failed gate (--keep-failed), one exported with --no-gate (gate null), one whose
+    gate never gave a verdict (gate missing, or from exporters that wrote it before the gate ran)."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    if export.get("precision") != "int8":
+        return None
+    if ungated(meta):
+        return ("{}: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never "
+                "checked on labelled data".format(path))
+    gate = export.get("gate")
+    if not isinstance(gate, dict) or gate.get("passed") is None:
+        return ("{}: INT8 model with no accuracy gate verdict in its metadata: its accuracy is unchecked (re-export "
+                "it with its gate)".format(path))
+    if gate["passed"] is True:
+        return None
+    if gate.get("not_run"):
+        why = "its gate never ran ({})".format(gate["not_run"])
+    else:
+        why = "mIoU drop {:.2f} (max {:.2f}), boundary-F1 drop {:.2f} (max {:.2f}) points".format(
+            *(float(gate.get(k) or 0.0) for k in ("drop", "max_drop", "boundary_f1_drop", "max_boundary_drop")))
+    return ("{}: INT8 model that FAILED its accuracy gate ({}; kept with --keep-failed, see {}): do not deploy "
+            "it".format(path, why, gate.get("report") or "its export log"))
