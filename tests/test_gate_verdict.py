@@ -107,3 +107,33 @@ def test_the_shipped_int8_ir_carries_its_passing_verdict():
     gate, record = model_meta(ir)["export"]["gate"], _records_describe(ir)
     assert gate["passed"] is True and record["passed"] and gate["int8_miou"] == record["int8_miou"]
     assert _gate_lines(ir) == []
+
+
+def test_an_engine_carries_its_verdict_in_its_sidecar(fp32, tmp_path):
+    """TensorRT (no GPU needed for this part): the verdict goes into the engine's sidecar metadata, the engine's
+    bytes are left as they are, and the records hash what is kept, sidecar included."""
+    from export.common import onnx_meta, write_json
+    from export.trt import make_sidecar
+    from runtime.backends.base import gate_warning
+    from runtime.trt_sidecar import read_sidecar, sidecar_path
+
+    candidate = tmp_path / ".e.pid1.candidate.engine"
+    candidate.write_bytes(b"plan")
+    pending = {"max_drop": 0.5, "max_boundary_drop": 1.0, "split": "val", "passed": None}
+    write_json(sidecar_path(candidate), make_sidecar(onnx_meta(fp32), "10.3.0", "Orin", "8.7", "int8",
+                                                     {"min": [1, 3, 64, 128]}, [{"name": "logits"}], "ab" * 32,
+                                                     "trt10", gate=pending))
+    report = {"passed": False, "drop": 0.9, "max_drop": 0.5, "boundary_f1_drop": 0.2, "max_boundary_drop": 1.0,
+              "fp32_miou": 50.0, "int8_miou": 49.1, "images": 6, **file_hashes(candidate)}
+    write_json(sibling(candidate, ".gate.json"), report)
+    kept = publish(candidate, tmp_path / "e.engine", False, keep_failed=True, why="its accuracy gate", gated=True)
+    assert kept.read_bytes() == b"plan"
+    meta = read_sidecar(kept)["meta"]
+    assert meta["export"]["gate"] == {**pending, **{k: report[k] for k in report if k in (
+        "passed", "drop", "max_drop", "boundary_f1_drop", "max_boundary_drop", "fp32_miou", "int8_miou", "images")},
+        "report": "e.FAILED.engine.gate.json"}
+    record = json.loads(sibling(kept, ".gate.json").read_text())
+    assert record["file"] == kept.name and record["companions_sha256"] == file_hashes(kept)["companions_sha256"]
+    assert gate_warning(meta, kept) == (
+        f"{kept}: INT8 model that FAILED its accuracy gate (mIoU drop 0.90 (max 0.50), boundary-F1 drop 0.20 "
+        "(max 1.00) points; kept with --keep-failed, see e.FAILED.engine.gate.json): do not deploy it")
