@@ -105,7 +105,9 @@ def test_a_range_error_in_the_file_names_the_file(tmp_path, capsys):
     from distill.run import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text((ROOT / "configs" / "synthetic_plain.yaml").read_text() + "\ntrain:\n  lr: -0.5\n")
+    text = (ROOT / "configs" / "synthetic_plain.yaml").read_text()
+    assert "\n  lr: 0.02\n" in text
+    cfg.write_text(text.replace("\n  lr: 0.02\n", "\n  lr: -0.5\n"))
     code, err = cli_exit(main, ["--cfg", str(cfg), "--set", f"out_dir={tmp_path / 'run'}"], capsys)
     assert code == 2 and error_lines(err) == [f"error: {cfg}: train.lr: must be > 0, got -0.5"]
 
