@@ -28,8 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, alias, check_output, command,
-                              overrides, positive_int, size_arg, write_json_file)
+from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, check_output, command, positive_int,
+                              size_arg, write_json_file)
 
 from .metrics import SegMetric
 from .score import Scorer, eval_settings, is_checkpoint, open_model, score
@@ -180,11 +180,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "python -m distill.evaluate --model student.int8.xml --dataset voc --root data/VOCdevkit/VOC2012 -o m.json",
         "python -m distill.evaluate --model student.onnx --dataset cityscapes --root data/cityscapes "
         "--mode slide --window 512x1024 --stride 341x683 --flip"))
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="the model file to score: a checkpoint (.pt, runs in PyTorch) or an exported "
-                       "model (.onnx FP32/INT8, OpenVINO .xml, TensorRT .engine: runs in its runtime backend, "
-                       "no torch needed)")
-    which.add_argument("--ckpt", help="student checkpoint (model.pt / best.pt); the same as --model FILE.pt")
+    p.add_argument("--model", required=True, help="the model file to score: a checkpoint (.pt, runs in PyTorch) or "
+                   "an exported model (.onnx FP32/INT8, OpenVINO .xml, TensorRT .engine: runs in its runtime backend, "
+                   "no torch needed)")
     p.add_argument("--cfg", help="run config YAML, or a shipped config's name (cityscapes.yaml): its data and eval "
                    "sections say what and how to evaluate")
     p.add_argument("--dataset", help="dataset name (overrides the config's data.dataset)")
@@ -194,7 +192,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='extra build_dataset arguments as JSON, e.g. \'{"num_images": 60, "size": [128, 256]}\'')
     p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: eval.mode or whole)")
     size_arg(p, "--window", dest="crop", help="sliding window size HxW (default: eval.crop_size)")
-    alias(p, "--crop", "crop", "--window HxW", nargs=2, type=positive_int, convert=tuple)
     size_arg(p, "--stride", help="sliding window stride HxW (default: 2/3 of the window)")
     p.add_argument("--flip", action="store_true", default=None, help="average with the mirrored image")
     size_arg(p, "--size", help="resize images to HxW before inference (default: eval.size)")
@@ -207,16 +204,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="OpenVINO: compute at this precision instead of the one the IR was checked at (its "
                         "metadata's; the run is then unchecked)")
     p.add_argument("-o", "--output", help="write the results as JSON to this file")
-    alias(p, "--out", "output", "-o/--output")
-    add_overrides(p, positional=True)
-    args = p.parse_args(argv)
-    args.override = overrides(args)
-    return args
+    add_overrides(p)
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    path = args.model or args.ckpt
+    path = args.model
     if not is_checkpoint(path):
         from runtime.formats import format_for
         format_for(path)  # an unknown suffix: one line naming the file and the formats there are
@@ -234,9 +228,9 @@ def _config(args):
     """The --cfg config with its overrides, or None."""
     if args.cfg:
         from .config import load_config
-        return load_config(args.cfg, args.override)
-    if args.override:
-        raise ConfigError(f"config overrides {' '.join(args.override)} need --cfg")
+        return load_config(args.cfg, args.overrides)
+    if args.overrides:
+        raise ConfigError(f"config overrides {' '.join(args.overrides)} need --cfg")
     return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from runtime.contract import ArgumentParser, add_overrides, command, overrides
+from runtime.contract import ArgumentParser, add_overrides, command
 
 from .config import load_config
 from .signals import Interrupted
@@ -26,7 +26,7 @@ def build_parser():
         "torchrun --standalone --nproc_per_node=4 -m distill.run --cfg cityscapes.yaml"))
     p.add_argument("--cfg", required=True,
                    help="YAML config file, or a shipped config's name (e.g. cityscapes.yaml); an existing path wins")
-    add_overrides(p, positional=True)
+    add_overrides(p)
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (bases merged, overrides applied) and exit")
     return p
@@ -35,7 +35,7 @@ def build_parser():
 @command(interrupted="before a resumable state was saved (an earlier last.pt, if any, is intact)")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.cfg, overrides(args))  # a bad config is one line before any import of the loop
+    cfg = load_config(args.cfg, args.overrides)  # a bad config is one line before any import of the loop
     if args.print_config:
         import yaml
 

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from runtime import metadata
-from runtime.contract import ArgumentParser, alias, atomic_path, positive_int, size
+from runtime.contract import ArgumentParser, atomic_path, size
 from runtime.formats import default_output, require
 
 from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, output_path, publish,
@@ -136,17 +136,13 @@ def main(argv=None) -> int:
     p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default 17)")
     p.add_argument("--size", type=size, metavar="HxW",
                    help="fixed input size, multiples of 8 (default: the checkpoint's input size)")
-    alias(p, "--height", "height", "--size HxW", type=positive_int)
-    alias(p, "--width", "width", "--size HxW", type=positive_int)
     p.add_argument("--dynamic", action="store_true", help="free input height and width")
     p.add_argument("--argmax", action="store_true", help="put the per-pixel argmax in the graph (output 'labels')")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     add_parity_args(p)
     args = p.parse_args(argv)
     check_opset(args.opset)
-    height, width = args.size or (getattr(args, "height", None), getattr(args, "width", None))
-    if (height is None) != (width is None):
-        p.error("give both --height and --width, or neither (better: --size HxW)")
+    height, width = args.size or (None, None)
     if height and (height % 8 or width % 8):
         p.error(f"--size must be a multiple of 8 in H and W (the head's stride), got {height}x{width}")
     model, meta = load_student(args.checkpoint)  # before the output folder is made: a bad one leaves nothing behind

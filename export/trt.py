@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from runtime import metadata
-from runtime.contract import ArgumentParser, alias, atomic_path, positive_float
+from runtime.contract import ArgumentParser, atomic_path, positive_float
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
@@ -188,7 +188,7 @@ def prequantized(meta, src):
         return False
     if target != "trt":
         raise ExportError("{}: this INT8 ONNX was quantised for ONNX Runtime (--target {}: uint8 activations with "
-                          "zero points, which TensorRT does not take); give the FP32 ONNX with --int8, or quantise "
+                          "zero points, which TensorRT does not take); give the FP32 ONNX with --precision int8, or quantise "
                           "with `python -m export.quantize MODEL --target trt`".format(src, target))
     return True
 
@@ -242,8 +242,6 @@ def _parser():
     p.add_argument("-o", "--output", help="output .engine (default: next to the source, named by precision)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32, fp16 kernels, or int8 via a Q/DQ ONNX (needs calibration images; default fp32)")
-    alias(p, "--fp16", "precision", "--precision fp16", nargs=0, const="fp16")
-    alias(p, "--int8", "precision", "--precision int8", nargs=0, const="int8")
     p.add_argument("--workspace", type=positive_float, default=4.0, help="builder workspace limit in GB (default 4)")
     p.add_argument("--min-shape", help="profile minimum NxCxHxW (default batch 1 at the model size)")
     p.add_argument("--opt-shape", help="profile optimum NxCxHxW (default batch 1 at the model size)")

@@ -7,7 +7,6 @@ device and thread count they were measured with. `--requests K` keeps K async re
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import deque
@@ -16,19 +15,10 @@ import numpy as np
 
 from . import formats, shipped
 from .backends import load_backend
-from .contract import (ArgumentParser, alias, check_output, command, non_negative_int, positive_int, size,
-                       write_json_file)
+from .contract import ArgumentParser, check_output, command, non_negative_int, positive_int, size, write_json_file
 from .preprocess import resolve_size
-from .run import OV_PRECISION, backend_options
+from .run import backend_options
 from .stats import percentiles, table, time_calls
-
-
-def parse_shape(text):
-    """'HxW' or 'NxCxHxW' -> tuple."""
-    parts = text.lower().replace(",", "x").split("x")
-    if len(parts) not in (2, 4) or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError("expected HxW or NxCxHxW, got {!r}".format(text))
-    return tuple(int(p) for p in parts)
 
 
 def bench(backend, shape=None, iters=100, warmup=10, requests=1, seed=0):
@@ -67,14 +57,6 @@ def bench(backend, shape=None, iters=100, warmup=10, requests=1, seed=0):
     return result
 
 
-def parse_batch_shape(text):
-    """The old --shape: 'HxW' or 'NxCxHxW', every dimension >= 1."""
-    shape = parse_shape(text)
-    if not all(shape):
-        raise argparse.ArgumentTypeError("every dimension must be >= 1, got {}".format(text))
-    return shape
-
-
 @command(interrupted="no results written")
 def main(argv=None):
     p = ArgumentParser(prog="python -m runtime.bench", description=__doc__, examples=(
@@ -87,7 +69,6 @@ def main(argv=None):
     p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls first (default 10)")
     p.add_argument("--size", type=size, default=None, metavar="HxW", help="input size (default: the model's)")
     p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
-    alias(p, "--shape", "shape", "--size HxW [--batch N]", type=parse_batch_shape)
     p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: the runtime's)")
     p.add_argument("--hint", default=None, choices=["latency", "throughput"],
@@ -97,11 +78,7 @@ def main(argv=None):
     p.add_argument("--precision-hint", dest="precision", default=None, choices=["fp32", "fp16", "bf16"],
                    help="OpenVINO compute precision (default: the one the IR's parity and accuracy gate were "
                         "measured at, recorded in it; another one makes the run unchecked, said in one line)")
-    alias(p, "--precision", "precision", "--precision-hint fp32|fp16|bf16", choices=["fp32", "fp16", "bf16"])
-    alias(p, "--ov-precision", "precision", "--precision-hint fp32|fp16|bf16", choices=sorted(OV_PRECISION),
-          convert=OV_PRECISION.get)
     p.add_argument("-o", "--output", default=None, help="write the results as JSON to this file")
-    alias(p, "--json", "output", "-o/--output")
     args = p.parse_args(argv)
     if args.output:  # before the timing: results that cannot be written would be lost at the end
         check_output(args.output, 0, "-o/--output")
@@ -114,8 +91,8 @@ def main(argv=None):
     backend = load_backend(args.model, **options)
     if shipped_model:
         print(shipped.describe(args.model, backend.meta), flush=True)
-    shape = getattr(args, "shape", None) or args.size  # HxW (bench resolves and checks it) or NxCxHxW
-    if args.batch > 1 and len(shape or ()) != 4:
+    shape = args.size  # HxW (bench resolves and checks it), or the model's
+    if args.batch > 1:
         hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path))
         shape = (args.batch, 3) + tuple(hw)
     r = bench(backend, shape, args.iters, args.warmup, args.requests)

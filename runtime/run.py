@@ -14,20 +14,13 @@ import cv2
 
 from . import formats, shipped
 from .backends import load_backend
-from .contract import (ArgumentParser, Signals, UserError, alias, check_output, command, fraction, number,
-                       one_line, positive_float, positive_int, size, write_json_file)
+from .contract import (ArgumentParser, Signals, UserError, check_output, command, fraction, number, one_line,
+                       positive_float, positive_int, size, write_json_file)
 from .overlay import Overlay
 from .pipeline import WRITER_NICE, Pipeline
 from .sinks import has_display, open_sink
 from .sources import open_source
 from .stats import format_summary
-
-OV_PRECISION = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}  # the old --ov-precision spelling
-
-
-def parse_size(text):
-    """'HxW' or 'H,W' -> (H, W) (kept for callers of the old name; see contract.size)."""
-    return size(text)
 
 
 def build_parser():
@@ -46,11 +39,7 @@ def build_parser():
     p.add_argument("--precision-hint", dest="precision", default=None, choices=["fp32", "fp16", "bf16"],
                    help="OpenVINO compute precision (default: the one the IR's parity and accuracy gate were "
                         "measured at, recorded in it; another one makes the run unchecked, said in one line)")
-    alias(p, "--precision", "precision", "--precision-hint fp32|fp16|bf16", choices=["fp32", "fp16", "bf16"])
-    alias(p, "--ov-precision", "precision", "--precision-hint fp32|fp16|bf16", choices=sorted(OV_PRECISION),
-          convert=OV_PRECISION.get)
     p.add_argument("--size", type=size, default=None, metavar="HxW", help="run a dynamic model at HxW (default: the model's input size)")
-    alias(p, "--input-size", "size", "--size HxW", type=size)
     p.add_argument("--keep-size", action="store_true", help="run a dynamic model at the frame size")
     p.add_argument("--letterbox", action="store_true", help="keep the aspect ratio, pad with the mean colour")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity of the class colours, 0..1")
@@ -62,7 +51,6 @@ def build_parser():
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
     p.add_argument("-o", "--output", default=None, help="write the summary (frames, FPS, latency) as JSON to this file")
-    alias(p, "--stats", "output", "-o/--output")
     p.add_argument("--stats-every", type=positive_float, default=None, metavar="SECONDS",
                    help="print the summary every SECONDS too")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")

@@ -48,10 +48,10 @@ def test_cli_scores_every_stage_and_writes_the_report(tmp_path):
     cfg.write_text(f"model: {{arch: deeplabv3_resnet10_w16}}\ndata: {{dataset: synthetic, root: {tmp_path / 'data'}, "
                    f"crop_size: [32, 64], kwargs: {{num_images: 2, size: [32, 64]}}, "
                    f"val_kwargs: {{num_images: 3, size: [32, 64]}}}}\n")
-    assert main(["--ckpt", str(ckpt), "--cfg", str(cfg), "--images", "3", "--out-dir", str(tmp_path / "out")]) == 0
+    assert main(["--model", str(ckpt), "--cfg", str(cfg), "--images", "3", "--out-dir", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "boundary_maps.md").read_text()
     for name in ("stage 1", "stage 4", "fused (stride 4)", "random best F", "python -m benchmarks.gain.boundary_maps"):
         assert name in text
     assert (tmp_path / "data" / "synthetic_tune.json").is_file()     # it read the tuning split, not val
     assert not (tmp_path / "data" / "synthetic_val.json").exists()
-    assert main(["--ckpt", str(tmp_path / "nope.pt"), "--cfg", str(cfg)]) == 2
+    assert main(["--model", str(tmp_path / "nope.pt"), "--cfg", str(cfg)]) == 2

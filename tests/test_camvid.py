@@ -202,12 +202,12 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     results = ship(src, dst, fp16=True, root=root, target_miou=52, target_class_iou=10, command=trained_by,
                    int8=exported)
     assert dst.stat().st_size < 0.6 * src.stat().st_size
-    again = evaluate.main(["--ckpt", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "val"])
+    again = evaluate.main(["--model", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "val"])
     assert again["mIoU"] == results["mIoU"]
     text = dst.with_suffix(".md").read_text()
     assert f"mIoU **{100 * results['mIoU']:.1f}**" in text and "| pole |" in text
     assert "**not met**: val mIoU >= 52" in text                       # a random model misses the target, and says so
-    assert f"python -m distill.evaluate --ckpt {dst} --dataset camvid --root {root} --split val" in text
+    assert f"python -m distill.evaluate --model {dst} --dataset camvid --root {root} --split val" in text
     assert f"- Command: `{trained_by}`" in text                     # a benchmark's run names its real command
     assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
     # the exported model's section: its own scores (per class in the table), and its speed from runtime.bench

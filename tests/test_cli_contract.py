@@ -13,8 +13,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,9 +28,9 @@ CASES = [
     ("distill.run", "missing file", ["--cfg", "no/such/config.yaml"], "no/such/config.yaml"),
     ("distill.run", "bad flag value", ["--cfg", "synthetic.yaml", "--set", "train.iters=-3"], "train.iters"),
     ("distill.run", "bad config key", ["--cfg", "synthetic.yaml", "--set", "train.lrr=0.1"], "train.lrr"),
-    ("distill.evaluate", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
-    ("distill.evaluate", "bad flag value", ["--ckpt", MISSING_PT, "--window", "0x64"], "--window"),
-    ("distill.evaluate", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set", "eval.nope=1"],
+    ("distill.evaluate", "missing file", ["--model", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
+    ("distill.evaluate", "bad flag value", ["--model", MISSING_PT, "--window", "0x64"], "--window"),
+    ("distill.evaluate", "bad config key", ["--model", MISSING_PT, "--cfg", "synthetic.yaml", "--set", "eval.nope=1"],
      "eval.nope"),
     ("export.onnx", "missing file", [MISSING_PT], MISSING_PT),
     ("export.onnx", "bad flag value", [MISSING_PT, "--size", "60x64"], "multiple of 8"),
@@ -63,10 +61,10 @@ CASES = [
     ("benchmarks.speed.loader", "missing folder", ["--root", "no/such/cityscapes", "--workers", "0"], "no/such/cityscapes"),
     ("benchmarks.speed.loader", "bad flag value", ["--root", "no/such/cityscapes", "--step-its", "0"], "--step-its"),
     ("benchmarks.speed.loader", "bad config key", ["--root", "no/such/cityscapes", "--set", "data.nope=1"], "data.nope"),
-    ("benchmarks.gain.boundary_maps", "missing file", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
-    ("benchmarks.gain.boundary_maps", "bad flag value", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--images", "0"],
+    ("benchmarks.gain.boundary_maps", "missing file", ["--model", MISSING_PT, "--cfg", "synthetic.yaml"], MISSING_PT),
+    ("benchmarks.gain.boundary_maps", "bad flag value", ["--model", MISSING_PT, "--cfg", "synthetic.yaml", "--images", "0"],
      "--images"),
-    ("benchmarks.gain.boundary_maps", "bad config key", ["--ckpt", MISSING_PT, "--cfg", "synthetic.yaml", "--set",
+    ("benchmarks.gain.boundary_maps", "bad config key", ["--model", MISSING_PT, "--cfg", "synthetic.yaml", "--set",
                                                          "model.nope=1"], "model.nope"),
     ("benchmarks.demo", "unwritable output folder", ["--out-dir", "README.md/demo"], "README.md/demo"),
     ("benchmarks.demo", "bad flag value", ["--teacher-iters", "0"], "--teacher-iters"),
@@ -138,8 +136,8 @@ class _Parsed(Exception):
     """Raised instead of parsing, carrying the parser the entry point built."""
 
 
-@pytest.mark.parametrize("module", ENTRY_POINTS)
-def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
+def _parser_of(module, monkeypatch):
+    """The parser `python -m module` builds (caught before it parses anything)."""
     from runtime import contract
 
     def capture(parser, *args, **kw):
@@ -152,7 +150,12 @@ def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
     entry = mod.cli if module == "distill.evaluate" else mod.main
     with pytest.raises(_Parsed) as caught:
         entry(["--help"])
-    parser = caught.value.args[0]
+    return caught.value.args[0]
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
+    parser = _parser_of(module, monkeypatch)
     shown = [a for a in parser._actions if a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
     undocumented = [a.option_strings or a.dest for a in shown if not a.help]
     assert not undocumented, f"{module}: flags without help: {undocumented}"
@@ -164,50 +167,45 @@ def test_help_documents_every_flag_and_ends_with_examples(module, monkeypatch):
         f"{module}: epilog {parser.epilog!r}"
 
 
+# spellings the commands had before they shared one name per thing (a 0.x project keeps no aliases)
+REMOVED = ("--ckpt", "--crop", "--out", "--json", "--stats", "--shape", "--input-size", "--ov-precision", "--height",
+           "--width", "--fp16", "--int8")
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_each_flag_has_one_spelling(module, monkeypatch):
+    """No entry point accepts an alias: every flag is shown in --help (nothing hidden), has one long name (plus
+    at most a one-letter short one), none is a removed spelling, and a report folder is always --out-dir."""
+    parser = _parser_of(module, monkeypatch)
+    flags = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    assert not [a.option_strings for a in flags if a.help == argparse.SUPPRESS], module
+    assert not [a.option_strings for a in flags if sum(o.startswith("--") for o in a.option_strings) != 1], module
+    names = {o for a in flags for o in a.option_strings}
+    assert not names & set(REMOVED), (module, sorted(names & set(REMOVED)))
+    assert not [n for n in names if n.startswith("--out") and n not in ("--out-dir", "--output")], module
+    assert not [a.dest for a in parser._actions if not a.option_strings and a.nargs in ("*", "+")], \
+        f"{module}: a positional catch-all (overrides go through --set)"
+
+
+def test_sizes_take_one_spelling():
+    """`--size HxW` only: the old two-number form `--size H W` is an unknown argument."""
+    from runtime import contract
+
+    p = contract.ArgumentParser(prog="x")
+    contract.size_arg(p, "--size", help="HxW")
+    contract.add_overrides(p)
+    assert p.parse_args(["--size", "64x128", "--set", "a.b=1"]).size == (64, 128)
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--size", "64", "128"])
+    assert e.value.code == 2
+
+
 def test_benchmark_commands_have_one_name_each():
     """A command lives in benchmarks/gain, speed or demo and nowhere else: the top of benchmarks/ holds the
     shared report writer and street video only, no module that runs (or forwards to) a command."""
     top = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
     assert top == ["__init__.py", "report.py", "street.py"], top
     assert not [n for n in top if "__main__" in (ROOT / "benchmarks" / n).read_text()]
-
-
-def _parser():
-    from runtime import contract
-
-    p = contract.ArgumentParser(prog="x")
-    p.add_argument("-o", "--output", help="file")
-    contract.alias(p, "--stats", "output", "-o/--output")
-    p.add_argument("--precision", choices=contract.PRECISIONS, help="precision")
-    contract.alias(p, "--fp16", "precision", "--precision fp16", nargs=0, const="fp16")
-    contract.size_arg(p, "--size", help="HxW")
-    contract.add_overrides(p, positional=True)
-    return p
-
-
-def _legacy_parse():
-    """In its own process (a deprecation line prints once per process): the old spellings."""
-    from runtime import contract
-
-    old = _parser().parse_args(["--stats", "s.json", "--fp16", "--size", "64", "128", "a.b=1"])
-    assert (old.output, old.precision, old.size, contract.overrides(old)) == ("s.json", "fp16", (64, 128), ["a.b=1"])
-
-
-def test_old_spellings_still_work_with_one_deprecation_line():
-    """Old spellings (here --stats, --fp16, --size H W, positional overrides; the commands declare
-    --out, --json, --crop H W, --height/--width, --input-size, --shape, --ov-precision alike) parse
-    to what the new flag gives, and say so in one `deprecated:` line each."""
-    from runtime import contract
-
-    proc = subprocess.run([sys.executable, "-c", "from tests.test_cli_contract import _legacy_parse; _legacy_parse()"],
-                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 4 and all(line.startswith("deprecated: ") for line in lines), lines
-    for use in ("use -o/--output", "use --precision fp16", "use --size 64x128", "use --set a.b=1"):
-        assert sum(use in line for line in lines) == 1, (use, lines)
-    new = _parser().parse_args(["-o", "s.json", "--precision", "fp16", "--size", "64x128", "--set", "a.b=1"])
-    assert (new.output, new.precision, new.size, contract.overrides(new)) == ("s.json", "fp16", (64, 128), ["a.b=1"])
 
 
 def test_backend_rejects_an_unknown_option(tmp_path):

@@ -121,7 +121,7 @@ def _label_of(ds, img):
 
 def test_cli_flags_and_config(synth_root, synth_ckpt, tmp_path, capsys):
     out = tmp_path / "metrics.json"
-    main(["--ckpt", str(synth_ckpt), "--dataset", "synthetic", "--root", str(synth_root), "--split", "val",
+    main(["--model", str(synth_ckpt), "--dataset", "synthetic", "--root", str(synth_root), "--split", "val",
           "--data-kwargs", '{"num_images": 3, "size": [32, 64], "seed": 0}', "--mode", "slide", "--window", "32x32",
           "--stride", "16x16", "-o", str(out)])
     text = capsys.readouterr().out
@@ -133,9 +133,9 @@ def test_cli_flags_and_config(synth_root, synth_ckpt, tmp_path, capsys):
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(f"data:\n  dataset: synthetic\n  root: {synth_root}\n  val_split: val\n"
                    f"  val_kwargs: {{num_images: 3, size: [32, 64], seed: 0}}\neval:\n  max_images: 1\n  flip: true\n")
-    r = main(["--ckpt", str(synth_ckpt), "--cfg", str(cfg)])
+    r = main(["--model", str(synth_ckpt), "--cfg", str(cfg)])
     assert r["num_images"] == 1 and r["settings"]["flip"] is True
     with pytest.raises(ConfigError, match="--dataset NAME --root DIR"):
-        main(["--ckpt", str(synth_ckpt)])
-    assert cli(["--ckpt", str(synth_ckpt)]) == 2
+        main(["--model", str(synth_ckpt)])
+    assert cli(["--model", str(synth_ckpt)]) == 2
     assert capsys.readouterr().err.startswith("error: say what to evaluate on")

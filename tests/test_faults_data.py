@@ -57,7 +57,7 @@ def test_tiny_images_are_skipped_and_counted_in_training_and_evaluation(tmp_path
     assert f"data: skipped 1 of 3 train split images smaller than 16x16 (data.min_size), e.g. {root}" in printed
     assert "data: skipped 1 of 3 val split images smaller than 16x16" in printed
     assert (out / "model.pt").is_file()
-    assert cli(["--ckpt", str(out / "model.pt"), "--dataset", "cityscapes", "--root", str(root),
+    assert cli(["--model", str(out / "model.pt"), "--dataset", "cityscapes", "--root", str(root),
                 "-o", str(tmp_path / "m.json")]) == 0
     assert "data: skipped 1 of 3 val split images smaller than 16x16" in capsys.readouterr().out
     result = json.loads((tmp_path / "m.json").read_text())

@@ -217,7 +217,7 @@ def test_evaluate_readonly_out_fails_before_the_work(tmp_path, readonly, capsys)
 
     build_dataset("synthetic", tmp_path / "d", "val", num_images=1, size=(32, 64))
     ckpt = write_synthetic_student(tmp_path / "s.pt")
-    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(tmp_path / "d"),
+    code, err = cli_exit(cli, ["--model", str(ckpt), "--dataset", "synthetic", "--root", str(tmp_path / "d"),
                                "--data-kwargs", '{"num_images": 1, "size": [32, 64]}',
                                "-o", str(readonly / "m.json")], capsys)
     assert code == 2 and error_lines(err) == [f"error: {readonly / 'm.json'}: -o/--output cannot be written (Read-only file system)"]

@@ -199,14 +199,14 @@ def test_evaluation_with_other_settings_never_rewrites_the_dataset(tmp_path, cap
     build_dataset("synthetic", root, "val", num_images=2, size=(32, 64))
     files = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     ckpt = write_synthetic_student(tmp_path / "s.pt")
-    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--data-kwargs",
+    code, err = cli_exit(cli, ["--model", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--data-kwargs",
                                '{"num_images": 2, "size": [64, 128]}'], capsys)
     assert code == 2 and error_lines(err) == [
         f"error: {root}: the synthetic 'val' split there was generated with other settings: size [32, 64] "
         "(asked: [64, 128]); ask for the same settings, use another data.root, or delete synthetic_val.json "
         "and the val folders under leftImg8bit/ and gtFine/ to regenerate it"]
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == files
-    code, err = cli_exit(cli, ["--ckpt", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--split", "test"],
+    code, err = cli_exit(cli, ["--model", str(ckpt), "--dataset", "synthetic", "--root", str(root), "--split", "test"],
                          capsys)
     assert code == 2 and "evaluation does not generate data" in err and not (root / "leftImg8bit" / "test").exists()
 
@@ -276,7 +276,7 @@ def test_a_corrupt_checkpoint_to_evaluate_is_one_line(tmp_path, capsys):
 
     bad = tmp_path / "s.pt"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    code, err = cli_exit(cli, ["--ckpt", str(bad), "--dataset", "synthetic", "--root", str(tmp_path)], capsys)
+    code, err = cli_exit(cli, ["--model", str(bad), "--dataset", "synthetic", "--root", str(tmp_path)], capsys)
     [line] = error_lines(err)
     assert code == 2 and line.startswith(f"error: {bad}: not a readable BRD Edge checkpoint (")
 
@@ -293,7 +293,7 @@ def test_slide_evaluation_without_a_window_slides_the_models_input_size(tmp_path
     build_dataset("synthetic", tmp_path / "d", "val", num_images=2, size=[40, 80], seed=0)
     args = ["--dataset", "synthetic", "--root", str(tmp_path / "d"), "--mode", "slide", "--data-kwargs",
             '{"num_images": 2, "size": [40, 80], "seed": 0}']
-    pt = main(["--ckpt", str(ckpt), *args])
+    pt = main(["--model", str(ckpt), *args])
     onnx = main(["--model", str(torch_to_onnx(ckpt, tmp_path / "s.onnx", dynamic=True)), *args])
     for r in (pt, onnx):
         assert r["num_images"] == 2 and "sliding 32x64 windows" in r["settings"]["how"]
@@ -325,7 +325,7 @@ def test_a_malicious_pickle_is_refused_without_advice_to_unsafe_load_it(tmp_path
 
     marker = tmp_path / "pwned"
     torch.save({"format": "brd-edge/student", "meta": _Evil(marker)}, tmp_path / "evil.pt")
-    code, err = cli_exit(cli, ["--ckpt", str(tmp_path / "evil.pt"), "--dataset", "synthetic", "--root",
+    code, err = cli_exit(cli, ["--model", str(tmp_path / "evil.pt"), "--dataset", "synthetic", "--root",
                                str(tmp_path)], capsys)
     [line] = error_lines(err)
     assert code == 2 and line == (f"error: {tmp_path / 'evil.pt'}: not a readable BRD Edge checkpoint (it references "

@@ -17,7 +17,7 @@ def test_measures_the_cityscapes_training_pipeline_per_worker_count(tmp_path):
     # in its own process, as it is run: DataLoader workers fork, and forking this test process (which has
     # loaded OpenVINO and onnxruntime thread pools in earlier tests) can crash the child
     done = subprocess.run([sys.executable, "-m", "benchmarks.speed.loader", "--root", str(root), "--workers", "0", "1",
-                           "--batch", "2", "--batches", "2", "--crop", "32", "64", "--step-its", "0.5",
+                           "--batch", "2", "--batches", "2", "--size", "32x64", "--step-its", "0.5",
                            "--out-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads((tmp_path / "out" / "loader.json").read_text())

@@ -57,6 +57,6 @@ def test_runtime_runs_a_model_on_38(onnx_model, tmp_path):
 
 
 def test_export_trt_on_38_names_the_extra(onnx_model):
-    r = py38("-m", "export.trt", str(onnx_model), "--fp16")
+    r = py38("-m", "export.trt", str(onnx_model), "--precision", "fp16")
     assert r.returncode == 2
     assert "pip install 'brd-edge[tensorrt]'" in r.stderr and "Traceback" not in r.stderr

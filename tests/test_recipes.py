@@ -35,7 +35,7 @@ LAYOUTS = Path(__file__).parent / "layouts"
 # dataset -> (image size of the tree, evaluation flags). Cityscapes is evaluated by sliding 512x1024
 # windows over the full 1024x2048 frame; the others whole, at their own image sizes.
 RECIPES = {
-    "cityscapes": ((1024, 2048), ["--mode", "slide", "--crop", "512", "1024", "--stride", "512", "1024"]),
+    "cityscapes": ((1024, 2048), ["--mode", "slide", "--window", "512x1024", "--stride", "512x1024"]),
     "voc": ((375, 500), []),
     "ade20k": ((512, 683), []),
     "cocostuff10k": ((480, 640), []),
@@ -87,12 +87,12 @@ def test_recipe_at_real_size(tmp_path, dataset):
                         "cirkd_resnet18_v1s" if cirkd else "mmseg_resnet18_v1c")
     common = ["train.iters=2", "train.batch_size=2", "train.threads=2", f"data.root={data}"]
 
-    _run(["-m", "distill.run", "--cfg", f"{dataset}_teacher.yaml", *common, f"out_dir={tmp_path / 'teacher'}",
+    _run(["-m", "distill.run", "--cfg", f"{dataset}_teacher.yaml", "--set", *common, f"out_dir={tmp_path / 'teacher'}",
           f"model.pretrained={r101}"])
     teacher, tmeta = checkpoint.load(tmp_path / "teacher" / "model.pt")
     assert tmeta["arch"] == "deeplabv3_resnet101" and tmeta["arch_kwargs"] == {"stem": stem}
 
-    _run(["-m", "distill.run", "--cfg", f"{dataset}.yaml", *common, f"out_dir={tmp_path / 'student'}",
+    _run(["-m", "distill.run", "--cfg", f"{dataset}.yaml", "--set", *common, f"out_dir={tmp_path / 'student'}",
           f"model.pretrained={r18}", f"teacher.ckpt={tmp_path / 'teacher' / 'model.pt'}"])
     ckpt = tmp_path / "student" / "model.pt"
     _, meta = checkpoint.load(ckpt)
@@ -106,8 +106,8 @@ def test_recipe_at_real_size(tmp_path, dataset):
     assert row["step"] == "2" and all(math.isfinite(float(row[t])) for t in ("ce", "kd", "boundary", "relation"))
 
     metrics = tmp_path / "metrics.json"
-    _run(["-m", "distill.evaluate", "--ckpt", str(ckpt), "--cfg", f"{dataset}.yaml", f"data.root={data}",
-          *eval_flags, "--out", str(metrics)])
+    _run(["-m", "distill.evaluate", "--model", str(ckpt), "--cfg", f"{dataset}.yaml", "--set", f"data.root={data}",
+          *eval_flags, "-o", str(metrics)])
     result = json.loads(metrics.read_text())
     assert result["num_images"] == 1 and 0.0 <= result["mIoU"] <= 1.0
     assert result["settings"]["mode"] == ("slide" if eval_flags else "whole")
@@ -118,6 +118,6 @@ def test_recipe_at_real_size(tmp_path, dataset):
     assert parity["passed"]
     bench = tmp_path / "bench.json"
     _run(["-m", "runtime.bench", "--model", str(onnx_path), "--iters", "2", "--warmup", "1", "--threads", "2",
-          "--json", str(bench)])
+          "-o", str(bench)])
     b = json.loads(bench.read_text())
     assert b["shape"][-2:] == meta["input_size"] and b["latency_ms"]["p50"] > 0

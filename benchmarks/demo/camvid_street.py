@@ -1,7 +1,7 @@
 """A real street through the runtime: CamVid's val drive (0016E5, frames 1 s apart) made into a video in frame
 order, run through `runtime.run` with the overlay, and a picture of what it wrote for the docs.
 
-    python -m benchmarks.demo.camvid_street --root ../shared/camvid --out docs/results     # the shipped model
+    python -m benchmarks.demo.camvid_street --root ../shared/camvid --out-dir docs/results     # the shipped model
     python -m benchmarks.demo.camvid_street --model models/camvid/student.int8.xml --fps 5
 """
 from __future__ import annotations
@@ -91,13 +91,13 @@ def run_street(root, out_dir, model=None, fps=5.0, work="runs/camvid_street") ->
 @command(interrupted="the picture is written only at the end")
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.demo.camvid_street", description=__doc__, examples=(
-        "python -m benchmarks.demo.camvid_street --root ../shared/camvid --out docs/results",))
+        "python -m benchmarks.demo.camvid_street --root ../shared/camvid --out-dir docs/results",))
     p.add_argument("--root", default="../shared/camvid", help="CamVid in SegNet's layout (default ../shared/camvid)")
     p.add_argument("--model", default=None, help="model file (default: the runtime's shipped model)")
-    p.add_argument("--out", default="docs/results", help="folder of the picture (default docs/results)")
+    p.add_argument("--out-dir", default="docs/results", help="folder of the picture (default docs/results)")
     p.add_argument("--fps", type=positive_int, default=5, help="frame rate of the video (default 5)")
     a = p.parse_args(argv)
-    run_street(a.root, a.out, a.model, a.fps)
+    run_street(a.root, a.out_dir, a.model, a.fps)
     return 0
 
 

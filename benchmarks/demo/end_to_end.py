@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.contract import (add_overrides, alias, ArgumentParser, check_folder, command, overrides, positive_int,
-                              UserError)
+from runtime.contract import add_overrides, ArgumentParser, check_folder, command, positive_int, UserError
 from runtime.formats import FORMATS, lookup
 
 from ..street import street_video
@@ -288,12 +287,11 @@ def main(argv=None) -> int:
         "python -m benchmarks.demo --out-dir runs/demo2 --teacher-iters 100 --student-iters 50",
         "python -m benchmarks.demo --set data.kwargs.num_images=40 --set data.val_kwargs.num_images=10"))
     p.add_argument("--out-dir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
-    alias(p, "--out", "out_dir", "--out-dir")
     p.add_argument("--teacher-iters", type=positive_int, help=f"teacher iterations (default {DEMO_TEACHER_ITERS})")
     p.add_argument("--student-iters", type=positive_int, help="student iterations (default: configs/synthetic.yaml's)")
     add_overrides(p)
     args = p.parse_args(argv)
-    run_demo(Path(args.out_dir), args.teacher_iters, args.student_iters, overrides(args))
+    run_demo(Path(args.out_dir), args.teacher_iters, args.student_iters, args.overrides)
     return 0
 
 

@@ -133,7 +133,7 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
     if not root:
         raise DataError(f"{src}: its metadata names no data root; pass --root")
     data_args = ["--dataset", dataset, "--root", str(root), "--split", split]
-    args = ["--ckpt", str(dst), *data_args]
+    args = ["--model", str(dst), *data_args]
     results = evaluate.main([*args, "-o", str(dst.with_suffix(".val.json"))])
     targets = []
     if target_miou is not None:

@@ -1,7 +1,7 @@
 """Do the boundary maps BRD distils mark real object boundaries? Scored per backbone stage of a trained model.
 
-    python -m benchmarks.gain.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg configs/synthetic.yaml
-    python -m benchmarks.gain.boundary_maps --ckpt T.pt --cfg C.yaml --split val --images 50 --out docs/results/boundary_maps
+    python -m benchmarks.gain.boundary_maps --model runs/synthetic_teacher/model.pt --cfg configs/synthetic.yaml
+    python -m benchmarks.gain.boundary_maps --model T.pt --cfg C.yaml --split val --images 50 --out-dir out/
 
 For each stage (and the stages fused at stage 1's stride, as `distill.boundary.fuse` distils them) the map
 `distill.losses.boundary.boundary_map` is compared with the ground-truth boundaries at the map's own
@@ -13,7 +13,7 @@ F-score (ODS) and the average precision (area under the precision-recall curve, 
 to a uniformly random map's scores. Stages 2-4 are also scored resized (bilinear) to stage 1's stride, so
 that every map is compared on the same cells and the share of cells that hold a boundary (what "all cells" would
 score as precision). The default split is `tune`, where design choices are made; never val.
-Output in --out: boundary_maps.md, boundary_maps.csv, boundary_maps.png.
+Output in --out-dir: boundary_maps.md, boundary_maps.csv, boundary_maps.png.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.config import load_config
-from runtime.contract import add_overrides, alias, ArgumentParser, command, non_negative_int, overrides, positive_int
+from runtime.contract import add_overrides, ArgumentParser, command, non_negative_int, positive_int
 
 from ..report import markdown_table, provenance, write_csv
 
@@ -166,11 +166,11 @@ def picture(dataset, examples, path: Path, raw=None) -> None:
 @command
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.gain.boundary_maps", description=__doc__, examples=(
-        "python -m benchmarks.gain.boundary_maps --ckpt runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
-        "python -m benchmarks.gain.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
-        "python -m benchmarks.gain.boundary_maps --ckpt teacher.pt --cfg synthetic.yaml --set data.root=data/x "
+        "python -m benchmarks.gain.boundary_maps --model runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
+        "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
+        "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --set data.root=data/x "
         "--out-dir docs/results"))
-    p.add_argument("--ckpt", required=True, help="trained model checkpoint (student format), e.g. the teacher")
+    p.add_argument("--model", required=True, help="trained model checkpoint (student format), e.g. the teacher")
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
     add_overrides(p)
     p.add_argument("--split", default="tune", help="dataset split (default tune: design choices never look at val)")
@@ -179,9 +179,8 @@ def main(argv=None) -> int:
                    help="match distance(s) in map cells, one table block each (default 0 1)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out-dir", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
-    alias(p, "--out", "out_dir", "--out-dir")
     args = p.parse_args(argv)
-    cfg = load_config(args.cfg, overrides(args))  # before torch is imported: a bad config is one line at once
+    cfg = load_config(args.cfg, args.overrides)  # before torch is imported: a bad config is one line at once
 
     import torch
 
@@ -191,7 +190,7 @@ def main(argv=None) -> int:
 
     d = cfg.data
     info = DATASETS[d.dataset]
-    model, meta = checkpoint.load(args.ckpt, num_classes=info.num_classes)
+    model, meta = checkpoint.load(args.model, num_classes=info.num_classes)
     if args.split not in info.splits:
         raise DatasetError(f"--split {args.split!r}: {d.dataset} has splits {', '.join(info.splits)}")
     kwargs = d.val_kwargs if args.split != d.train_split else d.kwargs
@@ -212,7 +211,7 @@ def main(argv=None) -> int:
     n = min(args.images, len(ds))
     table = markdown_table(rows)
     text = ["# Boundary maps against label boundaries", "",
-            f"Model `{args.ckpt}` ({meta['arch']}, input {meta['input_size'][0]}x{meta['input_size'][1]}), "
+            f"Model `{args.model}` ({meta['arch']}, input {meta['input_size'][0]}x{meta['input_size'][1]}), "
             f"{d.dataset}/{args.split}, {n} images, tolerance in map cells. Scores are fractions; "
             f"`boundary cell share` is the share of valid cells holding a label boundary.", "",
             table.rstrip("\n"), "", "![maps](boundary_maps.png)", "", provenance("benchmarks.gain.boundary_maps", argv)]

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.contract import add_overrides, alias, ArgumentParser, command, non_negative_int, overrides, positive_int
+from runtime.contract import add_overrides, ArgumentParser, command, non_negative_int, positive_int
 
 from .ledger import Ledger
 from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD, BenchmarkError,
@@ -258,7 +258,6 @@ def main(argv=None) -> int:
                    help="dataset config prefix: configs/<prefix>_plain.yaml, <prefix>.yaml (BRD), ... (default synthetic)")
     p.add_argument("--configs-dir", default="configs", help="folder of the configs (default configs)")
     p.add_argument("--out-dir", default="runs/distill_gain", help="report folder (default runs/distill_gain)")
-    alias(p, "--out", "out_dir", "--out-dir")
     p.add_argument("--runs-dir", default=None, help="run folders (default <out-dir>/runs)")
     add_overrides(p)
     p.add_argument("--teacher", default=None, help="teacher checkpoint (default: the BRD config's teacher.ckpt)")
@@ -276,7 +275,7 @@ def main(argv=None) -> int:
         seeds = [int(s) for s in _words(args.seeds)]
     except ValueError:
         p.error(f"argument --seeds: expected integers, got {' '.join(args.seeds)}")
-    run_distill_gain(_words(args.methods), seeds, args.out_dir, args.runs_dir, overrides(args), args.teacher,
+    run_distill_gain(_words(args.methods), seeds, args.out_dir, args.runs_dir, args.overrides, args.teacher,
                      tune=not args.no_tune, prefix=args.prefix, configs_dir=args.configs_dir,
                      train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train,
                      retrain_changed=args.retrain_changed, jobs=args.jobs, threads=args.threads,

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, add_overrides, command, non_negative_int, overrides, positive_int
+from runtime.contract import ArgumentParser, add_overrides, command, non_negative_int, positive_int
 
 from ..report import markdown_table, provenance, write_csv
 from .ledger import Ledger
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"--only: unknown trial {unknown[0]!r}; {args.prefix} has {', '.join(sorted(known)) or 'none'}")
     run_trials(args.prefix, args.out_dir, args.runs_dir, args.configs_dir, args.only, not args.no_train, args.jobs,
-               args.threads, overrides(args), args.teacher, sys.argv[1:] if argv is None else argv)
+               args.threads, args.overrides, args.teacher, sys.argv[1:] if argv is None else argv)
     return 0
 
 

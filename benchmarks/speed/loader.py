@@ -1,7 +1,7 @@
 """Can the data pipeline feed a GPU? Images/s of the Cityscapes training pipeline, by worker count.
 
     python -m benchmarks.speed.loader --root data/cityscapes                       # 0, 2 and 4 workers
-    python -m benchmarks.speed.loader --root data/cityscapes --step-its 2.5 --out docs/results/loader
+    python -m benchmarks.speed.loader --root data/cityscapes --step-its 2.5 --out-dir docs/results/loader
 
 It runs the exact training input pipeline of a config (default `cityscapes.yaml`: PNG decode, label id
 mapping, random scale 0.5-2, 512x1024 crop, flip, photometric jitter, normalisation, batching; built by
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.contract import (add_overrides, alias, ArgumentParser, command, non_negative_int, overrides,
-                              positive_float, positive_int, size_arg, write_json_file)
+from runtime.contract import (add_overrides, ArgumentParser, command, non_negative_int, positive_float, positive_int,
+                              size_arg, write_json_file)
 
 DEFAULT_WORKERS = (0, 2, 4)
 
@@ -83,11 +83,9 @@ def main(argv=None) -> int:
                    help="stated GPU training speed at --batch, iterations/s (default 2.0)")
     p.add_argument("--batches", type=positive_int, default=10, help="batches per worker count (default 10)")
     size_arg(p, "--size", help="crop size HxW (default: the config's data.crop_size)")
-    alias(p, "--crop", "size", "--size HxW", nargs=2, type=positive_int, convert=tuple)
     p.add_argument("--out-dir", help="folder for loader.md and loader.json (default: print only)")
-    alias(p, "--out", "out_dir", "--out-dir")
     args = p.parse_args(argv)
-    extra = overrides(args)
+    extra = args.overrides
     rows = [measure(args.cfg, args.root, w, args.batch, args.batches, args.size, extra) for w in args.workers]
     rows = verdict(rows, args.batch, args.step_its)
     text = report(rows, args.cfg, args.batch, args.step_its)

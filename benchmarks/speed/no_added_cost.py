@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import formats
-from runtime.contract import (alias, ArgumentParser, CheckpointError, command, finite_json, GateError, non_negative_int,
+from runtime.contract import (ArgumentParser, CheckpointError, command, finite_json, GateError, non_negative_int,
                               positive_int)
 from runtime.stats import time_calls
 
@@ -286,7 +286,6 @@ def main(argv=None) -> int:
                    help="a plain and a BRD student of the same architecture (repeatable)")
     p.add_argument("--teacher", help="teacher checkpoint, timed for reference")
     p.add_argument("--out-dir", default="runs/no_added_cost", help="report folder (default runs/no_added_cost)")
-    alias(p, "--out", "out_dir", "--out-dir")
     p.add_argument("--data-root", help="dataset root for INT8 calibration (default: synthetic images)")
     p.add_argument("--num-calib", type=positive_int, default=32, help="INT8 calibration images (default 32)")
     p.add_argument("--variants", help=f"comma list of {', '.join(v.name for v in VARIANTS)} (default: all available)")

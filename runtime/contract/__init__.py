@@ -13,7 +13,7 @@ benchmarks/ all use it; with runtime.metadata and runtime.formats it is all of r
 imports (tests/test_layering.py states the rules). One idea per file:
   errors.py   the UserError family and the exit codes
   entry.py    `command`, the entry-point wrapper
-  flags.py    the parser, shared flags, argument ranges (positive_int, ...), deprecated spellings
+  flags.py    the parser, shared flags, argument ranges (positive_int, ...)
   outputs.py  checked outputs, atomic writes, strict JSON, removal of killed writers' leftovers
   signals.py  `Signals`, SIGTERM handled like Ctrl-C (a training loop defers it to the end of its step)
   telemetry.py  OpenVINO's, NNCF's and ONNX Runtime's usage telemetry off (nothing sent or written)
@@ -23,17 +23,16 @@ from .errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CheckpointError, Conf
                      one_line)
 from .signals import SignalInterrupt, Signals
 from .entry import command
-from .flags import (PRECISIONS, ArgumentParser, Deprecated, add_overrides, alias, deprecated, describe,
-                    finite_float, fraction, non_negative_float, non_negative_int, number, overrides,
-                    positive_float, positive_int, size, size_arg)
+from .flags import (PRECISIONS, ArgumentParser, add_overrides, describe, finite_float, fraction, non_negative_float,
+                    non_negative_int, number, positive_float, positive_int, size, size_arg)
 from .outputs import (MIN_FREE_BYTES, NULL_NOTE, atomic_path, check_folder, check_output, clean_stale,
                       current_umask, finite_json, pid_tag, write_json_file)
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "UserError", "ConfigError", "DataError", "CheckpointError",
     "ModelError", "ExportError", "SourceError", "OutputError", "MissingDependency", "GateError", "one_line",
-    "cause_line", "Signals", "SignalInterrupt", "command", "ArgumentParser", "Deprecated", "deprecated", "alias",
-    "size", "size_arg", "PRECISIONS", "add_overrides", "overrides", "number", "describe", "positive_int",
+    "cause_line", "Signals", "SignalInterrupt", "command", "ArgumentParser", "size", "size_arg",
+    "PRECISIONS", "add_overrides", "number", "describe", "positive_int",
     "non_negative_int", "positive_float", "non_negative_float", "fraction", "finite_float", "MIN_FREE_BYTES",
     "NULL_NOTE", "check_output", "check_folder", "atomic_path", "current_umask", "write_json_file", "finite_json",
     "clean_stale", "pid_tag",

@@ -1,8 +1,7 @@
-"""The parser every command uses (one `error:` line, exit 2; examples in --help), the flag names and
-value types commands share (checked ranges, `--size HxW`, `--set key=value`), and the old spellings kept
-for one release with a `deprecated: use ...` line."""
+"""The parser every command uses (one `error:` line, exit 2; examples in --help), and the flag names and
+value types commands share (checked ranges, `--size HxW`, `--set key=value`). One spelling per flag: a
+0.x project keeps no old ones."""
 import argparse
-import sys
 
 from .errors import EXIT_BAD_INPUT
 
@@ -52,48 +51,8 @@ class ArgumentParser(argparse.ArgumentParser):
             kw["epilog"] = "examples:\n" + "\n".join("  " + e for e in examples)
         super().__init__(*args, **kw)
 
-    def parse_known_args(self, args=None, namespace=None):
-        args = sys.argv[1:] if args is None else list(args)
-        if getattr(self, "_pair_flags", None):
-            args = _join_pairs(args, self._pair_flags)
-        return super().parse_known_args(args, namespace)
-
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, "error: {}\n".format(message))
-
-
-def deprecated(use, what=None):
-    """One `deprecated: use ...` line on stderr, once per old spelling per process."""
-    key = (use, what)
-    if key not in _warned:
-        _warned.add(key)
-        print("deprecated: {}use {}".format(what + " is old; " if what else "", use), file=sys.stderr)
-
-
-_warned = set()
-
-
-class Deprecated(argparse.Action):
-    """An old spelling kept for one release: stores into the new flag's dest (through `convert`,
-    which gets the parsed value(s)) and prints one `deprecated: use ...` line."""
-
-    def __init__(self, option_strings, dest, use=None, convert=None, **kw):
-        kw.setdefault("help", argparse.SUPPRESS)
-        super().__init__(option_strings, dest, **kw)
-        self.use, self.convert = use, convert
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        deprecated(self.use, option_string)
-        if self.convert is not None:
-            values = self.convert(values) if self.nargs != 0 else self.convert()
-        elif self.nargs == 0:
-            values = self.const
-        setattr(namespace, self.dest, values)
-
-
-def alias(parser, old, dest, use, **kw):
-    """Register `old` (e.g. "--out") as a deprecated spelling of the flag stored in `dest`."""
-    return parser.add_argument(old, dest=dest, action=Deprecated, use=use, **kw)
 
 
 def size(text):
@@ -105,46 +64,17 @@ def size(text):
 
 
 def size_arg(parser, *flags, **kw):
-    """Add a `--size HxW`-style flag (values checked). The old two-number form `--flag H W` still
-    parses, with a deprecation line (ArgumentParser rewrites it before parsing)."""
+    """Add a `--size HxW`-style flag (values checked)."""
     kw.setdefault("metavar", "HxW")
-    action = parser.add_argument(*flags, type=size, **kw)
-    parser._pair_flags = getattr(parser, "_pair_flags", ()) + tuple(flags)
-    return action
-
-
-def _join_pairs(args, flags):
-    """['--size', '64', '128'] -> ['--size', '64x128'] for the flags that took `H W` before."""
-    out, i = [], 0
-    while i < len(args):
-        a = args[i]
-        if a in flags and i + 2 < len(args) and args[i + 1].isdigit() and args[i + 2].isdigit():
-            deprecated("{} {}x{}".format(a, args[i + 1], args[i + 2]), "{} H W".format(a))
-            out += [a, "{}x{}".format(args[i + 1], args[i + 2])]
-            i += 3
-            continue
-        out.append(a)
-        i += 1
-    return out
+    return parser.add_argument(*flags, type=size, **kw)
 
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
-def add_overrides(parser, positional=False):
-    """The one override grammar: `--set key=value`, repeatable (also `--set a=1 b=2`); values are
-    YAML, keys dotted (distill.config.apply_override applies them). `positional`: also accept the
-    old bare `key=value` arguments, with a deprecation line (see `overrides`)."""
+def add_overrides(parser):
+    """The one override grammar: `--set key=value`, repeatable (also `--set a=1 b=2`), into `args.overrides`;
+    values are YAML, keys dotted (distill.config.apply_override applies them)."""
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a config key, dotted, value as YAML, e.g. --set train.iters=100 "
                              "(repeatable)")
-    if positional:
-        parser.add_argument("legacy_overrides", nargs="*", metavar="key=value", help=argparse.SUPPRESS)
-
-
-def overrides(args):
-    """All overrides of parsed `args`: --set ones, then old positional ones (deprecated)."""
-    old = list(getattr(args, "legacy_overrides", None) or [])
-    if old:
-        deprecated("--set " + " --set ".join(old), "positional key=value")
-    return list(args.overrides or []) + old
