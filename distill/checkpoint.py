@@ -38,7 +38,7 @@ STUDENT_FORMAT = "brd-edge/student"
 TRAINING_FORMAT = "brd-edge/training"
 FORMAT_VERSION = 1
 
-# The metadata contract shared with export/ and runtime/ (see README "Metadata").
+# The metadata contract shared with export/ and runtime/ (docs/contracts.md, "Metadata").
 META_KEYS = ("arch", "arch_kwargs", "num_classes", "classes", "palette", "mean", "std", "input_size",
              "dataset", "version")
 
