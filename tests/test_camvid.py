@@ -186,13 +186,14 @@ def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypat
 
 def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     """benchmarks.demo.model_card stores the checkpoint in fp16 and scores the stored file: the card's numbers are
-    what `distill.evaluate` on that file prints, and the file is about half the size."""
+    what `distill.evaluate` on that file prints, on val (marked as sharing its drive with training) and on the
+    held-out 0001TP drive, each with its command, and the file is about half the size."""
     import json
 
     from benchmarks.demo.model_card import ship
     from distill import checkpoint, evaluate
 
-    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0016E5", 2),), val=(("0016E5", 2),))
+    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0001TP", 2), ("0016E5", 2)), val=(("0016E5", 2),))
     src = tmp_path / "teacher.pt"
     model, meta = checkpoint.load(camvid_teacher)
     checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes)})
@@ -221,6 +222,47 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     speed = next(line for line in text.splitlines() if line.startswith("Speed at "))
     assert speed.startswith(f"Speed at {meta['input_size'][0]}x{meta['input_size'][1]} on this machine")
     assert " FPS, " in speed and f"python -m runtime.bench --model {exported} --iters 200" in speed
+    # the held-out drive: its own section, scores and command, the exported model's too
+    held = evaluate.main(["--model", str(dst), "--dataset", "camvid", "--root", str(root), "--split", "tune"])
+    val_at = text.index("## val (drive 0016E5, shares its drive with 204 training frames): camvid/val, 2 images")
+    held_at = text.index("## held-out drive 0001TP (held out of models trained on `train_no_tune`): camvid/tune")
+    assert val_at < held_at and f"mIoU **{100 * held['mIoU']:.1f}**" in text[held_at:]
+    assert "names no training split" in text[held_at:]                 # this checkpoint carries no config
+    assert f"python -m distill.evaluate --model {dst} --dataset camvid --root {root} --split tune" in text[held_at:]
+    assert json.loads(dst.with_suffix(".tune.json").read_text())["mIoU"] == pytest.approx(held["mIoU"])
+    q_held = evaluate.main(["--model", str(exported), "--dataset", "camvid", "--root", str(root), "--split", "tune"])
+    assert (f"On held-out drive 0001TP (held out of models trained on `train_no_tune`): "
+            f"mIoU **{100 * q_held['mIoU']:.1f}**") in text
+    assert text[held_at:].count(" INT8 IoU |") == 1
+
+
+@pytest.mark.parametrize("train_split", ["train", "train_no_tune"])
+def test_a_card_says_the_held_out_drive_does_not_count_for_a_model_that_trained_on_it(tmp_path, camvid_teacher,
+                                                                                      train_split):
+    """The checkpoint's config says what it trained on: `train` contains the 0001TP drive, so the card's
+    held-out number does not count as held-out (nor meets a held-out target); `train_no_tune` does not."""
+    from benchmarks.demo.model_card import ship
+    from distill import checkpoint
+
+    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0001TP", 1), ("0016E5", 1)), val=(("0016E5", 1),))
+    src = tmp_path / "student.pt"
+    model, meta = checkpoint.load(camvid_teacher)
+    config = {"name": "camvid_x", "data": {"dataset": "camvid", "root": str(root), "train_split": train_split}}
+    checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes),
+                                 "config": config})
+    dst = tmp_path / "models" / "student.pt"
+    ship(src, dst, target_held_out_miou=0.01)
+    text = dst.with_suffix(".md").read_text()
+    held = text[text.index("## held-out drive 0001TP"):]
+    assert "## val (drive 0016E5, shares its drive with 204 training frames): camvid/val" in text
+    assert "--split tune" in held and f"split `{train_split}`" in text
+    if train_split == "train":
+        assert held.startswith("## held-out drive 0001TP (`train` contains it: this does not count as held-out)")
+        assert "This model trained on `train`, which contains this drive: its number here does not count" in held
+        assert "**not met**: held-out drive 0001TP mIoU >= 0.01" in text and "does not count as held-out)" in text
+    else:
+        assert held.startswith("## held-out drive 0001TP (no model trained on it): camvid/tune")
+        assert "does not count" not in text and "which does not contain this drive: held out" in held
 
 
 def test_the_drive_video_holds_the_frames_in_time_order(tmp_path):

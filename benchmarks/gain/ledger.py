@@ -9,7 +9,13 @@ atomically while it holds an exclusive lock (fcntl.flock) on the ledger's folder
 The fingerprint counts the teacher by its bytes, not by the path the config names it with: the same teacher
 named from another folder (or copied elsewhere) is the same run. Rows recorded before this (their fingerprint
 also hashed the teacher's path, as written from the repository's root) are still recognised: see
-`legacy_fingerprint`."""
+`legacy_fingerprint`.
+
+Where a dataset's report gives several splits (CamVid: val and the held-out 0001TP drive), each final run's
+scores on each split are cached in its entry (`scores`: {split: {"eval": what they were scored with, metrics}})
+as they are made, and the teacher's in one `teacher` entry keyed by the file's bytes: a rerun, or a machine
+without the run folders, does not score them again. A row recorded before that has no `scores`: the benchmark
+fills it from the run's model.pt where it has it."""
 from __future__ import annotations
 
 import contextlib
@@ -53,6 +59,14 @@ def _learned(config: dict) -> tuple[dict, str | None]:
     flat.pop("teacher.config", None)
     distilled = any(flat.get(f"distill.{t}.weight") for t in DISTILLED_BY)
     return flat, (teacher if teacher and distilled else None)
+
+
+def eval_key(cfg) -> str:
+    """What a score depends on besides the weights: the dataset, its val kwargs and the eval settings
+    `score_checkpoint` scores with (a score over eval.max_images=2 images is not the whole split's)."""
+    e = cfg.eval
+    return _digest({"dataset": cfg.data.dataset, "val_kwargs": cfg.data.val_kwargs,
+                    "eval": {k: getattr(e, k) for k in ("mode", "crop_size", "stride", "flip", "max_images", "size")}})
 
 
 def _digest(flat: dict) -> str:
@@ -135,10 +149,56 @@ class Ledger:
         entry = self.entries.get(run.name)
         if entry is None:
             return None
-        config = run.load().to_dict()
-        if entry["fingerprint"] in (fingerprint(config), legacy_fingerprint(config)):
+        if entry["fingerprint"] in self._fingerprints(run):
             return entry
         return None
+
+    @staticmethod
+    def _fingerprints(run) -> tuple[str, str]:
+        config = run.load().to_dict()
+        return fingerprint(config), legacy_fingerprint(config)
+
+    def scores(self, run, split: str, key: str) -> dict | None:
+        """The run's cached scores on `split`, made with the eval settings `key` (`eval_key`); None if not cached."""
+        return _cached(self.get(run), split, key)
+
+    def add_scores(self, run, split: str, key: str, metrics: dict) -> None:
+        """Cache the run's scores on `split` in its entry; a run the ledger does not hold (under its
+        fingerprint) is left out."""
+        want = self._fingerprints(run)
+        self._cache(run.name, lambda e: e["fingerprint"] in want, None, split, key, metrics)
+
+    def teacher_scores(self, teacher: Path, split: str, key: str) -> dict | None:
+        entry = self.entries.get(TEACHER)
+        ok = entry is not None and entry.get("fingerprint") == _teacher_sha256(str(teacher))[:16]
+        return _cached(entry if ok else None, split, key)
+
+    def add_teacher_scores(self, teacher: Path, split: str, key: str, metrics: dict) -> None:
+        """Cache the teacher's scores on `split` (another teacher file replaces the entry and its scores)."""
+        sha = _teacher_sha256(str(teacher))[:16]
+        self._cache(TEACHER, lambda e: e.get("fingerprint") == sha,
+                    {"name": TEACHER, "method": TEACHER, "path": str(teacher), "fingerprint": sha}, split, key, metrics)
+
+    def _cache(self, name, matches, new_entry, split, key, metrics) -> None:
+        with _locked(self._folder()):
+            self._read()
+            entry = self.entries.get(name)
+            if entry is None or not matches(entry):
+                if new_entry is None:
+                    return
+                entry = new_entry
+            scored = {"eval": key, **{k: _plain(metrics[k]) for k in KEYS if k in metrics}}
+            scores = {**entry.get("scores", {}), split: scored}
+            self.entries[name] = {**entry, "scores": scores}
+            self._write()
+
+    def _folder(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self.path.parent
+
+    def _write(self) -> None:
+        with atomic_path(self.path) as tmp:
+            Path(tmp).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in self.entries.values()))
 
     def record(self, run, metrics: dict, train_s: float | None) -> dict:
         """Add (or replace) the run's entry and rewrite the file atomically, over what the file holds now, under
@@ -149,18 +209,26 @@ class Ledger:
                  "iters": run.load().train.iters, "train_s": None if train_s is None else round(train_s, 1),
                  "git_commit": metrics.get("git_commit"),
                  **{k: _plain(metrics[k]) for k in KEYS if k in metrics}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path.parent):
+        with _locked(self._folder()):
             self._read()
             self.entries[run.name] = entry
-            with atomic_path(self.path) as tmp:
-                Path(tmp).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in self.entries.values()))
+            self._write()
         return entry
+
+
+TEACHER = "teacher"  # the entry holding the teacher's scores (no run is named so)
+
+
+def _cached(entry: dict | None, split: str, key: str) -> dict | None:
+    got = ((entry or {}).get("scores") or {}).get(split)
+    return got if got is not None and got.get("eval") == key else None
 
 
 def _plain(v):
     """JSON without NaN: a class absent from label and prediction has no value (null)."""
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
+    if v is None:
+        return None
     v = float(v)
     return None if v != v else v

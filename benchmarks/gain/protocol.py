@@ -13,9 +13,14 @@ Protocol:
    once at seed 100 and scored on the `tune` split (train-distribution images no training set contains);
    the candidate with the best tune mIoU is kept. Val is never looked at for a choice.
 2. Final runs: every method with its chosen setting at every seed (default 0..4), scored on val by the
-   runner's own end-of-training evaluation (`distill.evaluate`, the config's eval settings).
+   runner's own end-of-training evaluation (`distill.evaluate`, the config's eval settings). A dataset that
+   names the splits its reports give (`REPORT_SPLITS`; CamVid: val, which shares its drive 0016E5 with 204
+   training frames, and the held-out drive 0001TP, the `tune` split, which no run trained on) has every final
+   run and the teacher scored on each of them by `score_checkpoint` on the model file, whatever split the
+   runner validated on; the scores are cached in the ledger (a rerun does not score again; a row recorded
+   before is filled from its model.pt, else that split's column stays blank: nothing retrains for it).
 3. Report: mean ± std per method, BRD minus every other method per seed with a 95% t-interval, the
-   teacher's scores, charts and a prediction panel.
+   teacher's scores, charts and a prediction panel (per report split, where the dataset names several).
 
 Every finished run's numbers also go into <out-dir>/<prefix>_ledger.jsonl (with a fingerprint of its config
 and teacher) as it finishes: commit it as runs land, and a machine without the run folders takes those runs
@@ -36,9 +41,10 @@ from pathlib import Path
 
 from runtime.contract import add_overrides, ArgumentParser, command, non_negative_int, positive_int
 
-from .ledger import Ledger
+from .ledger import Ledger, eval_key
 from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD, BenchmarkError,
-                   Run, check_reuse, config_path, make_run, resolve_teacher, run_jobs, run_metrics, score_checkpoint)
+                   Run, check_reuse, config_path, make_run, report_splits, resolve_teacher, run_jobs, run_metrics,
+                   score_checkpoint, split_label)
 
 
 def _choose(method, cands: list[Run], tune: bool, train: bool, tuning: list[dict], inherited=(),
@@ -190,12 +196,66 @@ def _run_row(s: _Session, r: Run, metrics: dict) -> dict:
                for k in ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate", "miss_rate", "spurious_rate")}}
 
 
+def _split_scores(s: _Session, r: Run, split: str, threads: int) -> dict | None:
+    """One final run's scores on `split` (`score_checkpoint` on its model.pt, whatever split its runner validated
+    on): cached in its ledger entry, else scored now and cached; without its model.pt (run folders gone), the
+    runner's own evaluation from the ledger where the runner validated on `split` (the same settings), else None."""
+    cfg = r.load()
+    cfg.train.threads = threads
+    key = eval_key(cfg)
+    got = s.ledger.scores(r, split, key)
+    if got is not None:
+        return got
+    if r.student.is_file():
+        s.log(f"[{r.name}] scoring {r.student} on {cfg.data.dataset}/{split}")
+        got = score_checkpoint(r.student, cfg, split)
+        s.ledger.add_scores(r, split, key, got)
+        return got
+    entry = s.ledger.get(r)
+    return entry if entry is not None and cfg.data.val_split == split else None
+
+
+def _teacher_scores(s: _Session, teacher: Path, cfg, split: str) -> dict:
+    key = eval_key(cfg)
+    got = s.ledger.teacher_scores(teacher, split, key)
+    if got is None:
+        s.log(f"evaluating the teacher {teacher} on {cfg.data.dataset}/{split}")
+        got = score_checkpoint(teacher, cfg, split)
+        s.ledger.add_teacher_scores(teacher, split, key, got)
+    return got
+
+
+def _score_splits(s: _Session, scored: list, splits: tuple, cfg, teacher) -> dict:
+    """Every finished final run and the teacher on each report split; per split the runs scored there and the
+    runs that could not be (no model.pt and no cached score): their column stays blank."""
+    by_split, teacher_by, unscored = {}, {}, {}
+    for split, *_ in splits:
+        by_split[split], unscored[split] = [], []
+        for r, metrics in scored:
+            if metrics is None:
+                continue
+            got = _split_scores(s, r, split, cfg.train.threads)
+            if got is None:
+                unscored[split].append({"method": r.method, "seed": r.seed, "run": str(r.run_dir)})
+            else:
+                by_split[split].append(_run_row(s, r, {**metrics, **got}))
+        if teacher is not None:
+            teacher_by[split] = _teacher_scores(s, teacher, cfg, split)
+    first = splits[0][0]
+    return {"runs": by_split[first], "teacher": teacher_by.get(first),
+            "splits": [{"split": spec[0], "label": split_label(spec, cfg.data.train_split)} for spec in splits],
+            "by_split": by_split, "teacher_by_split": teacher_by if teacher is not None else None,
+            "unscored": unscored}
+
+
 def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs/distill_gain", runs_dir=None,
                      overrides=(), teacher_ckpt=None, tune=True, prefix="synthetic", configs_dir="configs",
                      train_teacher=False, panel_images=4, train=True, retrain_changed=False, jobs=1,
                      threads=0, argv=None, log=print) -> dict:
-    """Tune, train (or reuse) and evaluate; write the report. Returns {"runs": [...], "rows": [...],
-    "paired": [...], "tuning": [...], "teacher": {...} or None}. train=False reports the finished runs only."""
+    """Tune, train (or reuse) and evaluate; write the report. Returns {"runs": [...], "tuning": [...],
+    "teacher": {...} or None, "missing": [...]}; with report splits (CamVid), "runs" and "teacher" are the first
+    split's (val), and "splits", "by_split", "teacher_by_split", "unscored" and "finished" (the runner's own
+    numbers) come too. train=False reports the finished runs only."""
     from .report import write_report
 
     methods, seeds, overrides = _check_request(methods, seeds, overrides, prefix, configs_dir, jobs)
@@ -227,13 +287,18 @@ def run_distill_gain(methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, out_dir="runs
     if not runs:
         raise BenchmarkError(f"no finished runs under {runs_dir} for methods {methods} and seeds {seeds}")
     base_cfg = order[0].load()
-    teacher_scores = None
-    if teacher is not None:
+    splits = report_splits(base_cfg.data.dataset)
+    if splits:  # e.g. CamVid: val and the held-out drive, each scored explicitly
         base_cfg.train.threads = threads * jobs
-        log(f"evaluating the teacher {teacher} on {base_cfg.data.dataset}/{base_cfg.data.val_split}")
-        teacher_scores = score_checkpoint(teacher, base_cfg, base_cfg.data.val_split)
-    result = {"runs": runs, "tuning": s.tuning, "teacher": teacher_scores,
-              "missing": [r.name for r, metrics in scored if metrics is None]}
+        result = {**_score_splits(s, scored, splits, base_cfg, teacher), "finished": runs}
+    else:
+        teacher_scores = None
+        if teacher is not None:
+            base_cfg.train.threads = threads * jobs
+            log(f"evaluating the teacher {teacher} on {base_cfg.data.dataset}/{base_cfg.data.val_split}")
+            teacher_scores = score_checkpoint(teacher, base_cfg, base_cfg.data.val_split)
+        result = {"runs": runs, "teacher": teacher_scores}
+    result.update(tuning=s.tuning, missing=[r.name for r, metrics in scored if metrics is None])
     write_report(result, out, prefix, base_cfg, teacher, runs_dir, methods, seeds, s.overrides, tune, panel_images,
                  argv, log)
     log(f"benchmark done in {time.perf_counter() - t_all:.0f} s")

@@ -16,29 +16,56 @@ TEACHER_LEAD = {"camvid": 10}  # points of mIoU a teacher must lead the plain st
 CSV_KEYS = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate", "aAcc")
 
 
-def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, methods, seeds, overrides, tune,
-                 panel_images, argv, log=print) -> Path:
-    runs, tuning, teacher_scores = result["runs"], result["tuning"], result["teacher"]
-    out.mkdir(parents=True, exist_ok=True)
-    classes = _classes(cfg)
-    per_run = [{"method": r["method"], "seed": r["seed"], **{k: r[k] for k in CSV_KEYS}, "setting": r["setting"],
-                "iters": r["iters"], "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"],
+def _csv_rows(runs, teacher_scores, teacher, classes, split=None, unscored=()) -> list[dict]:
+    """One row per run (and the teacher); `split` adds the split column, `unscored` runs get blank numbers."""
+    where = {"split": split} if split else {}
+    per_run = [{"method": r["method"], "seed": r["seed"], **where, **{k: r[k] for k in CSV_KEYS},
+                "setting": r["setting"], "iters": r["iters"],
+                "train_s": None if r["train_s"] is None else round(r["train_s"], 1), "run": r["run"],
                 "git_commit": r.get("git_commit") or "", **_per_class(r.get("IoU", []), classes),
                 **_per_class(r.get("boundary_f1_per_class", []), classes, "bF1")}
                for r in runs]
+    per_run += [{"method": u["method"], "seed": u["seed"], **where, "run": u["run"]} for u in unscored]
     if teacher_scores is not None:
-        per_run.append({"method": "teacher", "seed": "", **{k: float(teacher_scores[k]) for k in CSV_KEYS},
+        per_run.append({"method": "teacher", "seed": "", **where, **{k: float(teacher_scores[k]) for k in CSV_KEYS},
                         "setting": "", "iters": "", "train_s": None, "run": str(teacher), "git_commit": "",
                         **_per_class(teacher_scores.get("IoU", []), classes),
                         **_per_class(teacher_scores.get("boundary_f1_per_class", []), classes, "bF1")})
-    write_csv(per_run, out / f"{prefix}.csv")
+    return per_run
+
+
+def _sections(result: dict) -> list[dict]:
+    """Per report split (CamVid: val, then the held-out drive): its label, runs, summary, paired differences,
+    teacher scores and the runs it has no score for; one unlabelled section (val) for a dataset without them."""
+    if not result.get("splits"):
+        runs = result["runs"]
+        return [{"split": None, "label": None, "runs": runs, "rows": summarize(runs), "paired": paired_table(runs),
+                 "teacher": result["teacher"], "unscored": []}]
+    out = []
+    for sp in result["splits"]:
+        runs = result["by_split"][sp["split"]]
+        out.append({**sp, "runs": runs, "rows": summarize(runs), "paired": paired_table(runs),
+                    "teacher": (result.get("teacher_by_split") or {}).get(sp["split"]),
+                    "unscored": result["unscored"].get(sp["split"], [])})
+    return out
+
+
+def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, methods, seeds, overrides, tune,
+                 panel_images, argv, log=print) -> Path:
+    runs, tuning = result.get("finished", result["runs"]), result["tuning"]
+    out.mkdir(parents=True, exist_ok=True)
+    classes = _classes(cfg)
+    sections = _sections(result)
+    write_csv([row for sec in sections for row in _csv_rows(sec["runs"], sec["teacher"], teacher, classes,
+                                                              sec["split"], sec["unscored"])], out / f"{prefix}.csv")
     if tuning:
         write_csv(tuning, out / f"{prefix}_tuning.csv")
-    rows = summarize(runs)
-    paired = paired_table(runs)
+    paired = [{**({"split": sec["split"]} if sec["split"] else {}), **p} for sec in sections for p in sec["paired"]]
     if paired:
         write_csv(paired, out / f"{prefix}_paired.csv")
-    charts(rows, paired, teacher_scores, out, prefix)
+    for k, sec in enumerate(sections):
+        charts(sec["rows"], sec["paired"], sec["teacher"], out, prefix, _suffix(sec, k),
+               sec["label"].split(" (")[0] if sec["label"] else "Val")
     caption = None
     pair_seed = next((s for s in seeds if {("plain", s), ("brd", s)} <= {(r["method"], r["seed"]) for r in runs}), None)
     if pair_seed is not None and panel_images:
@@ -60,10 +87,15 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
             caption = saved.read_text().strip()
         else:
             log(f"no prediction panel: {', '.join(gone)} not found")
-    text = markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv)
+    text = markdown(result, sections, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv)
     (out / f"{prefix}.md").write_text(text)
     log(f"wrote {out / f'{prefix}.md'} and its CSVs and charts")
     return out / f"{prefix}.md"
+
+
+def _suffix(section: dict, k: int) -> str:
+    """File-name suffix of a section's charts: none for the first (val), `_<split>` for the others."""
+    return f"_{section['split']}" if k and section["split"] else ""
 
 
 def _classes(cfg) -> list[str]:
@@ -133,17 +165,26 @@ def _settings_text(cfg, teacher, seeds, overrides, tune, n_val) -> str:
             + (f"; overrides {' '.join(overrides)}" if overrides else "") + ".")
 
 
-def _teacher_lead(teacher_scores, by: dict, dataset: str) -> list[str]:
+def _teacher_lead(teacher_scores, by: dict, dataset: str, where: str | None = None) -> list[str]:
     if teacher_scores is None or "plain" not in by:
         return []
     gap = 100 * (teacher_scores["mIoU"] - by["plain"]["mIoU_mean"])
     need = TEACHER_LEAD.get(dataset, 15)
-    return [f"Teacher {pct(teacher_scores['mIoU'])} mIoU, plain student {pct(by['plain']['mIoU_mean'])}: "
-            f"the teacher leads by {gap:.1f} points ({'at least' if gap >= need else 'less than'} the {need} "
+    return [f"{f'On {where}: t' if where else 'T'}eacher {pct(teacher_scores['mIoU'])} mIoU, plain student "
+            f"{pct(by['plain']['mIoU_mean'])}: the teacher leads by {gap:.1f} points "
+            f"({'at least' if gap >= need else 'less than'} the {need} "
             f"points this benchmark asks of a teacher with something to transfer).", ""]
 
 
-def _results_section(rows, teacher_scores) -> list[str]:
+def _unscored_line(sec) -> list[str]:
+    if not sec["unscored"]:
+        return []
+    return [f"Not scored on {sec['label']} (left out of its means and intervals: the run's model.pt is not on this "
+            f"machine and its ledger row predates scoring on this split; nothing is retrained for it): "
+            f"{', '.join(Path(u['run']).name for u in sec['unscored'])}.", ""]
+
+
+def _results_section(rows, teacher_scores, where: str | None = None) -> list[str]:
     table = []
     for r in rows:
         t = {"method": label(r["method"]), "seeds": r["seeds"]}
@@ -153,14 +194,14 @@ def _results_section(rows, teacher_scores) -> list[str]:
     if teacher_scores is not None:
         table.append({"method": "teacher", "seeds": 1,
                       **{f"{short} %": pct(teacher_scores[key]) for key, short, _ in METRICS}})
-    return ["## Results (val)", "",
+    return [f"## Results: {where}" if where else "## Results (val)", "",
             "Percent, mean ± sample std over seeds. split = share of ground-truth regions found in two or more "
             "pieces (of those found), spurious = share of predicted components that touch no region of their "
             "class, miss = share of regions not found at all: lower is better for these three.", "",
             markdown_table(table).rstrip("\n"), ""]
 
 
-def _paired_section(paired) -> list[str]:
+def _paired_section(paired, where: str | None = None) -> list[str]:
     if not paired:
         return []
     ptab = []
@@ -170,47 +211,68 @@ def _paired_section(paired) -> list[str]:
             d = next(p for p in paired if p["method"] == method and p["metric"] == key)
             row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
         ptab.append(row)
-    return ["## BRD against each method, seed by seed", "",
+    return ["## BRD against each method, seed by seed" + (f": {where}" if where else ""), "",
             "BRD minus the other method on the same seed, in points: mean [95% t-interval]. `better`/`worse` "
             "where the interval excludes zero (for split and spurious, lower is better), `unclear` where it "
             "does not.", "", markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
 
 
-def _per_class_sections(runs, teacher_scores, cfg) -> list[str]:
+def _per_class_sections(runs, teacher_scores, cfg, where: str | None = None) -> list[str]:
     lines = []
     table = per_class_table(runs, teacher_scores, _classes(cfg))
     if table:
-        lines += ["## IoU per class (val, mean over seeds, percent)", "", table.rstrip("\n"), ""]
+        lines += [f"## IoU per class: {where} (mean over seeds, percent)" if where else
+                  "## IoU per class (val, mean over seeds, percent)", "", table.rstrip("\n"), ""]
     thin = _thin_classes(cfg)
     table = per_class_table(runs, teacher_scores, _classes(cfg), "boundary_f1_per_class", thin)
     if thin and table:
-        lines += ["## Boundary F1 of the thin and small classes (val, mean over seeds, percent)", "",
+        lines += [f"## Boundary F1 of the thin and small classes: {where} (mean over seeds, percent)" if where else
+                  "## Boundary F1 of the thin and small classes (val, mean over seeds, percent)", "",
                   table.rstrip("\n"), ""]
     return lines
 
 
-def _figures(prefix, paired, caption) -> list[str]:
-    lines = ["![metrics](" + f"{prefix}_metrics.png)", "", f"![connectivity]({prefix}_connectivity.png)", ""]
-    if paired:
-        lines += [f"![paired]({prefix}_paired.png)", ""]
+def _figures(prefix, sections, caption) -> list[str]:
+    lines = []
+    for k, sec in enumerate(sections):
+        sfx, where = _suffix(sec, k), f", {sec['label']}" if sec["label"] else ""
+        lines += [f"![metrics{where}]({prefix}_metrics{sfx}.png)", "",
+                  f"![connectivity{where}]({prefix}_connectivity{sfx}.png)", ""]
+        if sec["paired"]:
+            lines += [f"![paired{where}]({prefix}_paired{sfx}.png)", ""]
     if caption:
         lines += [f"![panel]({prefix}_panel.png)", "", caption, ""]
     return lines
 
 
+def _runs_table(result) -> list[dict]:
+    """One row per finished run; with report splits, its mIoU, bF1 and split rate on each (blank: not scored)."""
+    runs = result.get("finished", result["runs"])
+    if not result.get("splits"):
+        return [{"run": Path(r["run"]).name, "setting": r["setting"] or "config file", "iters": r["iters"],
+                 **{f"{SHORT[k]} %": pct(r[k]) for k, _, _ in METRICS},
+                 "train s": "reused" if r["train_s"] is None else f"{r['train_s']:.0f}"} for r in runs]
+    by = {sp["split"]: {x["run"]: x for x in result["by_split"][sp["split"]]} for sp in result["splits"]}
+    nan = float("nan")
+    return [{"run": Path(r["run"]).name, "setting": r["setting"] or "config file", "iters": r["iters"],
+             **{f"{sp} {SHORT[k]} %": pct(by[sp].get(r["run"], {}).get(k, nan))
+                for sp in by for k in ("mIoU", "boundary_f1", "split_rate")},
+             "train s": "reused" if r["train_s"] is None else f"{r['train_s']:.0f}"} for r in runs]
+
+
 def _runs_sections(result, argv) -> list[str]:
     """The tuning candidates, every run, what was left out, and the commands and commits that made them."""
-    runs, lines = result["runs"], []
+    runs, lines = result.get("finished", result["runs"]), []
     if result["tuning"]:
         lines += ["## Tuning (tune split, seed 100)", "", markdown_table([
             {"method": label(t["method"]), "setting": t["setting"], "inherited from KD": t.get("inherited") or "",
              "tune mIoU %": pct(t["tune_mIoU"]),
              "tune bF1 %": pct(t["tune_boundary_f1"]), "tune split %": pct(t["tune_split_rate"]),
              "chosen": "yes" if t.get("chosen") else ""} for t in result["tuning"]]).rstrip("\n"), ""]
-    lines += ["## Runs", "", markdown_table([
-        {"run": Path(r["run"]).name, "setting": r["setting"] or "config file", "iters": r["iters"],
-         **{f"{SHORT[k]} %": pct(r[k]) for k, _, _ in METRICS},
-         "train s": "reused" if r["train_s"] is None else f"{r['train_s']:.0f}"} for r in runs]).rstrip("\n"), ""]
+    lines += ["## Runs", "", markdown_table(_runs_table(result)).rstrip("\n"), ""]
+    if result.get("splits"):
+        lines += ["Columns by split: " + "; ".join(f"`{sp['split']}`: {sp['label']}" for sp in result["splits"])
+                  + ".", ""]
     if result["missing"]:
         lines += [f"Not run (left out of the means): {', '.join(result['missing'])}.", ""]
     commits = sorted({r.get("git_commit") or "unknown" for r in runs})
@@ -218,16 +280,29 @@ def _runs_sections(result, argv) -> list[str]:
                     f"{', '.join(f'`{c[:12]}`' for c in commits)} (each run's model.pt records its own).", ""]
 
 
-def markdown(result, rows, paired, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv) -> str:
-    """The report, section by section: settings, teacher lead, results, BRD paired, per class, figures, runs."""
+def _splits_text(sections) -> str:
+    return ("Every final run and the teacher are scored on each of: "
+            + "; ".join(f"**{sec['label']}** (`{sec['split']}`)" for sec in sections)
+            + ", by `distill.evaluate` on its model file with the config's eval settings, whatever split its "
+              "training validated on. Each has its own results, paired intervals and per-class tables below.")
+
+
+def markdown(result, sections, cfg, teacher, methods, seeds, overrides, tune, prefix, caption, argv) -> str:
+    """The report, section by section: settings, teacher lead, then per report split results, BRD paired and
+    per class; figures, runs."""
     n_val = int(cfg.data.val_kwargs.get("num_images", 0)) or "all"
     lines = [f"# What BRD buys: distillation gain on {cfg.data.dataset}", "",
              _settings_text(cfg, teacher, seeds, overrides, tune, n_val), ""]
-    lines += _teacher_lead(result["teacher"], {r["method"]: r for r in rows}, cfg.data.dataset)
-    lines += _results_section(rows, result["teacher"])
-    lines += _paired_section(paired)
-    lines += _per_class_sections(result["runs"], result["teacher"], cfg)
-    lines += _figures(prefix, paired, caption)
+    if result.get("splits"):
+        lines += [_splits_text(sections), ""]
+    for sec in sections:
+        lines += _teacher_lead(sec["teacher"], {r["method"]: r for r in sec["rows"]}, cfg.data.dataset, sec["label"])
+    for sec in sections:
+        lines += _results_section(sec["rows"], sec["teacher"], sec["label"])
+        lines += _unscored_line(sec)
+        lines += _paired_section(sec["paired"], sec["label"])
+        lines += _per_class_sections(sec["runs"], sec["teacher"], cfg, sec["label"])
+    lines += _figures(prefix, sections, caption)
     lines += _runs_sections(result, argv)
     return "\n".join(lines)
 
@@ -253,7 +328,7 @@ def conclusion(paired: list[dict]) -> str:
     return " ".join(out)
 
 
-def charts(rows, paired, teacher_scores, out: Path, prefix: str) -> None:
+def charts(rows, paired, teacher_scores, out: Path, prefix: str, suffix: str = "", what: str = "Val") -> None:
     def series(keys):
         vals = {label(r["method"]): [100 * r[f"{k}_mean"] for k in keys] for r in rows}
         errs = {label(r["method"]): [100 * np.nan_to_num(r[f"{k}_std"]) for k in keys] for r in rows}
@@ -264,14 +339,15 @@ def charts(rows, paired, teacher_scores, out: Path, prefix: str) -> None:
 
     quality = ("mIoU", "boundary_f1", "boundary_iou")
     vals, errs = series(quality)
-    bar_chart([SHORT[k] for k in quality], vals, out / f"{prefix}_metrics.png", "percent (higher is better)",
-              "Val metrics (mean ± std over seeds)", errors=errs)
+    bar_chart([SHORT[k] for k in quality], vals, out / f"{prefix}_metrics{suffix}.png", "percent (higher is better)",
+              f"{what} metrics (mean ± std over seeds)", errors=errs)
     conn = ("split_rate", "spurious_rate", "miss_rate")
     vals, errs = series(conn)
-    bar_chart([SHORT[k] for k in conn], vals, out / f"{prefix}_connectivity.png", "percent (lower is better)",
-              "Connectivity per ground-truth region (mean ± std over seeds)", errors=errs)
+    bar_chart([SHORT[k] for k in conn], vals, out / f"{prefix}_connectivity{suffix}.png", "percent (lower is better)",
+              "Connectivity per ground-truth region (mean ± std over seeds)" + (f", {what}" if suffix else ""),
+              errors=errs)
     if paired:
-        paired_chart(paired, out / f"{prefix}_paired.png")
+        paired_chart(paired, out / f"{prefix}_paired{suffix}.png")
 
 
 def paired_chart(paired: list[dict], path: Path) -> None:

@@ -74,6 +74,8 @@ def config_path(method: str, prefix: str = "synthetic", configs_dir: str | Path 
 
     path = Path(configs_dir) / METHODS[method].format(prefix=prefix)
     found = resolve(path)  # `configs/NAME.yaml` from outside a checkout: the shipped config (as --cfg reads it)
+    if found is None and method == "brd":  # a family whose BRD config names its method (camvid_lite_brd.yaml)
+        found = resolve(Path(configs_dir) / f"{prefix}_brd.yaml")
     if found is None:
         raise BenchmarkError(f"method {method!r}: config {path} does not exist (dataset prefix {prefix!r})")
     return found
@@ -302,6 +304,27 @@ def score_checkpoint(ckpt: Path, cfg, split: str) -> dict:
                        **d.val_kwargs)
     return evaluate(model, ds, meta["num_classes"], mode=e.mode, crop_size=tuple(e.crop_size) if e.crop_size else None,
                     stride=tuple(e.stride) if e.stride else None, flip=e.flip, max_images=e.max_images)
+
+
+def report_splits(dataset: str) -> tuple:
+    """The splits a dataset's tables and cards report, each `(split, name, note, training splits it is held out
+    of)`: its reader's REPORT_SPLITS (CamVid: val, which shares its drive with training, and the held-out 0001TP
+    drive); () where it names none (one section: the runs' own val)."""
+    import importlib
+
+    try:
+        return tuple(getattr(importlib.import_module(f"distill.data.{dataset}"), "REPORT_SPLITS", ()))
+    except ImportError:
+        return ()
+
+
+def split_label(spec, train_split: str | None = None) -> str:
+    """'held-out drive 0001TP (no model trained on it)'; a split held out only of some training splits, under
+    another one (CamVid's 0001TP drive under `train`), says that its number does not count as held-out."""
+    _, name, note, held_out_of = spec
+    if held_out_of is not None and train_split is not None and train_split not in held_out_of:
+        return f"{name} (`{train_split}` contains it: this does not count as held-out)"
+    return f"{name} ({note})"
 
 
 def train_one(method: str, seed: int, runs_dir, overrides=(), teacher=None, prefix="synthetic",
