@@ -73,7 +73,7 @@ def test_no_added_cost_report(tmp_path):
                      ("onnx-int8", "plain"): "unchecked_timing_copies/r10_plain.unchecked.int8.onnx",
                      ("onnx-int8", "brd"): "unchecked_timing_copies/r10_brd.unchecked.int8.onnx"}
     copy = tmp_path / "out" / "unchecked_timing_copies" / "r10_plain.unchecked.int8.onnx"
-    from export.common import onnx_meta
+    from export.metadata import onnx_meta
     assert onnx_meta(copy)["export"]["gate"] is None  # the runtime warns if it is ever loaded
     assert {r["model"] for r in out["cost"]} == {"plain", "brd"}
     assert {(r["network"], r["stem"]) for r in out["cost"]} == {("deeplabv3_resnet10_w16", "v1c")}
@@ -290,3 +290,24 @@ def test_overlay_benchmark_compares_like_for_like_and_writes_its_report(tmp_path
     text = (tmp_path / "out" / "overlay.md").read_text()
     assert "128x72 frames, 2 class maps (CamVid val labels" in text and "Made by `python -m benchmarks.speed.overlay" in text
     assert main(["--root", str(tmp_path / "nowhere"), "--maps", "1"]) == 2  # no labels there: one line, exit 2
+
+
+def test_curve_reads_each_runs_validation_and_says_where_it_stands(tmp_path):
+    """benchmarks.gain.curve on two run folders laid out as distill.run writes them (config.yaml, val_log.csv)."""
+    from benchmarks.gain.curve import main
+
+    for name, values in (("plain", (0.30, 0.41, 0.42)), ("teacher", (0.35, 0.48, 0.52))):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text("data:\n  val_split: tune\n")
+        rows = ["step,mIoU,aAcc,boundary_iou,boundary_f1,split_rate,miss_rate,spurious_rate"]
+        rows += [f"{250 * (i + 1)},{v},0.8,0.2,0.3,0.1,0.2,0.5" for i, v in enumerate(values)]
+        (run / "val_log.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["--run", f"plain={tmp_path / 'plain'}", "--run", f"teacher={tmp_path / 'teacher'}",
+                 "--name", "c", "--out-dir", str(out)]) == 0
+    md = (out / "c.md").read_text()
+    assert md.startswith("# Learning curves on tune")
+    assert "plain: best 42.0 mIoU at step 750; the last 250 iterations (steps 500->750) moved it +1.0 points." in md
+    assert "teacher: best 52.0 mIoU at step 750" in md
+    assert (out / "c.png").stat().st_size > 0 and len((out / "c.csv").read_text().splitlines()) == 7

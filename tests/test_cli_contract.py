@@ -88,6 +88,9 @@ CASES += [
     ("benchmarks.gain.trials", "missing file", ["--out-dir", "{tmp}/trials", "--no-train"],
      "trials/camvid_tuning.csv"),
     ("benchmarks.gain.trials", "bad flag value", ["--jobs", "0"], "--jobs"),
+    ("benchmarks.gain.curve", "missing folder", ["--run", "plain=no/such/run"], "no/such/run"),
+    ("benchmarks.gain.curve", "bad run", ["--run", "plain"], "LABEL=DIR"),
+    ("benchmarks.gain.curve", "missing flag", ["--name", "x"], "--run"),
     ("benchmarks.gain.trials", "unknown trial", ["--only", "nonesuch"], "nonesuch"),
     ("benchmarks.gain.trials", "bad config key", ["--set", "train.nope=1", "--no-train"], "train.nope"),
 ]
@@ -129,7 +132,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 18 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 19 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):
