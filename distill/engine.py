@@ -98,7 +98,7 @@ def load_teacher(cfg: Config, num_classes: int, device, mean=None, std=None) -> 
         how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's model.pt)"
                if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
         raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
-                             f"or put a BRD Edge student-format checkpoint there, or pass teacher.ckpt=PATH")
+                             f"or put a BRD Edge student-format checkpoint there, or pass --set teacher.ckpt=PATH")
     teacher, meta = checkpoint.load(path, num_classes=num_classes)
     teacher.requires_grad_(False)
     if mean is not None and (list(meta["mean"]), list(meta["std"])) != (list(mean), list(std)):
