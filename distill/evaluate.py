@@ -28,20 +28,11 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, check_output, command, positive_int,
-                              size_arg, write_json_file)
+from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, check_output, command, pair,
+                              positive_int, size_arg, write_json_file)
 
 from .metrics import SegMetric
 from .score import Scorer, eval_settings, is_checkpoint, open_model, score
-
-
-def _pair(v):
-    if v is None:
-        return None
-    if isinstance(v, int):
-        return v, v
-    h, w = v
-    return int(h), int(w)
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +51,7 @@ def slide_logits(model: nn.Module, x: torch.Tensor, crop_size, stride) -> torch.
 
     from .score import window_grid
 
-    (ch, cw), (sh, sw) = _pair(crop_size), _pair(stride)
+    (ch, cw), (sh, sw) = pair(crop_size), pair(stride)
     n, _, h, w = x.shape
     ph, pw = max(ch - h, 0), max(cw - w, 0)
     if ph or pw:
@@ -85,8 +76,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_
     elif mode == "slide":
         if crop_size is None:
             raise ValueError("slide inference needs crop_size (and stride, default 2/3 of it)")
-        crop = _pair(crop_size)
-        step = _pair(stride) if stride is not None else (max(1, crop[0] * 2 // 3), max(1, crop[1] * 2 // 3))
+        crop = pair(crop_size)
+        step = pair(stride) if stride is not None else (max(1, crop[0] * 2 // 3), max(1, crop[1] * 2 // 3))
         run = lambda t: slide_logits(model, t, crop, step)  # noqa: E731
     else:
         raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")

@@ -25,18 +25,9 @@ import cv2
 import numpy as np
 
 from runtime import metadata
-from runtime.contract import ConfigError
+from runtime.contract import ConfigError, pair
 
 from .metrics import SegMetric
-
-
-def _pair(v):
-    if v is None:
-        return None
-    if isinstance(v, int):
-        return int(v), int(v)
-    h, w = v
-    return int(h), int(w)
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -127,15 +118,15 @@ class Scorer:
         dims = tuple(backend.input_shape[2:4])
         self.fixed = dims if all(d is not None for d in dims) else None
         self.labels_out = backend.output_kind == metadata.OUTPUT_LABELS
-        crop = _pair(crop_size)
+        crop = pair(crop_size)
         if mode == "slide":
-            crop = crop or self.fixed or _pair(self.meta["input_size"])
+            crop = crop or self.fixed or pair(self.meta["input_size"])
             if self.fixed and crop != self.fixed:
                 raise ConfigError(f"{backend.path}: the model has a fixed {self.fixed[0]}x{self.fixed[1]} input; a "
                                   f"{crop[0]}x{crop[1]} sliding window needs a model exported at that size "
                                   f"(export.onnx --size) or with --dynamic")
         self.window = crop if mode == "slide" else self.fixed
-        step = _pair(stride)
+        step = pair(stride)
         if self.window is not None and step is None:
             step = (max(1, self.window[0] * 2 // 3), max(1, self.window[1] * 2 // 3))
         self.stride = step
@@ -214,7 +205,7 @@ def resize_pair(image, label, size):
     """EvalTransform(size=)'s resize, in numpy: image bilinear, label nearest."""
     if size is None or tuple(label.shape) == tuple(size):
         return image, label
-    h, w = _pair(size)
+    h, w = pair(size)
     return (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR),
             cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST))
 
@@ -235,7 +226,7 @@ def score(predict, items, num_classes: int, size=None, max_images: int | None = 
     `skipped_images` (one line says so); `max_images` counts the images scored. A split with nothing left is
     a DatasetError."""
     metric = SegMetric(num_classes, ignore_index, boundary=boundary, connectivity=connectivity)
-    min_size = _pair(min_size)
+    min_size = pair(min_size)
     if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
         total = len(items)
         it = (items[i] for i in range(total))

@@ -1,7 +1,7 @@
 """Images for calibration, parity and the accuracy gate: from the dataset the student was trained
 on (distill.data.build_dataset), from a folder of image files, or deterministic synthetic images.
 
-Images are uint8 RGB HxWx3; `common.preprocess` turns them into model input as the runtime does.
+Images are uint8 RGB HxWx3; `preprocess` turns them into model input as the runtime does.
 Every list here is lazy (`Items`, `FolderImages`): an image is read when it is used and dropped after, so
 calibration and the accuracy gate hold one image at a time whatever the split's size or resolution (a
 Cityscapes frame is 6 MB as uint8, 25 MB as model input).
@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.contract import DataError, positive_int
-
-from .common import ExportError
+from runtime.contract import DataError, ExportError, positive_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_CALIB = {"synthetic": 32}  # anything else (real data): 300
@@ -142,11 +140,37 @@ def calibration_images(meta: dict, data_root=None, dataset=None, calib_dir=None,
 
 def parity_images(meta: dict, n: int, data_root=None, dataset=None, calib_dir=None) -> tuple[list, str]:
     """A few images for parity: the validation split or calibration folder if given, else synthetic."""
-    from .common import synthetic_images
-
     if data_root:
         name = dataset or meta.get("dataset")
         return dataset_images(build(name, data_root, "val", meta), n, "parity"), f"{name} val"
     if calib_dir:
         return folder_images(calib_dir, n), f"folder {calib_dir}"
     return synthetic_images(n, meta["input_size"]), "synthetic (deterministic, seed 0)"
+
+
+def synthetic_images(n, size, seed=0):
+    """Deterministic street-like test images: smooth colour regions with edges, not white noise
+    (white noise makes every logit near-tied and argmax agreement meaningless)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    images = []
+    for _ in range(n):
+        coarse = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
+        img = cv2.GaussianBlur(img, (0, 0), 1.5)
+        noise = rng.normal(0, 6, img.shape)
+        images.append(np.clip(img + noise, 0, 255).astype(np.uint8))
+    return images
+
+
+def preprocess(images, meta):
+    """uint8 RGB HxWx3 images -> float32 NCHW at meta input_size: the runtime's own Preprocessor, so
+    calibration and parity see exactly what a deployed model sees."""
+    from runtime.preprocess import Preprocessor
+
+    prep = Preprocessor(meta, meta["input_size"])
+    if not len(images):
+        return np.empty((0, 3, *meta["input_size"]), np.float32)
+    return np.concatenate([prep(np.ascontiguousarray(img[..., ::-1]))[0] for img in images])

@@ -13,11 +13,15 @@ import warnings
 from pathlib import Path
 
 from runtime import metadata
-from runtime.contract import ArgumentParser, atomic_path, size
+from runtime.contract import ArgumentParser, ExportError, atomic_path, size
 from runtime.formats import default_output, require
 
-from .common import (ExportError, MAX_OPSET, MIN_OPSET, check_writable, exporter, output_path, publish,
-                     set_onnx_meta, source_kind, space_needed, staged, writing)
+from .cli import exporter, output_path, source_kind
+from .metadata import set_onnx_meta
+from .publish import check_writable, publish, space_needed, staged
+from .work import writing
+
+MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScript exporter's last
 
 
 def check_opset(opset: int) -> int:

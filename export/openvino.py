@@ -15,12 +15,15 @@ import tempfile
 from pathlib import Path
 
 from runtime import metadata
-from runtime.contract import ArgumentParser, cause_line, current_umask, pid_tag
+from runtime.contract import ArgumentParser, ExportError, cause_line, current_umask, pid_tag
 from runtime.formats import FORMATS, default_output, lookup, require
 
-from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta,
-                     output_path, publish, require_gate, sibling, source_kind, space_needed, staged, work_dir, writing)
+from .cli import exporter, output_path, source_kind
+from .gate import add_gate_args, gate_record, require_gate
+from .metadata import CHECKED_PRECISION, onnx_meta
 from .onnx import fp32_onnx
+from .publish import check_writable, publish, space_needed, staged
+from .work import work_dir, writing
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "openvino")
 
@@ -52,7 +55,7 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
 
     int8 needs `calib_images` (uint8 RGB); with `validation` [(image, label)] it uses NNCF's
     accuracy-controlled quantisation within `max_drop` (mIoU) and `max_boundary_drop` (boundary F1) points.
-    An INT8 IR records `gate` (export.gate: the gate it is published under, common.gate_record; None for
+    An INT8 IR records `gate` (export.gate: the gate it is published under, export.gate.gate_record; None for
     one nobody gates, which the runtime warns about).
     """
     ov = require("openvino", "openvino", "OpenVINO export")

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from runtime import metadata
-from runtime.contract import cause_line, fraction, positive_int
+from runtime.contract import ExportError, cause_line, fraction, positive_int
 from runtime.formats import backend_class, format_for, require
 
-from .common import ExportError, file_hashes, model_meta, preprocess, sibling, write_json
+from .data import preprocess
+from .metadata import model_meta
+from .publish import file_hashes, sibling, write_json
 
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.95}  # INT8: a floor that catches broken calibration
 
@@ -102,7 +104,7 @@ def check_parity(model_path, precision: str, reference, reference_name: str, ima
                  min_agreement: float | None = None, meta: dict | None = None, write=True, name=None) -> dict:
     """Compare `model_path` to `reference` (batch -> output) on uint8 `images`; write the JSON next to
     the file checked (`name`: the model's final name, when it is checked under a temporary one; the
-    record moves with it, common.publish), with the sha256 of the bytes it describes.
+    record moves with it, export.publish), with the sha256 of the bytes it describes.
 
     Returns the report; report["passed"] is False when agreement < the tolerance.
     """

@@ -16,7 +16,7 @@
   publish INT8 (exit 2) unless told --no-gate; the model's metadata then records "gate": null and the
   runtime warns when it loads it.
 
-Calibration images go through exactly the runtime's preprocessing (common.preprocess), one at a time:
+Calibration images go through exactly the runtime's preprocessing (export.data.preprocess), one at a time:
 calibration and the gate stream through their images in bounded memory.
 """
 from __future__ import annotations
@@ -25,16 +25,17 @@ import copy
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from runtime import metadata
-from runtime.contract import ArgumentParser, atomic_path
+from runtime.contract import ArgumentParser, ExportError, atomic_path
 from runtime.formats import format_for, require
 
-from .common import (CHECKED_PRECISION, ExportError, add_gate_args, check_writable, exporter, gate_record,  # noqa: F401
-                     model_meta, onnx_meta, output_path, preprocess, publish, require_gate, set_onnx_meta, sibling,
-                     source_kind, space_needed, staged, work_dir, writing)
+from .cli import exporter, output_path, source_kind
+from .data import preprocess
+from .gate import add_gate_args, gate_record, require_gate
+from .metadata import CHECKED_PRECISION, model_meta, onnx_meta, set_onnx_meta
 from .onnx import fp32_onnx
+from .publish import check_writable, file_hashes, publish, sibling, space_needed, staged, write_json
+from .work import work_dir, writing
 
 # Quantiser settings per target, chosen by measurement (docs/int8.md, benchmarks.speed):
 # - ort: uint8 activations with a zero point let the quantiser fold ReLU/ReLU6 into the quantisation
@@ -76,7 +77,7 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True, ga
 
     Per-channel symmetric weights for both targets; activations per TARGETS[target]. The target is
     recorded in the metadata (export.quantization.target), and so is `gate` (export.gate): the gate the
-    file is published under (common.gate_record), None for a file nobody gates (the runtime warns).
+    file is published under (export.gate.gate_record), None for a file nobody gates (the runtime warns).
     """
     quant = require("onnxruntime.quantization", "export", "INT8 quantisation")
     if target not in TARGETS:
@@ -251,9 +252,7 @@ def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=
     """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items (read one at a time); prints the
     table, returns the verdict (passed when neither drop exceeds its limit). The JSON goes next to `int8_path`,
     with its sha256 (`name`: the INT8 model's final name when it is checked under a temporary one; the record
-    moves with it, common.publish)."""
-    from .common import file_hashes, sibling, write_json
-
+    moves with it, export.publish)."""
     meta = model_meta(fp32_path)
     scores = {}
     for key, path in (("fp32", fp32_path), ("int8", int8_path)):

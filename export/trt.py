@@ -21,13 +21,15 @@ import sys
 from pathlib import Path
 
 from runtime import metadata
-from runtime.contract import ArgumentParser, atomic_path, positive_float
+from runtime.contract import ArgumentParser, ExportError, atomic_path, positive_float, sha256_file
 from runtime.formats import FORMATS, default_output, require
 from runtime.trt_sidecar import SIDECAR_FORMAT, sidecar_path
 
-from .common import (ExportError, add_gate_args, check_writable, exporter, gate_record, onnx_meta, output_path,
-                     publish, require_gate, sha256_file, sibling, source_kind, space_needed, staged, work_dir,
-                     write_json, writing)
+from .cli import exporter, output_path, source_kind
+from .gate import add_gate_args, gate_record, require_gate
+from .metadata import onnx_meta
+from .publish import check_writable, publish, space_needed, staged, write_json
+from .work import work_dir, writing
 
 PRECISIONS = tuple(f.precision for f in FORMATS if f.name == "tensorrt")
 
@@ -120,7 +122,7 @@ def make_sidecar(meta, trt_version, gpu, compute_capability, precision, profile,
                  gate=None):
     meta = copy.deepcopy(meta)
     meta.setdefault("export", {}).update(format="tensorrt", precision=precision)
-    if precision == "int8":  # the gate it is published under (common.gate_record), None: nobody gated it
+    if precision == "int8":  # the gate it is published under (export.gate.gate_record), None: nobody gated it
         meta["export"]["gate"] = gate
     return {"format": SIDECAR_FORMAT, "meta": meta, "tensorrt_version": str(trt_version), "api": api,
             "gpu": gpu, "compute_capability": str(compute_capability), "precision": precision,

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from distill import checkpoint
-from export.common import ExportError, onnx_meta
+from export.metadata import onnx_meta
 from export.onnx import torch_to_onnx
 from runtime import metadata
+from runtime.contract import ExportError
 
 from .cli_driver import run_in_one_process
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import openvino as ov
 import pytest
 
-from export.common import ExportError, onnx_meta, synthetic_images
+from export.data import synthetic_images
+from export.metadata import onnx_meta, openvino_meta
 from export.onnx import torch_to_onnx
-from export.common import openvino_meta
 from export.openvino import onnx_to_openvino
 from export.parity import check_parity, onnx_runner
+from runtime.contract import ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,7 @@ def test_errors_are_one_line_and_leave_nothing(student_ckpt, onnx_model, tmp_pat
                            ((str(onnx_model), "--precision", "int8", "-o", str(out), "--no-gate"),
                             "INT8 needs calibration images"),
                            ((str(tmp_path / "nope.onnx"), "-o", str(out)), "no such file"),
-                           ((str(onnx_model), "-o", str(tmp_path / "x.onnx")), "must end in .xml")]:
+                           ((str(onnx_model), "-o", str(tmp_path / "x.onnx")), "-o/--output expected the IR's .xml path")]:
         r = run_without_torch("export.openvino", *args)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and expected in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1

@@ -376,7 +376,7 @@ def test_quantizing_an_int8_model_again_is_one_line(model, calib, tmp_path, caps
     refused before any work, by its metadata or, where that says fp32, by the quantisation operators in its graph."""
     import onnx
 
-    from export.common import onnx_meta, set_onnx_meta
+    from export.metadata import onnx_meta, set_onnx_meta
     from export.quantize import main
 
     int8 = tmp_path / "q.int8.onnx"

@@ -119,7 +119,7 @@ def test_a_signal_at_any_phase_of_an_int8_export_leaves_records_that_agree(syn, 
     records_agree(out.parent)  # what kill -9 left (a hidden candidate and its record) agrees too
     assert {f.name: f.read_bytes() for f in out.parent.iterdir() if not f.name.startswith(".")} == before
 
-    from export.common import check_writable
+    from export.publish import check_writable
 
     check_writable(out)  # the next start removes what the killed run left, and only that
     assert {f.name: f.read_bytes() for f in out.parent.iterdir()} == before
@@ -148,7 +148,7 @@ def test_a_failed_gate_never_touches_the_model_in_use_or_its_records(syn, publis
 
 
 def test_a_record_without_its_model_is_removed_at_the_next_start(tmp_path, capsys):
-    from export.common import check_writable
+    from export.publish import check_writable
 
     (tmp_path / "gone.onnx.parity.json").write_text('{"passed": true, "file": "gone.onnx"}')
     (tmp_path / "gone.onnx.gate.json").write_text('{"passed": false, "file": null}')

@@ -97,7 +97,7 @@ def test_sigterm_during_an_export_leaves_nothing(model, calib, tmp_path):
 SIGNAL_IN_CLEANUP = """
 import os, shutil, signal
 from pathlib import Path
-from export import common
+from export import work
 from runtime.contract import Signals
 real, calls = shutil.rmtree, []
 
@@ -108,10 +108,10 @@ def rmtree_hit_by_a_signal(path, *args, **kw):
         os.kill(os.getpid(), signal.SIGTERM)
     return real(path, *args, **kw)
 
-common.shutil.rmtree = rmtree_hit_by_a_signal
+work.shutil.rmtree = rmtree_hit_by_a_signal
 with Signals():
     try:
-        with common.work_dir() as d:
+        with work.work_dir() as d:
             for i in range(3):
                 Path(d, str(i)).write_text("x")
     except KeyboardInterrupt as e:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from export.common import file_hashes, model_meta, publish, sibling, synthetic_images
+from export.data import synthetic_images
+from export.metadata import model_meta
 from export.onnx import torch_to_onnx
+from export.publish import file_hashes, publish, sibling
 from export.quantize import quantize_onnx_int8
 
 from .conftest import write_synthetic_student
@@ -112,7 +114,8 @@ def test_the_shipped_int8_ir_carries_its_passing_verdict():
 def test_an_engine_carries_its_verdict_in_its_sidecar(fp32, tmp_path):
     """TensorRT (no GPU needed for this part): the verdict goes into the engine's sidecar metadata, the engine's
     bytes are left as they are, and the records hash what is kept, sidecar included."""
-    from export.common import onnx_meta, write_json
+    from export.metadata import onnx_meta
+    from export.publish import write_json
     from export.trt import make_sidecar
     from runtime.backends.base import gate_warning
     from runtime.trt_sidecar import read_sidecar, sidecar_path

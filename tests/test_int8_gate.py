@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from distill.data import build_dataset
-from export.common import onnx_meta, synthetic_images
+from export.data import synthetic_images
+from export.metadata import onnx_meta
 from export.onnx import torch_to_onnx
 from export.quantize import accuracy_gate, quantize_onnx_int8, validation_items
 
@@ -193,7 +194,7 @@ def test_the_gate_with_its_default_limits_catches_a_real_int8_degradation(traine
       saturate those ranges; measured drop 3.6 mIoU and 3.3 boundary F1: refused.
     (An all-black image ruins less: its normalised input is strongly negative everywhere, and the ranges it
     gives happened to cost only 0.5 mIoU here; an all-white one cost 3.5.)"""
-    from export.common import add_gate_args
+    from export.gate import add_gate_args
     from export.data import calibration_images
     from runtime.contract import ArgumentParser
 

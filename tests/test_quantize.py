@@ -10,11 +10,12 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from export.common import ExportError, onnx_meta, preprocess, synthetic_images
-from export.data import calibration_images
+from export.data import calibration_images, preprocess, synthetic_images
+from export.metadata import onnx_meta
 from export.onnx import torch_to_onnx
 from export.parity import onnx_runner
 from export.quantize import quantize_onnx_int8
+from runtime.contract import ExportError
 
 from .conftest import write_synthetic_student
 
@@ -186,7 +187,7 @@ def test_relative_drop_limits_both_metrics():
 
 @pytest.mark.slow  # 17 s: OpenVINO INT8 with and without the boundary limit
 def test_openvino_int8_gate_guards_boundaries(synthetic_student, synthetic_root, tmp_path):
-    from export.common import openvino_meta
+    from export.metadata import openvino_meta
 
     out = tmp_path / "s.int8.xml"
     args = [sys.executable, "-m", "export.openvino", str(synthetic_student), "--precision", "int8", "-o", str(out),

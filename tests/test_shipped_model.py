@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from export.common import file_hashes
+from export.publish import file_hashes
 from runtime import shipped
 
 ROOT = Path(__file__).resolve().parents[1]

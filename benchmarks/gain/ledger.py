@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from runtime.contract import atomic_path
+from runtime.contract import atomic_path, sha256_file
 
 from .runs import NOT_LEARNED, flatten_config
 
@@ -33,14 +33,6 @@ from .runs import NOT_LEARNED, flatten_config
 NOT_IDENTITY = NOT_LEARNED | {"data.root"}
 KEYS = ("mIoU", "aAcc", "boundary_f1", "boundary_iou", "split_rate", "miss_rate", "spurious_rate", "IoU",
         "boundary_f1_per_class")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 REPO = Path(__file__).resolve().parents[2]  # where the committed ledgers' rows were recorded from
@@ -84,7 +76,7 @@ def _teacher_sha256(teacher: str) -> str:
 @functools.lru_cache(maxsize=16)
 def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
     """A teacher's hash, once per file version (every get and record of a ledger asks for it)."""
-    return file_sha256(Path(path))
+    return sha256_file(path)
 
 
 def fingerprint(config: dict) -> str:

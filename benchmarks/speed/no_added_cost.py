@@ -221,7 +221,7 @@ def run_no_added_cost(pairs: list[tuple[str, Path, Path]], out_dir: Path, teache
     """Time every model in every available variant: the checked file in `models_dir` (named
     <pair>_<plain|brd><suffix>, teacher<suffix>) where it is there and newer than the checkpoint, else a timing
     copy built under <out_dir>/unchecked_timing_copies/ (copy_path); then compare and time them."""
-    from export.common import synthetic_images
+    from export.data import synthetic_images
     from export.data import calibration_images
 
     check_pairs(pairs, teacher)  # before any export or timing

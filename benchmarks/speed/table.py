@@ -77,7 +77,7 @@ def write_checkpoint(arch: str, size, path: Path, seed: int = 0) -> Path:
 
 def build_files(arch: str, size, work: Path, backends, calib: int) -> dict:
     """The model file of every backend that needs one (reused when already in `work`)."""
-    from export.common import synthetic_images
+    from export.data import synthetic_images
 
     d = work / arch.replace(":", "-").replace("=", "_").replace(",", "-")
     d.mkdir(parents=True, exist_ok=True)

@@ -15,14 +15,9 @@ import cv2
 import numpy as np
 import torch
 
+from runtime.contract import pair
+
 from .base import IGNORE_INDEX
-
-
-def _pair(size) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
 
 
 def _uniform(lo: float, hi: float) -> float:
@@ -65,7 +60,7 @@ class TrainTransform:
 
     def __init__(self, crop_size, mean, std, scale_range=(0.5, 2.0), flip=True, jitter=True,
                  ignore_index=IGNORE_INDEX):
-        self.crop = _pair(crop_size)
+        self.crop = pair(crop_size)
         self.mean, self.std = list(mean), list(std)
         self.scale_range = tuple(scale_range)
         self.flip, self.jitter, self.ignore_index = flip, jitter, ignore_index
@@ -109,7 +104,7 @@ class EvalTransform:
 
     def __init__(self, mean, std, size=None):
         self.mean, self.std = list(mean), list(std)
-        self.size = _pair(size) if size is not None else None
+        self.size = pair(size)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self.size is not None and label.shape != self.size:

@@ -63,6 +63,16 @@ def size(text):
     return int(parts[0]), int(parts[1])
 
 
+def pair(v):
+    """A size as a config or metadata gives it: an int n -> (n, n), [H, W] -> (H, W) as ints; None stays None."""
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return int(v), int(v)
+    h, w = v
+    return int(h), int(w)
+
+
 def size_arg(parser, *flags, **kw):
     """Add a `--size HxW`-style flag (values checked)."""
     kw.setdefault("metavar", "HxW")

@@ -1,9 +1,11 @@
-"""Outputs checked before the work, written atomically, as strict JSON; leftovers of killed writers removed.
+"""Outputs checked before the work, written atomically, as strict JSON; leftovers of killed writers removed;
+the sha256 by which a record names the bytes of a file it describes.
 
 Temporary files and work folders carry the writer's pid (`.name.pid<N>.*.tmp`, `brd-export-pid<N>-*`), so
 the next start of a command removes those of dead processes (`clean_stale`).
 """
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -156,6 +158,15 @@ def clean_stale(folder, pattern, max_age_without_pid=None):
         except OSError:
             pass
     return removed
+
+
+def sha256_file(path):
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks (a model file may be large)."""
+    h = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def pid_tag():
