@@ -90,10 +90,10 @@ class VideoSink(Sink):
     only once it is closed and reads back with at least one frame. One that cannot be finalised (another
     writer took the disk's last bytes: no room for an mp4's index) is removed, and the error says so.
 
-    The codec is chosen by measurement (process CPU per 720p frame on the 2-core EPYC, OpenCV 5.0's
-    FFmpeg, taken while a training shared the cores): mp4v 6.0 ms, MJPG 8.2 ms with twice the bytes, XVID
-    as mp4v; the FFmpeg encoder options that OpenCV passes through (OPENCV_FFMPEG_WRITER_OPTIONS) changed
-    nothing there."""
+    The codec, mp4v, was chosen by measuring the CPU per frame of the encoders OpenCV's FFmpeg writer offers:
+    none cost less (MJPG more, with larger files; XVID the same), and the encoder options OpenCV passes
+    through (OPENCV_FFMPEG_WRITER_OPTIONS) changed nothing. What encoding costs on a given machine is
+    measured by `python -m benchmarks.speed.loop` (its sink stage, docs/results/loop*.md)."""
 
     threaded = True
 

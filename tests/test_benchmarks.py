@@ -158,7 +158,7 @@ def test_speed_ups_from_hand_written_latencies(tmp_path):
 def test_loop_goals_are_checked_on_each_repeats_own_ratio():
     """The ratio pairs each loop with the bench of its own repeat; the goal holds for the worst repeat and
     is only judged with >= 5 repeats. Medians of each side (the old figure) would hide repeat 0 here."""
-    from benchmarks.speed.loop import limits, per_repeat, summarise
+    from benchmarks.speed.loop_report import limits, per_repeat, summarise
 
     bench = [(10, 100), (12, 80), (11, 90), (11, 90), (11, 90)]
     rows = [{"repeat": i, "run": "bench", "fps": f, "p50_ms": ms, "model_cpu_ms": 150.0} for i, (f, ms) in enumerate(bench)]
@@ -190,7 +190,7 @@ def test_loop_goals_are_checked_on_each_repeats_own_ratio():
     assert bare["free_cpu_ms"] == round(2000 / 11 - 150, 3) and bare["limit_ratio"] == 1.0
     assert bare["ratio_min"] == 0.88 and bare["cores_busy"] == round(160 * 10.1 / 2000, 3)
     assert bare["loop_model_cpu_ms"] == 160 - 6  # the process's CPU less the stages outside the model
-    from benchmarks.speed.loop import outside_floor
+    from benchmarks.speed.loop_report import outside_floor
     for i, r in enumerate(rows[-5:]):  # loop_full's stages: the codec (decode + encode) alone is over the goal
         r.update(cpu_decode_ms=2.5, cpu_sink_ms=6.0 + i / 10, cpu_preprocess_ms=1.0, cpu_postprocess_ms=0.5,
                  cpu_overlay_ms=3.0)
@@ -206,7 +206,8 @@ def test_loop_benchmark_runs_the_current_clis_and_writes_its_report(tmp_path):
     they are called with and the JSON keys read back are the CLIs' current ones."""
     import cv2
     import numpy as np
-    from benchmarks.speed.loop import measure, write_report
+    from benchmarks.speed.loop import measure
+    from benchmarks.speed.loop_report import write_report
 
     model = torch_to_onnx(write_student(tmp_path / "s.pt"), tmp_path / "s.onnx", simplify=False)
     video = tmp_path / "v.avi"

@@ -122,8 +122,8 @@ class OpenVINOBackend(Backend):
             raise RuntimeError("{}: more than {} requests in flight; wait() one first".format(
                 self.path, self.max_in_flight))
         request = self._idle.popleft()
-        # share_inputs: OpenVINO reads the caller's array instead of copying it (8 ms of a 60 ms INT8 call at
-        # 512x1024 here); the caller keeps it unchanged until wait() (the pipeline's ring buffers do)
+        # share_inputs: OpenVINO reads the caller's array instead of copying it (a copy of a full-size input
+        # per call); the caller keeps it unchanged until wait() (the pipeline's ring buffers do)
         request.start_async({0: self._check_batch(batch)}, share_inputs=True)
         return _Request(self, request)
 
