@@ -30,9 +30,10 @@ import numpy as np
 
 from runtime.contract import (ArgumentParser, ConfigError, DataError, add_overrides, check_output, command, pair,
                               positive_int, size_arg, write_json_file)
+from runtime.formats import is_checkpoint
 
 from .metrics import SegMetric
-from .score import Scorer, eval_settings, is_checkpoint, open_model, score
+from .score import Scorer, eval_settings, open_model, score
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

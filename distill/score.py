@@ -19,22 +19,15 @@ Images stream through one at a time: memory does not grow with the split.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from runtime import metadata
 from runtime.contract import ConfigError, pair
+from runtime.formats import is_checkpoint
 
 from .metrics import SegMetric
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-def is_checkpoint(path) -> bool:
-    return Path(str(path)).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
 class CheckpointBackend:

@@ -7,12 +7,9 @@ import functools
 from pathlib import Path
 
 from runtime.contract import ExportError, command
-from runtime.formats import default_output, lookup
+from runtime.formats import default_output, is_checkpoint, lookup
 
 from .work import clean_stale_work_dirs
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
 
 def exporter(main):
     """An exporter's entry point: the CLI contract (runtime.contract.command; SIGTERM unwinds like
@@ -24,10 +21,6 @@ def exporter(main):
         clean_stale_work_dirs()
         return wrapped(argv)
     return run
-
-
-def is_checkpoint(path):
-    return Path(path).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
 def source_kind(path):

@@ -29,6 +29,11 @@ FORMATS = (
     Format("tensorrt", "int8", ".int8.engine", "export.trt:onnx_to_trt", _TENSORRT, "tensorrt"),
 )
 MODEL_SUFFIXES = tuple(f.suffix for f in FORMATS if f.precision == "fp32")  # what decides the backend
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # a student checkpoint: runs in PyTorch, exported from
+
+
+def is_checkpoint(path):
+    return Path(str(path)).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
 def require(module, extra, purpose=""):
