@@ -55,7 +55,7 @@ def lower_priority(nice):
 class Pipeline:
     def __init__(self, backend, source, sink, overlay=None, keep_size=False, letterbox=False,
                  input_size=None, max_frames=None, stats_every=None, report=print, writer_nice=WRITER_NICE,
-                 signals=None):
+                 signals=None, in_flight=None):
         self.backend, self.source, self.sink = backend, source, sink
         self.overlay = overlay if getattr(sink, "shows_frames", True) else None  # `none` keeps no frame to draw on
         self.writer_nice = writer_nice
@@ -70,7 +70,8 @@ class Pipeline:
         self.signals = signals  # runtime.contract.Signals: a request is honoured between frames
         self.interrupted = False  # ended by Ctrl-C/SIGTERM (a deferred request or a KeyboardInterrupt)
         self.started = False  # the loop ran (its statistics mean something even if a stage failed later)
-        depth = max(1, int(getattr(backend, "max_in_flight", 1)))
+        # requests this stream keeps in flight: the backend's own, or its share when it serves several streams
+        depth = self.in_flight = max(1, int(in_flight or getattr(backend, "max_in_flight", 1)))
         # live sources: keep the queues short so a frame is never processed long after capture
         self._q_in = queue.Queue(maxsize=depth if source.live else depth + 2)
         self._q_out = queue.Queue(maxsize=2)
@@ -86,7 +87,7 @@ class Pipeline:
         size = resolve_size(self.backend.meta, self.backend.input_shape, first.image.shape[:2],
                             keep_size=self.keep_size, size=self.input_size, source=str(self.backend.path))
         # every input that can be queued, in flight, or being filled at once gets its own buffer
-        buffers = self._q_in.maxsize + max(1, int(getattr(self.backend, "max_in_flight", 1))) + 2
+        buffers = self._q_in.maxsize + self.in_flight + 2
         self.preprocessor = Preprocessor(self.backend.meta, size, letterbox=self.letterbox,
                                          dtype=self.backend.input_dtype, buffers=buffers)
         log.info("%s -> %s at %dx%d (%s, %s, %s)", self.source.name, self.backend.path, size[0], size[1],
@@ -141,7 +142,7 @@ class Pipeline:
                     break
                 t0 = time.perf_counter()  # before start(): a synchronous backend does the work in it
                 pending.append((item, self.backend.start(item[1]), t0))
-                if len(pending) >= self.backend.max_in_flight:
+                if len(pending) >= self.in_flight:
                     self._finish(pending.popleft())
             while pending:
                 self._finish(pending.popleft())

@@ -4,6 +4,8 @@
 (contains '!') | csi://N[?width=..&height=..&fps=..]. --sink: window | out.mp4 | frames/ | none
 (default: window when a display exists, else none). The summary (frames, FPS, per-stage p50/p90/p99)
 is printed at the end, every N seconds with --stats-every, and written as JSON with -o/--output.
+--source repeated: several streams through one loaded model, each with its own sink (--sink once per
+source, or a template such as out_{i}.mp4; default none) and counters (runtime/streams.py).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sys
 
 import cv2
 
-from . import formats, shipped
+from . import formats, shipped, streams
 from .backends import load_backend
 from .contract import (ArgumentParser, Signals, UserError, check_output, command, fraction, number, one_line,
                        positive_float, positive_int, size, write_json_file)
@@ -27,11 +29,17 @@ def build_parser():
     p = ArgumentParser(prog="python -m runtime.run", description=__doc__, examples=(
         "python -m runtime.run --model student.onnx --source 0",
         "python -m runtime.run --model student.xml --source street.mp4 --sink out.mp4 -o stats.json",
-        "python -m runtime.run --model student.engine --source 'csi://0?width=1280&height=720' --sink none"))
+        "python -m runtime.run --model student.engine --source 'csi://0?width=1280&height=720' --source "
+        "rtsp://cam2/live --sink 'out_{i}.mp4'"))
     p.add_argument("--model", default=None, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS)
                    + " (default: the shipped CamVid student, models/camvid/student.int8.xml)")
-    p.add_argument("--source", default="0", help="camera index, file, folder, glob, URL, pipeline, csi://N (default 0)")
-    p.add_argument("--sink", default=None, help="window, out.mp4, frames/ or none (default: window if a display exists)")
+    p.add_argument("--source", action="append", default=None,
+                   help="camera index, file, folder, glob, URL, pipeline, csi://N (default 0); repeat it for "
+                        "several streams through one model")
+    p.add_argument("--sink", action="append", default=None,
+                   help="window, out.mp4, frames/ or none (default: window if a display exists); with several "
+                        "--source: one --sink each, or one template with {i} (the stream's index) such as "
+                        "out_{i}.mp4 (default none)")
     p.add_argument("--device", default="auto", help="onnx: auto|cpu|cuda|trt; openvino: auto|cpu|gpu|npu (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: the runtime's)")
     p.add_argument("--hint", default=None, choices=["latency", "throughput"],
@@ -57,11 +65,25 @@ def build_parser():
     return p
 
 
-def backend_options(args):
-    """The backend options the user asked for (a backend rejects those it does not take)."""
-    options = {"device": args.device, "threads": args.threads, "hint": args.hint,
+def backend_options(args, streams=1):
+    """The backend options the user asked for (a backend rejects those it does not take). Several streams on
+    an OpenVINO model: the throughput hint unless --hint says otherwise (several requests in flight)."""
+    hint = args.hint
+    if hint is None and streams > 1 and formats.format_for(args.model).name == "openvino":
+        hint = "throughput"
+    options = {"device": args.device, "threads": args.threads, "hint": hint,
                "inference_precision": args.precision, "requests": getattr(args, "requests", None)}
     return {k: v for k, v in options.items() if v is not None and not (k == "device" and v == "auto")}
+
+
+def load(args, streams=1):
+    """The backend for args.model (the shipped student when none is named, said in one line)."""
+    shipped_model = args.model is None
+    args.model = args.model or shipped.default_model()
+    backend = load_backend(args.model, labels=True, **backend_options(args, streams))
+    if shipped_model:
+        print(shipped.describe(args.model, backend.meta), flush=True)
+    return backend
 
 
 @command
@@ -69,8 +91,21 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    args.source = args.source or ["0"]
     with Signals() as signals:  # SIGTERM (systemd, docker) ends the run as Ctrl-C does
+        if len(args.source) > 1:
+            return _run_streams(args, signals)
+        args.source, [args.sink] = args.source[0], streams.sink_specs(args.source, args.sink)
         return _run(args, signals)
+
+
+def _run_streams(args, signals):
+    """Several --source: one backend, one pipeline per stream (runtime/streams.py)."""
+    specs = streams.sink_specs(args.source, args.sink)  # before the work: a wrong count fails at once
+    if args.output:
+        check_output(args.output, 0, "-o/--output")
+    cv2.setNumThreads(1)  # as for one stream (_run)
+    return streams.run(load(args, len(args.source)), args, specs, signals)
 
 
 def _run(args, signals):
@@ -85,11 +120,7 @@ def _run(args, signals):
         # The loop's stages run in their own threads next to the backend's; OpenCV's own worker pool on top
         # of them only oversubscribes the cores the backend computes on.
         cv2.setNumThreads(1)
-        shipped_model = args.model is None
-        args.model = args.model or shipped.default_model()
-        backend = load_backend(args.model, labels=True, **backend_options(args))
-        if shipped_model:
-            print(shipped.describe(args.model, backend.meta), flush=True)
+        backend = load(args)
         source = open_source(args.source, reconnect=not args.no_reconnect)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:
@@ -118,7 +149,10 @@ def _run(args, signals):
     written = [str(sink.path) if hasattr(sink, "path") else str(sink.folder)] if hasattr(sink, "frames") else []
     if args.output:
         extra = {"error": one_line(failure)} if failure is not None else {}
-        write_json_file(args.output, dict(stats.summary(), backend=info, interrupted=signals.name, **extra))
+        entry = dict(source=args.source, sink=sink_spec, **stats.summary())
+        entry.update(status="failed" if failure else "interrupted" if signals.received else "ended", **extra)
+        write_json_file(args.output, dict(stats.summary(), backend=info, interrupted=signals.name,
+                                          streams=[entry], **extra))
         written.append(args.output)
     if failure is not None:
         raise failure  # one `error:` line, exit 2

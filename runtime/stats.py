@@ -107,6 +107,20 @@ class Stats:
         return {"frames": self.processed - n0, "fps": (self.processed - n0) / max(now - t0, 1e-9),
                 "latency_ms": {s: percentiles(self.samples[s][idx[s]:]) for s in self.stages}}
 
+    def absorb(self, parts):
+        """Add the frames, samples and stage CPU of `parts` (other Stats: the streams of one run) to these
+        totals; the wall and process CPU clocks stay this object's own (the whole run's)."""
+        for part in parts:
+            for stage in self.stages:
+                self.samples[stage].extend(part.samples.get(stage, ()))
+            for stage, seconds in part.cpu_s.items():
+                self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + seconds
+            self.processed += part.processed
+            self.skipped += part.skipped
+            self.dropped += part.dropped
+            self.reconnects += part.reconnects
+        return self
+
     def write_json(self, path, extra=None):
         out = dict(extra or {})
         out.update(self.summary())

@@ -50,6 +50,32 @@ def test_runtime_sigterm_with_a_frame_folder_sink(model, long_video, tmp_path):
     assert len(written) == n and all(f.stat().st_size > 0 for f in written)
 
 
+def test_runtime_sigterm_with_two_streams_closes_both_videos_playable(model, long_video, tmp_path):
+    stats = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.run", "--model", str(model), "--source", str(long_video),
+                          "--source", str(long_video), "--sink", str(tmp_path / "out_{i}.mp4"), "-o", str(stats),
+                          "--stats-every", "0.05", "-q"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    looping = set()
+
+    def both_looping():  # each stream's periodic summary says its loop runs
+        line = p.stdout.readline()
+        if ": last " in line:
+            looping.add(line.split(":")[0])
+        return len(looping) == 2
+    rc, _, err = signal_when(p, both_looping, signal.SIGTERM)
+    assert rc == 143
+    s = json.loads(stats.read_text())
+    counts = [e["frames"]["processed"] for e in s["streams"]]
+    outs = [tmp_path / "out_0.mp4", tmp_path / "out_1.mp4"]
+    assert error_lines(err) == ["interrupted by SIGTERM after {} frames; outputs closed: {}, {}, {}".format(
+        sum(counts), *outs, stats)]
+    assert s["interrupted"] == "SIGTERM" and [e["status"] for e in s["streams"]] == ["interrupted"] * 2
+    assert all(0 < n < 3000 for n in counts) and s["frames"]["processed"] == sum(counts)
+    assert [frame_count(out) for out in outs] == counts  # both finalised: they play, every frame written
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out_0.mp4", "out_1.mp4", "s.json"]
+
+
 # ------------------------------------------------------------------------------------------ training: signals
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_training_signal_saves_a_resumable_last_pt(tmp_path, sig, code):

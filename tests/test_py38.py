@@ -49,6 +49,10 @@ def test_runtime_runs_a_model_on_38(onnx_model, tmp_path):
     assert r.returncode == 0, r.stderr
     written = sorted((tmp_path / "out").iterdir())
     assert len(written) == 3 and cv2.imread(str(written[0])).shape == (90, 160, 3)
+    r = py38("-m", "runtime.run", "--model", str(onnx_model), "--source", str(frames), "--source", str(frames),
+             "--sink", str(tmp_path / "streams" / "out_{i}") + "/", "-q")  # two streams, one model
+    assert r.returncode == 0, r.stderr
+    assert [len(list((tmp_path / "streams" / f"out_{i}").iterdir())) for i in (0, 1)] == [3, 3]
     r = py38("-m", "runtime.bench", "--model", str(onnx_model), "--iters", "3", "--warmup", "1",
              "-o", str(tmp_path / "bench.json"))
     assert r.returncode == 0, r.stderr

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 META = {"arch": "x", "num_classes": 3, "classes": ["a", "b", "c"], "palette": [[255, 0, 0], [0, 255, 0], [0, 0, 255]],
         "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "input_size": [8, 16]}
 RUNTIME_MODULES = ["runtime", "runtime.formats", "runtime.metadata", "runtime.preprocess", "runtime.stats",
-                   "runtime.sources", "runtime.sinks", "runtime.overlay", "runtime.pipeline", "runtime.run",
-                   "runtime.bench", "runtime.backends", "runtime.backends.base", "runtime.backends.onnxruntime",
+                   "runtime.sources", "runtime.sinks", "runtime.overlay", "runtime.pipeline", "runtime.streams",
+                   "runtime.run", "runtime.bench", "runtime.backends", "runtime.backends.base", "runtime.backends.onnxruntime",
                    "runtime.backends.openvino", "runtime.backends.tensorrt"]
 
 

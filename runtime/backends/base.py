@@ -64,6 +64,12 @@ class Backend:
     def start(self, batch):
         return Pending(self.infer(batch))
 
+    def share(self, streams):
+        """Serve `streams` pipelines, each from threads of its own (runtime.run with several --source): how
+        many requests each stream may keep in flight, so that together they never ask for more than there
+        are. A backend whose `infer` is not safe from several threads at once serialises it (TensorRT)."""
+        return max(1, int(self.max_in_flight) // max(1, int(streams)))
+
     def close(self):
         pass
 

@@ -1,4 +1,8 @@
-"""ONNX Runtime backend (.onnx): CPU, CUDA or TensorRT execution providers, whichever is present."""
+"""ONNX Runtime backend (.onnx): CPU, CUDA or TensorRT execution providers, whichever is present.
+
+One session serves several streams (runtime.run --source A --source B): `InferenceSession.run` is safe to
+call from several threads at once, so each stream's inference thread runs its own frames on it concurrently.
+"""
 from __future__ import annotations
 
 import logging

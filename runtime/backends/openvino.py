@@ -8,6 +8,7 @@ precision by default, so what runs is what was checked (a CPU with AVX512-BF16 w
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 
 import numpy as np
@@ -40,7 +41,7 @@ class _Request(Pending):
         out = self._request.get_output_tensor(0).data
         if copy:  # the tensor is reused by the next request (copy=False: a timing loop that drops it)
             out = out.copy()
-        self._backend._idle.append(self._request)
+        self._backend._release(self._request)
         return out
 
 
@@ -110,6 +111,20 @@ class OpenVINOBackend(Backend):
         n = int(requests or self._property("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
         self.max_in_flight = max(1, n)
         self._idle = deque(self.compiled.create_infer_request() for _ in range(self.max_in_flight))
+        self._lock = threading.Lock()  # several streams' threads take and give back requests
+
+    def share(self, streams):
+        """Several streams on this one compiled model: at least one infer request per stream (more when the
+        device's hint asks for more), split evenly, so every stream keeps its share in flight at once."""
+        with self._lock:
+            while self.max_in_flight < streams:
+                self._idle.append(self.compiled.create_infer_request())
+                self.max_in_flight += 1
+        return super().share(streams)
+
+    def _release(self, request):
+        with self._lock:
+            self._idle.append(request)
 
     def _property(self, name, default):
         try:
@@ -118,10 +133,11 @@ class OpenVINOBackend(Backend):
             return default
 
     def start(self, batch):
-        if not self._idle:
-            raise RuntimeError("{}: more than {} requests in flight; wait() one first".format(
-                self.path, self.max_in_flight))
-        request = self._idle.popleft()
+        with self._lock:
+            if not self._idle:
+                raise RuntimeError("{}: more than {} requests in flight; wait() one first".format(
+                    self.path, self.max_in_flight))
+            request = self._idle.popleft()
         # share_inputs: OpenVINO reads the caller's array instead of copying it (a copy of a full-size input
         # per call); the caller keeps it unchanged until wait() (the pipeline's ring buffers do)
         request.start_async({0: self._check_batch(batch)}, share_inputs=True)

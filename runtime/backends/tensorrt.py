@@ -9,6 +9,8 @@ pycuda, or cuda-python (cudart) where pycuda is absent. Python 3.8 compatible (J
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import formats
@@ -177,6 +179,9 @@ class TensorRTBackend(Backend):
         self.output_kind = output_kind_for(self.output["name"], np.issubdtype(self.output["dtype"], np.integer))
         self.device = "cuda:{} (TensorRT {}, {})".format(gpu, trt.__version__, self.cuda.name)
         self._buffers = {}  # input shape -> (device ptrs by name, host output arrays by name)
+        # one execution context, one stream, one set of buffers: several streams (runtime.run with several
+        # --source) take turns, one request at a time
+        self._lock = threading.Lock()
 
     def _io_tensors(self):
         engine, trt = self.engine, self.trt
@@ -210,7 +215,7 @@ class TensorRTBackend(Backend):
 
     def infer(self, batch):
         batch = self._check_batch(batch)
-        with self.cuda:
+        with self._lock, self.cuda:
             ptrs, hosts = self._prepare(tuple(batch.shape))
             self.cuda.htod(ptrs[self.input["name"]], batch)
             if not self.context.execute_async_v3(self.cuda.stream_handle):
