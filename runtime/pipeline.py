@@ -282,3 +282,4 @@ class Pipeline:
         self.stats.skipped = self.source.skipped
         self.stats.dropped = self.source.dropped
         self.stats.reconnects = self.source.reconnects
+        self.stats.stalls = getattr(self.source, "stalls", 0)

@@ -21,7 +21,7 @@ from .contract import (ArgumentParser, Signals, UserError, check_output, command
 from .overlay import Overlay
 from .pipeline import WRITER_NICE, Pipeline
 from .sinks import has_display, open_sink
-from .sources import open_source
+from .sources import STALL_TIMEOUT_S, open_source
 from .stats import format_summary
 
 
@@ -58,6 +58,9 @@ def build_parser():
                         "default {})".format(WRITER_NICE))
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--no-reconnect", action="store_true", help="end when a camera/stream drops")
+    p.add_argument("--stall-timeout", type=number(float, 0, None), default=STALL_TIMEOUT_S, metavar="SECONDS",
+                   help="a camera/stream that delivers no frame for this long is stalled: treated as lost and "
+                        "reconnected, counted in stalls (0: no watchdog; default {:g})".format(STALL_TIMEOUT_S))
     p.add_argument("-o", "--output", default=None, help="write the summary (frames, FPS, latency) as JSON to this file")
     p.add_argument("--stats-every", type=positive_float, default=None, metavar="SECONDS",
                    help="print the summary every SECONDS too")
@@ -121,7 +124,7 @@ def _run(args, signals):
         # of them only oversubscribes the cores the backend computes on.
         cv2.setNumThreads(1)
         backend = load(args)
-        source = open_source(args.source, reconnect=not args.no_reconnect)
+        source = open_source(args.source, reconnect=not args.no_reconnect, stall_timeout=args.stall_timeout)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:
             known = min(known, args.max_frames)

@@ -3,7 +3,9 @@ a raw GStreamer pipeline, or `csi://N` (Jetson CSI camera).
 
 Files give every frame in order; a frame that cannot be decoded is skipped and counted. Live sources
 run a capture thread that keeps only the newest frame (older ones are dropped and counted, so the
-loop never lags behind the camera) and reconnect with backoff when the device or stream drops.
+loop never lags behind the camera) and reconnect with backoff when the device or stream drops. A watchdog
+treats a live source that delivers no frame for `stall_timeout` seconds (a server that keeps the connection
+open but sends nothing) as lost: it is counted in `stalls` and reconnected.
 """
 from __future__ import annotations
 
@@ -26,6 +28,12 @@ Frame = namedtuple("Frame", "index image wait")  # wait: seconds read() waited f
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+# FFmpeg waits on a URL's server with no limit: one that accepts the connection and then sends nothing held
+# the open (and Ctrl-C, which the interpreter handles only when that C call returns) for ever. Opening and each
+# read now give up after this long: the open is one error line, a stalled read ends in a reconnection.
+STREAM_TIMEOUT_S = 10.0
+# A live source with no frame for this long is stalled: reconnected (runtime.run --stall-timeout)
+STALL_TIMEOUT_S = 5.0
 MIN_IMAGE_SIDE = 8  # smaller images (a 1x1 thumbnail in a folder) carry nothing to segment: skipped
 
 
@@ -41,6 +49,7 @@ class Source:
         self.skipped = 0
         self.dropped = 0
         self.reconnects = 0
+        self.stalls = 0  # live sources: times the watchdog found no frame for stall_timeout seconds
         self.frame_hw = None  # known (H, W) before the first frame, when the source says so
         self.cpu_s = 0.0  # CPU seconds spent decoding, on the thread that decodes (time.thread_time)
 
@@ -173,18 +182,23 @@ class LiveSource(Source):
 
     `opener()` returns a cv2.VideoCapture-like object (isOpened/read/release). When reads keep
     failing the capture is reopened with exponential backoff, logged each time; after
-    `max_reconnects` failed reopenings in a row (None: never give up) the source ends."""
+    `max_reconnects` failed reopenings in a row (None: never give up) the source ends.
+
+    The watchdog: once no frame has come for `stall_timeout` seconds (None: never) the next failed read
+    reconnects at once, counted in `stalls`. The opener should make a read return (fail) after at most that
+    long, as open_stream does for FFmpeg: a read blocked in C cannot be cut short from Python."""
 
     live = True
 
     def __init__(self, opener, name, reconnect=True, backoff=(0.5, 10.0), max_reconnects=None,
-                 failures_before_reconnect=10):
+                 failures_before_reconnect=10, stall_timeout=None):
         super().__init__(name)
         self.opener = opener
         self.reconnect = reconnect
         self.backoff = backoff
         self.max_reconnects = max_reconnects
         self.failures_before_reconnect = failures_before_reconnect
+        self.stall_timeout = stall_timeout or None
         self.fps = None
         self._cond = threading.Condition()
         self._newest = None  # (index, image)
@@ -202,13 +216,14 @@ class LiveSource(Source):
 
     def _capture(self):
         failures = 0
+        last = time.monotonic()  # the last frame, or the (re)opening
         while not self._stop.is_set():
             cpu0 = time.thread_time()
             ok, image = self.cap.read()
             self.cpu_s += time.thread_time() - cpu0  # a camera's read mostly waits: little CPU
             if ok and _valid(image):
                 self.skipped += failures
-                failures = 0
+                failures, last = 0, time.monotonic()
                 with self._cond:
                     if self._newest is not None:
                         self.dropped += 1  # the loop did not take the previous one in time
@@ -217,11 +232,16 @@ class LiveSource(Source):
                     self._cond.notify()
                 continue
             failures += 1
-            if failures < self.failures_before_reconnect:
+            stalled = self.stall_timeout is not None and time.monotonic() - last >= self.stall_timeout
+            if failures < self.failures_before_reconnect and not stalled:
                 continue
+            if stalled:
+                self.stalls += 1
+                log.warning("%s: no frame for %.1f s: stalled, treated as lost", self.name, time.monotonic() - last)
             failures = 0
             if not self.reconnect or not self._reopen():
                 break
+            last = time.monotonic()
         with self._cond:
             self._ended = True
             self._cond.notify_all()
@@ -265,7 +285,7 @@ class LiveSource(Source):
 
 
 def _gstreamer_hint(spec):
-    if "!" in spec and "GStreamer:                   NO" in cv2.getBuildInformation():
+    if ("!" in spec or spec.startswith("csi://")) and "GStreamer:                   NO" in cv2.getBuildInformation():
         return " (this OpenCV is built without GStreamer; on a Jetson use the system python3-opencv)"
     return ""
 
@@ -292,9 +312,25 @@ def _parse_csi(spec):
     return csi_pipeline(sensor, **q)
 
 
-def open_source(spec, reconnect=True, max_reconnects=None):
-    """A Source for a --source string (see the module docstring)."""
+def open_stream(url, timeout_s=None, read_timeout_s=None):
+    """cv2.VideoCapture of a URL through FFmpeg, its open limited to `timeout_s` (default STREAM_TIMEOUT_S)
+    and each read to `read_timeout_s` (default: the same), where this OpenCV has those properties (an older
+    one waits as FFmpeg does)."""
+    timeout_s = STREAM_TIMEOUT_S if timeout_s is None else timeout_s
+    read_timeout_s = timeout_s if read_timeout_s is None else read_timeout_s
+    params = []
+    for name, seconds in (("CAP_PROP_OPEN_TIMEOUT_MSEC", timeout_s), ("CAP_PROP_READ_TIMEOUT_MSEC", read_timeout_s)):
+        prop = getattr(cv2, name, None)
+        if prop is not None:
+            params += [prop, int(seconds * 1000)]
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params) if params else cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+
+
+def open_source(spec, reconnect=True, max_reconnects=None, stall_timeout=STALL_TIMEOUT_S):
+    """A Source for a --source string (see the module docstring); `stall_timeout`: the live sources'
+    watchdog, seconds without a frame before reconnecting (None or 0: none)."""
     spec = str(spec)
+    live = dict(max_reconnects=max_reconnects, stall_timeout=stall_timeout or None)
     if spec.isdigit():
         index = int(spec)
 
@@ -302,17 +338,17 @@ def open_source(spec, reconnect=True, max_reconnects=None):
             cap = cv2.VideoCapture(index)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             return cap
-        return LiveSource(open_camera, "camera {}".format(index), reconnect, max_reconnects=max_reconnects)
-    if spec.startswith("csi://"):
+        return LiveSource(open_camera, "camera {}".format(index), reconnect, **live)
+    if spec.startswith("csi://"):  # named as given (its errors too); the pipeline it stands for is logged
         pipeline = _parse_csi(spec)
-        return LiveSource(lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), pipeline, reconnect,
-                          max_reconnects=max_reconnects)
+        log.info("%s: %s", spec, pipeline)
+        return LiveSource(lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), spec, reconnect, **live)
     if "!" in spec:
-        return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER), spec, reconnect,
-                          max_reconnects=max_reconnects)
+        return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER), spec, reconnect, **live)
     if urlparse(spec).scheme.lower() in STREAM_SCHEMES:
-        return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG), spec, reconnect,
-                          max_reconnects=max_reconnects)
+        # each read gives up by the watchdog's deadline, so that a stalled stream is found in time
+        read_timeout = min(STREAM_TIMEOUT_S, stall_timeout) if stall_timeout else None
+        return LiveSource(lambda: open_stream(spec, read_timeout_s=read_timeout), spec, reconnect, **live)
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -51,6 +51,7 @@ class Stats:
         self.skipped = 0     # frames that could not be decoded/read
         self.dropped = 0     # live frames replaced by a newer one before the loop took them
         self.reconnects = 0
+        self.stalls = 0      # live sources found stalled (no frame for --stall-timeout s), then reconnected
         self.ended = None
         self.cpu_s = {s: 0.0 for s in CPU_STAGES}  # thread CPU seconds per stage, summed over the frames
         self.process_cpu_s = None  # the whole process's CPU seconds over the loop (every thread)
@@ -93,7 +94,7 @@ class Stats:
         wall = self.elapsed()
         return {
             "frames": {"processed": self.processed, "skipped": self.skipped, "dropped": self.dropped,
-                       "reconnects": self.reconnects},
+                       "reconnects": self.reconnects, "stalls": self.stalls},
             "wall_s": wall, "fps": self.processed / wall if wall > 0 else 0.0,
             "latency_ms": {s: percentiles(self.samples[s]) for s in self.stages},
             "cpu_ms_per_frame": self.cpu_ms_per_frame(),
@@ -119,6 +120,7 @@ class Stats:
             self.skipped += part.skipped
             self.dropped += part.dropped
             self.reconnects += part.reconnects
+            self.stalls += getattr(part, "stalls", 0)
         return self
 
     def write_json(self, path, extra=None):

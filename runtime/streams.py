@@ -99,7 +99,8 @@ def _serve(stream, backend, args, per_stream, signals, report):
     def prefixed(text):
         report("{}: {}".format(stream.name, text))
     try:
-        stream.source = source = open_source(stream.spec, reconnect=not args.no_reconnect)
+        stream.source = source = open_source(stream.spec, reconnect=not args.no_reconnect,
+                                             stall_timeout=args.stall_timeout)
         known = getattr(source, "frame_count", None) or (len(source.paths) if hasattr(source, "paths") else None)
         if args.max_frames and known:
             known = min(known, args.max_frames)

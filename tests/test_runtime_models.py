@@ -171,7 +171,7 @@ def test_run_writes_every_frame_of_a_video(models, videos, tmp_path):
                      "-o", str(stats), "-q"]) == 0
     assert frames_of(out) == (FRAMES, (H, W))
     s = json.loads(stats.read_text())
-    assert s["frames"] == {"processed": FRAMES, "skipped": 0, "dropped": 0, "reconnects": 0}
+    assert s["frames"] == {"processed": FRAMES, "skipped": 0, "dropped": 0, "reconnects": 0, "stalls": 0}
     for stage in ("capture_wait", "preprocess", "infer", "postprocess", "total"):
         assert s["latency_ms"][stage]["n"] == FRAMES and s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
     assert s["backend"]["backend"] == "openvino"
