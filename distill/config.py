@@ -225,6 +225,9 @@ def apply_override(cfg: Config, item: str, source: str = "command line") -> None
     if "=" not in item:
         raise ConfigError(f"{source}: {item!r} is not key=value")
     key, raw = item.split("=", 1)
+    if not all(key.strip().split(".")):  # '=3', 'train.=3', 'a..b=1': no key to set
+        raise ConfigError(f"{source}: {item!r} names no key before '=' "
+                          f"(expected dotted.key=value, e.g. train.iters=100)")
     try:
         value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as e:

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from runtime.contract import UserError
+from runtime.contract import OutputError, UserError
 
 try:
     import fcntl
@@ -66,12 +66,26 @@ class RunLock:
                 os.close(fd)
                 raise
             if self._is_current(fd):
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                self._write_pid(fd)
                 self.fd = fd
                 return
             os.close(fd)  # its holder removed it as we opened it: lock the file at the path now
         raise RunFolderBusy(f"{self.path}: cannot take the run folder's lock (it keeps being replaced)")
+
+    def _write_pid(self, fd) -> None:
+        """Our pid into the lock we hold; a disk with no byte left (the probe file of prepare_run_folder took
+        none) is one line naming the folder, and the lock file is gone again."""
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+            os.close(fd)
+            raise OutputError(f"{self.path.parent}: the run folder (out_dir) cannot be written "
+                              f"({e.strerror or e})") from None
 
     def release(self) -> None:
         fd, self.fd = self.fd, None

@@ -26,7 +26,7 @@ MIN_OPSET, MAX_OPSET = 13, 20  # 13: per-channel Q/DQ (INT8); 20: the TorchScrip
 
 def check_opset(opset: int) -> int:
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ExportError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} "
+        raise ExportError(f"--opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} "
                           f"({MIN_OPSET} for per-channel INT8, {MAX_OPSET} is the newest the exporter writes)")
     return opset
 

@@ -21,7 +21,7 @@ from runtime.formats import FORMATS, default_output, lookup, require
 from .cli import exporter, output_path, source_kind
 from .gate import add_gate_args, gate_record, require_gate
 from .metadata import CHECKED_PRECISION, onnx_meta
-from .onnx import fp32_onnx
+from .onnx import check_opset, fp32_onnx
 from .publish import check_writable, publish, space_needed, staged
 from .work import work_dir, writing
 
@@ -92,6 +92,7 @@ def onnx_to_openvino(src, out=None, precision: str = "fp32", calib_images=None, 
 def main(argv=None) -> int:
     from .data import add_data_args, calibration_images
     from .parity import add_parity_args, parity_from_args
+    from .quantize import refuse_quantized
 
     p = ArgumentParser(prog="python -m export.openvino", description=__doc__, examples=(
         "python -m export.openvino student.onnx",
@@ -108,7 +109,9 @@ def main(argv=None) -> int:
     add_data_args(p)
     add_parity_args(p)
     args = p.parse_args(argv)
-    source_kind(args.source)
+    if source_kind(args.source) == "onnx":
+        refuse_quantized(args.source, "export.openvino")  # an IR of a Q/DQ model is not the FP32 one it claims
+    check_opset(args.opset)
     if args.precision == "int8":
         require_gate(args)  # before any work: INT8 is published gated, or explicitly not
         if args.accuracy_control and args.no_gate:

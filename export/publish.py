@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from runtime.contract import (ExportError, OutputError, check_folder, clean_stale, pid_tag, sha256_file,
+from runtime.contract import (ExportError, OutputError, check_folder, clean_stale, make_folder, pid_tag, sha256_file,
                               write_json_file)
 from runtime.formats import format_for
 
@@ -41,7 +41,7 @@ def check_writable(out, need_bytes=0):
         raise ExportError("{}: output path is a directory".format(out))
     parent = out.parent if str(out.parent) else Path(".")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        make_folder(parent)  # removed again if the export fails while it is empty
     except OSError as e:
         raise ExportError("{}: cannot create output folder ({})".format(out, e.strerror or e)) from None
     try:

@@ -116,7 +116,7 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True, ga
 QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
 
 
-def refuse_quantized(src) -> None:
+def refuse_quantized(src, command="export.quantize") -> None:
     """An ONNX source must be the FP32 model: one whose metadata records another precision, or whose graph
     holds quantisation operators, is refused with one line (exit 2) before any work."""
     onnx = require("onnx", "export", "reading ONNX models")
@@ -124,7 +124,7 @@ def refuse_quantized(src) -> None:
     found = sorted({n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node} & set(QUANTIZED_OPS))
     if precision != "fp32" or found:
         what = f"its metadata says {precision}" if precision != "fp32" else f"its graph holds {', '.join(found)}"
-        raise ExportError(f"{src}: already a quantised model ({what}); export.quantize takes the FP32 model: "
+        raise ExportError(f"{src}: already a quantised model ({what}); {command} takes the FP32 model: "
                           f"the student checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)")
 
 

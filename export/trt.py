@@ -259,16 +259,21 @@ def _parser():
 @exporter
 def main(argv=None):
     from .data import calibration_images
-    from .onnx import fp32_onnx
+    from .onnx import check_opset, fp32_onnx
     from .parity import parity_from_args
 
     args = _parser().parse_args(argv)
     source_kind(args.source)
     if args.precision == "int8":
         require_gate(args)  # before any work: INT8 is published gated, or explicitly not
-    for s in (args.min_shape, args.opt_shape, args.max_shape):
+    shapes = {"--min-shape": args.min_shape, "--opt-shape": args.opt_shape, "--max-shape": args.max_shape}
+    for flag, s in shapes.items():
         if s:
-            parse_shape(s)
+            try:
+                parse_shape(s)
+            except ExportError as e:  # named as the user typed it
+                raise ExportError("{}: {}".format(flag, e)) from None
+    check_opset(args.opset)
     out = output_path(args.output, args.source, "tensorrt", args.precision)
     require("tensorrt", "tensorrt", "building TensorRT engines")  # before any export work
     int8, fp16 = args.precision == "int8", args.precision in ("fp16", "int8")

@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from .conftest import write_synthetic_student
 from .faults import ROOT, cli_exit, error_lines
@@ -101,3 +102,31 @@ def test_the_int8_gate_refuses_a_split_with_no_labelled_pixel_before_the_work(tm
         f"error: {data}: the 'synthetic' val split has no labelled pixel (all 2 labels are 255 = ignore): the "
         "accuracy gate would measure nothing")
     assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ the synthetic data's root
+def test_a_synthetic_data_root_that_is_a_file_is_one_line_naming_it(tmp_path, capsys):
+    """The fault trial: data.root naming a regular file was a NotADirectoryError traceback (exit 1)."""
+    from distill.run import main
+
+    root = tmp_path / "afile"
+    root.write_text("x\n")
+    out = tmp_path / "run"
+    code, err = cli_exit(main, ["--cfg", str(ROOT / "configs" / "synthetic_plain.yaml"), "--set", f"out_dir={out}",
+                                f"data.root={root}", "data.kwargs={num_images: 2, size: [32, 64], seed: 0}",
+                                "data.crop_size=[32,64]", "train.iters=1", "train.batch_size=2"], capsys)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert error_lines(err) == [
+        f"error: {root}: a file, expected the folder to generate the synthetic data into (data.root)"]
+    assert root.read_text() == "x\n" and not out.exists()
+
+
+def test_synthetic_images_that_cannot_be_written_leave_the_split_marked_incomplete(tmp_path, monkeypatch):
+    """cv2.imwrite returns False on a full disk: the generator said nothing and marked the split complete."""
+    from distill.data import synthetic
+    from distill.data.base import DatasetError
+
+    monkeypatch.setattr(synthetic.cv2, "imwrite", lambda *a, **k: False)
+    with pytest.raises(DatasetError, match="cannot generate the synthetic val split there"):
+        synthetic.generate(tmp_path / "d", "val", 2, (32, 64), 0)
+    assert json.loads((tmp_path / "d" / "synthetic_val.json").read_text())["complete"] is False

@@ -221,3 +221,17 @@ def test_evaluate_readonly_out_fails_before_the_work(tmp_path, readonly, capsys)
                                "--data-kwargs", '{"num_images": 1, "size": [32, 64]}',
                                "-o", str(readonly / "m.json")], capsys)
     assert code == 2 and error_lines(err) == [f"error: {readonly / 'm.json'}: -o/--output cannot be written (Read-only file system)"]
+
+
+def test_training_on_a_disk_with_no_byte_left_is_one_line_and_leaves_no_run_folder(tmp_path, tmpfs, capsys):
+    """The fault trial: with every byte taken, the run folder's probe (an empty file) passed and writing the pid
+    into the run lock failed with an OSError traceback (exit 1), leaving full/run/.run.lock."""
+    from distill.run import main
+
+    disk = tmpfs("full", 64)
+    _fill(disk)
+    out = disk / "run"
+    code, err = cli_exit(main, [str(a) for a in train_args(tmp_path, out, iters=1)[1:]], capsys)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert error_lines(err) == [f"error: {out}: the run folder (out_dir) cannot be written (No space left on device)"]
+    assert [f.name for f in disk.iterdir()] == ["filler"]

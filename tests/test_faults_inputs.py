@@ -140,6 +140,18 @@ def test_a_run_that_fails_early_leaves_no_empty_run_folder(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("override", ["=3", "train.=3", "train..lr=0.1"])
+def test_an_override_with_no_key_names_what_was_typed(tmp_path, capsys, override):
+    """The fault trial: `--set =3` said "unknown key ''", naming neither what was typed nor the grammar."""
+    from distill.run import main
+
+    code, err = cli_exit(main, ["--cfg", "synthetic_plain.yaml", "--set", f"out_dir={tmp_path / 'run'}", override],
+                         capsys)
+    [line] = error_lines(err)
+    assert code == 2 and repr(override) in line and "expected dotted.key=value" in line
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n", "[1, 2]\n"])
 def test_empty_or_non_mapping_config_is_an_error(tmp_path, capsys, text):
     from distill.run import main
@@ -394,6 +406,14 @@ def test_quantizing_an_int8_model_again_is_one_line(model, calib, tmp_path, caps
             f"error: {src}: already a quantised model ({what}); export.quantize takes the FP32 model: the student "
             "checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)"]
     assert sorted(f.name for f in tmp_path.iterdir()) == before  # nothing written
+    # export.openvino made an "fp32" IR of it, which failed parity (exit 1, naming the IR): now refused the same way
+    from export.openvino import main as to_openvino
+
+    code, err = cli_exit(to_openvino, [str(int8), "-o", str(tmp_path / "new" / "q.xml")], capsys)
+    assert code == 2 and error_lines(err) == [
+        f"error: {int8}: already a quantised model (its metadata says int8); export.openvino takes the FP32 model: "
+        "the student checkpoint (.pt) or its FP32 ONNX (python -m export.onnx student.pt)"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == before  # no output folder made either
 
 
 @pytest.mark.parametrize("module, given, expected", [
@@ -417,3 +437,129 @@ def test_an_output_of_the_wrong_kind_is_named_as_the_user_gave_it(model, calib, 
                          if module == "export.quantize" else [str(source), "-o", str(d / given)], capsys)
     assert code == 2 and error_lines(err) == [f"error: {d / given}: -o/--output expected {expected.format(d=d)}"]
     assert not d.exists()
+
+
+# ------------------------------------------------------------------------------------------ found by the fault trial
+@pytest.mark.parametrize("module, args, message", [
+    ("export.openvino", ["--opset", "99"], "--opset 99 is not supported: use 13..20"),
+    ("export.trt", ["--opset", "5"], "--opset 5 is not supported: use 13..20"),
+    ("export.trt", ["--min-shape", "1x3"], "--min-shape: bad shape '1x3': expected 4 positive dims NxCxHxW"),
+    ("export.trt", ["--opt-shape", "abc"], "--opt-shape: bad shape 'abc': expected NxCxHxW, e.g. 1x3x512x1024"),
+])
+def test_export_flags_are_checked_and_named(model, tmp_path, capsys, module, args, message):
+    """An opset out of range was taken by export.openvino (unused for an ONNX source, unchecked for a checkpoint);
+    export.trt's shape errors did not say which flag."""
+    import importlib
+
+    code, err = cli_exit(importlib.import_module(module).main, [str(model), "-o", str(tmp_path / "o" / "m.x")] + args,
+                         capsys)
+    assert code == 2 and len(error_lines(err)) == 1 and message in error_lines(err)[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_command_leaves_no_empty_output_folder_it_made(tmp_path, capsys):
+    """Exporters made the -o folder before reading the source: a junk source (or a signal during the export) left
+    it behind, empty. Folders that output checks make are removed again, while empty, when the command fails."""
+    from export.openvino import main as to_openvino
+    from runtime.contract import DataError, check_output, command
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(os.urandom(512))
+    code, err = cli_exit(to_openvino, [str(junk), "-o", str(tmp_path / "new" / "deeper" / "s.xml")], capsys)
+    assert code == 2 and len(error_lines(err)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.onnx"]
+
+    @command
+    def writes_then(argv):
+        out = check_output(tmp_path / argv[0] / "sub" / "r.json")
+        if argv[1] == "write":
+            out.write_text("{}")
+        if argv[2] == "fail":
+            raise DataError("bad input")
+    assert writes_then(["a", "-", "fail"]) == 2 and not (tmp_path / "a").exists()
+    assert writes_then(["b", "write", "fail"]) == 2 and (tmp_path / "b" / "sub" / "r.json").is_file()  # kept
+    assert writes_then(["c", "-", "ok"]) == 0 and (tmp_path / "c" / "sub").is_dir()  # a success keeps its folders
+
+
+def test_a_camera_url_that_answers_and_never_sends_a_frame_is_one_line(model, capsys, monkeypatch):
+    """FFmpeg waited on such a server with no limit: runtime.run hung, and Ctrl-C could not stop it (the open is
+    one C call). Opening and reading a stream now give up after runtime.sources.STREAM_TIMEOUT_S."""
+    import socket
+    import threading
+
+    from runtime import sources
+    from runtime.run import main
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+
+    def serve():
+        try:
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+            held.append(conn)
+        except OSError:
+            pass
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1.5)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/video.mjpg"
+    t0 = time.monotonic()
+    try:
+        code, err = cli_exit(main, ["--model", str(model), "--source", url, "--sink", "none", "-q"], capsys)
+    finally:
+        server.close()
+        for c in held:
+            c.close()
+    assert code == 2 and error_lines(err)[-1] == f"error: {url}: cannot open this camera/stream"
+    assert time.monotonic() - t0 < 60
+
+
+def test_a_csi_camera_is_named_as_given(model, capsys):
+    from runtime.run import main
+
+    code, err = cli_exit(main, ["--model", str(model), "--source", "csi://3", "--sink", "none", "-q"], capsys)
+    assert code == 2 and error_lines(err)[-1].startswith("error: csi://3: cannot open this camera/stream")
+
+
+def test_the_street_demo_with_a_broken_model_is_one_line_and_leaves_no_video(tmp_path, capsys, monkeypatch):
+    """benchmarks.demo.camvid_street printed the runtime's error line and its own (two), and left the drive's video
+    in runs/camvid_street/ of the current folder."""
+    from benchmarks.demo.camvid_street import main
+
+    root = tmp_path / "camvid"
+    (root / "val").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(root / "val" / f"0016E5_{i:05d}.png"), np.full((*FRAME_HW, 3), 40 * i, np.uint8))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(os.urandom(512))
+    monkeypatch.chdir(tmp_path)
+    code, err = cli_exit(main, ["--root", str(root), "--model", str(junk), "--out-dir", str(tmp_path / "pics")],
+                         capsys)
+    assert code == 2 and len(error_lines(err)) == 1 and str(junk) in error_lines(err)[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camvid", "junk.onnx"]
+
+
+@pytest.mark.parametrize("fault", ["junk log", "name with a slash", "out-dir inside a file"])
+def test_learning_curves_refuse_bad_input_in_one_line(tmp_path, capsys, fault):
+    """benchmarks.gain.curve: a val_log.csv of other bytes was a UnicodeDecodeError traceback; an --out-dir that
+    cannot be written a traceback after the work; --name a/b wrote into a folder a/."""
+    from benchmarks.gain.curve import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    log = run_dir / "val_log.csv"
+    log.write_text("step,mIoU,boundary_f1,split_rate\n10,0.1,0.2,0.3\n")
+    (tmp_path / "afile").write_text("x")
+    args = {"junk log": [], "name with a slash": ["--name", "a/b", "--out-dir", str(tmp_path / "o")],
+            "out-dir inside a file": ["--out-dir", str(tmp_path / "afile" / "o")]}[fault]
+    if fault == "junk log":
+        log.write_bytes(b"\xe1\xff\x00 not csv")
+    code, err = cli_exit(main, ["--run", f"x={run_dir}"] + args, capsys)
+    [line] = error_lines(err)
+    assert code == 2 and "Traceback" not in err
+    named = {"junk log": str(log), "name with a slash": "--name 'a/b'", "out-dir inside a file": "afile/o"}
+    assert named[fault] in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]

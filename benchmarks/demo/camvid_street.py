@@ -77,12 +77,26 @@ def run_street(root, out_dir, model=None, fps=5.0, work="runs/camvid_street") ->
     from runtime import run as runtime_run
 
     work, out_dir = Path(work), Path(out_dir)
-    video = drive_video(drive_frames(Path(root)), work / "0016E5_val.mp4", fps)
-    overlaid, stats = work / "0016E5_val_overlay.mp4", work / "stats.json"
-    argv = ["--source", str(video), "--sink", str(overlaid), "-o", str(stats)] + (["--model", str(model)] if model else [])
-    code = runtime_run.main(argv)
-    if code:
-        raise DataError(f"runtime.run {' '.join(argv)} exited {code}")
+    made = [p for p in (work, *work.parents) if not p.exists()]  # removed again if the run fails
+    video, overlaid, stats = work / "0016E5_val.mp4", work / "0016E5_val_overlay.mp4", work / "stats.json"
+    try:
+        drive_video(drive_frames(Path(root)), video, fps)
+        argv = ["--source", str(video), "--sink", str(overlaid), "-o", str(stats)] + (
+            ["--model", str(model)] if model else [])
+        # the runtime's own function, not its command: its error is this command's one line, not a second one
+        code = runtime_run.main.__wrapped__(argv)
+        if code:
+            raise DataError(f"runtime.run {' '.join(argv)} exited {code}")
+    except BaseException:
+        for f in (video, overlaid, stats):
+            if f.is_file():
+                f.unlink()
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise
     pic = picture(video, overlaid, out_dir / "camvid_street.jpg")
     print(f"wrote {pic}")
     return json.loads(stats.read_text())

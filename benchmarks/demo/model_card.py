@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, command, DataError, positive_float
+from runtime.contract import ArgumentParser, check_output, command, DataError, positive_float
 
 from ..gain.runs import logged_train_s, report_splits, split_label
 
@@ -248,6 +248,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.int8 and not Path(a.int8).is_file():
         p.error(f"--int8 {a.int8}: no such file")
+    check_output(a.out, 0, "out")  # before the evaluation: the shipped file must have somewhere to go
     ship(a.ckpt, a.out, a.fp16, a.root, a.split, a.run, a.title, a.target_miou, a.target_class_iou, a.note, a.command,
          a.int8, a.target_held_out_miou)
     return 0

@@ -14,7 +14,7 @@ import csv
 import sys
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, DataError, command
+from runtime.contract import ArgumentParser, ConfigError, DataError, check_folder, command, one_line
 
 from ..report import markdown_table, provenance, write_csv
 
@@ -26,8 +26,12 @@ def read_curve(run_dir: Path) -> list[dict]:
     log = run_dir / "val_log.csv"
     if not log.is_file():
         raise DataError(f"{run_dir}: no val_log.csv (not a distill.run folder, or it has not validated yet)")
-    with open(log, newline="") as f:
-        rows = [{"step": int(r["step"]), **{k: float(r[k]) for k in METRICS}} for r in csv.DictReader(f)]
+    try:
+        with open(log, newline="") as f:
+            rows = [{"step": int(r["step"]), **{k: float(r[k]) for k in METRICS}} for r in csv.DictReader(f)]
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{log}: not a val_log.csv as distill.run writes it (step, {', '.join(METRICS)}; "
+                        f"{type(e).__name__}: {one_line(e)})") from None
     if not rows:
         raise DataError(f"{log}: no validation row yet")
     return rows
@@ -86,6 +90,10 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
+        raise ConfigError(f"--name {args.name!r}: a file stem (NAME.md, NAME.csv, NAME.png), not a path")
+    if args.out_dir:  # before the work: a report that cannot be written is one line, not a traceback at the end
+        check_folder(args.out_dir, 0, "--out-dir")
     runs = {}
     for item in args.run:
         label, sep, folder = item.partition("=")
@@ -101,7 +109,6 @@ def main(argv=None) -> int:
     print(markdown_table(rows))
     print("\n".join(lines))
     if args.out_dir:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
         write_csv(rows, args.out_dir / f"{args.name}.csv")
         chart(curves, args.out_dir / f"{args.name}.png", split)
         md = [f"# Learning curves on {split}", "",

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.contract import add_overrides, ArgumentParser, command, non_negative_int, positive_int
+from runtime.contract import add_overrides, ArgumentParser, check_folder, command, non_negative_int, positive_int
 
 from .ledger import Ledger, eval_key
 from .runs import (DEFAULT_METHODS, DEFAULT_SEEDS, RECIPE, TUNE_SEED, TUNE_SPLIT, TUNING, WITH_KD, BenchmarkError,
@@ -340,6 +340,7 @@ def main(argv=None) -> int:
         seeds = [int(s) for s in _words(args.seeds)]
     except ValueError:
         p.error(f"argument --seeds: expected integers, got {' '.join(args.seeds)}")
+    check_folder(args.out_dir, 0, "--out-dir")  # before any training: the report must have somewhere to go
     run_distill_gain(_words(args.methods), seeds, args.out_dir, args.runs_dir, args.overrides, args.teacher,
                      tune=not args.no_tune, prefix=args.prefix, configs_dir=args.configs_dir,
                      train_teacher=args.train_teacher, panel_images=args.panel_images, train=not args.no_train,

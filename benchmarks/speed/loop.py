@@ -37,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, command, number, positive_int
+from runtime.contract import ArgumentParser, DataError, check_folder, command, number, positive_int
 from runtime.contract.telemetry import PYTHON_PREAMBLE
 
 from ..street import street_video
@@ -56,6 +56,9 @@ APP_SECONDS = 5           # each benchmark_app run
 def _run(cmd: list[str]) -> str:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+        if r.returncode == 2 and errors:  # bad input (the user's --video or --model): the command's own line
+            raise DataError(errors[-1][len("error: "):])
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
     return r.stdout
 
@@ -187,6 +190,7 @@ def main(argv=None) -> int:
     for path, flag in ((args.model, "--model"), (args.video, "--video")):
         if path is not None and not path.is_file():
             p.error(f"{flag} {path}: no such file")
+    check_folder(args.out_dir, 0, "--out-dir")  # before the runs: the report must have somewhere to go
     if len(args.preset) > 1 and (args.model or args.name):
         p.error("--model and --name go with one --preset")
     video = args.video or street_video(args.work_dir / "street720.mp4", size=(720, 1280), fps=30,

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime import formats
-from runtime.contract import (ArgumentParser, CheckpointError, command, finite_json, GateError, non_negative_int,
-                              positive_int)
+from runtime.contract import (ArgumentParser, CheckpointError, check_folder, command, finite_json, GateError,
+                              non_negative_int, positive_int)
 from runtime.stats import time_calls
 
 from .model_cost import compare_structure, count_macs, file_size, network
@@ -299,6 +299,7 @@ def main(argv=None) -> int:
     unknown = set(args.variants.split(",")) - {v.name for v in VARIANTS} if args.variants else set()
     if unknown:
         p.error(f"argument --variants: unknown {', '.join(sorted(unknown))}")
+    check_folder(args.out_dir, 0, "--out-dir")  # before the exports and timings: the report must have a place
     result = run_no_added_cost([(n, Path(a), Path(b)) for n, a, b in args.pair], Path(args.out_dir), args.teacher,
                                args.data_root, args.num_calib, args.variants.split(",") if args.variants else None,
                                args.iters, args.warmup, args.rounds, args.threads,

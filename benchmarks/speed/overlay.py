@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.contract import ArgumentParser, command, DataError, positive_int, size_arg
+from runtime.contract import ArgumentParser, check_folder, command, DataError, positive_int, size_arg
 from runtime.overlay import Overlay
 
 from ..report import markdown_table, provenance, write_csv
@@ -100,6 +100,8 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.out_dir:  # before the work: a report folder that cannot be written is one line, not a traceback
+        check_folder(args.out_dir, 0, "--out-dir")
     cv2.setNumThreads(1)  # the writer thread's share: one core's worth, as in the loop on 2 cores
     maps = label_maps(args.root, args.size, args.maps)
     rows = measure(maps, args.rounds)

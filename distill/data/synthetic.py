@@ -31,6 +31,8 @@ def generate(root: str | Path, split: str, num_images: int, size: tuple[int, int
     root = Path(root)
     if num_images < 1:
         raise ValueError(f"synthetic: num_images must be >= 1, got {num_images}")
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root}: a file, expected the folder to generate the synthetic data into (data.root)")
     img_dir = root / "leftImg8bit" / split / CITY
     gt_dir = root / "gtFine" / split / CITY
     for d in (img_dir.parent, gt_dir.parent):  # only ever delete a split this generator wrote
@@ -38,17 +40,23 @@ def generate(root: str | Path, split: str, num_images: int, size: tuple[int, int
             if not _manifest(root, split).exists() and any(d.iterdir()):
                 raise DatasetError(f"{d}: exists and was not written by the synthetic generator; refusing to overwrite")
             shutil.rmtree(d)
-    img_dir.mkdir(parents=True)
-    gt_dir.mkdir(parents=True)
-    # Written first as incomplete: a tree whose manifest says so is an interrupted generation (ours to redo).
-    _manifest(root, split).write_text(json.dumps({**_settings(num_images, size, seed), "complete": False}))
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    for i in range(num_images):
-        img, lbl = render(seed, split, i, size)
-        name = f"{split}_{i:06d}"
-        cv2.imwrite(str(img_dir / f"{name}_leftImg8bit.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png)
-        cv2.imwrite(str(gt_dir / f"{name}_gtFine_labelTrainIds.png"), lbl, png)
-    _manifest(root, split).write_text(json.dumps(_settings(num_images, size, seed)))
+    try:
+        img_dir.mkdir(parents=True)
+        gt_dir.mkdir(parents=True)
+        # Written first as incomplete: a tree whose manifest says so is an interrupted generation (ours to redo).
+        _manifest(root, split).write_text(json.dumps({**_settings(num_images, size, seed), "complete": False}))
+        png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        for i in range(num_images):
+            img, lbl = render(seed, split, i, size)
+            name = f"{split}_{i:06d}"
+            # cv2.imwrite says False (no exception) when the disk is full: the manifest stays "incomplete"
+            if not (cv2.imwrite(str(img_dir / f"{name}_leftImg8bit.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png)
+                    and cv2.imwrite(str(gt_dir / f"{name}_gtFine_labelTrainIds.png"), lbl, png)):
+                raise OSError(f"cannot write {name}'s images (is the disk full?)")
+        _manifest(root, split).write_text(json.dumps(_settings(num_images, size, seed)))
+    except OSError as e:
+        raise DatasetError(f"{root}: cannot generate the synthetic {split} split there "
+                           f"({e.strerror or e})") from None
     return root
 
 

@@ -14,7 +14,8 @@ imports (tests/test_layering.py states the rules). One idea per file:
   errors.py   the UserError family and the exit codes
   entry.py    `command`, the entry-point wrapper
   flags.py    the parser, shared flags, argument ranges (positive_int, ...), sizes (HxW, `pair`)
-  outputs.py  checked outputs, atomic writes, strict JSON, removal of killed writers' leftovers, file hashes
+  outputs.py  checked outputs, atomic writes, strict JSON, removal of killed writers' leftovers, file hashes,
+              the output folders a failed command made (removed again while empty)
   signals.py  `Signals`, SIGTERM handled like Ctrl-C (a training loop defers it to the end of its step)
   telemetry.py  OpenVINO's, NNCF's and ONNX Runtime's usage telemetry off (nothing sent or written)
 """
@@ -26,7 +27,8 @@ from .entry import command
 from .flags import (PRECISIONS, ArgumentParser, add_overrides, describe, finite_float, fraction, non_negative_float,
                     non_negative_int, number, pair, positive_float, positive_int, size, size_arg)
 from .outputs import (MIN_FREE_BYTES, NULL_NOTE, atomic_path, check_folder, check_output, clean_stale,
-                      current_umask, finite_json, pid_tag, sha256_file, write_json_file)
+                      current_umask, finite_json, make_folder, pid_tag, remove_made_folders, sha256_file,
+                      write_json_file)
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "UserError", "ConfigError", "DataError", "CheckpointError",
@@ -35,5 +37,5 @@ __all__ = [
     "PRECISIONS", "add_overrides", "number", "describe", "positive_int",
     "non_negative_int", "positive_float", "non_negative_float", "fraction", "finite_float", "MIN_FREE_BYTES",
     "NULL_NOTE", "check_output", "check_folder", "atomic_path", "current_umask", "write_json_file", "finite_json",
-    "clean_stale", "pid_tag", "sha256_file", "pair",
+    "clean_stale", "pid_tag", "sha256_file", "pair", "make_folder", "remove_made_folders",
 ]

@@ -6,6 +6,7 @@ import sys
 
 from . import telemetry
 from .errors import UserError, one_line
+from .outputs import remove_made_folders
 from .signals import Signals
 
 
@@ -14,6 +15,7 @@ def command(main=None, interrupted="outputs closed"):
     code; Ctrl-C / SIGTERM -> 'interrupted by SIG...' and 128+N (the command's own `finally` and
     `with` blocks have closed its outputs by then); anything else propagates with its traceback.
     OpenVINO's, NNCF's and ONNX Runtime's usage telemetry is off before the command runs (telemetry.py).
+    A command that fails or is interrupted leaves no empty folder that its output checks made (make_folder).
     The undecorated function stays reachable as `.__wrapped__` (library use, raising)."""
     if main is None:
         return functools.partial(command, interrupted=interrupted)
@@ -21,9 +23,12 @@ def command(main=None, interrupted="outputs closed"):
     @functools.wraps(main)
     def run(argv=None):
         telemetry.off()
+        remove_made_folders(keep=True)  # only this command's own count
         with Signals() as signals:
             try:
-                return int(main(argv) or 0)
+                code = int(main(argv) or 0)
+                remove_made_folders(keep=code == 0)  # a failed check leaves no empty output folder either
+                return code
             except UserError as e:
                 message, code = "error: " + one_line(e), e.exit_code
             except KeyboardInterrupt as e:
@@ -32,6 +37,7 @@ def command(main=None, interrupted="outputs closed"):
                 detail = getattr(e, "detail", None) or interrupted
                 message = "interrupted by {}: {}".format(signal.Signals(signum).name, detail)
                 code = 128 + int(signum)
+            remove_made_folders()  # output folders the command made and left empty
         # printed once the traceback is dropped: it may hold a progress bar whose last redraw must come first
         gc.collect()
         sys.stdout.flush()

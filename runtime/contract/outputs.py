@@ -19,7 +19,8 @@ MIN_FREE_BYTES = 1 << 20  # below this a write is refused before it starts (and 
 
 
 def check_output(path, need_bytes=0, what="output"):
-    """Fail before any work if `path` cannot be written: its folder is made, a probe file is created and
+    """Fail before any work if `path` cannot be written: its folder is made (and removed again if the command
+    fails while it is empty: make_folder), a probe file is created and
     removed there (root ignores permission bits, so os.access would lie on a read-only mount), and the
     free space must cover `need_bytes` plus a margin. Returns the Path."""
     path = Path(path)
@@ -30,11 +31,39 @@ def check_output(path, need_bytes=0, what="output"):
     return path
 
 
+_MADE = []  # folders make_folder created in this process: a command that fails removes those left empty
+
+
+def make_folder(folder):
+    """`folder.mkdir(parents=True, exist_ok=True)`, remembering the folders it creates, so that a command that
+    then fails leaves no empty folder behind (remove_made_folders, called by `command`)."""
+    folder = Path(folder)
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    _MADE.extend(missing)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def remove_made_folders(keep=False):
+    """Remove the folders make_folder created that are still empty, deepest first (a folder the command wrote
+    into stays, with its parents); with `keep`, only forget them (the command succeeded)."""
+    made = sorted(set(_MADE), key=lambda p: len(p.parts), reverse=True)
+    del _MADE[:]
+    for p in made if not keep else ():
+        try:
+            p.rmdir()
+        except OSError:  # not empty, or gone
+            pass
+
+
 def check_folder(folder, need_bytes=0, what="output", name=None):
     folder = Path(folder)
     name = name or folder
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         fd, probe = tempfile.mkstemp(prefix=".brd-probe-", dir=str(folder))
         os.close(fd)
         os.unlink(probe)
