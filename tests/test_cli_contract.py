@@ -93,6 +93,10 @@ CASES += [
     ("benchmarks.gain.curve", "missing flag", ["--name", "x"], "--run"),
     ("benchmarks.gain.trials", "unknown trial", ["--only", "nonesuch"], "nonesuch"),
     ("benchmarks.gain.trials", "bad config key", ["--set", "train.nope=1", "--no-train"], "train.nope"),
+    ("benchmarks.faults", "unwritable output folder", ["--out-dir", "README.md/results", "--only", "runtime.bench"],
+     "README.md/results"),
+    ("benchmarks.faults", "bad flag value", ["--jobs", "0"], "--jobs"),
+    ("benchmarks.faults", "unknown entry point", ["--only", "nonesuch", "--list"], "nonesuch"),
 ]
 ENTRY_POINTS = sorted({c[0] for c in CASES})
 @pytest.fixture(scope="module")
@@ -132,7 +136,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 19 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 20 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):
