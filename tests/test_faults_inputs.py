@@ -563,3 +563,34 @@ def test_learning_curves_refuse_bad_input_in_one_line(tmp_path, capsys, fault):
     named = {"junk log": str(log), "name with a slash": "--name 'a/b'", "out-dir inside a file": "afile/o"}
     assert named[fault] in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]
+
+
+@pytest.mark.parametrize("module", ["benchmarks.gain.boundary_maps", "benchmarks.speed"])
+def test_a_benchmark_report_folder_that_cannot_be_written_is_one_line_before_the_work(tmp_path, capsys, module):
+    """Both wrote their report at the end: a read-only, full or misnamed --out-dir was a traceback after the work
+    (benchmarks.speed had built its models by then)."""
+    import importlib
+
+    (tmp_path / "afile").write_text("x")
+    args = {"benchmarks.gain.boundary_maps": ["--model", str(tmp_path / "t.pt"), "--cfg", "synthetic_plain.yaml"],
+            "benchmarks.speed": ["--arch", "deeplabv3_resnet10_w8", "--backends", "ort-fp32", "--size", "64x128",
+                                 "--rounds", "1", "--work-dir", str(tmp_path / "work")]}[module]
+    package = importlib.util.find_spec(module).submodule_search_locations is not None
+    main = importlib.import_module(module + ".__main__" if package else module).main
+    code, err = cli_exit(main, args + ["--out-dir", str(tmp_path / "afile" / "out")], capsys)
+    assert code == 2 and error_lines(err) == [f"error: {tmp_path / 'afile' / 'out'}: --out-dir cannot be written "
+                                              "(Not a directory)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no work folder either
+
+
+def test_the_gain_benchmark_with_an_unreadable_teacher_leaves_no_run_folder(tmp_path, capsys):
+    """It made gain/runs/brd_s0/ before the run read the teacher, and left the empty folders behind."""
+    from benchmarks.gain.protocol import main
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(4096))
+    sets = [s for s in overrides(tmp_path, tmp_path / "x", iters=2) if not s.startswith("out_dir=")]
+    code, err = cli_exit(main, ["--methods", "brd", "--seeds", "0", "--no-tune", "--teacher", str(junk),
+                                "--out-dir", str(tmp_path / "gain"), "--set", *sets], capsys)
+    assert code == 2 and len(error_lines(err)) == 1 and str(junk) in error_lines(err)[0], err[-2000:]
+    assert not (tmp_path / "gain").exists()

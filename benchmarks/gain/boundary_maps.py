@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.config import load_config
-from runtime.contract import add_overrides, ArgumentParser, command, non_negative_int, positive_int
+from runtime.contract import add_overrides, ArgumentParser, check_folder, command, non_negative_int, positive_int
 
 from ..report import markdown_table, provenance, write_csv
 
@@ -181,6 +181,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
     args = p.parse_args(argv)
     cfg = load_config(args.cfg, args.overrides)  # before torch is imported: a bad config is one line at once
+    check_folder(args.out_dir, 0, "--out-dir")  # before the work: the maps must have somewhere to go
 
     import torch
 

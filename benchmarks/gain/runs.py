@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from runtime.contract import ConfigError, Signals
+from runtime.contract import ConfigError, Signals, make_folder
 
 # method -> config file, from the dataset prefix ("synthetic" -> configs/synthetic_kd.yaml, BRD is configs/synthetic.yaml)
 METHODS = {
@@ -176,7 +176,7 @@ def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> 
     cfg = load_config(config, [*overrides, *([f"train.threads={threads}"] if threads else [])])
     if quiet and _stopped():  # a pool worker after a signal: the queued runs do not start
         raise BenchmarkError(f"{cfg.out_dir}: not started (the benchmark was interrupted)")
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    make_folder(cfg.out_dir)  # removed again, while empty, if the benchmark fails (a teacher that cannot be read)
     t = time.perf_counter()
     if quiet:  # a pool worker (run_jobs)
         with open(Path(cfg.out_dir) / "train.out", "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.contract import ArgumentParser, command, non_negative_float, positive_int, size
+from runtime.contract import ArgumentParser, check_folder, command, non_negative_float, positive_int, size
 from runtime.formats import default_output
 
 from ..report import markdown_table, provenance, write_csv
@@ -353,6 +353,8 @@ def main(argv=None) -> int:
     unknown = [a for a in names if a not in list_models()]
     if unknown:
         p.error(f"unknown architecture(s) {', '.join(unknown)}; registered: {', '.join(list_models())}")
+    check_folder(args.work_dir, 0, "--work-dir")  # before the work: where the models and the report go
+    check_folder(args.out_dir, 0, "--out-dir")
     rows = measure(args.arch, args.backends, args.size, args.threads, args.rounds, args.warmup, args.work_dir,
                    args.calib, args.pause)
     path = write_report(rows, args.backends, args.size, args.threads, args.rounds, args.warmup, args.out_dir, argv,
