@@ -43,6 +43,9 @@ def require(module, extra, purpose=""):
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        interrupt = e.__cause__ or e.__context__
+        if isinstance(interrupt, KeyboardInterrupt):  # Ctrl-C or SIGTERM landed inside the import: a pybind11
+            raise interrupt  # module reports it as ImportError('initialization failed'); it is not a missing package
         what = " for " + purpose if purpose else ""
         raise MissingDependency(
             "{} is not installed{}: pip install 'brd-edge[{}]' ({})".format(module, what, extra, e)) from None

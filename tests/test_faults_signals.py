@@ -193,3 +193,23 @@ def test_the_one_handler_raises_defers_or_holds_as_asked():
     r = subprocess.run([sys.executable, "-c", ONE_HANDLER], capture_output=True, text=True, timeout=120, cwd=ROOT,
                        env=ENV)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_a_signal_during_an_optional_import_is_the_signal_not_a_missing_package(monkeypatch):
+    """The fault trial: a SIGTERM that landed while runtime.run imported ONNX Runtime was reported as "onnxruntime
+    is not installed ... (initialization failed)", exit 2: pybind11 turns an exception raised during a module's
+    initialisation into ImportError('initialization failed'), the interrupt as its cause."""
+    from runtime import formats
+    from runtime.contract import SignalInterrupt
+
+    def interrupted_import(name):
+        try:
+            raise SignalInterrupt(signal.SIGTERM)
+        except SignalInterrupt as e:
+            raise ImportError("initialization failed") from e
+    monkeypatch.setattr(formats.importlib, "import_module", interrupted_import)
+    with pytest.raises(SignalInterrupt):
+        formats.require("onnxruntime", "export", "the ONNX Runtime backend")
+    monkeypatch.setattr(formats.importlib, "import_module", lambda name: (_ for _ in ()).throw(ImportError("no")))
+    with pytest.raises(formats.MissingDependency, match="onnxruntime is not installed"):
+        formats.require("onnxruntime", "export")
