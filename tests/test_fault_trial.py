@@ -79,3 +79,12 @@ def test_snapshots_see_new_changed_removed_and_broken_files(tmp_path):
     assert triggered(("file", "sub/*.json"), tmp_path, 0, b"") and triggered(("text", "xyz"), tmp_path, 0, b"..xyz")
     assert triggered(("lines", "edit.txt", 1), tmp_path, 0, b"") and not triggered(("lines", "edit.txt", 2),
                                                                                   tmp_path, 0, b"")
+
+
+def test_a_report_row_names_the_folders_as_the_command_shows_them():
+    from benchmarks.faults.trial import row
+
+    r = row(7, BAD, Outcome(2, "error: /tmp/w/cases/007/in/junk.pt: not a checkpoint (read /tmp/w/fx/s.onnx)\n"),
+            {"/tmp/w/cases/007": "$CASE", "/tmp/w/fx": "$FX"})
+    assert r["verdict"] == CLEAN and r["command"] == "python -m export.onnx $CASE/in/junk.pt"
+    assert r["stderr_lines"] == "error: $CASE/in/junk.pt: not a checkpoint (read $FX/s.onnx)"

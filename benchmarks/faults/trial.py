@@ -63,11 +63,16 @@ def select(cases: list, patterns) -> list:
     return chosen
 
 
-def row(index: int, case, outcome) -> dict:
+def row(index: int, case, outcome, places=None) -> dict:
+    """The case's line of the report; `places` ({path: name}): folders named as the commands show them
+    ($CASE, $FX) in its error lines, not as this run's temporary paths."""
     verdict, reasons = (NOT_RUN, [outcome.note]) if outcome.note.startswith("not run") else classify(case, outcome)
-    lines = error_lines(outcome.stderr) + interrupt_lines(outcome.stderr)
+    stderr = outcome.stderr
+    for path, name in (places or {}).items():
+        stderr = stderr.replace(path, name)
+    lines = error_lines(stderr) + interrupt_lines(stderr)
     if not lines and outcome.rc not in (0, None):
-        tail = [ln for ln in outcome.stderr.replace("\r", "\n").splitlines() if ln.strip()][-1:]
+        tail = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()][-1:]
         lines = [f"(last line) {tail[0]}" if tail else "(nothing on stderr)"]
     return {"id": index, "module": case.module, "kind": case.kind, "fault": case.fault, "command": case.command,
             "setup": "; ".join(" ".join(map(_short, s)) for s in case.setup),
@@ -75,7 +80,7 @@ def row(index: int, case, outcome) -> dict:
             "expected": "/".join(map(str, case.expect)), "exit": "timeout" if outcome.rc is None else outcome.rc,
             "verdict": verdict, "reasons": "; ".join(reasons),
             "stderr_lines": " | ".join(ln[:300] for ln in lines[:3]),
-            "traceback": "Traceback (most recent call last)" in outcome.stderr,
+            "traceback": "Traceback (most recent call last)" in stderr,
             "left_behind": ", ".join(outcome.new[:8]) + (" ..." if len(outcome.new) > 8 else ""),
             "seconds": outcome.seconds}
 
@@ -92,7 +97,7 @@ def run_all(cases: list, work: Path, fx: Path, home: Path, jobs: int) -> list:
 
     def one(i):
         outcome = run_case(cases[i], i, work, fx, home, running)
-        r = row(i, cases[i], outcome)
+        r = row(i, cases[i], outcome, {str(work / "cases" / f"{i:03d}"): "$CASE", str(fx): "$FX"})
         with lock:
             rows[i] = r
             done[0] += 1
