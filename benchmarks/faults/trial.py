@@ -82,7 +82,9 @@ def row(index: int, case, outcome, places=None) -> dict:
             "stderr_lines": " | ".join(ln[:300] for ln in lines[:3]),
             "traceback": "Traceback (most recent call last)" in stderr,
             "left_behind": ", ".join(outcome.new[:8]) + (" ..." if len(outcome.new) > 8 else ""),
-            "seconds": outcome.seconds}
+            "seconds": outcome.seconds,
+            # what a reader needs to see why a case was not clean (the CSV's last column)
+            "stderr_tail": "" if verdict == CLEAN else stderr.replace("\r", "\n")[-1500:]}
 
 
 def _short(x) -> str:
