@@ -213,3 +213,27 @@ def test_a_signal_during_an_optional_import_is_the_signal_not_a_missing_package(
     monkeypatch.setattr(formats.importlib, "import_module", lambda name: (_ for _ in ()).throw(ImportError("no")))
     with pytest.raises(formats.MissingDependency, match="onnxruntime is not installed"):
         formats.require("onnxruntime", "export")
+
+
+def test_a_signal_while_an_output_folder_is_probed_leaves_no_probe(tmp_path, monkeypatch):
+    """The fault trial: Ctrl-C to export.openvino just as it checked its output folder left out/.brd-probe-*
+    behind (made, and not yet removed). The probe is removed however the check ends, and a killed writer's
+    probe (its pid in the name) is removed by the next check."""
+    from runtime.contract import outputs
+
+    real_close, calls = outputs.os.close, []
+
+    def interrupted_close(fd):
+        real_close(fd)
+        if not calls:
+            calls.append(fd)
+            raise KeyboardInterrupt
+    monkeypatch.setattr(outputs.os, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.check_folder(tmp_path / "out")
+    assert calls and list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(outputs.os, "close", real_close)
+    dead = tmp_path / "out" / ".brd-probe-pid999999-x1"
+    dead.write_text("")
+    outputs.check_folder(tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

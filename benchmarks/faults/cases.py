@@ -283,7 +283,7 @@ PT_KINDS = [("wrong kind of model", "a training checkpoint (last.pt)", "run/last
 CALIB = ("--calib-dir", "{fx}/calib", "--no-gate")
 
 
-def _export_signals(m, args, setup, during="out/.*") -> list:
+def _export_signals(m, args, setup, during="out/.s*") -> list:
     return signal_cases(m, args, [("at start (0.3 s: importing)", ("after", 0.3)),
                                   ("during the export (its candidate file exists)", ("file", during))],
                         setup=setup, timeout=240)
@@ -348,7 +348,9 @@ def export_openvino() -> list:
     ]
     cases += _export_signals(m, ok(), src)
     cases += signal_cases(m, int8 + CALIB, [("during an INT8 export (its candidate file exists)",
-                                            ("file", "out/.*"))], setup=src, timeout=240, sigs=("SIGTERM",))
+                                            ("file", "out/.s*"))], setup=src, timeout=240, sigs=("SIGTERM",))
+    cases += signal_cases(m, ok(), [("while it checks the output folder (its probe file exists)",
+                                     ("file", "out/.brd-probe*"))], setup=src, timeout=240, sigs=("SIGINT",))
     return cases
 
 

@@ -64,9 +64,12 @@ def check_folder(folder, need_bytes=0, what="output", name=None):
     name = name or folder
     try:
         make_folder(folder)
-        fd, probe = tempfile.mkstemp(prefix=".brd-probe-", dir=str(folder))
-        os.close(fd)
-        os.unlink(probe)
+        clean_stale(folder, ".brd-probe-pid*")  # a probe whose writer was killed between making and removing it
+        fd, probe = tempfile.mkstemp(prefix=".brd-probe-{}-".format(pid_tag()), dir=str(folder))
+        try:  # removed however this ends: a Ctrl-C here left it behind (found by the fault trial)
+            os.close(fd)
+        finally:
+            os.unlink(probe)
     except OSError as e:
         raise OutputError("{}: {} cannot be written ({})".format(name, what, e.strerror or e)) from None
     free = shutil.disk_usage(str(folder)).free
