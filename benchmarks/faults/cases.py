@@ -349,8 +349,6 @@ def export_openvino() -> list:
     cases += _export_signals(m, ok(), src)
     cases += signal_cases(m, int8 + CALIB, [("during an INT8 export (its candidate file exists)",
                                             ("file", "out/.s*"))], setup=src, timeout=240, sigs=("SIGTERM",))
-    cases += signal_cases(m, ok(), [("while it checks the output folder (its probe file exists)",
-                                     ("file", "out/.brd-probe*"))], setup=src, timeout=240, sigs=("SIGINT",))
     return cases
 
 
