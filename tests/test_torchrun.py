@@ -76,7 +76,7 @@ def _torchrun(tmp_path, overrides, **popen):
            "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "distill.run", "--cfg", "configs/synthetic.yaml",
-           *overrides]
+           "--set", *overrides]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, **popen)
 
