@@ -1,6 +1,6 @@
-"""Training: the data stream, the teacher and the student, and the loop as named steps (`_Run`: build, one
-step, validate, checkpoint) with exact resume. One step's losses are `StudentStep` (distill/step.py); several
-processes, distill/ddp.py.
+"""Training: the loop as named steps (`_Run`: build, one step, validate, checkpoint) with exact resume. What it
+trains (the data stream, the teacher and the student) is built by distill/build.py; one step's losses are
+`StudentStep` (distill/step.py); several processes, distill/ddp.py.
 
 A teacher run, a plain student and a distilled student are the same loop; what differs is the
 config (no `teacher`, no `distill` weights => plain supervised training).
@@ -23,13 +23,11 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
-from runtime import contract
-
 from . import checkpoint, ddp
-from .config import Config, ConfigError, save_config
+from .build import build_data, build_student, input_norm, load_teacher
+from .config import Config, save_config
 from .losses import Distiller
-from .models import build_model
-from .resume import CSVLog, SeededTransform, StepBatchSampler, resume, rng_state
+from .resume import CSVLog, resume, rng_state
 from .runlock import RunLock
 from .signals import Interrupted, StopRequest
 from .step import Diverged, StudentStep, all_finite, check_batch_statistics, train_class_weights
@@ -38,96 +36,7 @@ MAX_BAD_STEPS = 20  # consecutive non-finite losses that end a run (one is a bad
 VAL_KEYS = ("mIoU", "aAcc", "boundary_iou", "boundary_f1", "split_rate", "miss_rate", "spurious_rate")
 
 
-class TeacherMissing(contract.CheckpointError, FileNotFoundError):
-    """The config distils from a teacher checkpoint that does not exist (the message says how to make one)."""
-
-
-# ---------------------------------------------------------------------------------------- data, models
-def input_norm(model: nn.Module) -> tuple[list[float], list[float]]:
-    """The (mean, std) on the 0-255 RGB scale that `model`'s backbone weights expect: the backbone's own (the
-    EfficientNet-Lite weights were trained on (rgb - 127) / 128), else torchvision's ImageNet statistics."""
-    from .data import MEAN, STD
-
-    backbone = getattr(model, "backbone", None)
-    return list(getattr(backbone, "mean", MEAN)), list(getattr(backbone, "std", STD))
-
-
-def build_data(cfg: Config, rank: int, world: int, start: int, mean, std):
-    """Train loader and val split, normalised with the student's (mean, std) (`input_norm`)."""
-    from .data import DATASETS, build_dataset
-    from .data.checks import check_crop, require_labels, scan
-    from .data.transforms import EvalTransform, TrainTransform
-
-    d = cfg.data
-    if world > 1 and rank != 0:
-        dist.barrier()  # rank 0 builds the datasets first: only it writes (the synthetic data is generated)
-    train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
-    if rank == 0 or world == 1:  # degenerate data is named before the work (distill/data/checks.py)
-        seen = scan(train_raw, d.min_size, f"{d.train_split} split")
-        check_crop(d.crop_size, d.scale_range, seen["largest"], f"{d.root} {d.train_split} split")
-        require_labels(train_raw, f"{d.train_split} split")
-    else:
-        scan(train_raw, d.min_size, f"{d.train_split} split")  # the same images on every rank
-    train_tf = TrainTransform(tuple(d.crop_size), mean, std, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
-    if cfg.train.batch_size % world:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
-    sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)
-    loader = torch.utils.data.DataLoader(SeededTransform(train_raw, train_tf), batch_sampler=sampler,
-                                         num_workers=d.num_workers, pin_memory=torch.cuda.is_available(),
-                                         # its own generator: starting an iterator draws a base seed, which must
-                                         # not come from the global RNG (a resumed run starts it at another step)
-                                         generator=torch.Generator().manual_seed(cfg.train.seed))
-    val = None
-    if rank == 0:
-        val = build_dataset(d.dataset, d.root, d.val_split, transforms=EvalTransform(mean, std, size=cfg.eval.size),
-                            **d.val_kwargs)
-        scan(val, d.min_size, f"{d.val_split} split")
-        require_labels(val, f"{d.val_split} split")
-        if world > 1:
-            dist.barrier()  # the data is on disk: the other ranks may read it now
-    return loader, val, DATASETS[d.dataset]
-
-
-def load_teacher(cfg: Config, num_classes: int, device, mean=None, std=None) -> nn.Module | None:
-    """The frozen teacher. Its input is the student's batch; a teacher trained with another (mean, std) gets
-    it renormalised to its own (`renormalize_input`), so each network sees what its weights expect."""
-    if not cfg.distill.active():
-        return None
-    path = checkpoint.model_file(cfg.teacher.ckpt)  # a teacher run of an earlier release: its student.pt
-    if not path.is_file():
-        how = (f"train it with `python -m distill.run --cfg {cfg.teacher.config}` (its run folder's model.pt)"
-               if cfg.teacher.config else "train a teacher with the matching *_teacher.yaml config")
-        raise TeacherMissing(f"teacher checkpoint {path} not found (teacher.ckpt of config {cfg.name!r}): {how}, "
-                             f"or put a BRD Edge student-format checkpoint there, or pass --set teacher.ckpt=PATH")
-    teacher, meta = checkpoint.load(path, num_classes=num_classes)
-    teacher.requires_grad_(False)
-    if mean is not None and (list(meta["mean"]), list(meta["std"])) != (list(mean), list(std)):
-        renormalize_input(teacher.backbone, (mean, std), (meta["mean"], meta["std"]))
-    return teacher.to(device).eval()
-
-
-def renormalize_input(module: nn.Module, have, want) -> None:
-    """Make `module` take input normalised as `have` = (mean, std) when its weights expect `want`:
-    x_want = (x_have * std_have + mean_have - mean_want) / std_want, as a forward pre-hook."""
-    (m0, s0), (m1, s1) = ([torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair] for pair in (have, want))
-    scale, shift = s0 / s1, (m0 - m1) / s1
-
-    def hook(_module, args):
-        x = args[0]
-        return (x * scale.to(x.device, x.dtype) + shift.to(x.device, x.dtype),) + tuple(args[1:])
-
-    module.register_forward_pre_hook(hook)
-
-
-def build_student(cfg: Config, num_classes: int) -> nn.Module:
-    """The student, with the ImageNet backbone file's variant (recorded in `model.arch_kwargs`) and weights."""
-    model = build_model(cfg.model.arch, num_classes, pretrained=cfg.model.pretrained,
-                        pretrained_strict=cfg.model.pretrained_strict, **cfg.model.kwargs)
-    if cfg.model.pretrained:
-        print(f"pretrained backbone {cfg.model.pretrained} ({model.arch_kwargs}): {model.pretrained_report}")
-    return model
-
-
+# ---------------------------------------------------------------------------------------- logs
 def _tensorboard(out_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package

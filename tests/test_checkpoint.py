@@ -143,7 +143,7 @@ def test_a_run_folder_of_an_earlier_release_loads_by_the_new_name_and_back(tmp_p
 def test_a_teacher_run_of_an_earlier_release_is_found_by_the_new_name(tmp_path):
     """The shipped configs name `runs/<x>_teacher/model.pt`; a teacher trained before holds student.pt there."""
     from distill.config import Config
-    from distill.engine import TeacherMissing, load_teacher
+    from distill.build import TeacherMissing, load_teacher
 
     write_student(tmp_path / "teacher" / checkpoint.OLD_MODEL_FILE, seed=3)
     cfg = Config()

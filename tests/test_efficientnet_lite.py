@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from distill.data import MEAN, STD
-from distill.engine import input_norm, renormalize_input
+from distill.build import input_norm, renormalize_input
 from distill.models import PretrainedError, build_model
 from distill.models.efficientnet_lite import MEAN_RGB, PACKAGES, STDDEV_RGB
 from distill.models.pretrained import imagenet_file

@@ -5,7 +5,7 @@
 
 It runs the exact training input pipeline of a config (default `cityscapes.yaml`: PNG decode, label id
 mapping, random scale 0.5-2, 512x1024 crop, flip, photometric jitter, normalisation, batching; built by
-`distill.engine.build_data`) for each worker count, and reports images/s after a warm-up. The GPU needs
+`distill.build.build_data`) for each worker count, and reports images/s after a warm-up. The GPU needs
 `--batch` (default 16, the recipe's global batch) times `--step-its` images per second: `--step-its` is the
 training speed you state for your GPU(s), in iterations/s at that batch (measure it with a short run's
 train_log.csv sec_per_iter); the report says which worker counts keep up.
@@ -29,7 +29,7 @@ def measure(cfg_name: str, root: str, workers: int, batch: int, batches: int, cr
     bias), while DataLoader's prefetching cannot hand over batches made before the clock started, which
     a warm-up followed by a short timed window would (they arrive in bursts, one per worker)."""
     from distill.config import load_config
-    from distill.engine import build_data
+    from distill.build import build_data
     from distill.data import MEAN, STD
 
     over = [f"data.root={root}", f"data.num_workers={workers}", f"train.batch_size={batch}", f"train.iters={batches}"]
