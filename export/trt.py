@@ -114,8 +114,10 @@ def gpu_info():
         name, cc = [s.strip() for s in out[0].split(",")]
         return name, cc
     except (OSError, IndexError, ValueError, subprocess.SubprocessError):
-        # Jetson has no nvidia-smi and needs pycuda (the `tensorrt` extra installs it)
-        raise ExportError("cannot read the GPU's compute capability: install pycuda (pip install 'brd-edge[tensorrt]')") from None
+        # a Jetson has no nvidia-smi and needs pycuda (on x86 the `tensorrt` extra installs it; on a Jetson pip
+        # would also fetch a PyPI TensorRT over JetPack's)
+        raise ExportError("cannot read the GPU's compute capability (no pycuda, no nvidia-smi): pip install pycuda "
+                          "(on x86 the tensorrt extra, pip install 'brd-edge[tensorrt]', brings it)") from None
 
 
 def make_sidecar(meta, trt_version, gpu, compute_capability, precision, profile, outputs, onnx_sha256, api,

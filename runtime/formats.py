@@ -36,9 +36,16 @@ def is_checkpoint(path):
     return Path(str(path)).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
+# how to get an extra where pip is not the whole answer: on a Jetson, TensorRT comes with JetPack (apt), not PyPI
+INSTALL = {"tensorrt": "on x86 pip install 'brd-edge[tensorrt]'; on a Jetson it comes with JetPack "
+                       "(sudo apt install python3-libnvinfer): use the system python3 or a venv made with "
+                       "--system-site-packages"}
+
+
 def require(module, extra, purpose=""):
-    """Import an optional module or raise one clear line naming the extra to install. OpenVINO, NNCF and
-    ONNX Runtime come with their usage telemetry off (runtime/contract/telemetry.py)."""
+    """Import an optional module or raise one clear line naming the extra to install (`INSTALL` where pip is
+    not the whole answer). OpenVINO, NNCF and ONNX Runtime come with their usage telemetry off
+    (runtime/contract/telemetry.py)."""
     telemetry.off()
     try:
         return importlib.import_module(module)
@@ -47,8 +54,8 @@ def require(module, extra, purpose=""):
         if isinstance(interrupt, KeyboardInterrupt):  # Ctrl-C or SIGTERM landed inside the import: a pybind11
             raise interrupt  # module reports it as ImportError('initialization failed'); it is not a missing package
         what = " for " + purpose if purpose else ""
-        raise MissingDependency(
-            "{} is not installed{}: pip install 'brd-edge[{}]' ({})".format(module, what, extra, e)) from None
+        how = INSTALL.get(extra, "pip install 'brd-edge[{}]'".format(extra))
+        raise MissingDependency("{} is not installed{} ({}): {}".format(module, what, e, how)) from None
 
 
 def lookup(name, precision):

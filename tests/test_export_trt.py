@@ -102,6 +102,7 @@ def test_without_tensorrt_one_clear_error(mobilenet_ckpt, tmp_path):
     r = subprocess.run([sys.executable, "-m", "export.trt", str(onnx_path)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "pip install 'brd-edge[tensorrt]'" in r.stderr
+    assert "JetPack" in r.stderr and "apt install python3-libnvinfer" in r.stderr  # a Jetson's TensorRT: not pip's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 

@@ -64,3 +64,4 @@ def test_export_trt_on_38_names_the_extra(onnx_model):
     r = py38("-m", "export.trt", str(onnx_model), "--precision", "fp16")
     assert r.returncode == 2
     assert "pip install 'brd-edge[tensorrt]'" in r.stderr and "Traceback" not in r.stderr
+    assert "apt install python3-libnvinfer" in r.stderr  # JetPack 5's TensorRT (Python 3.8) comes from apt
