@@ -211,6 +211,9 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     assert f"python -m distill.evaluate --model {dst} --dataset camvid --root {root} --split val" in text
     assert f"- Command: `{trained_by}`" in text                     # a benchmark's run names its real command
     assert json.loads(dst.with_suffix(".val.json").read_text())["mIoU"] == pytest.approx(results["mIoU"])
+    assert json.loads(dst.with_suffix(".val.json").read_text())["settings"]["model"] == str(dst)  # not its temporary
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["teacher.md", "teacher.pt", "teacher.tune.json",
+                                                            "teacher.val.json"]
     # the exported model's section: its own scores (per class in the table), and its speed from runtime.bench
     q = evaluate.main(["--model", str(exported), "--dataset", "camvid", "--root", str(root), "--split", "val"])
     assert "| class | IoU | Acc | boundary F1 | boundary IoU | INT8 IoU | INT8 boundary F1 |" in text
@@ -234,6 +237,41 @@ def test_a_shipped_model_scores_as_its_card_says(tmp_path, camvid_teacher):
     assert (f"On held-out drive 0001TP (held out of models trained on `train_no_tune`): "
             f"mIoU **{100 * q_held['mIoU']:.1f}**") in text
     assert text[held_at:].count(" INT8 IoU |") == 1
+
+
+def test_a_card_that_fails_to_score_publishes_no_model(tmp_path, camvid_teacher, monkeypatch):
+    """The model, its scores and its card are published together at the end: a split that does not score (here
+    the held-out drive, after val scored) leaves no model under its final name, no score, no card and no
+    temporary file; an older shipped model and card stay as they were."""
+    from benchmarks.demo import model_card
+    from distill import checkpoint
+    from runtime.contract import DataError
+
+    root = trees.camvid(tmp_path / "cv", size=(64, 96), train=(("0001TP", 1), ("0016E5", 1)), val=(("0016E5", 1),))
+    src = tmp_path / "student.pt"
+    model, meta = checkpoint.load(camvid_teacher)
+    checkpoint.save(src, model, {**meta, "dataset": "camvid", "classes": list(DATASETS["camvid"].classes)})
+    dst = tmp_path / "models" / "student.pt"
+    real, scored = model_card.score_file, []
+
+    def held_out_fails(flag, path, data_args, named=None):
+        if scored:
+            raise DataError("the held-out drive does not score")
+        scored.append(Path(path))
+        return real(flag, path, data_args, named)
+
+    monkeypatch.setattr(model_card, "score_file", held_out_fails)
+    with pytest.raises(DataError, match="held-out drive"):
+        model_card.ship(src, dst, root=root)
+    assert scored and scored[0] != dst and scored[0].parent == dst.parent  # the stored file, under a temporary name
+    assert list(dst.parent.iterdir()) == []
+    dst.write_bytes(b"older model")
+    dst.with_suffix(".md").write_text("older card")
+    scored.clear()
+    with pytest.raises(DataError, match="held-out drive"):
+        model_card.ship(src, dst, root=root)
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["student.md", "student.pt"]
+    assert dst.read_bytes() == b"older model" and dst.with_suffix(".md").read_text() == "older card"
 
 
 @pytest.mark.parametrize("train_split", ["train", "train_no_tune"])

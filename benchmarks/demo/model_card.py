@@ -6,17 +6,20 @@ training, and the held-out drive 0001TP, whose number does not count as held-out
 split that contains it), each with its reproduce command, and the targets the model was trained to meet.
 With `--int8 IR` the card adds that exported model's per-class metrics on the same splits (scored by the
 same command) and its speed at the model's input size on this machine (`runtime.bench`: the model alone,
-as the runtime runs it).
+as the runtime runs it). The model, its scores and its card are published together at the end (written
+under temporary names beside their final ones, the model renamed last): a run that fails publishes nothing.
 
     python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 \\
         --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, check_output, command, DataError, positive_float
+from runtime.contract import (ArgumentParser, atomic_path, check_output, clean_stale, command, DataError, make_folder,
+                              positive_float, UserError)
 
 from ..gain.runs import logged_train_s, report_splits, split_label
 
@@ -123,15 +126,16 @@ def int8_section(int8: dict, sections: list[dict]) -> list[str]:
         f"Reproduce: `{int8['bench_command']}`", ""]
 
 
-def score_file(flag: str, path: Path, data_args: list[str]) -> tuple[dict, str]:
-    """`distill.evaluate` on one split (`data_args`: --dataset, --root, --split), its JSON beside the file
-    (<name>.<split>.json); the results and the command that reproduces them."""
+def score_file(flag: str, path: Path, data_args: list[str], named: Path | None = None) -> tuple[dict, str]:
+    """`distill.evaluate` on one split (`data_args`: --dataset, --root, --split): the results and the command
+    that reproduces them. `named`: the name the scored file will be published under (it is scored under its
+    temporary one); the command and the results' settings name it."""
     from distill import evaluate
 
-    args = [flag, str(path), *data_args]
-    split = data_args[data_args.index("--split") + 1]
-    results = evaluate.main([*args, "-o", str(path.with_suffix(f".{split}.json"))])
-    return results, "python -m distill.evaluate " + " ".join(args)
+    named = named or path
+    results = evaluate.main([flag, str(path), *data_args])
+    results["settings"]["model"] = str(named)
+    return results, "python -m distill.evaluate " + " ".join([flag, str(named), *data_args])
 
 
 def bench_int8(ir: Path, iters: int = 200) -> dict:
@@ -182,25 +186,43 @@ def _sections(meta: dict, split: str) -> list[dict]:
 
 def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, target_miou=None,
          target_class_iou=None, extra="", command=None, int8=None, target_held_out_miou=None) -> dict:
-    """Store the model, score it on each split the card reports, write the card; the first split's results."""
+    """Store the model, score the stored file on each split the card reports (<name>.<split>.json beside it; the
+    INT8 model's beside that), write the card; the first split's results. All of it is written under temporary
+    names beside the final ones and renamed at the end, the model last: a failure on the way (a split that does
+    not score, a full disk) publishes nothing, and an older model, its scores and card stay as they were."""
+    from distill.evaluate import write_json
+
     src, dst = Path(src), Path(dst)
-    meta = store(src, dst, fp16)
-    dataset = meta.get("dataset")
-    root = root or (meta.get("config") or {}).get("data", {}).get("root")
-    if not root:
-        raise DataError(f"{src}: its metadata names no data root; pass --root")
-    sections = _sections(meta, split)
-    for sec in sections:
-        data_args = ["--dataset", dataset, "--root", str(root), "--split", sec["split"]]
-        sec["results"], sec["command"] = score_file("--model", dst, data_args)
-        if int8:
-            sec["int8"] = dict(zip(("results", "command"), score_file("--model", Path(int8), data_args)))
-    results = sections[0]["results"]
-    targets = _targets(sections, target_miou, target_class_iou, target_held_out_miou)
-    text = card(title or dst.stem, dst, meta, sections, logged_train_s(run), targets, extra, command,
-                bench_int8(Path(int8)) if int8 else None)
-    dst.with_suffix(".md").write_text(text)
-    print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB) and {dst.with_suffix('.md')}")
+    make_folder(dst.parent)
+    clean_stale(dst.parent, ".*.pid*.tmp*")  # what a killed run left
+    with contextlib.ExitStack() as publish:  # unwinds in reverse: the card, the scores, then the model
+        stored = publish.enter_context(atomic_path(dst))
+        meta = store(src, stored, fp16)
+        dataset = meta.get("dataset")
+        root = root or (meta.get("config") or {}).get("data", {}).get("root")
+        if not root:
+            raise DataError(f"{src}: its metadata names no data root; pass --root")
+        sections = _sections(meta, split)
+        scores = []
+        for sec in sections:
+            data_args = ["--dataset", dataset, "--root", str(root), "--split", sec["split"]]
+            try:
+                sec["results"], sec["command"] = score_file("--model", stored, data_args, named=dst)
+            except UserError as e:  # it names the file it read, a hidden copy of `src`: name `src`
+                e.args = (str(e).replace(str(stored), str(src)),) + e.args[1:]
+                raise
+            scores.append((dst.with_suffix(f".{sec['split']}.json"), sec["results"]))
+            if int8:
+                sec["int8"] = dict(zip(("results", "command"), score_file("--model", Path(int8), data_args)))
+                scores.append((Path(int8).with_suffix(f".{sec['split']}.json"), sec["int8"]["results"]))
+        results = sections[0]["results"]
+        targets = _targets(sections, target_miou, target_class_iou, target_held_out_miou)
+        text = card(title or dst.stem, dst, meta, sections, logged_train_s(run), targets, extra, command,
+                    bench_int8(Path(int8)) if int8 else None)
+        for path, scored in scores:
+            write_json(scored, publish.enter_context(atomic_path(path)))
+        publish.enter_context(atomic_path(dst.with_suffix(".md"))).write_text(text)
+    print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB), its scores and {dst.with_suffix('.md')}")
     return results
 
 
@@ -224,7 +246,7 @@ def _targets(sections, target_miou, target_class_iou, target_held_out_miou) -> l
     return targets
 
 
-@command(interrupted="the model file is written atomically; the card may be missing")
+@command(interrupted="the model, its scores and card are renamed into place only at the end, the model last")
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.demo.model_card", description=__doc__, examples=(
         "python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 "
