@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from .faults import ENV, ROOT, cli_exit, error_lines, last_line, logged_steps, overrides, run, signal_when, train_args
@@ -158,3 +159,21 @@ def test_sigterm_to_the_gain_benchmark_with_jobs_stops_every_worker_after_its_st
     assert not (runs / "plain_s2").exists()  # the queued run never started
     left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert not left, left
+
+
+def test_a_gain_run_that_fails_in_a_worker_before_it_writes_leaves_no_run_folder(tmp_path):
+    """With --jobs a run trains in a worker, its output in the run folder's train.out: a run that fails before
+    it writes anything else leaves no folder holding only that log (as without --jobs, where the folder goes
+    while empty), so a rerun finds no half-made run; a folder that holds more stays as it was."""
+    from benchmarks.gain.runs import _train_job
+    from runtime.contract import DataError
+
+    bad = overrides(tmp_path, tmp_path / "runs" / "x", iters=2, extra=["data.kwargs={nope: 1}"])
+    with pytest.raises(DataError, match="nope"):
+        _train_job("synthetic_plain.yaml", bad, 1, quiet=True)
+    assert not (tmp_path / "runs" / "x").exists()
+    (tmp_path / "runs" / "y").mkdir()
+    (tmp_path / "runs" / "y" / "notes.txt").write_text("mine\n")
+    with pytest.raises(DataError, match="nope"):
+        _train_job("synthetic_plain.yaml", [*bad, f"out_dir={tmp_path / 'runs' / 'y'}"], 1, quiet=True)
+    assert sorted(p.name for p in (tmp_path / "runs" / "y").iterdir()) == ["notes.txt", "train.out"]

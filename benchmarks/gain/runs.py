@@ -179,16 +179,33 @@ def _train_job(config: str, overrides: list[str], threads: int, quiet: bool) -> 
     make_folder(cfg.out_dir)  # removed again, while empty, if the benchmark fails (a teacher that cannot be read)
     t = time.perf_counter()
     if quiet:  # a pool worker (run_jobs)
-        with open(Path(cfg.out_dir) / "train.out", "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-            try:
-                train(cfg)
-            except KeyboardInterrupt as e:  # Interrupted: last.pt saved (else the previous one is intact)
-                _STOPPED.append(getattr(e, "signum", signal.SIGINT))
-                print(e if str(e) else f"interrupted by {signal.Signals(_STOPPED[-1]).name}", flush=True)
-                raise
+        try:
+            with open(Path(cfg.out_dir) / "train.out", "a") as f, contextlib.redirect_stdout(f), \
+                    contextlib.redirect_stderr(f):
+                try:
+                    train(cfg)
+                except KeyboardInterrupt as e:  # Interrupted: last.pt saved (else the previous one is intact)
+                    _STOPPED.append(getattr(e, "signum", signal.SIGINT))
+                    print(e if str(e) else f"interrupted by {signal.Signals(_STOPPED[-1]).name}", flush=True)
+                    raise
+        except BaseException:
+            _drop_if_only_log(Path(cfg.out_dir))
+            raise
     else:
         train(cfg)
     return time.perf_counter() - t
+
+
+def _drop_if_only_log(run_dir: Path) -> None:
+    """A run that failed before it wrote anything but its log (train.out) leaves no run folder, as one trained
+    without --jobs leaves none (its folder is removed while empty): a rerun finds no half-made run. The error
+    reaches the benchmark's own error line. A run that wrote more (logs, last.pt) stays, to resume."""
+    try:
+        if [p.name for p in run_dir.iterdir()] == ["train.out"]:
+            (run_dir / "train.out").unlink()
+            run_dir.rmdir()
+    except OSError:  # gone, or not ours to remove
+        pass
 
 
 def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) -> dict[str, float]:
@@ -212,6 +229,7 @@ def run_jobs(runs: list[Run], jobs: int, threads: int, log=print, on_done=None) 
         try:
             for r in runs:
                 log(f"[{r.name}] training {r.config} -> {r.run_dir} (log: {r.run_dir / 'train.out'})")
+                make_folder(r.run_dir.parent)  # made here, it goes while empty if the benchmark fails (as with 1 job)
                 futures[pool.submit(_train_job, str(r.config), r.overrides, threads, True)] = r
             for fut in as_completed(futures):
                 r = futures[fut]
