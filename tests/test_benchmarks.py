@@ -229,7 +229,7 @@ def test_loop_benchmark_runs_the_current_clis_and_writes_its_report(tmp_path):
     assert "loop_full CPU outside the model" in text and "limit_ratio" in text and (tmp_path / "out" / "t.csv").exists()
 
 def test_compute_precision_reads_runtime_bench_precision_field():
-    from benchmarks.speed.loop import compute_precision
+    from benchmarks.speed.clis import compute_precision
 
     assert compute_precision("int8 (fp32 compute)") == "f32" and compute_precision("int8 (bf16 compute)") == "bf16"
     assert compute_precision("fp16") == "f16" and compute_precision("fp32") == "f32"
@@ -238,7 +238,7 @@ def test_compute_precision_reads_runtime_bench_precision_field():
 def test_benchmark_app_runs_at_the_precision_it_is_given():
     """The like-for-like check hands benchmark_app runtime.bench's compute precision: on the shipped IR, the
     precision benchmark_app reports having used is the one asked for, and without one it is OpenVINO's own."""
-    from benchmarks.speed.loop import benchmark_app
+    from benchmarks.speed.clis import benchmark_app
     from runtime import shipped
 
     model = shipped.MODELS_DIR / shipped.DEFAULT

@@ -82,6 +82,9 @@ CASES += [
     ("benchmarks.speed.loop", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
     ("benchmarks.speed.loop", "missing video", ["--video", "no/such/street.mp4"], "no/such/street.mp4"),
     ("benchmarks.speed.loop", "bad flag value", ["--frames", "0"], "--frames"),
+    ("benchmarks.speed.streams", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
+    ("benchmarks.speed.streams", "bad flag value", ["--streams", "0"], "--streams"),
+    ("benchmarks.speed.streams", "bad size", ["--sizes", "720x"], "--sizes"),
     ("benchmarks.speed.overlay", "missing folder", ["--root", "no/such/camvid"], "no/such/camvid"),
     ("benchmarks.speed.overlay", "bad size", ["--size", "720x"], "--size"),
     ("benchmarks.speed.overlay", "bad flag value", ["--rounds", "0"], "--rounds"),
@@ -136,7 +139,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 20 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 21 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

@@ -157,6 +157,24 @@ def benchmarks_speed() -> list:
     return cases
 
 
+def benchmarks_speed_streams() -> list:
+    m = "benchmarks.speed.streams"
+    base = ("--model", "{fx}/s.xml", "--streams", "1", "--sizes", "32x64", "--seconds", "0.2",
+            "--work-dir", f"{C}/work", "--out-dir", f"{C}/streams")
+    cases = flag_faults(m, base, [("bad value", "--streams", "0", "--streams"),
+                                  ("bad size", "--sizes", "720x", "--sizes"),
+                                  ("bad value", "--seconds", "0", "--seconds"),
+                                  ("bad value", "--backends", "tensorrt", "tensorrt")])
+    cases += file_faults(m, lambda p: ("--model", p) + base[2:], ".xml", "--model", valid="s.xml", cut=False,
+                         timeout=180)
+    cases += [Case(m, "missing file", "--onnx does not exist", base + ("--backends", "onnxruntime", "--onnx",
+                                                                       f"{C}/no/such/s.onnx"), names="s.onnx"),
+              Case(m, "output inside a file", "--out-dir inside a file",
+                   base[:-2] + ("--out-dir", f"{C}/afile/streams"), names="afile",
+                   setup=(("text", "afile", "x\n"),), timeout=180)]
+    return cases
+
+
 def benchmarks_speed_tools() -> list:
     lc = "benchmarks.speed.loss_cost"
     cases = flag_faults(lc, ("--batch", "1", "--size", "32x64", "--repeats", "1"), [
