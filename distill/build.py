@@ -35,6 +35,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int, mean, std):
     from .data.transforms import EvalTransform, TrainTransform
 
     d = cfg.data
+    if d.exposure is not None and not (len(d.exposure) == 2 and 0 < d.exposure[0] <= d.exposure[1]):
+        raise ConfigError(f"data.exposure {d.exposure}: expected [low, high] with 0 < low <= high, e.g. [0.3, 1.2]")
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 builds the datasets first: only it writes (the synthetic data is generated)
     train_raw = build_dataset(d.dataset, d.root, d.train_split, **d.kwargs)
@@ -44,7 +46,8 @@ def build_data(cfg: Config, rank: int, world: int, start: int, mean, std):
         require_labels(train_raw, f"{d.train_split} split")
     else:
         scan(train_raw, d.min_size, f"{d.train_split} split")  # the same images on every rank
-    train_tf = TrainTransform(tuple(d.crop_size), mean, std, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter)
+    train_tf = TrainTransform(tuple(d.crop_size), mean, std, scale_range=tuple(d.scale_range), flip=d.flip, jitter=d.jitter,
+                              exposure=d.exposure)
     if cfg.train.batch_size % world:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes")
     sampler = StepBatchSampler(len(train_raw), cfg.train.batch_size // world, cfg.train.seed, start, cfg.train.iters, rank, world)

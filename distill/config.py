@@ -50,6 +50,7 @@ class DataCfg:
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     flip: bool = True
     jitter: bool = True
+    exposure: Optional[list[float]] = None          # [low, high]: scale images by a log-uniform factor (dusk, night)
     num_workers: int = 4
     min_size: list[int] = field(default_factory=lambda: [16, 16])  # smaller images are skipped and counted
     kwargs: dict = field(default_factory=dict)      # extra build_dataset arguments for the train split

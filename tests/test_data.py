@@ -283,6 +283,31 @@ def test_train_transform_flip_keeps_image_and_label_aligned():
     assert 0 < flips < 20
 
 
+def test_exposure_darkens_and_brightens_whole_images_within_its_range_in_stops():
+    # a dusk drive is ~2.5x darker than the day drives: only a multiplicative factor reaches it
+    torch.manual_seed(0)
+    img = np.full((8, 8, 3), 200, np.uint8)
+    lbl = np.zeros((8, 8), np.uint8)
+    tf = TrainTransform(8, [0, 0, 0], [1, 1, 1], scale_range=(1.0, 1.0), flip=False, jitter=False,
+                        exposure=(0.25, 1.0))
+    factors = np.array([tf(img, lbl)[0].mean().item() / 200 for _ in range(400)])
+    assert factors.min() >= 0.25 - 1 / 200 and factors.max() <= 1.0 + 1 / 200
+    assert factors.min() < 0.3 and factors.max() > 0.9
+    # log-uniform: as many draws in the darker stop [0.25, 0.5) as in [0.5, 1.0]
+    assert 0.4 < np.mean(factors < 0.5) < 0.6
+    plain = TrainTransform(8, [0, 0, 0], [1, 1, 1], scale_range=(1.0, 1.0), flip=False, jitter=False)
+    assert torch.equal(plain(img, lbl)[0], torch.full((3, 8, 8), 200.0))
+
+
+def test_a_bad_exposure_range_names_its_key(tmp_path):
+    from distill.build import build_data
+    from distill.config import Config, ConfigError
+    cfg = Config()
+    cfg.data.dataset, cfg.data.root, cfg.data.exposure = "synthetic", str(tmp_path), [1.2, 0.3]
+    with pytest.raises(ConfigError, match=r"data\.exposure \[1\.2, 0\.3\]: expected \[low, high\]"):
+        build_data(cfg, 0, 1, 0, MEAN, STD)
+
+
 def test_eval_transform_normalises_and_resizes_labels_nearest():
     img = np.full((4, 6, 3), 255, np.uint8)
     lbl = np.array([[0, 1, 2, 0, 1, 2]] * 4, np.uint8)

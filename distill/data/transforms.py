@@ -33,6 +33,15 @@ def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
+def exposure(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Scale the whole image by a factor drawn log-uniformly from [low, high] (exposure in stops, e.g. 0.3 is
+    about 1.7 stops darker). mmseg's jitter adds at most 32 grey levels, which cannot turn a day frame
+    (mean about 140 on CamVid's day drives) into a dusk one (about 55 on its 0001TP drive); a multiplicative
+    factor can (torchvision's ColorJitter brightness is one too)."""
+    factor = float(np.exp(_uniform(np.log(low), np.log(high))))
+    return np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
 def photometric_jitter(image: np.ndarray) -> np.ndarray:
     """mmseg's PhotoMetricDistortion: brightness, contrast, saturation, hue, each with probability 1/2."""
     img = image.astype(np.float32)
@@ -56,14 +65,17 @@ def photometric_jitter(image: np.ndarray) -> np.ndarray:
 
 class TrainTransform:
     """Random scale (relative to the input size), random crop (label padded with 255), horizontal flip,
-    photometric jitter, normalisation."""
+    exposure (optional: `exposure=(low, high)`), photometric jitter, normalisation."""
 
     def __init__(self, crop_size, mean, std, scale_range=(0.5, 2.0), flip=True, jitter=True,
-                 ignore_index=IGNORE_INDEX):
+                 ignore_index=IGNORE_INDEX, exposure=None):
         self.crop = pair(crop_size)
         self.mean, self.std = list(mean), list(std)
         self.scale_range = tuple(scale_range)
         self.flip, self.jitter, self.ignore_index = flip, jitter, ignore_index
+        self.exposure = tuple(exposure) if exposure else None
+        if self.exposure and not (len(self.exposure) == 2 and 0 < self.exposure[0] <= self.exposure[1]):
+            raise ValueError(f"exposure {list(exposure)}: expected [low, high] with 0 < low <= high")
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         s = _uniform(*self.scale_range)
@@ -88,6 +100,8 @@ class TrainTransform:
         if self.flip and _coin():
             image, label = image[:, ::-1], label[:, ::-1]
             pad = pad[:, ::-1] if pad is not None else None
+        if self.exposure:
+            image = exposure(image, *self.exposure)
         if self.jitter:
             image = photometric_jitter(np.ascontiguousarray(image))
         x = normalize(image, self.mean, self.std)
