@@ -18,7 +18,8 @@ NO_GATE = ("INT8 is published only after its accuracy gate on labelled validatio
 
 
 def add_gate_args(p):
-    """The INT8 gate's flags, the same in export.quantize, export.openvino and export.trt."""
+    """The INT8 gate's flags, the same in export.quantize, export.openvino and export.trt (export.openvino's
+    --compute bf16 is gated by them too)."""
     p.add_argument("--max-drop", type=finite_float, default=1.0,
                    help="accuracy gate: max mIoU drop in points (default 1.0; negative: INT8 must beat FP32 by that much)")
     p.add_argument("--max-boundary-drop", type=finite_float, default=1.0,
@@ -46,7 +47,7 @@ def gate_record(args, out=None):
 
 # what the metadata's gate section copies from the gate's report
 VERDICT_KEYS = ("passed", "max_drop", "max_boundary_drop", "drop", "boundary_f1_drop", "fp32_miou", "int8_miou",
-                "images")
+                "bf16_miou", "compute", "images")
 
 
 def seal_gate(path, final_name, report=None, not_run=None):

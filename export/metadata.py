@@ -14,7 +14,10 @@ from .work import writing
 # The compute precision parity and the accuracy gate run an OpenVINO IR at, recorded in its metadata
 # (export.inference_precision) so that the runtime compiles it at the same one by default
 # (runtime/backends/openvino.py): a CPU with AVX512-BF16 would otherwise run bf16, which nobody checked.
+# f32 by default; export.openvino --compute bf16 checks and records bf16 instead (COMPUTE_PRECISIONS), which the
+# runtime runs on CPUs with native bf16 and replaces by f32 elsewhere.
 CHECKED_PRECISION = "f32"
+COMPUTE_PRECISIONS = ("f32", "bf16")
 
 
 def onnx_meta(path):

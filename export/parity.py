@@ -4,7 +4,9 @@ report max/mean abs logit difference and argmax agreement, write `<output>.parit
 
 Default tolerances on argmax agreement: FP32 99.9%, FP16 99.5%; INT8 only a 95% floor here (that
 catches broken calibration or preprocessing): it is judged by the accuracy gate (mIoU on the
-validation split, export.quantize.accuracy_gate).
+validation split, export.quantize.accuracy_gate). An IR checked at bf16 compute (export.openvino
+--compute bf16) has a 99% floor (or its weights' own, if lower): it too is judged by the gate. The record
+says what OpenVINO compiled the IR at (`compute`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,16 @@ from .metadata import model_meta
 from .publish import file_hashes, sibling, write_json
 
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.95}  # INT8: a floor that catches broken calibration
+MIN_AGREEMENT_BF16 = 0.99  # bf16 compute: a floor too (8 mantissa bits flip the odd near-tie pixel); the gate judges
+
+
+def default_agreement(precision: str, compute: str | None = None):
+    """The argmax agreement parity needs by default: the weights' (MIN_AGREEMENT), or the bf16 floor where the
+    model computes in bf16 and that is lower."""
+    tol = MIN_AGREEMENT.get(precision)
+    if compute == "bf16" and tol is not None:
+        tol = min(tol, MIN_AGREEMENT_BF16)
+    return tol
 
 
 def onnx_runner(path):
@@ -39,9 +51,10 @@ def onnx_runner(path):
 
 
 def openvino_runner(path):
-    """The IR compiled for the CPU at the compute precision recorded in it (export.openvino's
-    CHECKED_PRECISION, f32), which is also what the runtime compiles it at by default; f32 for an IR that
-    records none (the CPU plugin would otherwise pick bf16 on AMX/AVX512-BF16 machines)."""
+    """The IR compiled for the CPU at the compute precision recorded in it (export.openvino --compute: f32, or
+    bf16 whatever the CPU, emulated where it has no native bf16), which is what the runtime compiles it at by
+    default (a bf16 one: where the CPU has native bf16); f32 for an IR that records none (the CPU plugin would
+    otherwise pick bf16 on AMX/AVX512-BF16 machines). The runner's `compute` is what OpenVINO compiled it at."""
     ov = require("openvino", "openvino", "running OpenVINO models")
     from runtime.backends.openvino import checked_precision
 
@@ -54,7 +67,20 @@ def openvino_runner(path):
     except Exception as e:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable IR
         raise ExportError(f"{path}: OpenVINO cannot load it ({type(e).__name__}: {_first_line(e)})") from None
     out = compiled.outputs[0]
-    return lambda x: compiled(x)[out]
+
+    def run(x):
+        return compiled(x)[out]
+    run.compute = compiled_precision(compiled)
+    return run
+
+
+def compiled_precision(compiled) -> str | None:
+    """What an OpenVINO compiled model computes in ('f32', 'bf16', 'f16'), from its INFERENCE_PRECISION_HINT."""
+    try:
+        value = compiled.get_property("INFERENCE_PRECISION_HINT")
+    except Exception:  # a device that does not report it
+        return None
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
 def _first_line(e):
@@ -113,9 +139,12 @@ def check_parity(model_path, precision: str, reference, reference_name: str, ima
     meta = meta or model_meta(model_path)
     labels_output = meta.get("export", {}).get("output") == metadata.OUTPUT_LABELS
     inputs = (preprocess([img], meta)[0] for img in images)  # one image at a time
-    res = compare(reference, runner_for(model_path), inputs, labels_output)
-    tol = MIN_AGREEMENT.get(precision) if min_agreement is None else min_agreement
-    report = {"model": final.name, "precision": precision, "reference": reference_name,
+    candidate = runner_for(model_path)
+    compute = getattr(candidate, "compute", None)
+    res = compare(reference, candidate, inputs, labels_output)
+    tol = default_agreement(precision, compute) if min_agreement is None else min_agreement
+    report = {"model": final.name, "precision": precision, **({"compute": compute} if compute else {}),
+              "reference": reference_name,
               "images": len(images), "images_source": images_source, "input_size": list(meta["input_size"]),
               "output": "labels" if labels_output else "logits", **res,
               "min_argmax_agreement": tol, "passed": tol is None or res["argmax_agreement"] >= tol,
@@ -131,7 +160,8 @@ def format_report(r: dict) -> str:
              if "max_abs_diff" in r else "")
     tol = "" if r["min_argmax_agreement"] is None else f" (need >= {100 * r['min_argmax_agreement']:.1f}%)"
     verdict = "ok" if r["passed"] else "FAILED"
-    return (f"parity {r['model']} [{r['precision']}] vs {r['reference']} on {r['images']} {r['images_source']} "
+    what = r["precision"] + (f", {r['compute']} compute" if r.get("compute") else "")
+    return (f"parity {r['model']} [{what}] vs {r['reference']} on {r['images']} {r['images_source']} "
             f"images: {diffs}argmax agreement {100 * r['argmax_agreement']:.3f}%{tol}: {verdict}")
 
 
@@ -139,7 +169,8 @@ def add_parity_args(p):
     g = p.add_argument_group("parity")
     g.add_argument("--parity-images", type=positive_int, default=4, help="images for the parity check (default 4)")
     g.add_argument("--min-agreement", type=fraction,
-                   help="argmax agreement needed, 0..1 (default 0.999 FP32, 0.995 FP16, 0.95 INT8)")
+                   help="argmax agreement needed, 0..1 (default 0.999 FP32, 0.995 FP16, 0.95 INT8; at most 0.99 at bf16 "
+                        "compute)")
     g.add_argument("--skip-parity", action="store_true", help="no parity check (not recommended)")
     g.add_argument("--keep-failed", action="store_true",
                    help="keep a model that fails parity or the accuracy gate as <name>.FAILED<suffix> (default: delete it)")

@@ -241,38 +241,53 @@ def gate_scores(backend, items, meta, per_item=None) -> dict:
 
 def _gate_backend(path):
     """The runtime backend the gate scores a file with: the CPU for ONNX Runtime and OpenVINO (OpenVINO at
-    the precision recorded in the IR), the engine's GPU for TensorRT."""
+    the compute precision recorded in the IR, asked for explicitly: bf16 is measured as bf16 even on a CPU
+    where the runtime would run it at f32), the engine's GPU for TensorRT."""
     from distill.score import open_model
 
-    return open_model(path, device="cpu" if format_for(path).name in ("onnx", "openvino") else "auto")
+    if format_for(path).name == "openvino":
+        from runtime.backends.openvino import checked_precision
+
+        return open_model(path, device="cpu", precision_hint=checked_precision(model_meta(path)))
+    return open_model(path, device="cpu" if format_for(path).name == "onnx" else "auto")
+
+
+def _compute(backend):
+    """What an OpenVINO backend's compiled model computes in ('f32', 'bf16'); None for other backends."""
+    from .parity import compiled_precision
+
+    compiled = getattr(backend, "compiled", None)
+    return compiled_precision(compiled) if backend.name == "openvino" and compiled is not None else None
 
 
 def accuracy_gate(fp32_path, int8_path, validation, max_drop: float = 1.0, name=None,
-                  max_boundary_drop: float = 1.0) -> dict:
+                  max_boundary_drop: float = 1.0, label: str = "int8") -> dict:
     """FP32 vs INT8 mIoU and boundary F1 on the labelled `validation` items (read one at a time); prints the
     table, returns the verdict (passed when neither drop exceeds its limit). The JSON goes next to `int8_path`,
     with its sha256 (`name`: the INT8 model's final name when it is checked under a temporary one; the record
-    moves with it, export.publish)."""
+    moves with it, export.publish). `label` names the candidate's keys (int8_miou, ...; bf16_miou for an FP32
+    IR checked at bf16 compute); `compute` is what OpenVINO compiled the candidate at (absent elsewhere)."""
     meta = model_meta(fp32_path)
     scores = {}
-    for key, path in (("fp32", fp32_path), ("int8", int8_path)):
+    for key, path in (("fp32", fp32_path), (label, int8_path)):
         backend = _gate_backend(path)
         try:
             scores[key] = gate_scores(backend, validation, meta)
-            scores[key]["precision"] = backend.precision
+            scores[key].update(precision=backend.precision, compute=_compute(backend))
         finally:
             backend.close()
-    fp32, int8 = scores["fp32"], scores["int8"]
+    fp32, int8 = scores["fp32"], scores[label]
     drop, b_drop = fp32["mIoU"] - int8["mIoU"], fp32["boundary_f1"] - int8["boundary_f1"]
     final = Path(name) if name else Path(int8_path)
-    report = {"fp32_model": Path(fp32_path).name, "int8_model": final.name, "images": fp32["images"],
-              "fp32_miou": fp32["mIoU"], "int8_miou": int8["mIoU"], "drop": drop, "max_drop": max_drop,
-              "fp32_boundary_f1": fp32["boundary_f1"], "int8_boundary_f1": int8["boundary_f1"],
+    report = {"fp32_model": Path(fp32_path).name, f"{label}_model": final.name, "images": fp32["images"],
+              "fp32_miou": fp32["mIoU"], f"{label}_miou": int8["mIoU"], "drop": drop, "max_drop": max_drop,
+              "fp32_boundary_f1": fp32["boundary_f1"], f"{label}_boundary_f1": int8["boundary_f1"],
               "boundary_f1_drop": b_drop, "max_boundary_drop": max_boundary_drop,
-              "scored": fp32["how"], "fp32_runs_as": fp32["precision"], "int8_runs_as": int8["precision"],
+              "scored": fp32["how"], "fp32_runs_as": fp32["precision"], f"{label}_runs_as": int8["precision"],
+              **({"compute": int8["compute"]} if int8["compute"] else {}),
               "passed": drop <= max_drop and b_drop <= max_boundary_drop,
               "file": Path(int8_path).name, **file_hashes(int8_path)}
-    fp32_name, int8_name = report["fp32_model"] + " (FP32)", report["int8_model"] + " (INT8)"
+    fp32_name, int8_name = report["fp32_model"] + " (FP32)", report[f"{label}_model"] + f" ({label.upper()})"
     print(f"{'model':<28} {'mIoU':>7} {'bF1':>7}\n{fp32_name:<28} {fp32['mIoU']:7.2f} {fp32['boundary_f1']:7.2f}\n"
           f"{int8_name:<28} {int8['mIoU']:7.2f} {int8['boundary_f1']:7.2f}\n"
           f"{'drop':<28} {drop:7.2f} {b_drop:7.2f}  (max {max_drop:.2f} / {max_boundary_drop:.2f}): "

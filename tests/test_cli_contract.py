@@ -85,6 +85,9 @@ CASES += [
     ("benchmarks.speed.streams", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
     ("benchmarks.speed.streams", "bad flag value", ["--streams", "0"], "--streams"),
     ("benchmarks.speed.streams", "bad size", ["--sizes", "720x"], "--sizes"),
+    ("benchmarks.speed.bf16", "missing file", ["--models", MISSING_PT], MISSING_PT),
+    ("benchmarks.speed.bf16", "unknown architecture", ["--models", "nonesuch"], "nonesuch"),
+    ("benchmarks.speed.bf16", "bad flag value", ["--repeats", "0"], "--repeats"),
     ("benchmarks.speed.overlay", "missing folder", ["--root", "no/such/camvid"], "no/such/camvid"),
     ("benchmarks.speed.overlay", "bad size", ["--size", "720x"], "--size"),
     ("benchmarks.speed.overlay", "bad flag value", ["--rounds", "0"], "--rounds"),
@@ -139,7 +142,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 21 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 22 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

@@ -155,3 +155,101 @@ def test_the_ir_runs_at_the_precision_it_was_checked_at(onnx_model, tmp_path, ca
     assert [line for line in r.stderr.splitlines() if "unchecked" in line] == [
         f"{out}: computing in bf16, not f32, the precision its parity check and accuracy gate were measured at: "
         "this run is unchecked"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_onnx(tmp_path_factory):
+    """An 11-class student of the synthetic dataset and a 4-image labelled val split to gate it on."""
+    from distill.data import build_dataset
+
+    from .conftest import write_synthetic_student
+
+    d = tmp_path_factory.mktemp("bf16")
+    build_dataset("synthetic", d / "data", "val", num_images=4, size=[64, 128], seed=1)
+    ckpt = write_synthetic_student(d / "s.pt", "lraspp_mobilenetv2_w035", (64, 128), seed=0, bn_passes=1)
+    return torch_to_onnx(ckpt, d / "s.onnx"), d / "data"
+
+
+def test_compute_bf16_is_gated_at_bf16_and_recorded(synthetic_onnx, tmp_path, caplog):
+    """--compute bf16: parity and the accuracy gate run the IR compiled at bf16 (emulated on a CPU without native
+    bf16; what OpenVINO compiled it at is in both records), the metadata records bf16 and the gate's verdict, and
+    the runtime computes in bf16 where the CPU has native bf16 and in f32 (one info line) elsewhere."""
+    from export.parity import openvino_runner
+    from export.quantize import _gate_backend
+    from runtime.backends.openvino import OpenVINOBackend, device_capabilities
+
+    onnx_path, data = synthetic_onnx
+    out = tmp_path / "s.bf16.xml"
+    r = subprocess.run([sys.executable, "-m", "export.openvino", str(onnx_path), "--compute", "bf16", "-o", str(out),
+                        "--data-root", str(data), "--dataset", "synthetic"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "checked at bf16: runs bf16 on CPUs with native bf16, f32 elsewhere" in r.stdout
+    export = openvino_meta(out)["export"]
+    assert export["precision"] == "fp32" and export["inference_precision"] == "bf16"
+    assert export["gate"]["passed"] is True and export["gate"]["compute"] == "bf16"
+    assert export["gate"]["report"] == "s.bf16.xml.gate.json" and "bf16_miou" in export["gate"]
+    parity = json.loads(Path(str(out) + ".parity.json").read_text())
+    gate = json.loads(Path(str(out) + ".gate.json").read_text())
+    assert parity["compute"] == "bf16" and parity["passed"] and parity["min_argmax_agreement"] == 0.99
+    assert parity["max_abs_diff"] > 1e-4  # bf16 rounding really happened (an f32 IR stays within 1e-4 of torch)
+    assert gate["compute"] == "bf16" and gate["bf16_runs_as"] == "fp32 (bf16 compute)" and gate["passed"]
+    assert gate["fp32_runs_as"] == "fp32" and gate["images"] == 4
+    # what parity and the gate compile the published file at, whatever this CPU has
+    assert openvino_runner(out).compute == "bf16"
+    backend = _gate_backend(out)
+    assert backend.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+    backend.close()
+    native = "BF16" in device_capabilities(ov.Core(), "CPU")
+    with caplog.at_level("INFO", logger="runtime.backends.openvino"):
+        runtime = OpenVINOBackend(out, device="cpu")
+    ran = runtime.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    assert (ran, runtime.precision) == (("bf16", "fp32 (bf16 compute)") if native else ("f32", "fp32"))
+    assert ("no native bf16" in caplog.text) is not native and "unchecked" not in caplog.text
+    print(f"this CPU has native bf16: {native}; the bf16-checked IR runs at {ran}")
+
+
+def test_compute_bf16_needs_the_gate_and_fp32_or_int8_weights(synthetic_onnx, tmp_path, capsys):
+    from export.openvino import main
+
+    onnx_path, data = synthetic_onnx
+    out = tmp_path / "x.xml"
+    for args, expected in [([], "--compute bf16 records bf16 as checked"),
+                           (["--data-root", str(data), "--no-gate"], "--compute bf16 records bf16 as checked"),
+                           (["--data-root", str(data), "--precision", "fp16"], "--compute bf16 is for an FP32 or INT8")]:
+        assert main([str(onnx_path), "--compute", "bf16", "-o", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_runtime_runs_bf16_only_where_the_cpu_has_it():
+    """The decision: an IR checked at bf16 computes in bf16 on a device whose OPTIMIZATION_CAPABILITIES have
+    BF16 (AVX512-BF16 or AMX: Sapphire Rapids), in f32 elsewhere (this Xeon's list has no BF16); an IR checked at
+    f32 stays f32 everywhere, and one that records nothing is left to the device."""
+    from runtime.backends.openvino import run_precision
+
+    with_bf16 = ["WINOGRAD", "FP32", "FP16", "INT8", "BIN", "BF16", "EXPORT_IMPORT"]
+    without = ["WINOGRAD", "FP32", "INT8", "BIN", "EXPORT_IMPORT"]
+    assert run_precision("bf16", with_bf16) == "bf16"
+    assert run_precision("bf16", without) == "f32" and run_precision("bf16", []) == "f32"
+    assert run_precision("f32", with_bf16) == "f32" and run_precision("f32", without) == "f32"
+    assert run_precision(None, with_bf16) is None
+
+
+def test_a_bf16_ir_that_failed_its_gate_or_was_not_measured_at_bf16():
+    """The runtime warns about a bf16-checked IR kept after a failed gate; an export whose checks OpenVINO
+    compiled at another precision than bf16 is refused (nothing is published)."""
+    from export.openvino import check_measured
+    from runtime.backends.base import gate_warning
+
+    meta = {"export": {"precision": "fp32", "inference_precision": "bf16", "gate": {
+        "passed": False, "drop": 2.5, "max_drop": 1.0, "boundary_f1_drop": 0.5, "max_boundary_drop": 1.0,
+        "report": "s.FAILED.xml.gate.json"}}}
+    assert gate_warning(meta, "s.FAILED.xml") == (
+        "s.FAILED.xml: bf16-compute model that FAILED its accuracy gate (mIoU drop 2.50 (max 1.00), boundary-F1 "
+        "drop 0.50 (max 1.00) points; kept with --keep-failed, see s.FAILED.xml.gate.json): do not deploy it")
+    assert gate_warning({"export": {"precision": "fp32", "inference_precision": "f32"}}, "s.xml") is None
+    check_measured("s.xml", "bf16", None, {"compute": "bf16"})
+    with pytest.raises(ExportError, match="OpenVINO compiled it at f32 for the accuracy gate: bf16 was not measured"):
+        check_measured("s.xml", "bf16", None, {"compute": "f32"})

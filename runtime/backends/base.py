@@ -149,21 +149,34 @@ def ungated(meta):
     return export.get("precision") == "int8" and "gate" in export and export["gate"] is None
 
 
-def gate_warning(meta, path):
-    """The one line the runtime warns with when it loads an INT8 model that did not pass its accuracy gate:
-    the verdict the model carries (export.gate, written after the gate: `passed`), else None. Warned: a
-    model kept after a failed gate (--keep-failed), one exported with --no-gate (gate null), one whose
-    gate never gave a verdict (gate missing, or from exporters that wrote it before the gate ran)."""
+def gated_kind(meta):
+    """What a model's accuracy gate vouches for: 'INT8' for an INT8 model, 'bf16-compute' for an OpenVINO IR
+    checked at bf16 (export.openvino --compute bf16), None for a model that has no gate."""
     export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
-    if export.get("precision") != "int8":
+    if export.get("precision") == "int8":
+        return "INT8"
+    if str(export.get("inference_precision")) == "bf16":
+        return "bf16-compute"
+    return None
+
+
+def gate_warning(meta, path):
+    """The one line the runtime warns with when it loads an INT8 model (or an IR checked at bf16 compute) that
+    did not pass its accuracy gate: the verdict the model carries (export.gate, written after the gate:
+    `passed`), else None. Warned: a model kept after a failed gate (--keep-failed), one exported with --no-gate
+    (gate null), one whose gate never gave a verdict (gate missing, or from exporters that wrote it before the
+    gate ran)."""
+    export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
+    kind = gated_kind(meta)
+    if kind is None:
         return None
     if ungated(meta):
         return ("{}: INT8 published without its accuracy gate (exported with --no-gate): its accuracy was never "
                 "checked on labelled data".format(path))
     gate = export.get("gate")
     if not isinstance(gate, dict) or gate.get("passed") is None:
-        return ("{}: INT8 model with no accuracy gate verdict in its metadata: its accuracy is unchecked (re-export "
-                "it with its gate)".format(path))
+        return ("{}: {} model with no accuracy gate verdict in its metadata: its accuracy is unchecked (re-export "
+                "it with its gate)".format(path, kind))
     if gate["passed"] is True:
         return None
     if gate.get("not_run"):
@@ -171,5 +184,5 @@ def gate_warning(meta, path):
     else:
         why = "mIoU drop {:.2f} (max {:.2f}), boundary-F1 drop {:.2f} (max {:.2f}) points".format(
             *(float(gate.get(k) or 0.0) for k in ("drop", "max_drop", "boundary_f1_drop", "max_boundary_drop")))
-    return ("{}: INT8 model that FAILED its accuracy gate ({}; kept with --keep-failed, see {}): do not deploy "
-            "it".format(path, why, gate.get("report") or "its export log"))
+    return ("{}: {} model that FAILED its accuracy gate ({}; kept with --keep-failed, see {}): do not deploy "
+            "it".format(path, kind, why, gate.get("report") or "its export log"))

@@ -3,7 +3,10 @@
 The IR records the compute precision its parity check and accuracy gate were measured at
 (`export.inference_precision` in its metadata, written by export.openvino); the backend compiles at that
 precision by default, so what runs is what was checked (a CPU with AVX512-BF16 would otherwise pick bf16).
-`inference_precision` (runtime --precision-hint) overrides it, with one warning line: the run is unchecked.
+An IR checked at bf16 (export.openvino --compute bf16) runs at bf16 on a device with native bf16 ('BF16' in
+its OPTIMIZATION_CAPABILITIES) and at f32 elsewhere, more precise than what was checked, said in one info line
+(run_precision). `inference_precision` (runtime --precision-hint) overrides it, with one warning line: the
+run is unchecked.
 """
 from __future__ import annotations
 
@@ -30,6 +33,34 @@ def checked_precision(meta):
     export = meta.get("export") if isinstance(meta.get("export"), dict) else {}
     value = export.get("inference_precision")
     return OV_TYPES.get(str(value), str(value)) if value else None
+
+
+def run_precision(checked, capabilities):
+    """The compute precision an IR checked at `checked` ('f32', 'bf16', None) runs at on a device whose
+    OPTIMIZATION_CAPABILITIES are `capabilities`: bf16 only where the device has native bf16 ('BF16'; elsewhere
+    OpenVINO emulates it, slower than f32 and no more precise), else f32, which is more precise than what was
+    checked; anything else as checked."""
+    if checked == "bf16" and "BF16" not in set(capabilities or ()):
+        return "f32"
+    return checked
+
+
+def device_capabilities(core, device):
+    """OPTIMIZATION_CAPABILITIES of `device`; for AUTO/MULTI (which may pick any of their devices) those every
+    device it may pick has; empty where a device does not say."""
+    if device.upper().startswith(("AUTO", "MULTI")):
+        _, _, listed = device.partition(":")
+        names = [n for n in listed.split(",") if n] or list(core.available_devices)
+    else:
+        names = [device]
+    common = None
+    for name in names:
+        try:
+            caps = set(str(c) for c in core.get_property(name, "OPTIMIZATION_CAPABILITIES"))
+        except Exception:  # a device that does not report it: assume nothing
+            caps = set()
+        common = caps if common is None else common & caps
+    return sorted(common or ())
 
 
 class _Request(Pending):
@@ -75,7 +106,12 @@ class OpenVINOBackend(Backend):
                 log.warning("%s: computing in %s, not %s, the precision its parity check and accuracy gate were "
                             "measured at: this run is unchecked", path, inference_precision, checked)
         else:  # the precision it was checked at (e.g. f32 on a CPU that would otherwise run bf16)
-            inference_precision = checked
+            capabilities = device_capabilities(core, device) if checked == "bf16" else ()
+            inference_precision = run_precision(checked, capabilities)
+            if inference_precision != checked:
+                log.info("%s: checked at %s; %s has no native bf16 (its capabilities: %s), so it computes in %s, "
+                         "more precise than what was checked", path, checked, device,
+                         ", ".join(capabilities) or "none reported", inference_precision)
         self.checked_precision = checked
         if inference_precision:
             config["INFERENCE_PRECISION_HINT"] = inference_precision

@@ -175,6 +175,27 @@ def benchmarks_speed_streams() -> list:
     return cases
 
 
+def benchmarks_speed_bf16() -> list:
+    m = "benchmarks.speed.bf16"
+    tail = ("--data-root", "{fx}/data", "--repeats", "1", "--iters", "1", "--warmup", "0", "--app-seconds", "0",
+            "--work-dir", f"{C}/work", "--out-dir", f"{C}/bf16")
+    base = ("--models", "{fx}/run/model.pt") + tail
+    cases = flag_faults(m, base, [("bad value", "--models", "nonesuch", "nonesuch"),
+                                  ("bad value", "--repeats", "0", "--repeats"),
+                                  ("bad value", "--iters", "0", "--iters"),
+                                  ("bad size", "--size", "512x", "--size"),
+                                  ("bad value", "--app-seconds", "-1", "--app-seconds")])
+    cases += file_faults(m, lambda p: ("--models", p) + tail, ".pt", "--models", valid="run/model.pt", cut=False,
+                         extra=PT_KINDS, timeout=180)
+    cases += [Case(m, "missing file", "--data-root does not exist", ("--models", "{fx}/run/model.pt",
+                                                                     "--data-root", f"{C}/no/such/data") + tail[2:],
+                   names="no/such/data"),
+              Case(m, "missing file", "--camvid-root does not exist (the shipped student)",
+                   ("--models", "shipped", "--camvid-root", f"{C}/no/camvid") + tail[2:], names="no/camvid")]
+    cases += output_faults(m, lambda p: base[:-2] + ("--out-dir", p), "bf16", "--out-dir", folder=True, timeout=180)
+    return cases
+
+
 def benchmarks_speed_tools() -> list:
     lc = "benchmarks.speed.loss_cost"
     cases = flag_faults(lc, ("--batch", "1", "--size", "32x64", "--repeats", "1"), [
