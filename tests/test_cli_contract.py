@@ -85,6 +85,7 @@ CASES += [
     ("benchmarks.speed.streams", "missing file", ["--model", "no/such/student.int8.xml"], "no/such/student.int8.xml"),
     ("benchmarks.speed.streams", "bad flag value", ["--streams", "0"], "--streams"),
     ("benchmarks.speed.streams", "bad size", ["--sizes", "720x"], "--sizes"),
+    ("benchmarks.speed.streams", "bad flag value", ["--repeats", "0"], "--repeats"),
     ("benchmarks.speed.bf16", "missing file", ["--models", MISSING_PT], MISSING_PT),
     ("benchmarks.speed.bf16", "unknown architecture", ["--models", "nonesuch"], "nonesuch"),
     ("benchmarks.speed.bf16", "bad flag value", ["--repeats", "0"], "--repeats"),

@@ -164,6 +164,7 @@ def benchmarks_speed_streams() -> list:
     cases = flag_faults(m, base, [("bad value", "--streams", "0", "--streams"),
                                   ("bad size", "--sizes", "720x", "--sizes"),
                                   ("bad value", "--seconds", "0", "--seconds"),
+                                  ("bad value", "--repeats", "0", "--repeats"),
                                   ("bad value", "--backends", "tensorrt", "tensorrt")])
     cases += file_faults(m, lambda p: ("--model", p) + base[2:], ".xml", "--model", valid="s.xml", cut=False,
                          timeout=180)
