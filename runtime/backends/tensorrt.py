@@ -140,7 +140,8 @@ def open_cuda(device=0):
         except ImportError:
             raise formats.MissingDependency(
                 "pycuda (or cuda-python) is not installed for the TensorRT backend's device memory: "
-                "pip install 'brd-edge[{}]'".format(_EXTRA)) from None
+                "pip install pycuda (on x86 pip install 'brd-edge[{}]' installs it with TensorRT; on a Jetson "
+                "TensorRT itself comes with JetPack)".format(_EXTRA)) from None
     return _CudaPython(cudart, device)
 
 
