@@ -99,9 +99,34 @@ def renormalize_input(module: nn.Module, have, want) -> None:
 
 
 def build_student(cfg: Config, num_classes: int) -> nn.Module:
-    """The student, with the ImageNet backbone file's variant (recorded in `model.arch_kwargs`) and weights."""
+    """The student, with the ImageNet backbone file's variant (recorded in `model.arch_kwargs`) and weights, or
+    every weight of the trained model `model.init_from` (read again on resume, as the ImageNet file and the
+    teacher are: its architecture arguments are part of the model)."""
+    if cfg.model.init_from:
+        return init_student(cfg, num_classes)
     model = build_model(cfg.model.arch, num_classes, pretrained=cfg.model.pretrained,
                         pretrained_strict=cfg.model.pretrained_strict, **cfg.model.kwargs)
     if cfg.model.pretrained:
         print(f"pretrained backbone {cfg.model.pretrained} ({model.arch_kwargs}): {model.pretrained_report}")
     return model
+
+
+def init_student(cfg: Config, num_classes: int) -> nn.Module:
+    """The student started from a trained model file: its architecture and arguments (those the config gives
+    must agree), every tensor loaded. No ImageNet file is read: the model file overwrites every weight."""
+    path = cfg.model.init_from
+    try:
+        meta = checkpoint.load_meta(path)
+    except contract.CheckpointError as e:
+        raise ConfigError(f"model.init_from: {e}") from None
+    if meta["arch"] != cfg.model.arch or meta["num_classes"] != num_classes:
+        raise ConfigError(f"model.init_from: {path} holds a {meta['arch']} with {meta['num_classes']} classes; "
+                          f"this run trains a {cfg.model.arch} with {num_classes}")
+    differ = sorted(k for k, v in cfg.model.kwargs.items() if meta["arch_kwargs"].get(k) != v)
+    if differ:
+        raise ConfigError(f"model.init_from: {path} was built with " + ", ".join(
+            f"{k}={meta['arch_kwargs'].get(k)!r}" for k in differ) + f", the config asks for model.kwargs "
+            + ", ".join(f"{k}={cfg.model.kwargs[k]!r}" for k in differ))
+    model = checkpoint.load(path, num_classes)[0]  # strict: every tensor
+    print(f"student initialised from {path} (every weight; model.pretrained is not read)")
+    return model.train()

@@ -32,6 +32,8 @@ class ModelCfg:
     kwargs: dict = field(default_factory=dict)      # architecture keyword arguments (stored as arch_kwargs)
     pretrained: Optional[str] = None                # ImageNet backbone file, or "imagenet": the installed package's
     pretrained_strict: bool = True                  # false: allow a file that fills the backbone only partly
+    init_from: Optional[str] = None                 # a trained model file (model.pt, best.pt) whose every weight
+                                                    # starts the run (fine-tuning; mmseg's load_from)
 
 
 @dataclass

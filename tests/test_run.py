@@ -106,3 +106,29 @@ def test_cli_plain_student_and_missing_teacher_error(tmp_path):
     assert str(missing) in no_teacher.stderr
     assert "python -m distill.run --cfg configs/synthetic_teacher.yaml" in no_teacher.stderr
     assert bad.returncode == 2 and "train.lrr" in bad.stderr
+
+
+def test_init_from_starts_from_every_weight(tmp_path):
+    """model.init_from: the run (stopped and resumed) starts from the file's weights (lr ~0: the conv weights
+    at the end are the file's, where a fresh init would differ), and a file of another architecture or no
+    file is one error naming the key."""
+    from distill.build import build_student
+    from distill.config import ConfigError
+
+    cfg_path = ROOT / "configs" / "synthetic_plain.yaml"
+    init = write_synthetic_student(tmp_path / "init.pt", arch="deeplabv3_resnet10_w8", seed=7, bn_passes=1)
+    start, _ = checkpoint.load(init)
+    convs = [k for k, v in start.state_dict().items() if v.dim() == 4]
+    over = _tiny(tmp_path, tmp_path / "ft", extra=[f"model.init_from={init}", "train.lr=1e-30", "train.weight_decay=0"])
+    assert train(load_config(cfg_path, over), stop_at=3) is None
+    train(load_config(cfg_path, over))
+    end, _ = checkpoint.load(tmp_path / "ft" / "model.pt")
+    assert all(torch.allclose(end.state_dict()[k], start.state_dict()[k], rtol=0, atol=1e-12) for k in convs)
+    fresh = build_student(load_config(cfg_path, _tiny(tmp_path, tmp_path / "x")), 11)
+    assert not all(torch.equal(fresh.state_dict()[k], start.state_dict()[k]) for k in convs)
+
+    other = write_synthetic_student(tmp_path / "other.pt", arch="deeplabv3_resnet10_w16")
+    for path, words in ((other, "deeplabv3_resnet10_w16"), (tmp_path / "gone.pt", "no such checkpoint")):
+        with pytest.raises(ConfigError, match="model.init_from") as e:
+            build_student(load_config(cfg_path, _tiny(tmp_path, tmp_path / "y", extra=[f"model.init_from={path}"])), 11)
+        assert words in str(e.value) and str(path) in str(e.value)
