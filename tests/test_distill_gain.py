@@ -214,6 +214,13 @@ def test_a_fresh_machine_resumes_from_the_committed_ledger(tmp_path, teacher):
     swapped = run.load().to_dict()
     swapped["teacher"]["ckpt"] = str(other)
     assert fingerprint(swapped) != entry["fingerprint"]
+    started = {}                          # a run started from a model file: that file's bytes, not its path
+    for name, data in (("a.pt", teacher.read_bytes()), ("b.pt", teacher.read_bytes()), ("c.pt", b"other")):
+        (tmp_path / name).write_bytes(data)
+        cfg = run.load().to_dict()
+        cfg["model"]["init_from"] = str(tmp_path / name)
+        started[name] = fingerprint(cfg)
+    assert started["a.pt"] == started["b.pt"] != started["c.pt"] and started["a.pt"] != entry["fingerprint"]
 
     logs.clear()
     run_distill_gain(**{**kwargs, "methods": ["plain"], "overrides": [*_tiny_overrides(tmp_path), "train.iters=4"]})

@@ -40,8 +40,9 @@ DISTILLED_BY = ("kd", "cwd", "skd", "boundary", "relation")
 
 
 def _learned(config: dict) -> tuple[dict, str | None]:
-    """The learned settings of a resolved config that differ from today's defaults, without the teacher's path;
-    and that path when a distillation term uses the teacher (else None)."""
+    """The learned settings of a resolved config that differ from today's defaults, without the teacher's path
+    (and with the hash of `model.init_from`, not its path); and that path when a distillation term uses the
+    teacher (else None)."""
     from distill.config import Config
 
     defaults = flatten_config(Config().to_dict())
@@ -49,6 +50,9 @@ def _learned(config: dict) -> tuple[dict, str | None]:
             if k not in NOT_IDENTITY and (k not in defaults or defaults[k] != v)}
     teacher = flat.pop("teacher.ckpt", None)
     flat.pop("teacher.config", None)
+    init = flat.pop("model.init_from", None)  # the model a run starts from counts by its bytes, as the teacher
+    if init:
+        flat["model.init_from.sha256"] = _teacher_sha256(init)
     distilled = any(flat.get(f"distill.{t}.weight") for t in DISTILLED_BY)
     return flat, (teacher if teacher and distilled else None)
 
@@ -66,6 +70,7 @@ def _digest(flat: dict) -> str:
 
 
 def _teacher_sha256(teacher: str) -> str:
+    """A model file's sha256 (the teacher's, or the one a run starts from); 'missing' for no file."""
     path = Path(teacher)
     if not path.is_file():
         return "missing"
