@@ -54,4 +54,8 @@ def test_cli_scores_every_stage_and_writes_the_report(tmp_path):
         assert name in text
     assert (tmp_path / "data" / "synthetic_tune.json").is_file()     # it read the tuning split, not val
     assert not (tmp_path / "data" / "synthetic_val.json").exists()
+    assert main(["--model", str(ckpt), "--cfg", str(cfg), "--images", "1", "--tolerance", "0", "--name", "maps_b",
+                 "--out-dir", str(tmp_path / "out")]) == 0                # --name: beside the first, not over it
+    assert "![maps](maps_b.png)" in (tmp_path / "out" / "maps_b.md").read_text()
+    assert (tmp_path / "out" / "maps_b.png").is_file() and "fused" in (tmp_path / "out" / "boundary_maps.md").read_text()
     assert main(["--model", str(tmp_path / "nope.pt"), "--cfg", str(cfg)]) == 2

@@ -13,7 +13,7 @@ F-score (ODS) and the average precision (area under the precision-recall curve, 
 to a uniformly random map's scores. Stages 2-4 are also scored resized (bilinear) to stage 1's stride, so
 that every map is compared on the same cells and the share of cells that hold a boundary (what "all cells" would
 score as precision). The default split is `tune`, where design choices are made; never val.
-Output in --out-dir: boundary_maps.md, boundary_maps.csv, boundary_maps.png.
+Output in --out-dir: <name>.md, <name>.csv, <name>.png (--name, default boundary_maps).
 """
 from __future__ import annotations
 
@@ -169,7 +169,9 @@ def main(argv=None) -> int:
         "python -m benchmarks.gain.boundary_maps --model runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
         "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
         "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --set data.root=data/x "
-        "--out-dir docs/results"))
+        "--out-dir docs/results",
+        "python -m benchmarks.gain.boundary_maps --model models/camvid/teacher.pt --cfg camvid_lite_teacher.yaml "
+        "--name boundary_maps_camvid --out-dir docs/results"))
     p.add_argument("--model", required=True, help="trained model checkpoint (student format), e.g. the teacher")
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
     add_overrides(p)
@@ -179,6 +181,7 @@ def main(argv=None) -> int:
                    help="match distance(s) in map cells, one table block each (default 0 1)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out-dir", default="runs/boundary_maps", help="output folder (default runs/boundary_maps)")
+    p.add_argument("--name", default="boundary_maps", help="output file stem (default boundary_maps)")
     args = p.parse_args(argv)
     cfg = load_config(args.cfg, args.overrides)  # before torch is imported: a bad config is one line at once
     check_folder(args.out_dir, 0, "--out-dir")  # before the work: the maps must have somewhere to go
@@ -207,18 +210,18 @@ def main(argv=None) -> int:
         examples = examples or shown
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "boundary_maps.csv")
-    picture(ds, examples, out / "boundary_maps.png", raw)
+    write_csv(rows, out / f"{args.name}.csv")
+    picture(ds, examples, out / f"{args.name}.png", raw)
     n = min(args.images, len(ds))
     table = markdown_table(rows)
     text = ["# Boundary maps against label boundaries", "",
             f"Model `{args.model}` ({meta['arch']}, input {meta['input_size'][0]}x{meta['input_size'][1]}), "
             f"{d.dataset}/{args.split}, {n} images, tolerance in map cells. Scores are fractions; "
             f"`boundary cell share` is the share of valid cells holding a label boundary.", "",
-            table.rstrip("\n"), "", "![maps](boundary_maps.png)", "", provenance("benchmarks.gain.boundary_maps", argv)]
-    (out / "boundary_maps.md").write_text("\n".join(text) + "\n")
+            table.rstrip("\n"), "", f"![maps]({args.name}.png)", "", provenance("benchmarks.gain.boundary_maps", argv)]
+    (out / f"{args.name}.md").write_text("\n".join(text) + "\n")
     print(table)
-    print(f"wrote {out / 'boundary_maps.md'}, boundary_maps.csv, boundary_maps.png")
+    print(f"wrote {out / args.name}.md, .csv, .png")
     return 0
 
 
