@@ -42,14 +42,25 @@ from .work import work_dir, writing
 #   range, so every Conv(+ReLU) becomes one QLinearConv. With symmetric int8 activations the ReLUs stay
 #   as float ops between Q/DQ pairs; ONNX Runtime then leaves the convolutions around them in float and
 #   adds NCHW<->NHWC transposes, and INT8 ends up slower than FP32 on x86.
+#   The Resize that upsamples the logits to the output is left float: ONNX Runtime runs a bilinear Resize
+#   in float whatever surrounds it, so quantising it only adds a Quantize/Dequantize pair over the
+#   full-resolution logits (docs/int8.md).
 # - trt: TensorRT's explicit quantisation takes only symmetric int8 (zero point 0) Q/DQ; it fuses the
 #   FP32 bias into the int8 convolution itself, so the bias stays float.
 TARGETS = {
-    "ort": {"activation": "QUInt8", "weight": "QInt8",
+    "ort": {"activation": "QUInt8", "weight": "QInt8", "float_output_resize": True,
             "extra": {"WeightSymmetric": True, "ActivationSymmetric": False}},
-    "trt": {"activation": "QInt8", "weight": "QInt8",
+    "trt": {"activation": "QInt8", "weight": "QInt8", "float_output_resize": False,
             "extra": {"WeightSymmetric": True, "ActivationSymmetric": True, "QuantizeBias": False}},
 }
+
+
+def output_resizes(path) -> list[str]:
+    """The names of the Resize nodes that write a graph output (the logits' upsampling)."""
+    onnx = require("onnx", "export")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    outputs = {o.name for o in graph.output}
+    return [n.name for n in graph.node if n.op_type == "Resize" and outputs & set(n.output)]
 
 
 def _reader(images, meta):
@@ -94,18 +105,20 @@ def quantize_onnx_int8(src, out, images, target="ort", preprocess_model=True, ga
         if preprocess_model:  # shape inference + graph optimisation, as ORT recommends before quantising
             model_in = Path(tmpdir) / "pre.onnx"
             quant.quant_pre_process(str(src), str(model_in), skip_symbolic_shape=False)
+        float_nodes = output_resizes(model_in) if settings["float_output_resize"] else []
         quant.quantize_static(str(model_in), str(tmp), _reader(images, meta),
                               quant_format=quant.QuantFormat.QDQ, per_channel=True,
                               activation_type=getattr(quant.QuantType, settings["activation"]),
                               weight_type=getattr(quant.QuantType, settings["weight"]),
-                              calibrate_method=quant.CalibrationMethod.MinMax, extra_options=dict(settings["extra"]))
+                              calibrate_method=quant.CalibrationMethod.MinMax, extra_options=dict(settings["extra"]),
+                              nodes_to_exclude=float_nodes)
         onnx = require("onnx", "export")
         model = onnx.load(str(tmp))
         meta = copy.deepcopy(meta)
         meta.setdefault("export", {}).update(precision="int8", quantization={
             "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "target": target,
             "activations": settings["activation"], "symmetric_activations": settings["extra"]["ActivationSymmetric"],
-            "per_channel": True, "calibration_images": len(images)}, gate=gate)
+            "per_channel": True, "float_nodes": float_nodes, "calibration_images": len(images)}, gate=gate)
         set_onnx_meta(model, meta)
         onnx.save(model, str(tmp))
     return out

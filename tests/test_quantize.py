@@ -88,8 +88,13 @@ def test_qdq_int8_for_onnxruntime_fuses_every_conv(mobilenet_ckpt, tmp_path):
     optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
     n_conv = ops.count("Conv")
     assert n_conv > 10 and optimized.count("QLinearConv") == n_conv and "Conv" not in optimized
+    # the logits' upsampling stays float (ONNX Runtime runs a bilinear Resize in float anyway): no
+    # Quantize/Dequantize pair over the full-resolution output, which TensorRT's file keeps
+    out = model.graph.output[0].name
+    (last,) = [n for n in model.graph.node if out in n.output]
+    assert last.op_type == "Resize" and not [n for n in model.graph.node if out in n.input]
     meta = onnx_meta(int8)
-    assert metadata.quantization_target(meta) == "ort"
+    assert metadata.quantization_target(meta) == "ort" and meta["export"]["quantization"]["float_nodes"] == [last.name]
     with pytest.raises(ExportError, match="quantised for ONNX Runtime"):
         prequantized(meta, int8)  # export.trt refuses it
     x = preprocess(synthetic_images(2, (64, 128), seed=9), meta)
@@ -116,6 +121,8 @@ def test_qdq_int8_is_what_tensorrt_wants(mobilenet_ckpt, tmp_path, caplog):
     per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits
                    and inits[n.input[1]].size > 1]
     assert per_channel  # per-channel weight scales
+    (last,) = [n for n in model.graph.node if model.graph.output[0].name in n.output]
+    assert last.op_type == "DequantizeLinear"  # TensorRT quantises up to the output
     meta = onnx_meta(int8)
     assert meta["export"]["precision"] == "int8" and meta["export"]["quantization"]["calibration_images"] == 8
     x = preprocess(synthetic_images(2, (64, 128), seed=9), meta)
