@@ -12,6 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 
+if __name__ == "__main__":  # Ctrl-C while the modules below load (OpenCV, a backend): one line, exit 130
+    from .contract.signals import exit_while_loading
+    exit_while_loading()
+
 import cv2
 
 from . import formats, shipped, streams

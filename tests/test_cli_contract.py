@@ -249,3 +249,29 @@ def test_a_gate_failure_exits_1_and_a_bug_keeps_its_traceback(capsys):
     assert gate([]) == 1 and capsys.readouterr().err == "error: parity 97% < 99.9%\n"
     with pytest.raises(KeyError):
         bug([])
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_an_entry_point_loads_is_one_line_and_128_plus_n(signame, tmp_path):
+    """`exit_while_loading` (runtime.run calls it before importing OpenCV and a backend): a signal in a slow
+    import ends the process with the `interrupted by` line and 128+N, no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    slow = tmp_path / "slow_module.py"
+    slow.write_text("import sys, time\nprint('importing', flush=True)\ntime.sleep(30)\n")
+    code = ("import sys; sys.path.insert(0, {!r})\nfrom runtime.contract.signals import exit_while_loading\n"
+            "exit_while_loading()\nimport slow_module\n").format(str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "importing"
+    p.send_signal(getattr(signal, signame))
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 128 + getattr(signal, signame)
+    assert err == "interrupted by {} while starting\n".format(signame)
+
+
+def test_runtime_run_guards_its_imports_before_opencv():
+    source = (Path(__file__).parent.parent / "runtime" / "run.py").read_text()
+    assert source.index("exit_while_loading()") < source.index("import cv2")

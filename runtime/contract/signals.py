@@ -8,9 +8,22 @@ thread, so the code's own Ctrl-C path closes its outputs. Two modes change that:
 - `hold()` (the work is done, the outputs are being written): every signal is only recorded, so that
   closing (an mp4's index, the stats) is not cut short.
 Otherwise a later signal is only recorded too: the first one's unwinding is already closing the outputs.
+`exit_while_loading()`, called by an entry point before its heavy imports, covers the moments before that.
 """
 import signal
+import sys
 import threading
+
+
+def exit_while_loading(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Until the command installs `Signals`: a signal ends the process with the `interrupted by` line and
+    128+N, as one later does, not with a traceback from whichever import it landed in (nothing is open yet)."""
+    def handler(signum, frame):
+        sys.stderr.write("interrupted by {} while starting\n".format(signal.Signals(signum).name))
+        sys.exit(128 + signum)
+
+    for signum in signums:
+        signal.signal(signum, handler)
 
 
 class SignalInterrupt(KeyboardInterrupt):
