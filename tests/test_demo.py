@@ -54,3 +54,12 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert student.stat().st_mtime == mtime
     steps = [line for line in out.splitlines() if line.startswith("== ")]
     assert steps and all(line.endswith(")") and ": reused (" in line for line in steps), steps
+
+
+def test_a_card_scores_the_model_on_the_data_settings_it_was_validated_with(tmp_path, trained_plain):
+    """A synthetic model validated on its own set (16 images at 64x128, not the generator's defaults) gets its
+    card scored on that set: the settings come from the checkpoint's config, not from the defaults."""
+    from benchmarks.demo.model_card import ship
+
+    results = ship(trained_plain["plain"], tmp_path / "m" / "card.pt", root=trained_plain["data"])
+    assert results["num_images"] == 16 and (tmp_path / "m" / "card.md").is_file()

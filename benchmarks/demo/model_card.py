@@ -15,6 +15,7 @@ under temporary names beside their final ones, the model renamed last): a run th
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -204,8 +205,12 @@ def ship(src, dst, fp16=False, root=None, split="val", run=None, title=None, tar
             raise DataError(f"{src}: its metadata names no data root; pass --root")
         sections = _sections(meta, split)
         scores = []
+        data = (meta.get("config") or {}).get("data") or {}
+        # the data settings the model was validated with (the synthetic set's size and count), not the defaults
+        kwargs = data.get("val_kwargs") if data.get("dataset") == dataset else None
         for sec in sections:
-            data_args = ["--dataset", dataset, "--root", str(root), "--split", sec["split"]]
+            data_args = ["--dataset", dataset, "--root", str(root), "--split", sec["split"],
+                         *(["--data-kwargs", json.dumps(kwargs)] if kwargs else [])]
             try:
                 sec["results"], sec["command"] = score_file("--model", stored, data_args, named=dst)
             except UserError as e:  # it names the file it read, a hidden copy of `src`: name `src`
