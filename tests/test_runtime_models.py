@@ -240,6 +240,8 @@ model, video, out, handler = sys.argv[1:5]
 sink = SignalledSink(out, fps=10)
 backend = load_backend(model, device="cpu")
 signals = Signals().__enter__() if handler == "signals" else None  # runtime.run's handler, or Python's own
+if handler == "python":  # Python's own even where SIGINT came ignored (a shell's background job): then none is set
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 pipe = Pipeline(backend, VideoFileSource(video), sink, Overlay(backend.meta["classes"], backend.meta["palette"]),
                 signals=signals)
 stats = pipe.run()

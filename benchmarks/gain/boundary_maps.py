@@ -168,10 +168,8 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.gain.boundary_maps", description=__doc__, examples=(
         "python -m benchmarks.gain.boundary_maps --model runs/synthetic_teacher/model.pt --cfg synthetic.yaml",
         "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --images 20 --tolerance 0 1 2",
-        "python -m benchmarks.gain.boundary_maps --model teacher.pt --cfg synthetic.yaml --set data.root=data/x "
-        "--out-dir docs/results",
-        "python -m benchmarks.gain.boundary_maps --model models/camvid/teacher.pt --cfg camvid_lite_teacher.yaml "
-        "--name boundary_maps_camvid --out-dir docs/results"))
+        "python -m benchmarks.gain.boundary_maps --model models/camvid_lite/teacher.pt --cfg camvid_lite_teacher.yaml "
+        "--name boundary_maps_camvid_lite --out-dir docs/results"))
     p.add_argument("--model", required=True, help="trained model checkpoint (student format), e.g. the teacher")
     p.add_argument("--cfg", required=True, help="config whose dataset is read (data.* and its val_kwargs)")
     add_overrides(p)
