@@ -116,7 +116,7 @@ def init_student(cfg: Config, num_classes: int) -> nn.Module:
     must agree), every tensor loaded. No ImageNet file is read: the model file overwrites every weight."""
     path = cfg.model.init_from
     try:
-        meta = checkpoint.load_meta(path)
+        model, meta = checkpoint.load(path)  # strict: every tensor
     except contract.CheckpointError as e:
         raise ConfigError(f"model.init_from: {e}") from None
     if meta["arch"] != cfg.model.arch or meta["num_classes"] != num_classes:
@@ -127,6 +127,5 @@ def init_student(cfg: Config, num_classes: int) -> nn.Module:
         raise ConfigError(f"model.init_from: {path} was built with " + ", ".join(
             f"{k}={meta['arch_kwargs'].get(k)!r}" for k in differ) + f", the config asks for model.kwargs "
             + ", ".join(f"{k}={cfg.model.kwargs[k]!r}" for k in differ))
-    model = checkpoint.load(path, num_classes)[0]  # strict: every tensor
     print(f"student initialised from {path} (every weight; model.pretrained is not read)")
     return model.train()
