@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -235,6 +236,39 @@ def test_build_synthetic_generates_once_and_refuses_other_settings(tmp_path):
     make_cityscapes(other, np.zeros((4, 4), np.uint8), split="val")
     with pytest.raises(DatasetError, match="not written by the synthetic generator"):
         build_dataset("synthetic", other, "val", num_images=2, size=(32, 64))
+
+
+def test_a_second_process_waits_for_a_generation_in_progress_and_reads_its_split(tmp_path):
+    """Two processes reading one root (the gain benchmark's --jobs workers, torchrun's ranks): while one
+    generates, the other waits for it, then reads that split. Before, the second took the half-written split
+    for an interrupted one and deleted it under the first, which failed writing its images."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "data"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # this test is the first process, in the middle of its generation
+    synthetic._manifest(root, "train").write_text('{"complete": false}')
+    code = ("import sys; from distill.data import build_dataset; "
+            "print(len(build_dataset('synthetic', sys.argv[1], 'train', num_images=3, size=(32, 64), seed=0)))")
+    second = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parent.parent)
+    try:
+        time.sleep(3.0)  # ample for the second to import torch and reach the split
+        assert second.poll() is None, "the second process did not wait for the generation in progress"
+        assert synthetic._manifest(root, "train").read_text() == '{"complete": false}'  # nothing touched
+        synthetic.generate(root, "train", 3, size=(32, 64), seed=0)
+        first = next((root / "leftImg8bit").rglob("*.png"))
+        mtime = first.stat().st_mtime_ns
+    finally:
+        os.close(fd)  # the generation is done: the lock goes
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0 and out.strip() == "3"
+    assert first.stat().st_mtime_ns == mtime  # read, not generated again
 
 
 # --------------------------------------------------------------------------------------------- transforms

@@ -7,7 +7,10 @@ Cityscapes; `synthetic_<split>.json` records the settings a split was generated 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -70,6 +73,32 @@ def generated_settings(root: str | Path, split: str) -> dict | None:
     return {"num_images": s["num_images"], "size": tuple(s["size"]), "seed": s["seed"]}
 
 
+@contextlib.contextmanager
+def _generating(root: Path):
+    """Holds an exclusive lock on root while a split is generated there. Processes that read one root at once
+    (the gain benchmark's --jobs workers, torchrun's ranks) would otherwise generate it together, and the second
+    deletes the first's half-written split. The lock is flock on the root folder: nothing is left beside it."""
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root}: a file, expected the folder to generate the synthetic data into (data.root)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY)
+    except OSError as e:
+        raise DatasetError(f"{root}: cannot generate the synthetic data there ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_manifest(man: Path) -> dict | None:
+    try:
+        return json.loads(man.read_text()) if man.exists() else None
+    except ValueError:
+        return None
+
+
 def _settings(num_images, size, seed) -> dict:
     return {"version": FORMAT_VERSION, "num_images": int(num_images), "size": [int(size[0]), int(size[1])],
             "seed": int(seed)}
@@ -81,17 +110,18 @@ def Synthetic(root, split="train", transforms=None, num_images=200, size=(128, 2
     is an error naming the differences, never silently regenerated: models and results were made on it."""
     root = Path(root)
     man = _manifest(root, split)
-    try:
-        current = json.loads(man.read_text()) if man.exists() else None
-    except ValueError:
-        current = None
+    current = _read_manifest(man)
     wanted = _settings(num_images, size, seed)
     if current is None or current.get("complete", True) is False:  # absent, or an interrupted generation
         if not create:
             raise DatasetError(f"{root}: no synthetic {split!r} split there (evaluation does not generate data); "
                                f"train on it first, or pass the root and settings it was generated with")
-        generate(root, split, num_images, size, seed)
-    elif current != wanted:
+        with _generating(root):
+            current = _read_manifest(man)  # another process may have generated it while this one waited
+            if current is None or current.get("complete", True) is False:
+                generate(root, split, num_images, size, seed)
+                current = wanted
+    if current != wanted:
         diff = ", ".join(f"{k} {current.get(k)} (asked: {wanted[k]})" for k in wanted if current.get(k) != wanted[k])
         raise DatasetError(f"{root}: the synthetic {split!r} split there was generated with other settings: {diff}; "
                            f"ask for the same settings, use another data.root, or delete {man.name} and the "
