@@ -50,9 +50,13 @@ class Run:
         cmd = [sys.executable, "-m", "runtime.run", "--model", str(model), "--source", url, "--max-frames",
                str(frames), "--sink", str(self.sink), "-o", str(self.stats), *extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines = []  # (time.monotonic(), line)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.lines, self._out = [], []  # stderr as (time.monotonic(), line); stdout
+        # one reader per pipe, and nothing else reads them: communicate() would take stderr lines from under
+        # the reader (a lost "reconnected" line failed CI)
+        self._readers = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=lambda: self._out.append(self.proc.stdout.read()), daemon=True)]
+        for r in self._readers:
+            r.start()
 
     def _read(self):
         for line in self.proc.stderr:
@@ -65,19 +69,20 @@ class Run:
             for t, line in list(self.lines):
                 if text in line:
                     return t
-            if self.proc.poll() is not None and not self._reader.is_alive():
+            if self.proc.poll() is not None and not self._readers[0].is_alive():
                 return None
             time.sleep(0.05)
         return None
 
     def finish(self, timeout=60):
         try:
-            out = self.proc.communicate(timeout=timeout)[0]
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out = self.proc.communicate()[0]
-        self._reader.join(5)
-        log = out + "\n".join(line for _, line in self.lines)
+            self.proc.wait()
+        for r in self._readers:
+            r.join(5)
+        log = "".join(self._out) + "\n".join(line for _, line in self.lines)
         return self.proc.returncode, log
 
     def summary(self):
