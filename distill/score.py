@@ -65,10 +65,10 @@ class CheckpointBackend:
         self.model = None
 
 
-def open_model(path, device="auto", threads=None, precision_hint=None):
+def open_model(path, device="auto", threads=None, precision_hint=None, warn_gate=True):
     """The backend for a model file: a checkpoint's (CheckpointBackend, PyTorch), else the runtime's
     (runtime.formats picks it by suffix). `precision_hint`: an OpenVINO compute precision other than the
-    one the file was checked at (the run is then unchecked)."""
+    one the file was checked at (the run is then unchecked). `warn_gate`: runtime.backends.load_backend's."""
     if is_checkpoint(path):
         if threads or precision_hint:
             raise ConfigError(f"{path}: --threads and --precision-hint are for exported models; a checkpoint runs "
@@ -83,7 +83,7 @@ def open_model(path, device="auto", threads=None, precision_hint=None):
         options["threads"] = threads
     if precision_hint:
         options["inference_precision"] = precision_hint
-    return load_backend(str(path), **options)
+    return load_backend(str(path), warn_gate=warn_gate, **options)
 
 
 

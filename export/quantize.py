@@ -255,14 +255,15 @@ def gate_scores(backend, items, meta, per_item=None) -> dict:
 def _gate_backend(path):
     """The runtime backend the gate scores a file with: the CPU for ONNX Runtime and OpenVINO (OpenVINO at
     the compute precision recorded in the IR, asked for explicitly: bf16 is measured as bf16 even on a CPU
-    where the runtime would run it at f32), the engine's GPU for TensorRT."""
+    where the runtime would run it at f32), the engine's GPU for TensorRT. No warning that a candidate has no
+    gate verdict: this gate gives it."""
     from distill.score import open_model
 
     if format_for(path).name == "openvino":
         from runtime.backends.openvino import checked_precision
 
-        return open_model(path, device="cpu", precision_hint=checked_precision(model_meta(path)))
-    return open_model(path, device="cpu" if format_for(path).name == "onnx" else "auto")
+        return open_model(path, device="cpu", precision_hint=checked_precision(model_meta(path)), warn_gate=False)
+    return open_model(path, device="cpu" if format_for(path).name == "onnx" else "auto", warn_gate=False)
 
 
 def _compute(backend):

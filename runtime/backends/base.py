@@ -122,10 +122,11 @@ FLAGS = {"device": "--device", "threads": "--threads", "hint": "--hint", "reques
          "inference_precision": "--precision-hint"}
 
 
-def load_backend(path, **options):
+def load_backend(path, warn_gate=True, **options):
     """Open a model file with the backend its suffix names in runtime.formats.FORMATS. Options the
     backend does not take are a ConfigError naming them (a misspelt one is never dropped silently);
-    pass only the options that were asked for."""
+    pass only the options that were asked for. `warn_gate`: warn about a model that did not pass its gate
+    (False only for the exporter's own candidate, which awaits that very gate)."""
     fmt = formats.format_for(path)
     if not Path(path).exists():
         raise ModelFileMissing("{}: no such model file".format(path))
@@ -137,7 +138,7 @@ def load_backend(path, **options):
             path, cls.name, ", ".join(FLAGS.get(k, k) for k in unknown),
             ", ".join(FLAGS.get(k, k) for k in takes if k != "labels")))
     backend = cls(path, **options)
-    warning = gate_warning(backend.meta, path)
+    warning = gate_warning(backend.meta, path) if warn_gate else None
     if warning:
         log.warning("%s", warning)
     return backend
