@@ -153,7 +153,7 @@ def test_a_shipped_method_config_is_its_base_plus_its_terms():
         d.pop("name"), d.pop("out_dir")
     assert {k: v for k, v in kd.items() if k not in ("teacher", "distill")} == \
         {k: v for k, v in plain.items() if k not in ("teacher", "distill")}
-    assert kd["distill"]["kd"] == {"weight": 1.0, "temperature": 1.0} and kd["teacher"]["ckpt"] == "models/camvid/teacher.pt"
+    assert kd["distill"]["kd"] == {"weight": 1.0, "temperature": 1.0} and kd["teacher"]["ckpt"] == "runs/camvid_teacher/model.pt"
     assert brd["distill"]["kd"] == kd["distill"]["kd"] and brd["distill"]["boundary"]["weight"] == 10.0
     assert brd["distill"]["relation"]["weight"] == 1.0 and brd["data"] == plain["data"] and brd["train"] == plain["train"]
 
@@ -194,7 +194,7 @@ def test_a_user_config_named_like_a_shipped_one_extends_it(tmp_path, monkeypatch
     cfg = load_config(mine / "camvid_kd.yaml")
     shipped = load_config("camvid_kd.yaml")
     assert cfg.train.iters == 7 and cfg.train.lr == shipped.train.lr and cfg.distill.kd == shipped.distill.kd
-    assert cfg.teacher.ckpt == "models/camvid/teacher.pt" and cfg.name == "camvid_kd"
+    assert cfg.teacher.ckpt == "runs/camvid_teacher/model.pt" and cfg.name == "camvid_kd"
     _write(mine, "base: mine.yaml\n", "mine.yaml")  # a name no shipped config has: its own name is an error
     with pytest.raises(ConfigError, match=r"base 'mine\.yaml' not found \(it is this file's own name"):
         load_config(mine / "mine.yaml")

@@ -103,7 +103,9 @@ def test_an_int8_model_without_a_verdict_is_warned_about(fp32, tmp_path):
 
 
 def test_the_shipped_int8_ir_carries_its_passing_verdict():
-    ir = ROOT / "models" / "camvid" / "student.int8.xml"
+    from runtime import shipped
+
+    ir = ROOT / "models" / shipped.DEFAULT
     if not ir.is_file():
         pytest.skip(f"{ir}: the shipped model is not in this checkout")
     gate, record = model_meta(ir)["export"]["gate"], _records_describe(ir)

@@ -462,16 +462,18 @@ def test_tensorrt_engine_matches_onnxruntime(models, tmp_path):
 def test_without_model_the_runtime_runs_the_shipped_model_and_says_which(models, videos, tmp_path, monkeypatch, capsys):
     import shutil
 
-    shipped = tmp_path / "models" / "camvid"
-    shipped.mkdir(parents=True)
-    shutil.copy(models["openvino"], shipped / "student.int8.xml")
-    shutil.copy(Path(models["openvino"]).with_suffix(".bin"), shipped / "student.int8.bin")
+    from runtime.shipped import CARD, DEFAULT
+
+    ir = tmp_path / "models" / DEFAULT
+    ir.parent.mkdir(parents=True)
+    shutil.copy(models["openvino"], ir)
+    shutil.copy(Path(models["openvino"]).with_suffix(".bin"), ir.with_suffix(".bin"))
     monkeypatch.setenv("BRD_EDGE_MODELS", str(tmp_path / "models"))
     assert run_main(["--source", str(videos["good"]), "--sink", "none", "--max-frames", "3", "-q"]) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("no --model given"))
-    assert str(shipped / "student.int8.xml") in line and "5 classes of synthetic" in line
-    assert str(tmp_path / "models" / "camvid" / "student.md") in line
+    assert str(ir) in line and "5 classes of synthetic" in line
+    assert str(tmp_path / "models" / CARD) in line
     assert bench_main(["--iters", "2", "--warmup", "1"]) == 0
     assert "no --model given: using the shipped" in capsys.readouterr().out
 

@@ -1,6 +1,7 @@
-"""What ships is what was checked: the committed models/camvid/ student, its INT8 IR, their records and card
-agree with each other, and (where ../shared/camvid is, as in CI) the IR scores on val what its gate and card
-say. A re-export or retrain that forgets one of them fails here, not in a user's hands."""
+"""What ships is what was checked: the runtime's default model (runtime/shipped.py: the CamVid student in
+models/camvid_lite/), its checkpoint, their records and card agree with each other, and (where ../shared/camvid
+is, as in CI) the IR scores on val and on the held-out drive what its gate and card say. A re-export or retrain
+that forgets one of them fails here, not in a user's hands."""
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,9 @@ from export.publish import file_hashes
 from runtime import shipped
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models" / "camvid"
-IR, CKPT, CARD = MODELS / "student.int8.xml", MODELS / "student.pt", MODELS / "student.md"
+IR, CKPT, CARD = (ROOT / "models" / p for p in (shipped.DEFAULT, shipped.CHECKPOINT, shipped.CARD))
+MODELS = IR.parent
+RECORDS = IR.name[:-len(".xml")]  # the card's score files: <checkpoint stem>.val.json, <IR stem>.val.json
 REAL = ROOT.parent / "shared" / "camvid"
 # How far an INT8 model's score may move between CPUs (fractions: 3e-3 is 0.3 points of mIoU or boundary F1).
 # The card was measured on one CPU; OpenVINO runs INT8 convolutions with the kernels that CPU has (AVX512-VNNI
@@ -51,21 +53,28 @@ def test_the_runtime_default_is_the_gated_ir_of_the_shipped_checkpoint():
 
 def test_the_card_quotes_the_records():
     text = CARD.read_text()
-    fp32, int8 = _json(MODELS / "student.val.json"), _json(MODELS / "student.int8.val.json")
+    fp32, int8 = _json(MODELS / f"{CKPT.stem}.val.json"), _json(MODELS / f"{RECORDS}.val.json")
     gate = _json(Path(f"{IR}.gate.json"))
     assert f"mIoU **{100 * fp32['mIoU']:.1f}**" in text and f"`{IR.name}`: mIoU **{100 * int8['mIoU']:.1f}**" in text
     assert int8["mIoU"] * 100 == pytest.approx(gate["int8_miou"], abs=1e-6)  # the gate scored what the card quotes
     assert fp32["num_images"] == int8["num_images"] == gate["images"]
+    from distill import checkpoint
+
     command = re.search(r"- Command: `(python -m [^`]+)`", text)
-    assert command and "models/camvid/teacher.pt" in text  # how it was made, and from which teacher
+    assert command and command.group(1).startswith("python -m distill.run --cfg ")  # how it was made
+    assert checkpoint.load(CKPT)[1]["config"]["data"]["train_split"] == "train_no_tune"  # as the card says
+    held_out = _json(MODELS / f"{RECORDS}.tune.json")  # the drive no shipped student trained on
+    assert "This model trained on `train_no_tune`, which does not contain this drive: held out." in text
+    assert f"On held-out drive 0001TP (no model trained on it): mIoU **{100 * held_out['mIoU']:.1f}**" in text
 
 
 @pytest.mark.skipif(not (REAL / "val").is_dir(), reason=f"real CamVid not at {REAL}")
-def test_the_shipped_ir_scores_on_val_what_its_card_says():
+@pytest.mark.parametrize("split, images", [("val", 101), ("tune", 62)])  # tune: the held-out drive 0001TP
+def test_the_shipped_ir_scores_what_its_card_says(split, images):
     from distill import evaluate
 
-    got = evaluate.main(["--model", str(IR), "--dataset", "camvid", "--root", str(REAL), "--split", "val"])
-    card = _json(MODELS / "student.int8.val.json")
-    assert got["num_images"] == 101
+    got = evaluate.main(["--model", str(IR), "--dataset", "camvid", "--root", str(REAL), "--split", split])
+    card = _json(MODELS / f"{RECORDS}.{split}.json")
+    assert got["num_images"] == images
     assert got["mIoU"] == pytest.approx(card["mIoU"], abs=INT8_ACROSS_CPUS)
     assert got["boundary_f1"] == pytest.approx(card["boundary_f1"], abs=INT8_ACROSS_CPUS)

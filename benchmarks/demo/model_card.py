@@ -9,7 +9,7 @@ same command) and its speed at the model's input size on this machine (`runtime.
 as the runtime runs it). The model, its scores and its card are published together at the end (written
 under temporary names beside their final ones, the model renamed last): a run that fails publishes nothing.
 
-    python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 \\
+    python -m benchmarks.demo.model_card runs/camvid_lite_teacher/model.pt models/camvid_lite/teacher.pt --fp16 \\
         --root ../shared/camvid --run runs/camvid_teacher --title "CamVid teacher" --target-miou 52 --target-class-iou 10
 """
 from __future__ import annotations
@@ -254,7 +254,7 @@ def _targets(sections, target_miou, target_class_iou, target_held_out_miou) -> l
 @command(interrupted="the model, its scores and card are renamed into place only at the end, the model last")
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.demo.model_card", description=__doc__, examples=(
-        "python -m benchmarks.demo.model_card runs/camvid_teacher/model.pt models/camvid/teacher.pt --fp16 "
+        "python -m benchmarks.demo.model_card runs/camvid_lite_teacher/model.pt models/camvid_lite/teacher.pt --fp16 "
         "--run runs/camvid_teacher --target-miou 52 --target-class-iou 10",))
     p.add_argument("ckpt", help="the trained checkpoint (a run folder's model.pt; student.pt from an earlier release)")
     p.add_argument("out", help="where to ship it (models/<dataset>/<name>.pt); the card is <name>.md beside it")

@@ -2,7 +2,7 @@
 checked and run at f32: `python -m benchmarks.speed.bf16`.
 
 For each model (`--models`):
-  shipped      the CamVid student that ships (models/camvid/student.pt, 360x480), gated on CamVid val
+  shipped      the CamVid student that ships (models/camvid_lite/plain.pt, 360x480), gated on CamVid val
                (`--camvid-root`, all of its frames);
   a .pt path   a student checkpoint, gated on `--data-root` (its own dataset) when given;
   an arch      a registered network (`lraspp_mobilenetv2`, the 512x1024 student of benchmarks.speed and the loop)
@@ -65,10 +65,10 @@ def native_bf16() -> dict:
 def resolve(item: str, camvid_root: Path, data_root) -> dict:
     """What one `--models` item is, checked before any work: its checkpoint (or the arch to build), the data it is
     gated on (None: parity only) and a label."""
-    from runtime.shipped import MODELS_DIR
+    from runtime.shipped import CHECKPOINT, MODELS_DIR
 
     if item == "shipped":
-        ckpt = MODELS_DIR / "camvid" / "student.pt"
+        ckpt = MODELS_DIR / CHECKPOINT
         if not ckpt.is_file():
             raise DataError(f"{ckpt}: the shipped CamVid student is not in this checkout")
         if not Path(camvid_root).is_dir():
