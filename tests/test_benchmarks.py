@@ -115,21 +115,24 @@ def test_speed_report_says_what_ran_where(tmp_path):
 
     out = tmp_path / "out"
     argv = ["--arch", "lraspp_mobilenetv2_w035", "--size", "64x128", "--rounds", "2", "--warmup", "1", "--calib", "2",
-            "--backends", "ort-fp32", "ort-int8", "ov-int8", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)]
+            "--backends", "ort-fp32", "ort-int8", "ov-int8", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out),
+            "--name", "speed_small"]
     assert speed.main(argv) == 0
-    row = next(csv.DictReader(open(out / "speed.csv")))
+    assert sorted(f.name for f in out.iterdir()) == ["speed_small.csv", "speed_small.md"]  # beside speed.md, not over it
+    row = next(csv.DictReader(open(out / "speed_small.csv")))
     assert row["arch"] == "lraspp_mobilenetv2_w035" and float(row["GMACs"]) > 0
     assert row["stem"] == "-" and int(row["params"]) > 0
     assert all(float(row[f"{b}_ms"]) > 0 for b in ("ort-fp32", "ort-int8", "ov-int8")) and "torch_ms" not in row
     fused, total = (int(v) for v in row["ort_int8_convs_fused"].split("/"))
     assert fused == total > 10
-    text = (out / "speed.md").read_text()
+    text = (out / "speed_small.md").read_text()
     assert "## Speed-ups and FPS" in text  # its numbers: test_speed_ups_from_hand_written_latencies
     assert "onnxruntime " in text and "openvino " in text and "cores" in text and "interleaved" in text
     assert "Not asked: torch, ort-int8-trt, ov-f32, ov-bf16, ov-fp16, trt-fp16, trt-int8." in text
     assert "Made by `python -m benchmarks.speed --arch lraspp_mobilenetv2_w035" in text
-    with pytest.raises(SystemExit):
-        speed.main(["--arch", "no_such_model", "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])
+    for bad in (["--arch", "no_such_model"], ["--name", "docs/speed"]):
+        with pytest.raises(SystemExit):
+            speed.main([*bad, "--work-dir", str(tmp_path / "w"), "--out-dir", str(out)])
 
 
 def test_speed_ups_from_hand_written_latencies(tmp_path):

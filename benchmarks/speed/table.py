@@ -22,7 +22,7 @@ Backends (`--backends`):
   trt-fp16    TensorRT FP16 engine (skipped without tensorrt and a GPU)
   trt-int8    TensorRT INT8 engine from symmetric Q/DQ (export.quantize --target trt)
 
-Writes `<out>/speed.md` and `<out>/speed.csv` with the machine (CPU model, cores, ISA flags that matter
+Writes `<out>/<name>.md` and `.csv` (`--name`, default speed) with the machine (CPU model, cores, ISA flags that matter
 for INT8/bf16) and the backend versions; the model files stay in --work-dir for reuse. They are timing
 copies (random weights, no parity check, no gate; INT8 records "gate": null) and their names say so:
 <work-dir>/<network>/student.unchecked<suffix>.
@@ -272,7 +272,8 @@ def speedups(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pause: float = 0.0) -> Path:
+def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pause: float = 0.0,
+                 name: str = "speed") -> Path:
     m, v = machine(), versions()
     present = [b for b in BACKENDS if any(f"{b}_ms" in r for r in rows)]
     latency = [{"arch": r["arch"], "stem": r.get("stem", "-"), "params": f"{r['params']:,}" if "params" in r else None,
@@ -315,8 +316,8 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pa
         text += [f"Not asked: {', '.join(not_asked)}.", ""]
     text += [provenance("benchmarks.speed", argv), ""]
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "speed.csv")
-    path = out / "speed.md"
+    write_csv(rows, out / f"{name}.csv")
+    path = out / f"{name}.md"
     path.write_text("\n".join(text))
     return path
 
@@ -325,7 +326,8 @@ def write_report(rows, asked, size, threads, rounds, warmup, out: Path, argv, pa
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0], examples=(
         "python -m benchmarks.speed",
-        "python -m benchmarks.speed --arch lraspp_mobilenetv3_large --backends ort-fp32 ort-int8 ov-int8 --rounds 50"))
+        "python -m benchmarks.speed --arch lraspp_mobilenetv3_large --backends ort-fp32 ort-int8 ov-int8 --rounds 50",
+        "python -m benchmarks.speed --arch lraspp_efficientnet_lite0 --size 360x480 --name speed_camvid_lite"))
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
                    help="networks to measure: registered names, with their arguments after a colon "
                         "(deeplabv3_resnet18:stem=v1s)")
@@ -341,8 +343,12 @@ def main(argv=None) -> int:
     p.add_argument("--calib", type=positive_int, default=16, help="INT8 calibration images (default 16)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/speed"),
                    help="model files, timing copies named student.unchecked.* (kept for reuse)")
-    p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where speed.md and speed.csv go")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where the report goes")
+    p.add_argument("--name", default="speed", help="the report's name: <out-dir>/<name>.md and .csv "
+                                                                 "(default speed)")
     args = p.parse_args(argv)
+    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
+        p.error(f"argument --name: {args.name!r} is a file stem (NAME.md, NAME.csv), not a path")
     from distill.models import list_models
 
     from .model_cost import parse_arch
@@ -358,7 +364,7 @@ def main(argv=None) -> int:
     rows = measure(args.arch, args.backends, args.size, args.threads, args.rounds, args.warmup, args.work_dir,
                    args.calib, args.pause)
     path = write_report(rows, args.backends, args.size, args.threads, args.rounds, args.warmup, args.out_dir, argv,
-                        args.pause)
+                        args.pause, args.name)
     print(f"wrote {path} and {path.with_suffix('.csv')}")
     return 0
 
