@@ -24,13 +24,15 @@ REAL = ROOT.parent / "shared" / "camvid"
 # and is still far below what a wrong or damaged IR costs (points, the gate's own limit being 1 point: any
 # other model scores tens of points apart). Only INT8 gets this margin: FP32 comparisons stay tight.
 INT8_ACROSS_CPUS = 3e-3
-pytestmark = pytest.mark.skipif(not IR.is_file(), reason=f"{IR}: the shipped model is not in this checkout")
+needs_ir = pytest.mark.skipif(not IR.is_file(), reason=f"{IR}: the shipped model is not in this checkout")
+MODELS_BUDGET_MB = 25  # docs/architecture.md: what models/ may hold in all, so a clone stays small
 
 
 def _json(path):
     return json.loads(path.read_text())
 
 
+@needs_ir
 def test_the_runtime_default_is_the_gated_ir_of_the_shipped_checkpoint():
     from distill import checkpoint
     from runtime.backends import load_backend
@@ -51,6 +53,7 @@ def test_the_runtime_default_is_the_gated_ir_of_the_shipped_checkpoint():
     assert ckpt_meta["dataset"] == "camvid" and len(ckpt_meta["classes"]) == 11
 
 
+@needs_ir
 def test_the_card_quotes_the_records():
     text = CARD.read_text()
     fp32, int8 = _json(MODELS / f"{CKPT.stem}.val.json"), _json(MODELS / f"{RECORDS}.val.json")
@@ -68,6 +71,7 @@ def test_the_card_quotes_the_records():
     assert f"On held-out drive 0001TP (no model trained on it): mIoU **{100 * held_out['mIoU']:.1f}**" in text
 
 
+@needs_ir
 @pytest.mark.skipif(not (REAL / "val").is_dir(), reason=f"real CamVid not at {REAL}")
 @pytest.mark.parametrize("split, images", [("val", 101), ("tune", 62)])  # tune: the held-out drive 0001TP
 def test_the_shipped_ir_scores_what_its_card_says(split, images):
@@ -78,3 +82,12 @@ def test_the_shipped_ir_scores_what_its_card_says(split, images):
     assert got["num_images"] == images
     assert got["mIoU"] == pytest.approx(card["mIoU"], abs=INT8_ACROSS_CPUS)
     assert got["boundary_f1"] == pytest.approx(card["boundary_f1"], abs=INT8_ACROSS_CPUS)
+
+
+def test_the_models_folder_stays_within_its_budget():
+    """Every file under models/ is cloned by everyone: the shipped teacher, student and IR, their records and cards
+    fit in MODELS_BUDGET_MB; a model that replaces another retires it (git history keeps it)."""
+    files = [f for f in (ROOT / "models").rglob("*") if f.is_file()]
+    total_mb = sum(f.stat().st_size for f in files) / 1e6
+    assert total_mb <= MODELS_BUDGET_MB, f"models/ holds {total_mb:.1f} MB, over its {MODELS_BUDGET_MB} MB: " + \
+        ", ".join(f"{f.relative_to(ROOT)} {f.stat().st_size / 1e6:.1f} MB" for f in sorted(files, key=lambda f: -f.stat().st_size)[:5])
