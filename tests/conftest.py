@@ -14,6 +14,15 @@ from .faults import FRAME_HW, Mounts, write_video
 
 telemetry.off()  # before any test imports OpenVINO or NNCF: the test process sends nothing either
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow first (a stable sort: the order within each group stays). .ci/run spreads whole files over
+    two processes (pytest-xdist, --dist loadfile) in the order their first test comes: the longest files then start
+    at once, instead of one of them running alone at the end while the other process idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 SMALL_STUDENTS = ("deeplabv3_resnet10_w16", "lraspp_mobilenetv2_w035")
 CLASSES = ["road", "building", "vegetation", "car", "pole"]
 PALETTE = [[128, 64, 128], [70, 70, 70], [107, 142, 35], [0, 0, 142], [153, 153, 153]]
