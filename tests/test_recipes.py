@@ -33,10 +33,10 @@ from tests import trees
 ROOT = Path(__file__).parent.parent
 LAYOUTS = Path(__file__).parent / "layouts"
 
-# dataset -> (image size of the tree, evaluation flags). Cityscapes is evaluated by sliding 512x1024
-# windows over the full 1024x2048 frame; the others whole, at their own image sizes.
 TEACHER_CROP_SCALE = 0.25  # of each side of the config's crop, for the teacher's training step only
 
+# dataset -> (image size of the tree, evaluation flags). Cityscapes is evaluated by sliding 512x1024
+# windows over the full 1024x2048 frame; the others whole, at their own image sizes.
 RECIPES = {
     "cityscapes": ((1024, 2048), ["--mode", "slide", "--window", "512x1024", "--stride", "512x1024"]),
     "voc": ((375, 500), []),

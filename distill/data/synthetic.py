@@ -8,7 +8,6 @@ Cityscapes; `synthetic_<split>.json` records the settings a split was generated 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -86,7 +85,12 @@ def _generating(root: Path):
     except OSError as e:
         raise DatasetError(f"{root}: cannot generate the synthetic data there ({e.strerror or e})") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: readers of one fresh root must then start one after the other
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
