@@ -15,11 +15,15 @@ CARD = Path("camvid_lite") / "plain.md"
 CHECKPOINT = Path("camvid_lite") / "plain.pt"  # the weights DEFAULT was exported from (benchmarks rebuild from them)
 
 
-def default_model(models_dir=None) -> Path:
-    """The shipped model's path, or a one-line error saying how to get one. `BRD_EDGE_MODELS` points
-    elsewhere (an installed package has no models/ folder next to it)."""
-    models_dir = Path(models_dir or os.environ.get("BRD_EDGE_MODELS") or MODELS_DIR)
-    path = models_dir / DEFAULT
+def models_dir(folder=None) -> Path:
+    """The folder the shipped files are in: `folder`, else `BRD_EDGE_MODELS` (an installed package has no
+    models/ folder next to it), else the repository's models/."""
+    return Path(folder or os.environ.get("BRD_EDGE_MODELS") or MODELS_DIR)
+
+
+def default_model(folder=None) -> Path:
+    """The shipped model's path, or a one-line error saying how to get one."""
+    path = models_dir(folder) / DEFAULT
     if not path.is_file():
         raise UserError("no --model given and no shipped model at {} (a source checkout has it; elsewhere set "
                         "BRD_EDGE_MODELS to a folder holding {}, or pass --model FILE)".format(path, DEFAULT))

@@ -151,7 +151,7 @@ def onnx_timing_copy(work: Path) -> Path:
     from export.onnx import torch_to_onnx
     from export.quantize import quantize_onnx_int8
 
-    ckpt = shipped.default_model().parent.parent / shipped.CHECKPOINT
+    ckpt = shipped.models_dir() / shipped.CHECKPOINT
     fp32 = torch_to_onnx(ckpt, out.with_name("student.unchecked.onnx"))
     hw = load_backend(fp32, device="cpu").meta["input_size"]
     return quantize_onnx_int8(fp32, out, synthetic_images(16, hw, seed=1), target="ort")
