@@ -3,7 +3,6 @@ refused before the work where the size is known, else stopped with the output cl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

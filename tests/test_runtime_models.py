@@ -3,17 +3,13 @@ written here with OpenCV (one with damaged frames) through the backends, the loo
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from .conftest import write_student
 from runtime import metadata
 from runtime.backends import load_backend
 from runtime.bench import bench
@@ -24,67 +20,18 @@ from runtime.preprocess import Preprocessor, ShapeError, postprocess
 from runtime.run import main as run_main
 from runtime.sinks import NullSink, Sink, SinkError, VideoSink
 from runtime.sources import LiveSource, VideoFileSource
-
-H, W, FRAMES = 128, 256, 20  # the test videos
-INPUT = (64, 128)            # the students' input size
-DAMAGED = (5, 6, 12, 19)     # frames whose JPEG data the damaged video loses (19 is the last)
+from .runtime_media import DAMAGED, FRAMES, H, INPUT, W, export_students, frames_of, write_videos
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """fixed/dynamic/argmax ONNX exports of one student and an OpenVINO IR of the fixed one."""
-    from export.onnx import torch_to_onnx
-    ov = pytest.importorskip("openvino")
-
-    root = tmp_path_factory.mktemp("models")
-    ckpt = write_student(root / "student.pt", input_size=INPUT)
-    out = {"fixed": torch_to_onnx(ckpt, root / "fixed.onnx", simplify=False),
-           "dynamic": torch_to_onnx(ckpt, root / "dynamic.onnx", dynamic=True, simplify=False),
-           "argmax": torch_to_onnx(ckpt, root / "argmax.onnx", argmax=True, simplify=False)}
-    meta = load_backend(out["fixed"], device="cpu").meta
-    ir = ov.convert_model(str(out["fixed"]))
-    ir.set_rt_info(metadata.dumps(meta), metadata.META_KEY)
-    ov.save_model(ir, str(root / "fixed.xml"), compress_to_fp16=False)
-    out["openvino"] = root / "fixed.xml"
-    return out
-
-
-def write_video(path, frames=FRAMES, damaged=()):
-    """An MJPG AVI of textured frames; `damaged` frames get their JPEG header zeroed in the file, so
-    the decoder cannot read them (as with a truncated or bit-flipped recording)."""
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
-    for i in range(frames):
-        frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-        frame[: H // 2, : W // 2] = (40 + 10 * i, 90, 160)
-        writer.write(frame)
-    writer.release()
-    if damaged:
-        data = bytearray(Path(path).read_bytes())
-        starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
-        assert len(starts) == frames
-        for k in damaged:
-            data[starts[k]:starts[k] + 400] = bytes(400)
-        Path(path).write_bytes(bytes(data))
-    return path
+    return export_students(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("videos")
-    return {"good": write_video(root / "good.avi"), "damaged": write_video(root / "damaged.avi", damaged=DAMAGED)}
+    return write_videos(tmp_path_factory.mktemp("videos"))
 
-
-def frames_of(path):
-    cap = cv2.VideoCapture(str(path))
-    count, size = 0, None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        count, size = count + 1, frame.shape[:2]
-    cap.release()
-    return count, size
 
 
 # -- backends -------------------------------------------------------------------------------
@@ -368,85 +315,6 @@ def test_max_frames_stops_cleanly(models, videos):
     backend = load_backend(models["fixed"], device="cpu")
     stats = Pipeline(backend, VideoFileSource(videos["good"]), _CountingSink(), max_frames=5).run()
     assert stats.processed == 5
-
-
-# -- several streams, one model -------------------------------------------------------------
-def _counting_loads(monkeypatch):
-    """runtime.run's load_backend, counting how many models it loads (compiles)."""
-    import runtime.run as run_mod
-
-    loaded = []
-
-    def load(path, **options):
-        backend = load_backend(path, **options)
-        loaded.append((backend, options))
-        return backend
-    monkeypatch.setattr(run_mod, "load_backend", load)
-    return loaded
-
-
-@pytest.mark.parametrize("kind", ["openvino", "fixed"])
-def test_two_videos_through_one_model_give_two_playable_outputs_and_their_counters(
-        models, videos, tmp_path, monkeypatch, kind):
-    short = write_video(tmp_path / "short.avi", 12)
-    loaded = _counting_loads(monkeypatch)
-    stats = tmp_path / "stats.json"
-    assert run_main(["--model", str(models[kind]), "--source", str(videos["good"]), "--source", str(short),
-                     "--sink", str(tmp_path / "out_{i}.mp4"), "-o", str(stats), "-q"]) == 0
-    assert frames_of(tmp_path / "out_0.mp4") == (FRAMES, (H, W))
-    assert frames_of(tmp_path / "out_1.mp4") == (12, (H, W))
-    [(backend, options)] = loaded  # one model loaded (compiled) for both streams
-    if kind == "openvino":  # several requests in flight: the throughput hint, one request per stream at least
-        assert options["hint"] == "throughput" and backend.max_in_flight >= 2
-    s = json.loads(stats.read_text())
-    assert [e["source"] for e in s["streams"]] == [str(videos["good"]), str(short)]
-    assert [e["sink"] for e in s["streams"]] == [str(tmp_path / "out_0.mp4"), str(tmp_path / "out_1.mp4")]
-    assert [e["frames"]["processed"] for e in s["streams"]] == [FRAMES, 12]
-    assert [e["status"] for e in s["streams"]] == ["ended", "ended"]
-    for e, n in zip(s["streams"], (FRAMES, 12)):
-        assert e["fps"] > 0 and e["latency_ms"]["total"]["n"] == n and e["frames"]["skipped"] == 0
-    assert s["frames"]["processed"] == FRAMES + 12 and s["latency_ms"]["infer"]["n"] == FRAMES + 12
-    assert s["fps"] > 0 and s["backend"]["source"] == [str(videos["good"]), str(short)]
-
-
-def test_one_bad_source_among_two_does_not_stop_the_other(models, videos, tmp_path, capsys):
-    missing, stats = tmp_path / "missing.avi", tmp_path / "stats.json"
-    assert run_main(["--model", str(models["openvino"]), "--source", str(videos["good"]), "--source", str(missing),
-                     "--sink", str(tmp_path / "a.mp4"), "--sink", str(tmp_path / "b.mp4"), "-o", str(stats),
-                     "-q"]) == 2
-    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith("error: stream 1 ({}): ".format(missing)), errors
-    assert frames_of(tmp_path / "a.mp4") == (FRAMES, (H, W)) and not (tmp_path / "b.mp4").exists()
-    s = json.loads(stats.read_text())
-    assert [e["status"] for e in s["streams"]] == ["ended", "failed"]
-    assert [e["frames"]["processed"] for e in s["streams"]] == [FRAMES, 0] and s["frames"]["processed"] == FRAMES
-    assert str(missing) in s["streams"][1]["error"]
-
-
-@pytest.mark.parametrize("sinks, message", [
-    (["a.mp4"], "2 sources need one --sink each, or one template with {i}"),
-    (["a.mp4", "b.mp4", "c.mp4"], "2 sources need one --sink each"),
-    (["a.mp4", "a.mp4"], "a.mp4: given to two streams"),
-    (["window", "none"], "--sink window: several streams cannot show windows")])
-def test_several_sources_need_one_sink_each_or_a_template(models, videos, tmp_path, capsys, sinks, message):
-    args = ["--model", str(models["fixed"]), "--source", str(videos["good"]), "--source", str(videos["good"])]
-    for sink in sinks:
-        args += ["--sink", str(tmp_path / sink) if "." in sink else sink]
-    assert run_main(args + ["-q"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert not list(tmp_path.iterdir())  # refused before any work
-
-
-def test_one_source_keeps_its_json_and_adds_one_stream(models, videos, tmp_path):
-    stats = tmp_path / "stats.json"
-    assert run_main(["--model", str(models["fixed"]), "--source", str(videos["good"]), "--sink",
-                     str(tmp_path / "out_{i}.mp4"), "-o", str(stats), "-q"]) == 0
-    s = json.loads(stats.read_text())
-    assert frames_of(tmp_path / "out_0.mp4") == (FRAMES, (H, W)) and s["frames"]["processed"] == FRAMES
-    assert s["backend"]["source"] == str(videos["good"])
-    [entry] = s["streams"]
-    assert entry["source"] == str(videos["good"]) and entry["frames"] == s["frames"] and entry["status"] == "ended"
 
 
 def test_tensorrt_engine_matches_onnxruntime(models, tmp_path):

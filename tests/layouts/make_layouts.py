@@ -32,7 +32,6 @@ import importlib
 import json
 import re
 import sys
-import types
 import zipfile
 import zlib
 from pathlib import Path
