@@ -82,18 +82,19 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.output:  # before the timing: results that cannot be written would be lost at the end
         check_output(args.output, 0, "-o/--output")
-    options = backend_options(args)
+    shipped_model = args.model is None
+    args.model = args.model or shipped.default_model()
+    options = backend_options(args, batch=args.batch)  # compiled for the batch it times, as runtime.run is for 1
     options.pop("requests", None)
     if args.requests > 1:
         options["requests"] = args.requests
-    shipped_model = args.model is None
-    args.model = args.model or shipped.default_model()
     backend = load_backend(args.model, **options)
     if shipped_model:
         print(shipped.describe(args.model, backend.meta), flush=True)
     shape = args.size  # HxW (bench resolves and checks it), or the model's
     if args.batch > 1:
-        hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path))
+        hw = resolve_size(backend.meta, backend.input_shape, None, size=shape, source=str(backend.path),
+                          batch=args.batch)
         shape = (args.batch, 3) + tuple(hw)
     r = bench(backend, shape, args.iters, args.warmup, args.requests)
     print("{} | {} {} on {} ({} threads, {} CPUs) | input {} | {} iters after {} warm-up, {} in flight".format(

@@ -23,14 +23,16 @@ class ShapeError(ModelError):
     """The model's input shape cannot take the frame or the requested size."""
 
 
-def resolve_size(meta, input_shape, frame_hw, keep_size=False, size=None, source="model"):
+def resolve_size(meta, input_shape, frame_hw, keep_size=False, size=None, source="model", batch=1):
     """The (H, W) the model runs at. A fixed-shape model runs at its own shape and nothing else;
-    a dynamic one at `size`, at the frame size with keep_size, else at the metadata's input_size."""
+    a dynamic one at `size`, at the frame size with keep_size, else at the metadata's input_size.
+    `batch`: the images a call carries (a stream: 1)."""
     n, c = input_shape[0], input_shape[1]
     if c not in (None, 3):
         raise ShapeError("{}: model input has {} channels, expected 3 (RGB)".format(source, c))
-    if n not in (None, 1):
-        raise ShapeError("{}: model input has a fixed batch of {}, the stream needs batch 1".format(source, n))
+    if n not in (None, batch):
+        raise ShapeError("{}: model input has a fixed batch of {}, {} needs batch {}".format(
+            source, n, "the stream" if batch == 1 else "the run", batch))
     fixed = tuple(input_shape[2:4])
     wanted = tuple(int(v) for v in size) if size else (tuple(frame_hw) if keep_size else None)
     if all(d is not None for d in fixed):

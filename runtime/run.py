@@ -72,14 +72,17 @@ def build_parser():
     return p
 
 
-def backend_options(args, streams=1):
+def backend_options(args, streams=1, batch=1):
     """The backend options the user asked for (a backend rejects those it does not take). Several streams on
-    an OpenVINO model: the throughput hint unless --hint says otherwise (several requests in flight)."""
+    an OpenVINO model: the throughput hint unless --hint says otherwise (several requests in flight). An
+    OpenVINO model is compiled for `batch` images a call (the loop runs one frame a request)."""
     hint = args.hint
-    if hint is None and streams > 1 and formats.format_for(args.model).name == "openvino":
+    openvino = formats.format_for(args.model).name == "openvino"
+    if hint is None and streams > 1 and openvino:
         hint = "throughput"
     options = {"device": args.device, "threads": args.threads, "hint": hint,
-               "inference_precision": args.precision, "requests": getattr(args, "requests", None)}
+               "inference_precision": args.precision, "requests": getattr(args, "requests", None),
+               "batch": batch if openvino else None}
     return {k: v for k, v in options.items() if v is not None and not (k == "device" and v == "auto")}
 
 

@@ -3,7 +3,8 @@
 A backend takes a float32 NCHW batch (RGB, already normalised with the metadata's mean/std) and
 returns either logits (N, C, H, W) or a class map (N, H, W), saying which in `output_kind`.
 `labels=True` tells a backend that the caller needs class maps only: OpenVINO then computes the argmax in
-its own graph (and says so in `output_kind`); the others run the graph as exported.
+its own graph (and says so in `output_kind`); the others run the graph as exported. `batch=N` (OpenVINO only)
+promises that every call carries N images: a dynamic batch dimension is compiled as N.
 `start()` / `Pending.wait()` is the asynchronous form the pipeline uses to keep several requests in
 flight; the default runs `infer` at once, backends with real async requests (OpenVINO) override it.
 Python 3.8 compatible; imports no torch.
@@ -136,7 +137,7 @@ def load_backend(path, warn_gate=True, **options):
     if unknown:  # named as the user typed them: the command-line flag where there is one
         raise ConfigError("{}: the {} backend takes no {} (it takes {})".format(
             path, cls.name, ", ".join(FLAGS.get(k, k) for k in unknown),
-            ", ".join(FLAGS.get(k, k) for k in takes if k != "labels")))
+            ", ".join(FLAGS.get(k, k) for k in takes if k not in ("labels", "batch"))))
     backend = cls(path, **options)
     warning = gate_warning(backend.meta, path) if warn_gate else None
     if warning:
