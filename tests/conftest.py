@@ -185,3 +185,17 @@ def calib(tmp_path_factory):
         img = cv2.resize(rng.integers(0, 256, (4, 8, 3), dtype=np.uint8), (64, 32), interpolation=cv2.INTER_NEAREST)
         cv2.imwrite(str(d / f"c{i}.png"), img)
     return d
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The runtime tests' students: fixed, dynamic and argmax ONNX exports and an OpenVINO IR (runtime_media)."""
+    from .runtime_media import export_students
+    return export_students(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A good video and one with damaged frames (runtime_media)."""
+    from .runtime_media import write_videos
+    return write_videos(tmp_path_factory.mktemp("videos"))

@@ -20,17 +20,7 @@ from runtime.preprocess import Preprocessor, ShapeError, postprocess
 from runtime.run import main as run_main
 from runtime.sinks import NullSink, Sink, SinkError, VideoSink
 from runtime.sources import LiveSource, VideoFileSource
-from .runtime_media import DAMAGED, FRAMES, H, INPUT, W, export_students, frames_of, write_videos
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return export_students(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    return write_videos(tmp_path_factory.mktemp("videos"))
+from .runtime_media import DAMAGED, FRAMES, H, INPUT, W, frames_of
 
 
 

@@ -8,17 +8,7 @@ import pytest
 
 from runtime.backends import load_backend
 from runtime.run import main as run_main
-from .runtime_media import FRAMES, H, W, export_students, frames_of, write_video, write_videos
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return export_students(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    return write_videos(tmp_path_factory.mktemp("videos"))
+from .runtime_media import FRAMES, H, W, frames_of, write_video
 
 
 def _counting_loads(monkeypatch):
