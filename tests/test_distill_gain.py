@@ -424,3 +424,34 @@ def test_a_run_named_from_another_folder_or_by_another_path_is_the_same_run(tmp_
     assert Ledger(path).get(kd_run(copy.name))["mIoU"] == 0.5
     copy.write_bytes(teacher.read_bytes() + b"\0")
     assert Ledger(path).get(kd_run(copy.name)) is None
+
+
+def test_thin_class_boundary_f1_is_paired_where_the_dataset_names_thin_classes():
+    """CamVid names its thin and small classes: every run gets their mean boundary F1, which the results table
+    shows and BRD's paired differences cover; a dataset that names none gets no such column."""
+    from types import SimpleNamespace
+
+    from benchmarks.gain import report
+    from distill.data import DATASETS
+    from distill.data.camvid import THIN_CLASSES
+
+    classes = list(DATASETS["camvid"].classes)
+    thin = {classes.index(c) for c in THIN_CLASSES}
+
+    def run(method, seed, thin_bf1):
+        return {"method": method, "seed": seed, "mIoU": 0.5, "boundary_f1": 0.4, "boundary_iou": 0.3,
+                "split_rate": 0.2, "spurious_rate": 0.1, "miss_rate": 0.1,
+                "boundary_f1_per_class": [thin_bf1 if i in thin else 0.9 for i in range(len(classes))]}
+    runs = ([run("brd", s, v) for s, v in enumerate((0.30, 0.32, 0.35))]
+            + [run("kd", s, v) for s, v in enumerate((0.25, 0.26, 0.28))])
+    [sec] = report._sections({"runs": runs, "teacher": None}, SimpleNamespace(data=SimpleNamespace(dataset="camvid")))
+    d = next(p for p in sec["paired"] if p["metric"] == "thin_boundary_f1")
+    assert d["n"] == 3 and d["mean"] == pytest.approx(0.06) and d["verdict"] == "better"
+    brd = next(r for r in sec["rows"] if r["method"] == "brd")
+    assert brd["thin_boundary_f1_mean"] == pytest.approx((0.30 + 0.32 + 0.35) / 3)
+    text = "\n".join(report._results_section(sec["rows"], None) + report._paired_section(sec["paired"]))
+    assert "| thin bF1 % |" in text and "| thin bF1 |" in text and "+6.0" in text
+    [other] = report._sections({"runs": runs, "teacher": None},
+                               SimpleNamespace(data=SimpleNamespace(dataset="synthetic")))
+    assert all(p["metric"] != "thin_boundary_f1" for p in other["paired"])
+    assert "thin bF1" not in "\n".join(report._results_section(other["rows"], None))

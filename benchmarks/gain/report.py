@@ -10,7 +10,8 @@ import numpy as np
 from ..report import bar_chart, markdown_table, provenance, write_csv
 from .panel import prediction_panel
 from .runs import label
-from .stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, interval, paired_table, pct, pm, summarize)
+from .stats import (HIGHER_IS_BETTER, METRICS, PAIRED, SHORT, THIN_BF1, interval, paired_table, pct, pm,
+                    summarize)
 
 TEACHER_LEAD = {"camvid": 10}  # points of mIoU a teacher must lead the plain student by (default 15)
 CSV_KEYS = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", "miss_rate", "aAcc")
@@ -34,18 +35,29 @@ def _csv_rows(runs, teacher_scores, teacher, classes, split=None, unscored=()) -
     return per_run
 
 
-def _sections(result: dict) -> list[dict]:
+def _sections(result: dict, cfg) -> list[dict]:
     """Per report split (CamVid: val, then the held-out drive): its label, runs, summary, paired differences,
-    teacher scores and the runs it has no score for; one unlabelled section (val) for a dataset without them."""
+    teacher scores and the runs it has no score for; one unlabelled section (val) for a dataset without them.
+    Runs and teacher get their thin classes' mean boundary F1 where the dataset names thin classes."""
+    thin = _thin_classes(cfg)
+    index = [_classes(cfg).index(c) for c in thin]
+
+    def with_thin(scores):
+        if scores is None or not index:
+            return scores
+        per_class = scores.get("boundary_f1_per_class") or []
+        values = [per_class[i] for i in index if i < len(per_class) and per_class[i] is not None]
+        return {**scores, THIN_BF1: sum(values) / len(values) if len(values) == len(index) else float("nan")}
+
     if not result.get("splits"):
-        runs = result["runs"]
+        runs = [with_thin(r) for r in result["runs"]]
         return [{"split": None, "label": None, "runs": runs, "rows": summarize(runs), "paired": paired_table(runs),
-                 "teacher": result["teacher"], "unscored": []}]
+                 "teacher": with_thin(result["teacher"]), "unscored": []}]
     out = []
     for sp in result["splits"]:
-        runs = result["by_split"][sp["split"]]
+        runs = [with_thin(r) for r in result["by_split"][sp["split"]]]
         out.append({**sp, "runs": runs, "rows": summarize(runs), "paired": paired_table(runs),
-                    "teacher": (result.get("teacher_by_split") or {}).get(sp["split"]),
+                    "teacher": with_thin((result.get("teacher_by_split") or {}).get(sp["split"])),
                     "unscored": result["unscored"].get(sp["split"], [])})
     return out
 
@@ -55,7 +67,7 @@ def write_report(result: dict, out: Path, prefix: str, cfg, teacher, runs_dir, m
     runs, tuning = result.get("finished", result["runs"]), result["tuning"]
     out.mkdir(parents=True, exist_ok=True)
     classes = _classes(cfg)
-    sections = _sections(result)
+    sections = _sections(result, cfg)
     write_csv([row for sec in sections for row in _csv_rows(sec["runs"], sec["teacher"], teacher, classes,
                                                               sec["split"], sec["unscored"])], out / f"{prefix}.csv")
     if tuning:
@@ -185,20 +197,23 @@ def _unscored_line(sec) -> list[str]:
 
 
 def _results_section(rows, teacher_scores, where: str | None = None) -> list[str]:
+    thin = any(not math.isnan(r[f"{THIN_BF1}_mean"]) for r in rows)
+    keys = [k for k, _, _ in METRICS] + ([THIN_BF1] if thin else [])
     table = []
     for r in rows:
         t = {"method": label(r["method"]), "seeds": r["seeds"]}
-        for key, short, _ in METRICS:
-            t[f"{short} %"] = pm(r[f"{key}_mean"], r[f"{key}_std"])
+        for key in keys:
+            t[f"{SHORT[key]} %"] = pm(r[f"{key}_mean"], r[f"{key}_std"])
         table.append(t)
     if teacher_scores is not None:
         table.append({"method": "teacher", "seeds": 1,
-                      **{f"{short} %": pct(teacher_scores[key]) for key, short, _ in METRICS}})
+                      **{f"{SHORT[key]} %": pct(teacher_scores.get(key, math.nan)) for key in keys}})
     return [f"## Results: {where}" if where else "## Results (val)", "",
             "Percent, mean ± sample std over seeds. split = share of ground-truth regions found in two or more "
             "pieces (of those found), spurious = share of predicted components that touch no region of their "
-            "class, miss = share of regions not found at all: lower is better for these three.", "",
-            markdown_table(table).rstrip("\n"), ""]
+            "class, miss = share of regions not found at all: lower is better for these three."
+            + (" thin bF1 = boundary F1 averaged over the thin and small classes (per class below)." if thin else ""),
+            "", markdown_table(table).rstrip("\n"), ""]
 
 
 def _paired_section(paired, where: str | None = None) -> list[str]:
@@ -207,7 +222,7 @@ def _paired_section(paired, where: str | None = None) -> list[str]:
     ptab = []
     for method in dict.fromkeys(p["method"] for p in paired):
         row = {"BRD vs": label(method)}
-        for key in PAIRED:
+        for key in _paired_keys(paired):
             d = next(p for p in paired if p["method"] == method and p["metric"] == key)
             row[SHORT[key]] = f"{interval(d)} {d['verdict']}"
         ptab.append(row)
@@ -215,6 +230,11 @@ def _paired_section(paired, where: str | None = None) -> list[str]:
             "BRD minus the other method on the same seed, in points: mean [95% t-interval]. `better`/`worse` "
             "where the interval excludes zero (for split and spurious, lower is better), `unclear` where it "
             "does not.", "", markdown_table(ptab).rstrip("\n"), "", conclusion(paired), ""]
+
+
+def _paired_keys(paired) -> list[str]:
+    """The metrics the paired differences were computed for, in PAIRED's order."""
+    return [k for k in PAIRED if any(p["metric"] == k for p in paired)]
 
 
 def _per_class_sections(runs, teacher_scores, cfg, where: str | None = None) -> list[str]:
@@ -359,8 +379,9 @@ def paired_chart(paired: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     methods = list(dict.fromkeys(p["method"] for p in paired))
-    fig, axes = plt.subplots(1, len(PAIRED), figsize=(3.0 * len(PAIRED), 0.45 * len(methods) + 1.4), sharey=True)
-    for ax, key in zip(axes, PAIRED):
+    keys = _paired_keys(paired)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 0.45 * len(methods) + 1.4), sharey=True)
+    for ax, key in zip(axes, keys):
         sign = 1.0 if HIGHER_IS_BETTER[key] else -1.0
         for y, m in enumerate(methods):
             d = next(p for p in paired if p["method"] == m and p["metric"] == key)

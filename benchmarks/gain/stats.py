@@ -8,10 +8,13 @@ import statistics
 # (key in evaluate()'s dict, short name, higher is better)
 METRICS = (("mIoU", "mIoU", True), ("boundary_f1", "bF1", True), ("boundary_iou", "bIoU", True),
            ("split_rate", "split", False), ("spurious_rate", "spurious", False), ("miss_rate", "miss", False))
-# the metrics BRD's paired differences are reported for (the issue's five)
-PAIRED = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate")
-SHORT = {k: s for k, s, _ in METRICS}
-HIGHER_IS_BETTER = {k: h for k, _, h in METRICS}
+# the mean boundary F1 over the dataset's thin and small classes (its THIN_CLASSES), which the report adds to
+# each run from its per-class scores; a dataset that names none has no such column
+THIN_BF1 = "thin_boundary_f1"
+# the metrics BRD's paired differences are reported for (the issue's five, and thin bF1 where there is one)
+PAIRED = ("mIoU", "boundary_f1", "boundary_iou", "split_rate", "spurious_rate", THIN_BF1)
+SHORT = {**{k: s for k, s, _ in METRICS}, THIN_BF1: "thin bF1"}
+HIGHER_IS_BETTER = {**{k: h for k, _, h in METRICS}, THIN_BF1: True}
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes' betacf)."""
@@ -105,8 +108,8 @@ def summarize(runs: list[dict]) -> list[dict]:
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
         row = {"method": method, "seeds": len(mine)}
-        for key, _, _ in METRICS:
-            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in mine])
+        for key in [k for k, _, _ in METRICS] + [THIN_BF1]:
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r.get(key, math.nan) for r in mine])
         rows.append(row)
     return rows
 
@@ -119,11 +122,13 @@ def paired_table(runs: list[dict], reference: str = "brd") -> list[dict]:
     if reference not in by:
         return []
     out = []
+    keys = [k for k in PAIRED if any(not math.isnan(r.get(k, math.nan)) for r in runs)]
     for method, seeds in by.items():
         if method == reference:
             continue
-        for key in PAIRED:
-            d = paired_difference({s: r[key] for s, r in by[reference].items()}, {s: r[key] for s, r in seeds.items()})
+        for key in keys:
+            d = paired_difference({s: r.get(key, math.nan) for s, r in by[reference].items()},
+                                  {s: r.get(key, math.nan) for s, r in seeds.items()})
             out.append({"method": method, "metric": key, **d, "verdict": verdict(d, HIGHER_IS_BETTER[key])})
     return out
 
