@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import collections
 import fnmatch
-import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
