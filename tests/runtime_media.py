@@ -1,7 +1,9 @@
 """What the runtime tests run on: small students exported here to ONNX (fixed, dynamic, argmax) and to an
-OpenVINO IR, and short MJPG videos written here with OpenCV, one with frames whose JPEG data is lost."""
+OpenVINO IR, short MJPG videos written here with OpenCV (one with frames whose JPEG data is lost), and a
+camera stand-in for the live-source policies."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -69,3 +71,29 @@ def frames_of(path):
         count, size = count + 1, frame.shape[:2]
     cap.release()
     return count, size
+
+
+class FakeCamera:
+    """A cv2.VideoCapture stand-in for a camera: frames every `period` s carrying their number,
+    `frames` of them, then failed reads (an unplugged device). The source is what is simulated."""
+
+    def __init__(self, frames=10 ** 6, period=0.005, opened=True):
+        self.frames, self.period, self.opened = frames, period, opened
+        self.produced = 0
+
+    def isOpened(self):
+        return self.opened
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 8, cv2.CAP_PROP_FRAME_HEIGHT: 4}.get(prop, 0)
+
+    def read(self):
+        time.sleep(self.period)
+        if self.produced >= self.frames:
+            return False, None
+        image = np.full((4, 8, 3), self.produced % 256, np.uint8)
+        self.produced += 1
+        return True, image
+
+    def release(self):
+        self.opened = False

@@ -12,36 +12,10 @@ import pytest
 
 from runtime.sinks import ImageFolderSink, NullSink, SinkError, VideoSink, open_sink
 from runtime.sources import (ImageSource, LiveSource, SourceError, VideoFileSource, csi_pipeline, open_source)
-
+from .runtime_media import FakeCamera
 
 
 # -- live sources: newest frame only, reconnect with backoff ----------------------------------
-class FakeCamera:
-    """A cv2.VideoCapture stand-in for a camera: frames every `period` s carrying their number,
-    `frames` of them, then failed reads (an unplugged device). The source is what is simulated."""
-
-    def __init__(self, frames=10 ** 6, period=0.005, opened=True):
-        self.frames, self.period, self.opened = frames, period, opened
-        self.produced = 0
-
-    def isOpened(self):
-        return self.opened
-
-    def get(self, prop):
-        return {cv2.CAP_PROP_FRAME_WIDTH: 8, cv2.CAP_PROP_FRAME_HEIGHT: 4}.get(prop, 0)
-
-    def read(self):
-        time.sleep(self.period)
-        if self.produced >= self.frames:
-            return False, None
-        image = np.full((4, 8, 3), self.produced % 256, np.uint8)
-        self.produced += 1
-        return True, image
-
-    def release(self):
-        self.opened = False
-
-
 def test_live_source_keeps_only_the_newest_frame():
     cam = FakeCamera(period=0.002)
     src = LiveSource(lambda: cam, "fake camera", reconnect=False)

@@ -295,7 +295,7 @@ class _CountingSink(Sink):
 def test_live_source_through_the_loop_drops_instead_of_lagging(models):
     """A fake camera (the source is what is simulated) faster than the loop: the loop takes the
     newest frame each time, so frames are dropped and counted rather than queued."""
-    from .test_runtime_core import FakeCamera
+    from .runtime_media import FakeCamera
 
     class SlowSink(_CountingSink):  # 10 ms a frame: the loop is slower than the 2 ms camera on any machine
         def write(self, image):
