@@ -64,7 +64,7 @@ def main(argv=None):
         "python -m runtime.bench --model student.xml --precision-hint bf16 --threads 4 -o bench.json",
         "python -m runtime.bench --model dynamic.onnx --size 512x1024 --batch 2 --iters 50"))
     p.add_argument("--model", default=None, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS)
-                   + " (default: the shipped CamVid student, models/camvid_lite/plain.int8.xml)")
+                   + " (default: the shipped CamVid student, models/camvid_lite/brd.int8.xml)")
     p.add_argument("--iters", type=positive_int, default=100, help="timed calls (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed calls first (default 10)")
     p.add_argument("--size", type=size, default=None, metavar="HxW", help="input size (default: the model's)")

@@ -36,7 +36,7 @@ def build_parser():
         "python -m runtime.run --model student.engine --source 'csi://0?width=1280&height=720' --source "
         "rtsp://cam2/live --sink 'out_{i}.mp4'"))
     p.add_argument("--model", default=None, help="model file: " + ", ".join(f.suffix for f in formats.FORMATS)
-                   + " (default: the shipped CamVid student, models/camvid_lite/plain.int8.xml)")
+                   + " (default: the shipped CamVid student, models/camvid_lite/brd.int8.xml)")
     p.add_argument("--source", action="append", default=None,
                    help="camera index, file, folder, glob, URL, pipeline, csi://N (default 0); repeat it for "
                         "several streams through one model")

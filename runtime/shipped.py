@@ -10,9 +10,9 @@ from pathlib import Path
 from .contract import UserError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT = Path("camvid_lite") / "plain.int8.xml"
-CARD = Path("camvid_lite") / "plain.md"
-CHECKPOINT = Path("camvid_lite") / "plain.pt"  # the weights DEFAULT was exported from (benchmarks rebuild from them)
+DEFAULT = Path("camvid_lite") / "brd.int8.xml"
+CARD = Path("camvid_lite") / "brd.md"
+CHECKPOINT = Path("camvid_lite") / "brd.pt"  # the weights DEFAULT was exported from (benchmarks rebuild from them)
 
 
 def models_dir(folder=None) -> Path:

@@ -2,7 +2,7 @@
 order, run through `runtime.run` with the overlay, and a picture of what it wrote for the docs.
 
     python -m benchmarks.demo.camvid_street --root ../shared/camvid --out-dir docs/results     # the shipped model
-    python -m benchmarks.demo.camvid_street --model models/camvid_lite/plain.int8.xml --fps 5
+    python -m benchmarks.demo.camvid_street --model models/camvid_lite/brd.int8.xml --fps 5
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 checked and run at f32: `python -m benchmarks.speed.bf16`.
 
 For each model (`--models`):
-  shipped      the CamVid student that ships (models/camvid_lite/plain.pt, 360x480), gated on CamVid val
+  shipped      the CamVid student that ships (models/camvid_lite/brd.pt, 360x480), gated on CamVid val
                (`--camvid-root`, all of its frames);
   a .pt path   a student checkpoint, gated on `--data-root` (its own dataset) when given;
   an arch      a registered network (`lraspp_mobilenetv2`, the 512x1024 student of benchmarks.speed and the loop)

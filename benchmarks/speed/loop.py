@@ -25,7 +25,7 @@ cores / (model CPU + outside CPU) frames per second, whatever its threads do.
 Presets (`--preset`, one or both): `student` (default) is the 512x1024 OpenVINO INT8 LR-ASPP MobileNetV2
 that `benchmarks.speed` builds (random weights) -> loop.md; `realtime` the LR-ASPP MobileNetV3-Large
 real-time student -> loop_realtime.md; `camvid` the trained CamVid student that ships
-(models/camvid_lite/plain.int8.xml, what `runtime.run` runs without --model) at its own input size ->
+(models/camvid_lite/brd.int8.xml, what `runtime.run` runs without --model) at its own input size ->
 loop_camvid.md. All on the demo's panning street video at 1280x720 (`--video` to use your own). Writes
 `<out-dir>/<name>.md` and `.csv`.
 """

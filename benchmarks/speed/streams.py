@@ -23,7 +23,7 @@ the first repeat each run then gets `--seconds` x (the previous count's total FP
 (one stream: x the probe's), so every run lasts about `--seconds`, and the later repeats run each count with
 the first's frame counts; videos are rendered long enough into --work-dir and reused.
 
-Models: `openvino` (default) runs `--model`, default the shipped CamVid student (models/camvid_lite/plain.int8.xml,
+Models: `openvino` (default) runs `--model`, default the shipped CamVid student (models/camvid_lite/brd.int8.xml,
 what `runtime.run` runs without --model); `onnxruntime` runs `--onnx`, default an INT8 ONNX timing copy of the
 shipped checkpoint built in --work-dir (synthetic calibration, no gate; its name says so). The report judges
 the issue's targets (pass/fail lines, not a failing exit): two streams >= 1.25x one stream, and on the 360x480
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=number(float, 0.0, lo_open=True), default=SECONDS, metavar="S",
                    help=f"about how long each run and each ceiling measurement lasts (default {SECONDS:g})")
     p.add_argument("--model", type=Path, help="OpenVINO IR for the openvino rows (default: the shipped CamVid "
-                                              "student, models/camvid_lite/plain.int8.xml)")
+                                              "student, models/camvid_lite/brd.int8.xml)")
     p.add_argument("--onnx", type=Path, help="ONNX model for the onnxruntime rows (default: an INT8 timing copy "
                                              "of the shipped checkpoint, built in --work-dir)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/speed"), help="where videos and built models go")
