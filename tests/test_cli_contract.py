@@ -98,6 +98,11 @@ CASES += [
     ("benchmarks.gain.curve", "missing folder", ["--run", "plain=no/such/run"], "no/such/run"),
     ("benchmarks.gain.curve", "bad run", ["--run", "plain"], "LABEL=DIR"),
     ("benchmarks.gain.curve", "missing flag", ["--name", "x"], "--run"),
+    ("benchmarks.gain.inference_sizes", "missing file", ["--model", f"x={MISSING_PT}", "--dataset", "camvid",
+                                                         "--root", "no/such/camvid"], MISSING_PT),
+    ("benchmarks.gain.inference_sizes", "bad size", ["--model", f"x={MISSING_PT}", "--dataset", "camvid",
+                                                     "--root", "x", "--sizes", "48x"], "--sizes"),
+    ("benchmarks.gain.inference_sizes", "missing flag", ["--model", f"x={MISSING_PT}"], "--dataset"),
     ("benchmarks.gain.trials", "unknown trial", ["--only", "nonesuch"], "nonesuch"),
     ("benchmarks.gain.trials", "bad config key", ["--set", "train.nope=1", "--no-train"], "train.nope"),
     ("benchmarks.faults", "unwritable output folder", ["--out-dir", "README.md/results", "--only", "runtime.bench"],
@@ -143,7 +148,7 @@ def test_a_failing_command_creates_no_folder(results):
 
 def test_every_entry_point_is_covered_three_times():
     counts = {m: sum(c[0] == m for c in CASES) for m in ENTRY_POINTS}
-    assert len(ENTRY_POINTS) == 22 and all(n >= 3 for n in counts.values()), counts
+    assert len(ENTRY_POINTS) == 23 and all(n >= 3 for n in counts.values()), counts
 
 
 class _Parsed(Exception):

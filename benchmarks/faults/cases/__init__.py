@@ -15,16 +15,17 @@ Paths: `{c}` is the case's own folder (the command's working folder), `{fx}` the
 """
 from __future__ import annotations
 
-from .bench import (benchmarks_demo, benchmarks_faults, benchmarks_gain, benchmarks_gain_curve, benchmarks_gain_tools,
-                    benchmarks_speed, benchmarks_speed_bf16, benchmarks_speed_streams, benchmarks_speed_tools)
+from .bench import (benchmarks_demo, benchmarks_faults, benchmarks_gain, benchmarks_gain_curve, benchmarks_gain_sizes,
+                    benchmarks_gain_tools, benchmarks_speed, benchmarks_speed_bf16, benchmarks_speed_streams,
+                    benchmarks_speed_tools)
 from .export import export_onnx, export_openvino, export_quantize, export_trt
 from .runtime import runtime_bench, runtime_run
 from .train import distill_evaluate, distill_run
 
 
 GENERATORS = (distill_run, distill_evaluate, export_onnx, export_openvino, export_quantize, export_trt, runtime_run,
-              runtime_bench, benchmarks_gain, benchmarks_gain_tools, benchmarks_gain_curve, benchmarks_demo,
-              benchmarks_speed, benchmarks_speed_streams, benchmarks_speed_bf16, benchmarks_speed_tools,
+              runtime_bench, benchmarks_gain, benchmarks_gain_tools, benchmarks_gain_curve, benchmarks_gain_sizes,
+              benchmarks_demo, benchmarks_speed, benchmarks_speed_streams, benchmarks_speed_bf16, benchmarks_speed_tools,
               benchmarks_faults)
 
 

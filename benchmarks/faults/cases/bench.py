@@ -73,6 +73,19 @@ def benchmarks_gain_tools() -> list:
     return cases
 
 
+def benchmarks_gain_sizes() -> list:
+    m = "benchmarks.gain.inference_sizes"
+    base = lambda p="{fx}/run/model.pt", *extra: ("--model", f"x={p}", "--dataset", "synthetic",  # noqa
+                                                  "--root", "{fx}/data", "--out-dir", f"{C}/sizes") + extra
+    cases = file_faults(m, lambda p: base(p), ".pt", "--model", extra=PT_KINDS)
+    cases += flag_faults(m, base(), [("bad size", "--sizes", "48x", "--sizes"),
+                                     ("bad value", "--model", "{fx}/run/model.pt", "LABEL=FILE"),
+                                     ("bad value", "--name", "a/b", "--name")],
+                         required_missing=(("--model", "x={fx}/run/model.pt", "--root", "{fx}/data"), "--dataset"))
+    cases += output_faults(m, lambda p: base()[:-2] + ("--out-dir", p), "sizes", "--out-dir", folder=True)
+    return cases
+
+
 def benchmarks_gain_curve() -> list:
     m = "benchmarks.gain.curve"
     base = ("--run", "plain={fx}/run", "--out-dir", f"{C}/curve")
