@@ -5,6 +5,31 @@ import csv
 from pathlib import Path
 
 
+def report_stem(name: str, files: str) -> str:
+    """`--name`: a file stem the report's files are named by (`files` says which), never a path."""
+    from runtime.contract import ConfigError
+
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise ConfigError(f"--name {name!r}: a file stem ({files}), not a path")
+    return name
+
+
+def labelled_paths(items: list[str], flag: str, what: str, example: str) -> dict[str, Path]:
+    """Repeated `FLAG LABEL=PATH` values -> {label: path} in the order given; a value without its label or path,
+    or a label given twice, is one line naming the value."""
+    from runtime.contract import ConfigError, DataError
+
+    out = {}
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise DataError(f"{flag} {item!r}: expected LABEL={what}, e.g. {example}")
+        if label in out:
+            raise ConfigError(f"{flag} {item!r}: the label {label!r} is given twice")
+        out[label] = Path(path)
+    return out
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"

@@ -14,9 +14,9 @@ import csv
 import sys
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, ConfigError, DataError, check_folder, command, one_line
+from runtime.contract import ArgumentParser, DataError, check_folder, command, one_line
 
-from ..report import markdown_table, provenance, write_csv
+from ..report import labelled_paths, markdown_table, provenance, report_stem, write_csv
 
 METRICS = ("mIoU", "boundary_f1", "split_rate")
 
@@ -90,16 +90,10 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
-        raise ConfigError(f"--name {args.name!r}: a file stem (NAME.md, NAME.csv, NAME.png), not a path")
+    report_stem(args.name, "NAME.md, NAME.csv, NAME.png")
     if args.out_dir:  # before the work: a report that cannot be written is one line, not a traceback at the end
         check_folder(args.out_dir, 0, "--out-dir")
-    runs = {}
-    for item in args.run:
-        label, sep, folder = item.partition("=")
-        if not sep or not label or not folder:
-            raise DataError(f"--run {item!r}: expected LABEL=DIR, e.g. plain=runs/camvid_lite_plain")
-        runs[label] = Path(folder)
+    runs = labelled_paths(args.run, "--run", "DIR", "plain=runs/camvid_lite_plain")
     curves = {label: read_curve(d) for label, d in runs.items()}
     splits = sorted({val_split(d) for d in runs.values()})
     split = ", ".join(splits)

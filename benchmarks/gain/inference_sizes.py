@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from runtime.contract import ArgumentParser, ConfigError, DataError, check_folder, command, size
+from runtime.contract import ArgumentParser, DataError, check_folder, command, size
 
-from ..report import markdown_table, provenance, write_csv
+from ..report import labelled_paths, markdown_table, provenance, report_stem, write_csv
 
 NATIVE = "own"  # the model's own input size (its metadata's eval size)
 METRICS = (("mIoU", "mIoU"), ("boundary_f1", "bF1"), ("split_rate", "split"))
@@ -87,26 +87,19 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
-        raise ConfigError(f"--name {args.name!r}: a file stem (NAME.md, NAME.csv), not a path")
-    models = {}
-    for item in args.model:
-        label, sep, file = item.partition("=")
-        if not sep or not label or not file:
-            raise DataError(f"--model {item!r}: expected LABEL=FILE, e.g. teacher=models/camvid_lite/teacher.pt")
-        if label in models:
-            raise ConfigError(f"--model {item!r}: the label {label!r} is given twice")
-        models[label] = Path(file)
-        if not models[label].is_file():  # before the work: not after the other models' scores
+    report_stem(args.name, "NAME.md, NAME.csv")
+    models = labelled_paths(args.model, "--model", "FILE", "teacher=models/camvid_lite/teacher.pt")
+    for item, path in zip(args.model, models.values()):
+        if not path.is_file():  # before the work: not after the other models' scores
             raise DataError(f"--model {item!r}: no such model file")
     if args.out_dir:  # before the work: a report that cannot be written is one line, not a traceback at the end
         check_folder(args.out_dir, 0, "--out-dir")
     rows = []
     for split in args.splits:
-        for size, flip in settings(args.sizes, args.flip):
+        for at, flip in settings(args.sizes, args.flip):
             for label, path in models.items():
-                got = score(path, args.dataset, args.root, split, size, flip)
-                rows.append({"model": label, "split": split, "size": size, "flip": flip,
+                got = score(path, args.dataset, args.root, split, at, flip)
+                rows.append({"model": label, "split": split, "size": at, "flip": flip,
                              **{key: round(100 * got[key], 2) for key, _ in METRICS}, "images": got["num_images"]})
     leads = lead_rows(rows, next(iter(models))) if len(models) > 1 else []
     print(markdown_table(rows))
