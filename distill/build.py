@@ -3,9 +3,12 @@ student, each network fed input normalised as its weights expect (`input_norm`, 
 that trains them is distill/engine.py."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 
 from runtime import contract
 
@@ -83,6 +86,26 @@ def load_teacher(cfg: Config, num_classes: int, device, mean=None, std=None) -> 
     if mean is not None and (list(meta["mean"]), list(meta["std"])) != (list(mean), list(std)):
         renormalize_input(teacher.backbone, (mean, std), (meta["mean"], meta["std"]))
     return teacher.to(device).eval()
+
+
+def teacher_features(teacher: nn.Module, images: torch.Tensor, scale: float = 1.0) -> dict:
+    """The teacher's `forward_features` on the batch; with `scale` != 1 on the batch resized by it, each map
+    resized back to the size it has at the batch's own size, so every loss compares at the resolution it always
+    did. Why: a teacher can score best on another view than the student's (benchmarks.gain.inference_sizes: the
+    CamVid teacher on the dusk drive at 0.8 of its input)."""
+    if scale == 1.0:
+        return teacher.forward_features(images)
+    h, w = images.shape[-2:]
+    out = teacher.forward_features(F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False,
+                                                 recompute_scale_factor=False))
+    strides = list(teacher.backbone.strides)
+
+    def back(m, stride):
+        return F.interpolate(m, size=(math.ceil(h / stride), math.ceil(w / stride)), mode="bilinear",
+                             align_corners=False)
+    return {"stages": [back(m, s) for m, s in zip(out["stages"], strides)],
+            "feat": back(out["feat"], teacher.head_stride), "logits": back(out["logits"], teacher.head_stride),
+            "aux": None if out["aux"] is None else back(out["aux"], strides[2])}
 
 
 def renormalize_input(module: nn.Module, have, want) -> None:

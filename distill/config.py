@@ -40,6 +40,7 @@ class ModelCfg:
 class TeacherCfg:
     ckpt: Optional[str] = None                      # student-format checkpoint of the trained teacher
     config: Optional[str] = None                    # the config that trains it (named in the missing-file error)
+    input_scale: float = 1.0                        # the teacher sees the batch resized by this, its maps resized back
 
 
 @dataclass

@@ -82,6 +82,8 @@ def check(cfg, source: str, overrides=()) -> None:
     need(cfg.eval.mode != "slide" or cfg.eval.crop_size, "eval.crop_size", "slide evaluation needs a window size")
     stages = cfg.distill.boundary.stages
     need(stages and all(1 <= s <= 4 for s in stages), "distill.boundary.stages", f"stages are 1..4, got {stages}")
+    need(0 < cfg.teacher.input_scale <= 4, "teacher.input_scale",
+         f"expected a factor in (0, 4], got {cfg.teacher.input_scale}")
     if cfg.distill.active():
         need(cfg.teacher.ckpt, "teacher.ckpt", f"distillation losses {cfg.distill.active()} need a teacher checkpoint")
     _check_names(cfg, need)

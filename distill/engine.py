@@ -24,7 +24,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from . import checkpoint, ddp
-from .build import build_data, build_student, input_norm, load_teacher
+from .build import build_data, build_student, input_norm, load_teacher, teacher_features
 from .config import Config, save_config
 from .losses import Distiller
 from .resume import CSVLog, resume, rng_state
@@ -217,7 +217,7 @@ class _Run:
             t_out = None
             if self.teacher is not None:
                 with torch.no_grad():
-                    t_out = self.teacher.forward_features(images)
+                    t_out = teacher_features(self.teacher, images, self.cfg.teacher.input_scale)
             total, terms = self.model(images, labels, t_out)
         self.optimizer.zero_grad(set_to_none=True)
         # A non-finite loss is checked before the optimiser steps: the step is skipped (weights untouched)
