@@ -107,10 +107,12 @@ def main(argv=None) -> int:
         print(markdown_table(leads))
     if args.out_dir:
         write_csv(rows, args.out_dir / f"{args.name}.csv")
-        md = [f"# Scores at other inference sizes ({args.dataset})", "",
-              "Each model scored by `distill.evaluate` at its own input size (`own`) and with the image resized to "
-              "each size before inference (the prediction scored at the labels' native resolution)"
-              + (", each also averaged with the mirrored image (`flip`)" if args.flip else "") + ". Models: "
+        probe = args.sizes or args.flip
+        how = ("at its own input size (`own`)" + (" and with the image resized to each size before inference (the "
+               "prediction scored at the labels' native resolution)" if args.sizes else "")
+               + (", each also averaged with the mirrored image (`flip`)" if args.flip else ""))
+        md = [f"# Scores{' at other inference sizes' if probe else ''} ({args.dataset})", "",
+              f"Each model scored by `distill.evaluate` {how}. Models: "
               + ", ".join(f"{label} (`{p}`)" for label, p in models.items()) + ". Percent; split is the split "
               "rate (lower is better).", ""]
         for split in args.splits:
