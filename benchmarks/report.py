@@ -5,6 +5,12 @@ import csv
 from pathlib import Path
 
 
+def add_report_flags(parser, default: str, files: str) -> None:
+    """`--name` (the report's file stem) and `--out-dir` (where its `files` go), as every named report takes them."""
+    parser.add_argument("--name", default=default, help=f"file stem of the report (default {default})")
+    parser.add_argument("--out-dir", type=Path, help=f"write {files} here")
+
+
 def report_stem(name: str, files: str) -> str:
     """`--name`: a file stem the report's files are named by (`files` says which), never a path."""
     from runtime.contract import ConfigError

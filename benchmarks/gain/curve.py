@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runtime.contract import ArgumentParser, DataError, check_folder, command, one_line
 
-from ..report import labelled_paths, markdown_table, provenance, report_stem, write_csv
+from ..report import add_report_flags, labelled_paths, markdown_table, provenance, report_stem, write_csv
 
 METRICS = ("mIoU", "boundary_f1", "split_rate")
 
@@ -82,8 +82,7 @@ def parse_args(argv=None):
         "python -m benchmarks.gain.curve --run plain=runs/camvid_lite_plain"))
     p.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
                    help="a run folder with its label (repeat for each run)")
-    p.add_argument("--name", default="curve", help="file stem of the report (default curve)")
-    p.add_argument("--out-dir", type=Path, help="write NAME.md, NAME.csv and NAME.png here")
+    add_report_flags(p, "curve", "NAME.md, NAME.csv and NAME.png")
     return p.parse_args(argv)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from runtime.contract import ArgumentParser, DataError, check_folder, command, size
 
-from ..report import labelled_paths, markdown_table, provenance, report_stem, write_csv
+from ..report import add_report_flags, labelled_paths, markdown_table, provenance, report_stem, write_csv
 
 NATIVE = "own"  # the model's own input size (its metadata's eval size)
 METRICS = (("mIoU", "mIoU"), ("boundary_f1", "bF1"), ("split_rate", "split"))
@@ -79,8 +79,7 @@ def parse_args(argv=None):
     p.add_argument("--sizes", type=size, nargs="*", default=[], metavar="HxW",
                    help="inference sizes besides each model's own (the image resized to HxW)")
     p.add_argument("--flip", action="store_true", help="also score each size averaged with the mirrored image")
-    p.add_argument("--name", default="inference_sizes", help="file stem of the report (default inference_sizes)")
-    p.add_argument("--out-dir", type=Path, help="write NAME.md and NAME.csv here")
+    add_report_flags(p, "inference_sizes", "NAME.md and NAME.csv")
     return p.parse_args(argv)
 
 
