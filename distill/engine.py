@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -229,7 +230,11 @@ class _Run:
             self.scaler.update()
         self.skips.count(finite, self.step + 1, terms, self.rank == 0)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # A skipped step still advances the schedule, which follows the iteration count (resume relies on it).
+            # PyTorch's warning about the order is for a loop that forgot optimizer.step, not for a skip.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.scheduler.step()
         self.step += 1
         if finite:  # the log averages the steps that trained
             for k, v in [("total", total), *terms.items()]:

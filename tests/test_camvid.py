@@ -173,6 +173,7 @@ def test_a_non_finite_loss_is_skipped_before_the_optimizer_steps_and_logged(tmp_
     assert all(torch.equal(seen["before"][k], seen["after"][k]) for k in seen["before"])
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # the skipped steps are not PyTorch's "scheduler before optimizer"
 def test_a_diverged_run_stops_with_one_error(tmp_path, camvid_teacher, monkeypatch):
     from distill import engine
 
