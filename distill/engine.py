@@ -230,11 +230,13 @@ class _Run:
             self.scaler.update()
         self.skips.count(finite, self.step + 1, terms, self.rank == 0)
         lr = self.optimizer.param_groups[0]["lr"]
-        with warnings.catch_warnings():
-            # A skipped step still advances the schedule, which follows the iteration count (resume relies on it).
-            # PyTorch's warning about the order is for a loop that forgot optimizer.step, not for a skip.
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        if finite:
             self.scheduler.step()
+        else:  # a skipped step still advances the schedule, which follows the iteration count (resume relies on
+            # it); PyTorch's warning about the order is for a loop that forgot optimizer.step, not for a skip
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                self.scheduler.step()
         self.step += 1
         if finite:  # the log averages the steps that trained
             for k, v in [("total", total), *terms.items()]:

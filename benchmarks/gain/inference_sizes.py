@@ -20,7 +20,7 @@ from runtime.contract import ArgumentParser, DataError, check_folder, command, s
 from ..report import add_report_flags, labelled_paths, markdown_table, provenance, report_stem, write_csv
 
 NATIVE = "own"  # the model's own input size (its metadata's eval size)
-METRICS = (("mIoU", "mIoU"), ("boundary_f1", "bF1"), ("split_rate", "split"))
+METRICS = ("mIoU", "boundary_f1", "split_rate")
 
 
 def settings(sizes: list[tuple[int, int]], flip: bool) -> list[tuple[str, bool]]:
@@ -39,15 +39,11 @@ def score(model: Path, dataset: str, root: str, split: str, size: str, flip: boo
 
 
 def split_name(dataset: str, split: str) -> str:
-    """CamVid's report label ('held-out drive 0001TP (no model trained on it)'), else the split's name."""
-    if dataset == "camvid":
-        from distill.data.camvid import REPORT_SPLITS
+    """The dataset's report label for the split (CamVid: 'held-out drive 0001TP (no model trained on it)'), else
+    the split's name."""
+    from .runs import report_splits, split_label
 
-        from .runs import split_label
-        for spec in REPORT_SPLITS:
-            if spec[0] == split:
-                return split_label(spec)
-    return split
+    return next((split_label(spec) for spec in report_splits(dataset) if spec[0] == split), split)
 
 
 def lead_rows(rows: list[dict], first: str) -> list[dict]:
@@ -99,7 +95,7 @@ def main(argv=None) -> int:
             for label, path in models.items():
                 got = score(path, args.dataset, args.root, split, at, flip)
                 rows.append({"model": label, "split": split, "size": at, "flip": flip,
-                             **{key: round(100 * got[key], 2) for key, _ in METRICS}, "images": got["num_images"]})
+                             **{key: round(100 * got[key], 2) for key in METRICS}, "images": got["num_images"]})
     leads = lead_rows(rows, next(iter(models))) if len(models) > 1 else []
     print(markdown_table(rows))
     if leads:
